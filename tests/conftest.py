@@ -1,0 +1,55 @@
+"""Fixtures made at test time: pages, PDFs, and tiny real checkpoints (no downloads)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def draw_page(size=(400, 300), text="Hello 42", color="white") -> Image.Image:
+    image = Image.new("RGB", size, color)
+    ImageDraw.Draw(image).text((20, 20), text, fill="black")
+    return image
+
+
+@pytest.fixture
+def page_png(tmp_path) -> Path:
+    path = tmp_path / "page.png"
+    draw_page().save(path)
+    return path
+
+
+@pytest.fixture
+def pdf_3_pages(tmp_path) -> Path:
+    path = tmp_path / "doc.pdf"
+    pages = [draw_page((300, 400), f"page {n}") for n in (1, 2, 3)]
+    pages[0].save(path, save_all=True, append_images=pages[1:], resolution=72)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch, tmp_path_factory):
+    """Tests never reach a hub: a private HF cache and offline mode for every test."""
+    home = tmp_path_factory.getbasetemp() / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("VLMCLI_MODEL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_idefics3(tmp_path_factory) -> Path:
+    from checkpoints import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-idefics3"), "idefics3")
+
+
+@pytest.fixture(scope="session")
+def tiny_idefics2(tmp_path_factory) -> Path:
+    from checkpoints import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-idefics2"), "idefics2")

@@ -1,0 +1,135 @@
+"""The CLI layer: what it passes to the services, where output goes, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vlmcli import app as service
+from vlmcli.cli import app
+from vlmcli.config import DEFAULT_MODEL, Quant
+from vlmcli.errors import ExitCode, InputError
+
+runner = CliRunner()
+
+
+class FakeAnswer:
+    text, image_tokens, new_tokens, seconds, finish_reason = "42", 64, 2, 0.1, "stop"
+
+
+def test_ask_passes_specs(monkeypatch, page_png):
+    calls = []
+
+    def fake_ask(files, question, run, **kwargs):
+        calls.append((files, question, run, kwargs))
+        return FakeAnswer()
+
+    monkeypatch.setattr(service, "ask", fake_ask)
+    result = runner.invoke(app, ["ask", str(page_png), str(page_png), "What is the total?", "--quantize", "4bit",
+                                 "--no-split", "--longest-edge", "1024", "--page", "2", "--offline"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "42\n"
+    files, question, run, kwargs = calls[0]
+    assert files == [page_png, page_png] and question == "What is the total?"
+    assert run.model.quantize is Quant.nf4 and run.model.offline and run.model.model_id == DEFAULT_MODEL
+    assert run.split.split is False and run.split.longest_edge_px == 1024
+    assert run.generation.max_new_tokens == 512
+    assert kwargs["page_number"] == 2 and kwargs["on_text"] is None  # not a terminal: no streaming
+
+
+def test_model_comes_from_the_environment(monkeypatch, page_png):
+    seen = []
+    monkeypatch.setattr(service, "ask", lambda files, q, run, **kw: seen.append(run.model.model_id) or FakeAnswer())
+    monkeypatch.setenv("VLMCLI_MODEL", "/models/mine")
+    assert runner.invoke(app, ["ask", str(page_png), "q"]).exit_code == 0
+    assert seen == ["/models/mine"]
+
+
+def _result(source, page, text="text"):
+    return service.PageResult(Path(source), page, text, 64, 3, 0.5, "stop")
+
+
+def test_ocr_json_is_one_record_per_page(monkeypatch, tmp_path):
+    monkeypatch.setattr(service, "transcribe", lambda inputs, instruction, run, **kw: iter(
+        [_result("a.pdf", 1, "first"), _result("a.pdf", 2, "second")]))
+    result = runner.invoke(app, ["ocr", "a.pdf", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["page_number"] for r in records] == [1, 2]
+    assert set(records[0]) >= {"source", "page_number", "text", "image_tokens", "new_tokens", "seconds",
+                               "finish_reason"}
+
+
+def test_ocr_passes_pages_prompt_and_handwriting(monkeypatch):
+    calls = []
+    monkeypatch.setattr(service, "transcribe", lambda inputs, instruction, run, **kw: calls.append(
+        (inputs, instruction, kw)) or iter([]))
+    runner.invoke(app, ["ocr", "a.pdf", "--pages", "1-3,7", "--handwriting"])
+    assert calls[0][2]["pages"] == "1-3,7" and "handwritten" in calls[0][1]
+    runner.invoke(app, ["ocr", "a.pdf", "--prompt", "Only the title."])
+    assert calls[1][1] == "Only the title."
+
+
+def test_ocr_partial_success_writes_the_good_files(monkeypatch, tmp_path):
+    bad = service.PageFailure(Path("bad.png"), None, InputError("bad.png: not a supported image"))
+    monkeypatch.setattr(service, "transcribe", lambda *a, **kw: iter([_result("a.pdf", 1), bad, _result("c.png", 1)]))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["ocr", "a.pdf", "bad.png", "c.png", "-o", str(out), "-f", "markdown"])
+    assert result.exit_code == ExitCode.partial
+    assert sorted(p.name for p in out.iterdir()) == ["a.pdf.md", "c.png.md"]
+    assert "vlmcli: error: bad.png: not a supported image; skipped" in result.stderr
+    assert result.stdout == ""
+
+
+def test_ocr_single_bad_input_exits_with_its_code(tmp_path):
+    missing = tmp_path / "missing.png"
+    result = runner.invoke(app, ["ocr", str(missing)])
+    assert result.exit_code == ExitCode.input
+    assert result.stderr.strip() == f"vlmcli: error: {missing}: no such file; skipped"
+
+
+def test_ocr_output_dir_must_be_writable(tmp_path, page_png):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["ocr", str(page_png), "-o", str(blocker / "sub")])
+    assert result.exit_code in (ExitCode.output, ExitCode.usage)
+
+
+def test_bad_page_range_is_a_usage_error(pdf_3_pages):
+    result = runner.invoke(app, ["ocr", str(pdf_3_pages), "--pages", "5-9"])
+    assert result.exit_code == ExitCode.usage
+    assert "page 9 is past the end (the document has 3 pages)" in result.stderr
+
+
+def test_ask_on_a_missing_file(tmp_path):
+    result = runner.invoke(app, ["ask", str(tmp_path / "x.png"), "what?"])
+    assert result.exit_code == ExitCode.input
+    assert result.stderr.count("\n") == 1 and "x.png: no such file" in result.stderr
+
+
+def test_import_and_help_do_not_import_torch():
+    code = ("import sys, vlmcli.cli; heavy = {'torch', 'transformers', 'peft', 'bitsandbytes'} & set(sys.modules);"
+            " assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    code = ("import sys; sys.argv = ['vlmcli', '--help'];"
+            "import atexit; atexit.register(lambda: print('TORCH' if 'torch' in sys.modules else 'LIGHT'));"
+            "from vlmcli.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip().endswith("LIGHT")
+
+
+def test_bad_input_is_reported_before_torch_is_imported(tmp_path):
+    code = ("import sys; from vlmcli.cli import main; sys.argv = ['vlmcli', 'ocr', sys.argv[1]];\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print(e.code, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nothing.png")], capture_output=True, text=True)
+    assert result.stdout.split() == [str(int(ExitCode.input)), "False"]
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "vlmcli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("vlmcli ")

@@ -1,0 +1,172 @@
+"""Images and PDFs: normalization to RGB, and every bad input gets a typed error."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from conftest import draw_page
+from vlmcli import documents, images, pdf
+from vlmcli.config import PdfSpec
+from vlmcli.errors import DependencyError, EncryptedPdfError, InputError, UsageError
+
+
+def _png_bytes(image: Image.Image, fmt="PNG", **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def test_exif_orientation_is_applied():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    stored = Image.new("RGB", (40, 20), "white")
+    loaded = images.load_image_bytes(_png_bytes(stored, "JPEG", exif=exif.tobytes()))
+    assert loaded.size == (20, 40)
+
+
+def test_transparency_goes_onto_white():
+    rgba = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    rgba.putpixel((5, 5), (0, 0, 0, 255))
+    loaded = images.load_image_bytes(_png_bytes(rgba))
+    assert loaded.mode == "RGB" and loaded.getpixel((0, 0)) == (255, 255, 255)
+    assert loaded.getpixel((5, 5)) == (0, 0, 0)
+
+
+def test_palette_with_transparency_goes_onto_white():
+    palette = Image.new("P", (8, 8), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    loaded = images.load_image_bytes(_png_bytes(palette, transparency=0))
+    assert loaded.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_16_bit_grey_is_scaled_not_clamped():
+    ramp = Image.new("I;16", (256, 1))
+    for x in range(256):
+        ramp.putpixel((x, 0), x * 257)
+    loaded = images.load_image_bytes(_png_bytes(ramp))
+    levels = {loaded.getpixel((x, 0))[0] for x in range(256)}
+    assert len(levels) > 200 and loaded.getpixel((0, 0)) == (0, 0, 0)
+
+
+def test_cmyk_is_converted():
+    cmyk = Image.new("CMYK", (4, 4), (0, 0, 0, 0))  # no ink = white paper
+    loaded = images.load_image_bytes(_png_bytes(cmyk, "JPEG", quality=95))
+    assert loaded.mode == "RGB" and min(loaded.getpixel((1, 1))) > 240
+
+
+def test_multi_page_tiff_is_a_document(tmp_path):
+    path = tmp_path / "scan.tiff"
+    frames = [draw_page((50, 50), str(n)) for n in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    refs = documents.page_refs(path, "2-3", PdfSpec())
+    assert [ref.page_number for ref in refs] == [2, 3]
+    assert images.load_image(path, 2).size == (50, 50)
+
+
+def test_animated_gif_reads_first_frame(tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (10, 10), color) for color in ("white", "black")]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert images.count_frames(path) == 1
+    assert images.load_image(path).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_decompression_bomb_is_refused(monkeypatch):
+    data = _png_bytes(Image.new("1", (200, 200)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    with pytest.raises(InputError, match="larger than 10,000 pixels"):
+        images.load_image_bytes(data)
+
+
+def test_truncated_image_is_an_input_error(tmp_path):
+    path = tmp_path / "cut.png"
+    data = _png_bytes(draw_page())
+    path.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(InputError, match="cut.png: corrupt or truncated image"):
+        images.load_image(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 10, b"<html>not an image</html>",
+                                     b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"])
+def test_non_images_are_refused(tmp_path, content):
+    path = tmp_path / "fake.png"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="fake.png: not a supported image"):
+        images.load_image(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(InputError, match="nope.png: no such file"):
+        documents.page_refs(tmp_path / "nope.png", None, PdfSpec())
+    with pytest.raises(InputError, match="is a directory"):
+        documents.page_refs(tmp_path, None, PdfSpec())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file(page_png):
+    page_png.chmod(0)
+    with pytest.raises(InputError, match="cannot be read"):
+        documents.page_refs(page_png, None, PdfSpec())
+
+
+def test_discover_walks_folders_in_order(tmp_path):
+    (tmp_path / "b").mkdir()
+    for name in ("b/2.png", "a.pdf", "notes.txt", "b/1.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.relative_to(tmp_path).as_posix() for p in documents.discover([tmp_path])] == ["a.pdf", "b/1.jpg", "b/2.png"]
+
+
+def test_pdf_pages_render_at_the_model_resolution(pdf_3_pages):
+    refs = documents.page_refs(pdf_3_pages, "2-3", PdfSpec())
+    assert [(r.page_index, r.page_number, r.page_count) for r in refs] == [(1, 2, 3), (2, 3, 3)]
+    page = documents.load_page(refs[0], max_edge_px=800, bands=True, pdf_spec=PdfSpec())
+    assert page.mode == "RGB" and max(page.size) == pytest.approx(800, abs=2)
+
+
+def test_pdf_page_out_of_range(pdf_3_pages):
+    with pytest.raises(UsageError, match="page 7 is past the end"):
+        documents.page_refs(pdf_3_pages, "7", PdfSpec())
+
+
+@pytest.mark.parametrize("content", [b"%PDF-1.4\n%%EOF\n", b"%PDF-1.7\n1 0 obj garbage\n"])
+def test_corrupt_pdf(tmp_path, content):
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="broken.pdf: not a readable PDF"):
+        documents.page_refs(path, None, PdfSpec())
+
+
+@pytest.fixture
+def encrypted_pdf(pdf_3_pages, tmp_path):
+    pikepdf = pytest.importorskip("pikepdf")
+    path = tmp_path / "locked.pdf"
+    with pikepdf.open(pdf_3_pages) as document:
+        document.save(path, encryption=pikepdf.Encryption(user="s3cret", owner="owner", R=6))
+    return path
+
+
+def test_encrypted_pdf_needs_the_password(encrypted_pdf):
+    for password in (None, "wrong"):
+        with pytest.raises(EncryptedPdfError, match="locked.pdf: PDF is encrypted"):
+            documents.page_refs(encrypted_pdf, None, PdfSpec(password=password))
+    refs = documents.page_refs(encrypted_pdf, None, PdfSpec(password="s3cret"))
+    page = documents.load_page(refs[0], 400, True, PdfSpec(password="s3cret"))
+    assert max(page.size) == pytest.approx(400, abs=2)
+
+
+def test_owner_only_password_reads_without_one(pdf_3_pages, tmp_path):
+    pikepdf = pytest.importorskip("pikepdf")
+    path = tmp_path / "owner.pdf"
+    with pikepdf.open(pdf_3_pages) as document:
+        document.save(path, encryption=pikepdf.Encryption(user="", owner="owner", R=6))
+    assert len(documents.page_refs(path, None, PdfSpec())) == 3
+
+
+def test_missing_poppler_is_a_dependency_error(pdf_3_pages, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(DependencyError, match="poppler"):
+        pdf.page_count(pdf_3_pages, PdfSpec())

@@ -1,0 +1,161 @@
+"""The `vlmcli` command line: parse → build frozen specs → one service call → render.
+
+Nothing here imports torch: the services are imported inside the command
+bodies, so `--help` and input mistakes stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vlmcli import __version__
+from vlmcli.config import DEFAULT_MODEL, Device, DType, GenerationSpec, ModelSpec, OutputFormat, PdfSpec, Quant, SplitSpec
+from vlmcli.console import RichProgress, print_error, print_note
+from vlmcli.errors import ExitCode, VlmcliError
+from vlmcli.options import (AdapterOpt, BandsOpt, DeviceOpt, DTypeOpt, FormatOpt, HandwritingOpt, LongestEdgeOpt,
+                            MaxNewTokensOpt, ModelOpt, OfflineOpt, OutputDirOpt, PagesOpt, PasswordOpt, PromptOpt,
+                            QuantizeOpt, RevisionOpt, SplitOpt, VerboseOpt)
+
+app = typer.Typer(
+    name="vlmcli", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    help="Read documents with a vision-language model: OCR of print and handwriting, questions about images and PDFs.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vlmcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Read documents with a vision-language model."""
+
+
+@app.command()
+def ask(
+    files: Annotated[list[Path], typer.Argument(help="Images or PDFs to look at (several are shown together).")],
+    question: Annotated[str, typer.Argument(help="The question, in quotes (always the last argument).")],
+    page: Annotated[int, typer.Option(min=1, help="Which page of a PDF to look at (1-based).")] = 1,
+    model: ModelOpt = DEFAULT_MODEL, revision: RevisionOpt = None, quantize: QuantizeOpt = Quant.none,
+    dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, adapter: AdapterOpt = None,
+    offline: OfflineOpt = False, max_new_tokens: MaxNewTokensOpt = None,
+    split: SplitOpt = None, longest_edge: LongestEdgeOpt = None, bands: BandsOpt = True,
+    password: PasswordOpt = None, verbose: VerboseOpt = False,
+) -> None:
+    """Answer a question about images or PDF pages.  Example: vlmcli ask invoice.pdf "What is the total?" """
+    run = _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
+                    split, longest_edge, bands, password, default_max_new_tokens=512)
+    stream = sys.stdout.isatty()
+    with _reporting_errors(), RichProgress(verbose) as progress:
+        from vlmcli import app as service
+
+        def on_text(piece: str) -> None:
+            progress.stop()
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        answer = service.ask(files, question, run, page_number=page, progress=progress,
+                             on_text=on_text if stream else None)
+        progress.stop()
+        sys.stdout.write("\n" if stream else answer.text + "\n")
+        if verbose:
+            print_note(f"{answer.image_tokens} image tokens, {answer.new_tokens} new tokens, "
+                       f"{answer.seconds:.1f} s, {answer.finish_reason}")
+
+
+@app.command()
+def ocr(
+    inputs: Annotated[list[Path], typer.Argument(help="Images, PDFs, or folders of them.")],
+    pages: PagesOpt = None, output: OutputDirOpt = None, output_format: FormatOpt = OutputFormat.text,
+    prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
+    model: ModelOpt = DEFAULT_MODEL, revision: RevisionOpt = None, quantize: QuantizeOpt = Quant.none,
+    dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, adapter: AdapterOpt = None,
+    offline: OfflineOpt = False, max_new_tokens: MaxNewTokensOpt = None,
+    split: SplitOpt = None, longest_edge: LongestEdgeOpt = None, bands: BandsOpt = True,
+    password: PasswordOpt = None, verbose: VerboseOpt = False,
+) -> None:
+    """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
+    run = _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
+                    split, longest_edge, bands, password, default_max_new_tokens=None)
+    from vlmcli.prompts import ocr_instruction
+
+    instruction = ocr_instruction(prompt, handwriting)
+    with _reporting_errors(), RichProgress(verbose) as progress:
+        from vlmcli import app as service
+        from vlmcli.output import Sink, check_output_dir
+
+        if output is not None:
+            check_output_dir(output)
+        sink = Sink(output_format, output, inputs, write=_write_stdout)
+        items = []
+        for item in service.transcribe(inputs, instruction, run, pages=pages, progress=progress):
+            if isinstance(item, service.PageFailure):
+                _report_failure(progress, item)
+            sink.add(item)
+            items.append(item)
+        sink.flush()
+        progress.stop()
+        code = _batch_exit_code(items)
+    raise typer.Exit(int(code))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+def _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
+              split, longest_edge, bands, password, default_max_new_tokens):
+    from vlmcli.app import RunSpec
+
+    tokens = max_new_tokens or default_max_new_tokens
+    return RunSpec(
+        model=ModelSpec(model_id=model, revision=revision, quantize=quantize, dtype=dtype, device=device,
+                        adapter=adapter, offline=offline),
+        split=SplitSpec(split=split, longest_edge_px=longest_edge, bands=bands),
+        generation=GenerationSpec(max_new_tokens=tokens) if tokens else GenerationSpec(),
+        pdf=PdfSpec(password=password),
+    )
+
+
+@contextmanager
+def _reporting_errors() -> Iterator[None]:
+    """Turn the user's errors into one stderr line and their exit code; let bugs crash."""
+    try:
+        yield
+    except VlmcliError as error:
+        print_error(error)
+        raise typer.Exit(int(error.exit_code)) from None
+    except KeyboardInterrupt:
+        print_note("interrupted")
+        raise typer.Exit(int(ExitCode.interrupted)) from None
+
+
+def _report_failure(progress: RichProgress, failure) -> None:
+    page = f" (page {failure.page_number})" if failure.page_number else ""
+    print_error(VlmcliError(f"{failure.error.message}{page}; skipped", hint=failure.error.hint))
+
+
+def _batch_exit_code(items) -> ExitCode:
+    from vlmcli.app import PageFailure
+
+    failures = [item for item in items if isinstance(item, PageFailure)]
+    if not failures:
+        return ExitCode.ok
+    if len(failures) == len(items):
+        return failures[0].error.exit_code
+    return ExitCode.partial
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()

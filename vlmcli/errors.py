@@ -1,0 +1,69 @@
+"""Exit codes and the user-facing errors that carry them (stdlib only).
+
+A `VlmcliError` is a mistake the user can fix: it is printed as one line on
+stderr (plus a hint) and the process exits with its code. Anything else is a
+bug and is allowed to crash with a traceback.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Stable process exit codes (documented in the README)."""
+
+    ok = 0
+    usage = 2  # bad flags or values (Typer uses 2 for its own usage errors too)
+    input = 3  # missing, unreadable, corrupt or unsupported input file
+    encrypted = 4  # PDF needs a (correct) --password
+    output = 5  # output path not writable
+    dependency = 6  # a system tool or package is missing, or the model is not available offline
+    refused = 7  # refused for safety: remote code, pickle-only weights
+    resource = 8  # out of memory with no usable output
+    model = 9  # the checkpoint cannot be loaded or is not a supported family
+    partial = 10  # several inputs: some succeeded, some failed (see stderr)
+    interrupted = 130  # Ctrl-C
+
+
+class VlmcliError(Exception):
+    """An error the user can fix. `hint` says how."""
+
+    exit_code: ExitCode = ExitCode.input
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(VlmcliError):
+    exit_code = ExitCode.usage
+
+
+class InputError(VlmcliError):
+    exit_code = ExitCode.input
+
+
+class EncryptedPdfError(VlmcliError):
+    exit_code = ExitCode.encrypted
+
+
+class OutputError(VlmcliError):
+    exit_code = ExitCode.output
+
+
+class DependencyError(VlmcliError):
+    exit_code = ExitCode.dependency
+
+
+class RefusedError(VlmcliError):
+    exit_code = ExitCode.refused
+
+
+class ResourceError(VlmcliError):
+    exit_code = ExitCode.resource
+
+
+class ModelError(VlmcliError):
+    exit_code = ExitCode.model

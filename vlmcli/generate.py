@@ -1,0 +1,113 @@
+"""Run the processor and `model.generate` (torch, transformers).
+
+The only module that knows the processor's and `generate`'s calling
+conventions: greedy decoding, stop on the end-of-utterance token, a repetition
+guard that ends loops, and token-by-token streaming through a callback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+
+from vlmcli.config import GenerationSpec
+from vlmcli.errors import InputError, ResourceError
+from vlmcli.model import LoadedModel
+from vlmcli.repetition import loop_start
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What one generate call produced, and what it cost."""
+
+    text: str
+    image_tokens: int
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+    finish_reason: str  # "stop" | "length" | "repetition"
+
+
+def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.Image]) -> dict:
+    """Chat template + processor: the model inputs for one conversation, on the model's device."""
+    processor = loaded.processor
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    try:
+        inputs = processor(text=[text], images=[images], return_tensors="pt")
+    except ValueError as exc:
+        raise InputError(f"the processor refused the image ({exc})",
+                         hint="very small or extremely thin images may need padding") from None
+    inputs = inputs.to(loaded.device)
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
+    return dict(inputs)
+
+
+def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image], spec: GenerationSpec,
+             on_text: Callable[[str], None] | None = None) -> Generation:
+    """Answer one conversation greedily; stream text pieces to `on_text` as they are decoded."""
+    inputs = build_inputs(loaded, messages, images)
+    prompt_ids = inputs["input_ids"]
+    guard = _RepetitionGuard(prompt_ids.shape[1], spec)
+    streamer = _CallbackStreamer(loaded.processor.tokenizer, on_text) if on_text else None
+    started = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            output = loaded.model.generate(
+                **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens,
+                eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([guard]), streamer=streamer,
+            )
+    except torch.OutOfMemoryError:
+        raise ResourceError("out of memory while generating",
+                            hint="try --longest-edge with a smaller value, --no-split, or --quantize 4bit") from None
+    seconds = time.perf_counter() - started
+    new_ids = output[0, prompt_ids.shape[1]:].tolist()
+    kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut_at, spec)
+    text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=True).strip()
+    image_tokens = int((prompt_ids == loaded.image_token_id).sum())
+    return Generation(text=text, image_tokens=image_tokens, prompt_tokens=int(prompt_ids.shape[1]),
+                      new_tokens=len(new_ids), seconds=seconds, finish_reason=finish_reason)
+
+
+def _finish(new_ids: list[int], stop_ids: list[int], cut_at: int | None,
+            spec: GenerationSpec) -> tuple[list[int], str]:
+    if cut_at is not None:
+        return new_ids[:cut_at], "repetition"
+    if new_ids and new_ids[-1] in stop_ids:
+        return new_ids[:-1], "stop"
+    return new_ids, "length" if len(new_ids) >= spec.max_new_tokens else "stop"
+
+
+class _RepetitionGuard(StoppingCriteria):
+    """Stops generation once the output ends in a loop; remembers where the loop began."""
+
+    def __init__(self, prompt_length: int, spec: GenerationSpec) -> None:
+        self.prompt_length = prompt_length
+        self.min_tokens = spec.repetition_min_tokens
+        self.min_repeats = spec.repetition_min_repeats
+        self.cut_at: int | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        generated = input_ids[0, self.prompt_length:].tolist()
+        if len(generated) >= self.min_tokens and self.cut_at is None:
+            self.cut_at = loop_start(generated, self.min_tokens, self.min_repeats)
+        done = self.cut_at is not None
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+class _CallbackStreamer(TextStreamer):
+    """transformers' word-boundary-aware streamer, sending text to a callback instead of print()."""
+
+    def __init__(self, tokenizer, on_text: Callable[[str], None]) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.on_text = on_text
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        if text:
+            self.on_text(text)

@@ -1,0 +1,222 @@
+"""Load a checkpoint of the Idefics2 / Idefics3 / SmolVLM family (torch, transformers, peft).
+
+Loading is strict on purpose: no remote code (`trust_remote_code=False`), no
+pickle weights (`use_safetensors=True`), and `--offline` never touches the
+network. Each predictable failure becomes a `VlmcliError` naming the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+
+from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant, SplitSpec
+from vlmcli.errors import DependencyError, InputError, ModelError, RefusedError, ResourceError
+
+END_OF_UTTERANCE = "<end_of_utterance>"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to generate, with the processor configured for this run."""
+
+    model: Any
+    processor: Any
+    model_type: str
+    device: str
+    dtype: torch.dtype
+    stop_token_ids: list[int]
+    image_token_id: int
+    max_input_px: int  # longest page edge the processor takes before shrinking it
+
+
+def load(spec: ModelSpec, split: SplitSpec) -> LoadedModel:
+    """Load model, processor and optional adapter as `spec` says."""
+    config = _load_config(spec)
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec.dtype, device)
+    processor = _load_processor(spec)
+    model = _load_model(spec, config, device, dtype)
+    if spec.adapter is not None:
+        model = _attach_adapter(model, spec)
+    model.eval()
+    max_input_px = configure_processor(processor, config.model_type, split)
+    tokenizer = processor.tokenizer
+    return LoadedModel(
+        model=model, processor=processor, model_type=config.model_type, device=device, dtype=dtype,
+        stop_token_ids=_stop_token_ids(model, tokenizer),
+        image_token_id=int(config.image_token_id), max_input_px=max_input_px,
+    )
+
+
+def resolve_device(device: Device) -> str:
+    if device is Device.auto:
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    if device is Device.cuda and not torch.cuda.is_available():
+        raise DependencyError("--device cuda was asked for but CUDA is not available",
+                              hint="use --device cpu, or install a CUDA build of torch")
+    if device is Device.mps and not torch.backends.mps.is_available():
+        raise DependencyError("--device mps was asked for but MPS is not available", hint="use --device cpu")
+    return device.value
+
+
+def resolve_dtype(dtype: DType, device: str) -> torch.dtype:
+    """`auto` picks what runs fast: bf16 on GPUs that have it, float32 on CPUs without native bf16."""
+    if dtype is not DType.auto:
+        return getattr(torch, dtype.value)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 matrix instructions (AVX512-BF16, AMX); elsewhere bf16 is emulated and ~10x slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def quantization_config(quantize: Quant, compute_dtype: torch.dtype) -> BitsAndBytesConfig | None:
+    """bitsandbytes settings for --quantize: 4-bit is NF4 with double quantization."""
+    if quantize is Quant.none:
+        return None
+    try:
+        import bitsandbytes  # noqa: F401 - only to fail early with a clear message
+    except ImportError:
+        raise DependencyError("--quantize needs bitsandbytes", hint="pip install bitsandbytes") from None
+    if quantize is Quant.int8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute_dtype)
+
+
+def configure_processor(processor: Any, model_type: str, split: SplitSpec) -> int:
+    """Map --split/--longest-edge onto the processor's own settings; return its input edge in px.
+
+    The settings go on the processor instance, not into each call: Idefics2's
+    processor counts image tokens from the instance attribute, so a per-call
+    `do_image_splitting` would give pixels and tokens that disagree.
+    """
+    image_processor = processor.image_processor
+    if split.split is not None:
+        image_processor.do_image_splitting = split.split
+    if model_type == "idefics2":
+        if split.longest_edge_px:
+            shortest = min(image_processor.size.get("shortest_edge", 378), split.longest_edge_px)
+            image_processor.size = {"longest_edge": split.longest_edge_px, "shortest_edge": shortest}
+        crops_per_side = 2 if image_processor.do_image_splitting else 1
+        return int(image_processor.size["longest_edge"]) * crops_per_side
+    if split.longest_edge_px:
+        image_processor.size = {"longest_edge": split.longest_edge_px}
+    return int(image_processor.size["longest_edge"])
+
+
+def _hub_kwargs(spec: ModelSpec) -> dict:
+    return {"revision": spec.revision, "trust_remote_code": False, "local_files_only": spec.offline}
+
+
+def _load_config(spec: ModelSpec) -> Any:
+    try:
+        config = AutoConfig.from_pretrained(spec.model_id, **_hub_kwargs(spec))
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise RefusedError(f"{spec.model_id}: the checkpoint needs its own Python code (trust_remote_code)",
+                               hint="vlmcli only runs the model code that ships with transformers") from None
+        raise ModelError(f"{spec.model_id}: not a supported checkpoint ({_first_line(exc)})") from None
+    except OSError as exc:
+        raise _not_found(spec, exc) from None
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelError(f"{spec.model_id}: model type '{config.model_type}' is not supported",
+                         hint=f"vlmcli supports {', '.join(SUPPORTED_MODEL_TYPES)} checkpoints")
+    return config
+
+
+def _load_processor(spec: ModelSpec) -> Any:
+    try:
+        return AutoProcessor.from_pretrained(spec.model_id, **_hub_kwargs(spec))
+    except OSError as exc:
+        raise _not_found(spec, exc) from None
+    except ImportError as exc:
+        raise DependencyError(f"{spec.model_id}: the processor needs a missing package ({_first_line(exc)})",
+                              hint="install the package named above") from None
+
+
+def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype) -> Any:
+    prequantized = getattr(config, "quantization_config", None) is not None
+    quant = None if prequantized else quantization_config(spec.quantize, dtype)
+    try:
+        return AutoModelForImageTextToText.from_pretrained(
+            spec.model_id, **_hub_kwargs(spec), use_safetensors=True, dtype=dtype,
+            quantization_config=quant, device_map={"": device},
+        )
+    except OSError as exc:
+        if _has_only_pickle_weights(spec.model_id):
+            raise RefusedError(f"{spec.model_id}: weights are only in pickle format (.bin), which can run code",
+                               hint="convert the checkpoint to safetensors") from None
+        raise _not_found(spec, exc) from None
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            raise ResourceError(f"{spec.model_id}: out of memory while loading",
+                                hint="try --quantize 4bit or a smaller model") from None
+        raise
+
+
+def _attach_adapter(model: Any, spec: ModelSpec) -> Any:
+    from peft import PeftModel
+
+    adapter = spec.adapter
+    if not (adapter / "adapter_config.json").is_file():
+        raise InputError(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)",
+                         hint="pass the folder written by `vlmcli finetune` or PEFT's save_pretrained")
+    model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    # Merging removes the per-layer LoRA detour at inference; a quantized base cannot absorb it.
+    quantized = getattr(model.base_model.model, "is_quantized", False) or getattr(
+        model.base_model.model, "is_loaded_in_4bit", False)
+    return model if quantized else model.merge_and_unload()
+
+
+def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids: set[int] = set()
+    eos = model.generation_config.eos_token_id
+    ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    end_of_utterance = tokenizer.convert_tokens_to_ids(END_OF_UTTERANCE)
+    if isinstance(end_of_utterance, int) and end_of_utterance != tokenizer.unk_token_id:
+        ids.add(end_of_utterance)
+    return sorted(ids)
+
+
+def _not_found(spec: ModelSpec, exc: Exception) -> Exception:
+    if spec.offline:
+        return DependencyError(f"{spec.model_id}: model is not in the local cache and --offline is set",
+                               hint="run once without --offline to download it, or pass a local directory")
+    if _looks_like_path(spec.model_id):
+        return ModelError(f"{spec.model_id}: not a checkpoint directory ({_first_line(exc)})")
+    return ModelError(f"{spec.model_id}: cannot load the model ({_first_line(exc)})",
+                      hint="check the model id and --revision, your network, or pass a local directory")
+
+
+def _looks_like_path(model_id: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else is meant as a folder.
+    return model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or Path(model_id).exists()
+
+
+def _has_only_pickle_weights(model_id: str) -> bool:
+    folder = Path(model_id)
+    return folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin"))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,57 @@
+"""Typer option aliases shared by the commands: each defined once, with its help text.
+
+Defaults are `None` ("not given") wherever the spec in `config.py` owns the default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vlmcli.config import DEFAULT_MODEL, MODEL_ENV_VAR, Device, DType, OutputFormat, Quant
+
+MODEL = "Model"
+IMAGES = "Splitting and resolution"
+
+ModelOpt = Annotated[str, typer.Option(
+    "--model", "-m", envvar=MODEL_ENV_VAR, rich_help_panel=MODEL,
+    help="Hub id or local checkpoint directory (Idefics2, Idefics3 or SmolVLM).")]
+RevisionOpt = Annotated[Optional[str], typer.Option(
+    rich_help_panel=MODEL, help="Branch, tag or commit of the hub checkpoint; pin a commit for reproducible runs.")]
+QuantizeOpt = Annotated[Quant, typer.Option(
+    rich_help_panel=MODEL, help="Quantize weights with bitsandbytes at load time (4bit = NF4 + double quantization).")]
+DTypeOpt = Annotated[DType, typer.Option(
+    rich_help_panel=MODEL, help="Compute dtype. auto: bfloat16 on GPUs, float32 on CPUs without native bf16.")]
+DeviceOpt = Annotated[Device, typer.Option(rich_help_panel=MODEL, help="Where to run the model.")]
+AdapterOpt = Annotated[Optional[Path], typer.Option(
+    rich_help_panel=MODEL, help="A PEFT LoRA adapter directory to apply on top of the model.")]
+OfflineOpt = Annotated[bool, typer.Option(
+    "--offline", rich_help_panel=MODEL, help="Never use the network; the model must be cached or local.")]
+MaxNewTokensOpt = Annotated[Optional[int], typer.Option(
+    min=1, rich_help_panel=MODEL, help="Most tokens to generate per page or answer.")]
+
+SplitOpt = Annotated[Optional[bool], typer.Option(
+    "--split/--no-split", rich_help_panel=IMAGES, show_default="checkpoint's setting",
+    help="Cut each image into sub-images (Idefics3/SmolVLM tile grid, Idefics2 4 crops) so small text stays legible.")]
+LongestEdgeOpt = Annotated[Optional[int], typer.Option(
+    min=64, rich_help_panel=IMAGES, show_default="checkpoint's setting",
+    help="Resolution: the longest image edge in px the processor works at (SmolVLM: multiples of 512; "
+         "fewer px = fewer visual tokens).")]
+BandsOpt = Annotated[bool, typer.Option(
+    "--bands/--no-bands", rich_help_panel=IMAGES,
+    help="Cut pages larger than the model's input (long receipts, posters, 300-dpi scans) into overlapping bands.")]
+PasswordOpt = Annotated[Optional[str], typer.Option(help="Password of encrypted PDFs.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Report tokens and time per page on stderr.")]
+
+PagesOpt = Annotated[Optional[str], typer.Option(
+    help="PDF pages to read, 1-based: e.g. 1-3,7 or 5- (default: all).")]
+OutputDirOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", file_okay=False, help="Write one file per input into this folder instead of stdout.")]
+FormatOpt = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", help="text (pages separated by form feeds), markdown, or json (JSON Lines, one record per page).")]
+PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
+HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
+
+__all__ = [name for name in dir() if name.endswith("Opt")] + ["DEFAULT_MODEL"]

@@ -1,0 +1,31 @@
+"""Instructions and chat messages (pure). Training and inference build prompts here.
+
+Messages use the chat format of transformers and TRL; the checkpoint's own
+chat template turns them into text. Images come first, then the instruction,
+as in the SmolVLM and Idefics model cards.
+"""
+
+from __future__ import annotations
+
+OCR_PROMPT = (
+    "Transcribe all the text in this image exactly as written, in reading order. "
+    "Keep the line breaks. Do not summarize, translate or add commentary."
+)
+HANDWRITING_PROMPT = (
+    "Transcribe the handwritten text in this image exactly as written, in reading order, "
+    "keeping the writer's line breaks, spelling and punctuation. Do not add commentary."
+)
+
+
+def ocr_instruction(prompt: str | None, handwriting: bool) -> str:
+    """The instruction for a transcription: a user's own prompt wins over the presets."""
+    if prompt:
+        return prompt
+    return HANDWRITING_PROMPT if handwriting else OCR_PROMPT
+
+
+def user_messages(instruction: str, image_count: int) -> list[dict]:
+    """One user turn: `image_count` image slots followed by the instruction."""
+    content: list[dict] = [{"type": "image"} for _ in range(image_count)]
+    content.append({"type": "text", "text": instruction})
+    return [{"role": "user", "content": content}]
