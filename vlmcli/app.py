@@ -17,7 +17,7 @@ from typing import Protocol
 from PIL import Image
 
 from vlmcli.config import GenerationSpec, ModelSpec, PdfSpec, SplitSpec
-from vlmcli.documents import PageRef, discover, load_page, page_refs
+from vlmcli.documents import PageRef, discover, load_page, page_refs  # noqa: F401 - page_refs is part of the API
 from vlmcli.errors import InputError, UsageError, VlmcliError
 from vlmcli.prompts import user_messages
 from vlmcli.splitting import cut_bands, merge_band_texts, plan_bands

@@ -26,6 +26,7 @@ class Generation:
     """What one generate call produced, and what it cost."""
 
     text: str
+    token_ids: tuple[int, ...]  # the tokens behind `text` (after stop and loop truncation)
     image_tokens: int
     prompt_tokens: int
     new_tokens: int
@@ -71,7 +72,7 @@ def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image
     kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut_at, spec)
     text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=True).strip()
     image_tokens = int((prompt_ids == loaded.image_token_id).sum())
-    return Generation(text=text, image_tokens=image_tokens, prompt_tokens=int(prompt_ids.shape[1]),
+    return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=image_tokens, prompt_tokens=int(prompt_ids.shape[1]),
                       new_tokens=len(new_ids), seconds=seconds, finish_reason=finish_reason)
 
 

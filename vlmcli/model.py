@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+from transformers.utils import logging as transformers_logging
 
 from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant, SplitSpec
 from vlmcli.errors import DependencyError, InputError, ModelError, RefusedError, ResourceError
@@ -36,6 +37,9 @@ class LoadedModel:
 
 def load(spec: ModelSpec, split: SplitSpec) -> LoadedModel:
     """Load model, processor and optional adapter as `spec` says."""
+    # vlmcli draws its own spinner, and its own errors say what went wrong.
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
     config = _load_config(spec)
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device)
@@ -152,12 +156,14 @@ def _load_processor(spec: ModelSpec) -> Any:
 
 
 def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype) -> Any:
+    # A checkpoint saved quantized carries its own quantization_config; passing
+    # one (even None) would make transformers rebuild full-size layers around it.
     prequantized = getattr(config, "quantization_config", None) is not None
     quant = None if prequantized else quantization_config(spec.quantize, dtype)
+    extra = {"quantization_config": quant} if quant is not None else {}
     try:
         return AutoModelForImageTextToText.from_pretrained(
-            spec.model_id, **_hub_kwargs(spec), use_safetensors=True, dtype=dtype,
-            quantization_config=quant, device_map={"": device},
+            spec.model_id, **_hub_kwargs(spec), use_safetensors=True, dtype=dtype, device_map={"": device}, **extra,
         )
     except OSError as exc:
         if _has_only_pickle_weights(spec.model_id):

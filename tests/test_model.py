@@ -1,0 +1,219 @@
+"""Tiny real checkpoints on CPU: vlmcli produces exactly what plain transformers produces."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from conftest import draw_page
+from vlmcli import app as service
+from vlmcli import model as model_module
+from vlmcli.config import DType, GenerationSpec, ModelSpec, Quant, SplitSpec
+from vlmcli.errors import DependencyError, ModelError, RefusedError
+
+pytestmark = pytest.mark.model
+QUESTION = "What is written here?"
+
+
+def _run(checkpoint, split=None, bands=True, max_new_tokens=12, **model_kwargs) -> service.RunSpec:
+    model_kwargs.setdefault("dtype", DType.float32)  # the same arithmetic as the plain script, on any CPU
+    return service.RunSpec(model=ModelSpec(model_id=str(checkpoint), offline=True, **model_kwargs),
+                           split=SplitSpec(split=split, bands=bands),
+                           generation=GenerationSpec(max_new_tokens=max_new_tokens))
+
+
+def _plain_transformers(checkpoint, image, split, max_new_tokens=12) -> list[int]:
+    """The model card's recipe, written out by hand: processor + greedy generate."""
+    processor = AutoProcessor.from_pretrained(checkpoint)
+    if split is not None:
+        processor.image_processor.do_image_splitting = split
+    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    inputs = processor(text=[prompt], images=[[image]], return_tensors="pt")
+    output = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
+    new = output[0, inputs["input_ids"].shape[1]:].tolist()
+    stop = set(model.generation_config.eos_token_id)
+    return new[:-1] if new and new[-1] in stop else new
+
+
+@pytest.mark.parametrize("family", ["idefics3", "idefics2"])
+@pytest.mark.parametrize("split", [None, True, False])
+@pytest.mark.parametrize("size", [(20, 20), (100, 60), (60, 200), (333, 41)])
+def test_ask_matches_plain_transformers(request, tmp_path, family, split, size):
+    checkpoint = request.getfixturevalue(f"tiny_{family}")
+    image = draw_page(size, "7")
+    path = tmp_path / "image.png"
+    image.save(path)
+    answer = service.ask([path], QUESTION, _run(checkpoint, split=split, bands=False))
+    assert list(answer.token_ids) == _plain_transformers(checkpoint, image, split)
+    assert answer.image_tokens > 0
+
+
+def test_split_changes_the_visual_tokens(tiny_idefics3, page_png):
+    split = service.ask([page_png], QUESTION, _run(tiny_idefics3, split=True, max_new_tokens=1))
+    whole = service.ask([page_png], QUESTION, _run(tiny_idefics3, split=False, max_new_tokens=1))
+    assert split.image_tokens > whole.image_tokens > 0
+
+
+def test_ask_and_ocr_see_the_same_pixels(tiny_idefics3, pdf_3_pages):
+    run = _run(tiny_idefics3)
+    loaded = service.load_model(run)
+    ref = service.page_refs(pdf_3_pages, "2", run.pdf)[0]
+    asked = service.page_images(loaded, service._ask_page(pdf_3_pages, 2, run.pdf), run)
+    transcribed = service.page_images(loaded, ref, run)
+    assert [a.tobytes() for a in asked] == [t.tobytes() for t in transcribed]
+
+
+def test_streaming_pieces_make_the_answer(tiny_idefics3, page_png):
+    pieces: list[str] = []
+    answer = service.ask([page_png], QUESTION, _run(tiny_idefics3, max_new_tokens=20), on_text=pieces.append)
+    assert "".join(pieces).strip() == answer.text
+
+
+def test_ocr_of_a_pdf_and_an_image(tiny_idefics3, pdf_3_pages, page_png):
+    items = list(service.transcribe([pdf_3_pages, page_png], "Read.", _run(tiny_idefics3), pages="1,3"))
+    assert [(i.source.name, i.page_number) for i in items] == [("doc.pdf", 1), ("doc.pdf", 3), ("page.png", 1)]
+    assert all(isinstance(i, service.PageResult) and i.image_tokens > 0 for i in items)
+
+
+def test_tall_pages_are_banded(tiny_idefics3, tmp_path):
+    path = tmp_path / "receipt.png"
+    draw_page((60, 400), "TOTAL 12.00").save(path)
+    banded = next(service.transcribe([path], "Read.", _run(tiny_idefics3)))
+    whole = next(service.transcribe([path], "Read.", _run(tiny_idefics3, bands=False)))
+    assert banded.bands > 1 and whole.bands == 1
+    assert banded.image_tokens > whole.image_tokens
+
+
+@pytest.mark.parametrize("quantize", [Quant.nf4, Quant.int8])
+def test_bitsandbytes_quantization(tiny_idefics3, page_png, quantize):
+    import bitsandbytes as bnb
+
+    run = _run(tiny_idefics3, quantize=quantize)
+    loaded = service.load_model(run)
+    layer_type = bnb.nn.Linear4bit if quantize is Quant.nf4 else bnb.nn.Linear8bitLt
+    assert any(isinstance(m, layer_type) for m in loaded.model.modules())
+    answer = service.ask([page_png], QUESTION, run)
+    assert answer.new_tokens > 0
+
+
+def test_checkpoint_saved_quantized_loads_as_is(tiny_idefics3, tmp_path, page_png):
+    import bitsandbytes as bnb
+
+    loaded = model_module.load(ModelSpec(model_id=str(tiny_idefics3), quantize=Quant.nf4, offline=True), SplitSpec())
+    saved = tmp_path / "nf4"
+    loaded.model.save_pretrained(saved)
+    loaded.processor.save_pretrained(saved)
+    reloaded = model_module.load(ModelSpec(model_id=str(saved), offline=True), SplitSpec())
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in reloaded.model.modules())
+
+
+def test_lora_adapter_changes_the_answer(tiny_idefics3, tmp_path, page_png):
+    from peft import LoraConfig, get_peft_model
+
+    base = AutoModelForImageTextToText.from_pretrained(tiny_idefics3)
+    config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
+    torch.manual_seed(1)
+    get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
+    plain = service.ask([page_png], QUESTION, _run(tiny_idefics3))
+    adapted = service.ask([page_png], QUESTION, _run(tiny_idefics3, adapter=tmp_path / "adapter"))
+    assert adapted.token_ids != plain.token_ids
+
+
+def test_repetition_guard_ends_a_loop(tiny_idefics3, page_png):
+    run = _run(tiny_idefics3, max_new_tokens=200)
+    loaded = service.load_model(run)
+    looping_token = loaded.processor.tokenizer.convert_tokens_to_ids("a")
+    head = loaded.model.lm_head
+    # An output layer whose bias always picks one token: the purest loop.
+    loop_head = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+    with torch.no_grad():
+        loop_head.weight.zero_()
+        loop_head.bias.fill_(-1.0)
+        loop_head.bias[looping_token] = 1.0
+    loaded.model.lm_head = loop_head
+    ref = service.page_refs(page_png, None, run.pdf)[0]
+    result = service.transcribe_page(loaded, ref, "Read.", run)
+    assert result.finish_reason == "repetition"
+    assert result.new_tokens < 200 and result.text == "a"
+
+
+def test_unknown_model_offline_is_a_dependency_error(page_png):
+    with pytest.raises(DependencyError, match="not in the local cache and --offline is set"):
+        service.ask([page_png], QUESTION, _run("someone/not-a-model"))
+
+
+def test_missing_checkpoint_directory(tmp_path, page_png):
+    run = service.RunSpec(model=ModelSpec(model_id=str(tmp_path / "nowhere")))
+    with pytest.raises(ModelError, match="not a checkpoint directory"):
+        service.ask([page_png], QUESTION, run)
+
+
+def test_remote_code_is_refused(tmp_path, page_png):
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "my_custom_vlm", "auto_map": {"AutoConfig": "configuration_custom.CustomConfig"}}))
+    (folder / "configuration_custom.py").write_text("raise SystemExit('remote code ran')\n")
+    with pytest.raises(RefusedError, match="needs its own Python code"):
+        service.ask([page_png], QUESTION, _run(folder))
+
+
+def test_pickle_only_weights_are_refused(tiny_idefics3, tmp_path, page_png):
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_idefics3, folder)
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(RefusedError, match="pickle"):
+        service.ask([page_png], QUESTION, _run(folder))
+
+
+def test_auto_dtype_is_float32_on_a_cpu_without_bf16(monkeypatch):
+    monkeypatch.setattr(model_module, "cpu_has_native_bf16", lambda: False)
+    assert model_module.resolve_dtype(model_module.DType.auto, "cpu") is torch.float32
+    monkeypatch.setattr(model_module, "cpu_has_native_bf16", lambda: True)
+    assert model_module.resolve_dtype(model_module.DType.auto, "cpu") is torch.bfloat16
+
+
+def test_cli_ocr_end_to_end(tiny_idefics3, pdf_3_pages, page_png, tmp_path):
+    from typer.testing import CliRunner
+
+    from vlmcli.cli import app
+
+    out = tmp_path / "out"
+    args = ["ocr", str(pdf_3_pages), str(page_png), "--model", str(tiny_idefics3), "--offline", "--dtype", "float32",
+            "--max-new-tokens", "8", "-f", "json", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert sorted(p.name for p in out.iterdir()) == ["doc.pdf.jsonl", "page.png.jsonl"]
+    records = [json.loads(line) for line in (out / "doc.pdf.jsonl").read_text().splitlines()]
+    assert [r["page_number"] for r in records] == [1, 2, 3]
+    assert all(r["image_tokens"] > 0 and 0 < r["new_tokens"] <= 8 and r["finish_reason"] in ("stop", "length")
+               for r in records)
+    stdout_run = CliRunner().invoke(app, args[:-2])
+    assert [json.loads(line)["text"] for line in stdout_run.stdout.splitlines()][:3] == [r["text"] for r in records]
+
+
+@pytest.mark.parametrize("model_id, code", [("someone/not-a-model", 6), ("{custom}", 7)])
+def test_cli_model_errors_exit_codes(tmp_path, page_png, model_id, code):
+    from typer.testing import CliRunner
+
+    from vlmcli.cli import app
+
+    if model_id == "{custom}":
+        folder = tmp_path / "custom"
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"model_type": "x", "auto_map": {"AutoConfig": "c.C"}}))
+        model_id = str(folder)
+    result = CliRunner().invoke(app, ["ask", str(page_png), "q", "--model", model_id, "--offline"])
+    assert result.exit_code == code
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("vlmcli: error: ")
