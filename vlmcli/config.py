@@ -74,6 +74,7 @@ class GenerationSpec:
     """Decoding settings: greedy unless told otherwise."""
 
     max_new_tokens: int = 1024
+    min_new_tokens: int = 0  # benchmarks force equal lengths with min = max; users leave it at 0
     repetition_min_tokens: int = 64  # a loop must cover this many tokens to stop generation
     repetition_min_repeats: int = 4  # ...and repeat its unit at least this often
 

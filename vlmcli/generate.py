@@ -60,7 +60,7 @@ def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image
     try:
         with torch.inference_mode():
             output = loaded.model.generate(
-                **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens,
+                **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
                 eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
                 stopping_criteria=StoppingCriteriaList([guard]), streamer=streamer,
             )
