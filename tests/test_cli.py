@@ -90,7 +90,8 @@ def test_ocr_single_bad_input_exits_with_its_code(tmp_path):
     missing = tmp_path / "missing.png"
     result = runner.invoke(app, ["ocr", str(missing)])
     assert result.exit_code == ExitCode.input
-    assert result.stderr.strip() == f"vlmcli: error: {missing}: no such file; skipped"
+    assert result.stderr.splitlines() == [f"vlmcli: error: {missing}: no such file; skipped",
+                                          "vlmcli: 0 pages ok, 1 failed"]
 
 
 def test_ocr_output_dir_must_be_writable(tmp_path, page_png):

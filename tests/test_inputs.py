@@ -113,6 +113,13 @@ def test_unreadable_file(page_png):
         documents.page_refs(page_png, None, PdfSpec())
 
 
+def test_empty_folder_is_reported(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert documents.discover([tmp_path / "empty"]) == [tmp_path / "empty"]
+    with pytest.raises(InputError, match="is a directory with no images or PDFs"):
+        documents.page_refs(tmp_path / "empty", None, PdfSpec())
+
+
 def test_discover_walks_folders_in_order(tmp_path):
     (tmp_path / "b").mkdir()
     for name in ("b/2.png", "a.pdf", "notes.txt", "b/1.jpg"):

@@ -96,16 +96,19 @@ def ocr(
         if output is not None:
             check_output_dir(output)
         sink = Sink(output_format, output, inputs, write=_write_stdout)
-        items = []
+        succeeded, failures = 0, []
         for item in service.transcribe(inputs, instruction, run, pages=pages, progress=progress):
             if isinstance(item, service.PageFailure):
-                _report_failure(progress, item)
+                _report_failure(item)
+                failures.append(item.error.exit_code)
+            else:
+                succeeded += 1
             sink.add(item)
-            items.append(item)
         sink.flush()
         progress.stop()
-        code = _batch_exit_code(items)
-    raise typer.Exit(int(code))
+    if failures:
+        print_note(f"{succeeded} pages ok, {len(failures)} failed")
+    raise typer.Exit(int(_batch_exit_code(succeeded, failures)))
 
 
 def main() -> None:
@@ -140,20 +143,16 @@ def _reporting_errors() -> Iterator[None]:
         raise typer.Exit(int(ExitCode.interrupted)) from None
 
 
-def _report_failure(progress: RichProgress, failure) -> None:
+def _report_failure(failure) -> None:
     page = f" (page {failure.page_number})" if failure.page_number else ""
     print_error(VlmcliError(f"{failure.error.message}{page}; skipped", hint=failure.error.hint))
 
 
-def _batch_exit_code(items) -> ExitCode:
-    from vlmcli.app import PageFailure
-
-    failures = [item for item in items if isinstance(item, PageFailure)]
+def _batch_exit_code(succeeded: int, failures: list[ExitCode]) -> ExitCode:
+    """0 if all went well; a lone failure's own code if nothing succeeded; else partial success."""
     if not failures:
         return ExitCode.ok
-    if len(failures) == len(items):
-        return failures[0].error.exit_code
-    return ExitCode.partial
+    return failures[0] if not succeeded else ExitCode.partial
 
 
 def _write_stdout(text: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
@@ -28,7 +29,7 @@ _WHITE = (255, 255, 255, 255)
 
 def count_frames(path: Path) -> int:
     """Number of pages a (possibly multi-frame) image contributes."""
-    with _open(path) as image:
+    with _open(path, str(path)) as image:
         if image.format != "TIFF":
             return 1
         frames = getattr(image, "n_frames", 1)
@@ -39,23 +40,12 @@ def count_frames(path: Path) -> int:
 
 def load_image(path: Path, frame_index: int = 0) -> Image.Image:
     """Decode one frame of an image file into an upright 8-bit RGB image."""
-    with _open(path) as image:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image.seek(frame_index)
-                image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise _bomb_error(path, exc) from None
-        except (OSError, SyntaxError, EOFError, ValueError) as exc:
-            raise InputError(f"{path}: corrupt or truncated image ({exc})",
-                             hint="re-export or re-scan the file") from None
-        return to_rgb(_upright(image))
+    return _decode(path, str(path), frame_index)
 
 
 def load_image_bytes(data: bytes, name: str = "<bytes>") -> Image.Image:
-    """Same as `load_image`, for bytes in memory (used by property tests and fuzzers)."""
-    return load_image(_BytesPath(data, name))  # type: ignore[arg-type]
+    """Same as `load_image`, for bytes in memory."""
+    return _decode(io.BytesIO(data), name, 0)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -73,37 +63,41 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-class _BytesPath:
-    """Duck-typed stand-in for a Path so in-memory bytes share the file code path."""
+def _decode(source: Path | BinaryIO, label: str, frame_index: int) -> Image.Image:
+    with _open(source, label) as image:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image.seek(frame_index)
+                image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _bomb_error(label, exc) from None
+        except (OSError, SyntaxError, EOFError, ValueError) as exc:
+            raise InputError(f"{label}: corrupt or truncated image ({exc})",
+                             hint="re-export or re-scan the file") from None
+        return to_rgb(_upright(image))
 
-    def __init__(self, data: bytes, name: str) -> None:
-        self.data, self.name = data, name
 
-    def __str__(self) -> str:
-        return self.name
-
-
-def _open(path: Path) -> Image.Image:
-    source = io.BytesIO(path.data) if isinstance(path, _BytesPath) else path
+def _open(source: Path | BinaryIO, label: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(source, formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _bomb_error(path, exc) from None
+        raise _bomb_error(label, exc) from None
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise InputError(f"{label}: no such file") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
+        raise InputError(f"{label}: is a directory") from None
     except PermissionError:
-        raise InputError(f"{path}: permission denied", hint="check the file's permissions") from None
+        raise InputError(f"{label}: permission denied", hint="check the file's permissions") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: not a supported image ({type(exc).__name__})",
+        raise InputError(f"{label}: not a supported image ({type(exc).__name__})",
                          hint=f"supported: {', '.join(ALLOWED_FORMATS)} and PDF") from None
 
 
-def _bomb_error(path: Path, exc: Exception) -> InputError:
-    return InputError(f"{path}: image is larger than {Image.MAX_IMAGE_PIXELS:,} pixels ({exc})",
+def _bomb_error(label: str, exc: Exception) -> InputError:
+    return InputError(f"{label}: image is larger than {Image.MAX_IMAGE_PIXELS:,} pixels ({exc})",
                       hint="downscale the image first; very large images are refused as possible decompression bombs")
 
 

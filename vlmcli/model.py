@@ -184,10 +184,9 @@ def _attach_adapter(model: Any, spec: ModelSpec) -> Any:
     if not (adapter / "adapter_config.json").is_file():
         raise InputError(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)",
                          hint="pass the folder written by `vlmcli finetune` or PEFT's save_pretrained")
+    quantized = getattr(model, "hf_quantizer", None) is not None
     model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     # Merging removes the per-layer LoRA detour at inference; a quantized base cannot absorb it.
-    quantized = getattr(model.base_model.model, "is_quantized", False) or getattr(
-        model.base_model.model, "is_loaded_in_4bit", False)
     return model if quantized else model.merge_and_unload()
 
 
