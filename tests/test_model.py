@@ -217,3 +217,27 @@ def test_cli_model_errors_exit_codes(tmp_path, page_png, model_id, code):
     result = CliRunner().invoke(app, ["ask", str(page_png), "q", "--model", model_id, "--offline"])
     assert result.exit_code == code
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("vlmcli: error: ")
+
+
+@pytest.mark.parametrize("family", ["idefics3", "idefics2"])
+@pytest.mark.parametrize("size", [(1, 1), (3, 3), (10, 5000), (5000, 10)])
+def test_degenerate_image_sizes_are_read(request, tmp_path, family, size):
+    path = tmp_path / "odd.png"
+    Image.new("RGB", size, "white").save(path)
+    item = next(service.transcribe([path], "Read.", _run(request.getfixturevalue(f"tiny_{family}"), max_new_tokens=2)))
+    assert isinstance(item, service.PageResult) and item.image_tokens > 0
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux script(1) for a terminal")
+def test_progress_on_a_terminal_keeps_results_on_stdout(tiny_idefics3, pdf_3_pages, tmp_path):
+    """stderr is a terminal (progress bar drawn), stdout a file: every page must land in the file."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.txt"
+    command = (f"{sys.executable} -m vlmcli ocr {pdf_3_pages} --model {tiny_idefics3} --offline --dtype float32 "
+               f"--max-new-tokens 4 -f json > {out}")
+    terminal = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True)
+    assert terminal.returncode == 0, terminal.stdout
+    assert "Pages" in terminal.stdout  # the bar was drawn on the terminal
+    assert [json.loads(line)["page_number"] for line in out.read_text().splitlines()] == [1, 2, 3]

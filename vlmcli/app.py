@@ -20,7 +20,7 @@ from vlmcli.config import GenerationSpec, ModelSpec, PdfSpec, SplitSpec
 from vlmcli.documents import PageRef, discover, load_page, page_refs  # noqa: F401 - page_refs is part of the API
 from vlmcli.errors import InputError, UsageError, VlmcliError
 from vlmcli.prompts import user_messages
-from vlmcli.splitting import cut_bands, merge_band_texts, plan_bands
+from vlmcli.splitting import cut_bands, merge_band_texts, pad_to_min_side, plan_bands
 
 _FINISH_PRIORITY = ("repetition", "length", "stop")
 
@@ -58,12 +58,16 @@ class Progress(Protocol):
     """What a caller may show while work runs (all optional to act on)."""
 
     def loading_model(self, model_id: str) -> None: ...
+    def model_loaded(self) -> None: ...
     def pages_started(self, total: int) -> None: ...
     def page_finished(self, item: PageResult | PageFailure) -> None: ...
 
 
 class NullProgress:
     def loading_model(self, model_id: str) -> None:
+        pass
+
+    def model_loaded(self) -> None:
         pass
 
     def pages_started(self, total: int) -> None:
@@ -87,6 +91,7 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
         return
     progress.loading_model(run.model.model_id)
     loaded = load_model(run)
+    progress.model_loaded()
     progress.pages_started(len(refs))
     for ref in refs:
         try:
@@ -122,15 +127,17 @@ def ask(inputs: list[Path], question: str, run: RunSpec, *, page_number: int = 1
     if not question.strip():
         raise UsageError("the question is empty")
     refs = [_ask_page(path, page_number, run.pdf) for path in inputs]
-    (progress or NullProgress()).loading_model(run.model.model_id)
+    progress = progress or NullProgress()
+    progress.loading_model(run.model.model_id)
     loaded = load_model(run)
+    progress.model_loaded()
     page_bands = [band for ref in refs for band in page_images(loaded, ref, run)]
     return generate(loaded, user_messages(question, len(page_bands)), page_bands, run.generation, on_text)
 
 
 def page_images(loaded, ref: PageRef, run: RunSpec) -> list[Image.Image]:
     """The pixels the model sees for a page: the same for ask and ocr."""
-    page = load_page(ref, loaded.max_input_px, run.split.bands, run.pdf)
+    page = pad_to_min_side(load_page(ref, loaded.max_input_px, run.split.bands, run.pdf))
     if not run.split.bands:
         return [page]
     return cut_bands(page, plan_bands(page.width, page.height, loaded.max_input_px, run.split.band_overlap))

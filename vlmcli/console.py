@@ -24,14 +24,17 @@ def print_note(text: str) -> None:
 
 
 class RichProgress:
-    """A spinner while the model loads, then a bar with ETA across pages; silent off a terminal."""
+    """A spinner while the model loads, then a bar with ETA across pages; silent off a terminal.
+
+    Rich's live display would normally capture stdout too and print it on its own
+    console (stderr here): results must stay on stdout, so only stderr is captured.
+    """
 
     def __init__(self, verbose: bool = False) -> None:
         self.console = Console(stderr=True)
         self.enabled = self.console.is_terminal
         self.verbose = verbose
-        self._status = None
-        self._bar: Progress | None = None
+        self._live: Progress | None = None
         self._task = None
 
     def __enter__(self) -> RichProgress:
@@ -41,39 +44,42 @@ class RichProgress:
         self.stop()
 
     def loading_model(self, model_id: str) -> None:
-        if self.enabled:
-            self._status = self.console.status(f"Loading {model_id}…")
-            self._status.start()
+        self._show(Progress(SpinnerColumn(), TextColumn("{task.description}"), **self._live_options()),
+                   f"Loading {model_id}…", total=None)
+
+    def model_loaded(self) -> None:
+        if self._live is not None:
+            self._live.update(self._task, description="Reading…")
 
     def pages_started(self, total: int) -> None:
-        self._stop_status()
-        if self.enabled:
-            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeRemainingColumn(), console=self.console)
-            self._bar.start()
-            self._task = self._bar.add_task("Pages", total=total)
+        self._show(Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), **self._live_options()), "Pages", total=total)
 
     def page_finished(self, item) -> None:
         if self.verbose and hasattr(item, "text"):
             self._log(f"{item.source} page {item.page_number}: {item.image_tokens} image tokens, "
                       f"{item.new_tokens} new tokens, {item.bands} band(s), {item.seconds:.1f} s, "
                       f"{item.finish_reason}")
-        if self._bar is not None:
-            self._bar.advance(self._task)
+        if self._live is not None:
+            self._live.advance(self._task)
 
     def stop(self) -> None:
-        self._stop_status()
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
-    def _stop_status(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
+    def _live_options(self) -> dict:
+        return {"console": self.console, "transient": True, "redirect_stdout": False, "redirect_stderr": True}
+
+    def _show(self, live: Progress, description: str, total: int | None) -> None:
+        self.stop()
+        if self.enabled:
+            self._live = live
+            self._task = live.add_task(description, total=total)
+            live.start()
 
     def _log(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.console.print(text, markup=False, highlight=False)
+        if self._live is not None:
+            self._live.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
             print_note(text)

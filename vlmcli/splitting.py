@@ -22,6 +22,8 @@ A4_LONG_EDGE_IN = 11.69
 # a second band would double the cost for a small gain in legibility.
 BAND_TOLERANCE = 1.25
 MERGE_SIMILARITY = 0.85
+# Processors divide tiny images into crops (Idefics2: quadrants) and fail on 1-px sides.
+MIN_SIDE_PX = 16
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,15 @@ def plan_bands(width_px: int, height_px: int, max_edge_px: int, overlap: float) 
     step_px = math.ceil((height - band_px) / (count - 1)) if count > 1 else 0
     tops = [min(index * step_px, height - band_px) for index in range(count)]
     return BandPlan((width, height), tuple((top, top + band_px) for top in tops))
+
+
+def pad_to_min_side(image: Image.Image, min_side_px: int = MIN_SIDE_PX) -> Image.Image:
+    """Put a very small image on a white canvas at least min_side_px on each side (top-left)."""
+    if min(image.size) >= min_side_px:
+        return image
+    canvas = Image.new("RGB", (max(image.width, min_side_px), max(image.height, min_side_px)), "white")
+    canvas.paste(image, (0, 0))
+    return canvas
 
 
 def cut_bands(image: Image.Image, plan: BandPlan) -> list[Image.Image]:
