@@ -1,0 +1,66 @@
+"""Output rendering and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vlmcli import app as service
+from vlmcli.cli import app
+from vlmcli.config import OutputFormat
+from vlmcli.errors import ExitCode, InputError
+from vlmcli.output import Sink, atomic_write, render
+
+
+def _page(source="a.pdf", number=1, text="héllo ✓ 𝔘"):
+    return service.PageResult(Path(source), number, text, 64, 3, 0.5, "stop")
+
+
+def test_json_round_trips_unicode():
+    line = render(_page(text="ünïcødé \u202e rtl \x00 nul"), OutputFormat.json, True)
+    assert json.loads(line)["text"] == "ünïcødé \u202e rtl \x00 nul" and line.count("\n") == 1
+
+
+def test_text_pages_are_separated_by_form_feeds():
+    chunks = [render(_page(number=n, text=f"p{n}"), OutputFormat.text, n == 1) for n in (1, 2)]
+    assert "".join(chunks) == "p1\n\f\np2\n"
+
+
+def test_failed_page_is_a_json_record_and_absent_from_text():
+    failure = service.PageFailure(Path("a.pdf"), 2, InputError("a.pdf: broken"))
+    assert json.loads(render(failure, OutputFormat.json, True)) == {
+        "source": "a.pdf", "page_number": 2, "error": "a.pdf: broken", "exit_code": 3}
+    assert render(failure, OutputFormat.text, True) == ""
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "out.txt"
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError):
+        atomic_write(target, "text")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sink_names_files_without_collisions(tmp_path):
+    written = []
+    sink = Sink(OutputFormat.text, tmp_path, [Path("x/a.pdf"), Path("y/a.pdf")], written.append)
+    for source in ("x/a.pdf", "y/a.pdf"):
+        sink.add(_page(source))
+    sink.flush()
+    assert [p.name for p in sink.written] == ["a.pdf.txt", "a.pdf-2.txt"] and written == []
+
+
+def test_interrupt_exits_130_and_keeps_finished_files(monkeypatch, tmp_path):
+    def interrupted(*args, **kwargs):
+        yield _page("first.png")
+        yield _page("second.pdf", 1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(service, "transcribe", interrupted)
+    result = CliRunner().invoke(app, ["ocr", "first.png", "second.pdf", "-o", str(tmp_path)])
+    assert result.exit_code == ExitCode.interrupted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.png.txt"]  # second.pdf was not finished
