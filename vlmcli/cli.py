@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vlmcli import __version__
+from vlmcli import __version__, cli_train
 from vlmcli.config import DEFAULT_MODEL, Device, DType, GenerationSpec, ModelSpec, OutputFormat, PdfSpec, Quant, SplitSpec
 from vlmcli.console import RichProgress, print_error, print_note
 from vlmcli.errors import ExitCode, VlmcliError
@@ -55,7 +55,7 @@ def ask(
     run = _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
                     split, longest_edge, bands, password, default_max_new_tokens=512)
     stream = sys.stdout.isatty()
-    with _reporting_errors(), RichProgress(verbose) as progress:
+    with reporting_errors(), RichProgress(verbose) as progress:
         from vlmcli import app as service
 
         def on_text(piece: str) -> None:
@@ -89,7 +89,7 @@ def ocr(
     from vlmcli.prompts import ocr_instruction
 
     instruction = ocr_instruction(prompt, handwriting)
-    with _reporting_errors(), RichProgress(verbose) as progress:
+    with reporting_errors(), RichProgress(verbose) as progress:
         from vlmcli import app as service
         from vlmcli.output import Sink, check_output_dir
 
@@ -109,6 +109,9 @@ def ocr(
     if failures:
         print_note(f"{succeeded} pages ok, {len(failures)} failed")
     raise typer.Exit(int(_batch_exit_code(succeeded, failures)))
+
+
+cli_train.register(app)
 
 
 def main() -> None:
@@ -131,7 +134,7 @@ def _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_ne
 
 
 @contextmanager
-def _reporting_errors() -> Iterator[None]:
+def reporting_errors() -> Iterator[None]:
     """Turn the user's errors into one stderr line and their exit code; let bugs crash."""
     try:
         yield

@@ -83,3 +83,49 @@ class RichProgress:
             self._live.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
             print_note(text)
+
+
+class TrainProgress:
+    """Training progress on stderr: a bar with step, loss, learning rate and ETA; notes and evaluations as lines."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self._bar: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> TrainProgress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def event(self, name: str, details: dict) -> None:
+        """Receives the events of `finetune.train.run` and `vlmcli eval`."""
+        if name == "note":
+            self._line(details["text"])
+        elif name == "evaluated":
+            metrics = ", ".join(f"{k}={v:.4g}" for k, v in details.items() if k != "label")
+            self._line(f"eval {details['label']} training: {metrics}")
+        elif name in ("started", "step"):
+            self._advance(details["step"], details["max_steps"])
+        elif name == "log":
+            self._line(f"step {details['step']}: loss {details['loss']:.4f}, lr {details['learning_rate']:.3g}")
+            if self._bar is not None:
+                self._bar.update(self._task, description=f"loss {details['loss']:.3f}")
+
+    def _advance(self, step: int, total: int) -> None:
+        if self._bar is None and self.console.is_terminal:
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=self.console, transient=True, redirect_stdout=False)
+            self._task = self._bar.add_task("training", total=total)
+            self._bar.start()
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step, total=total)
+
+    def _line(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(f"vlmcli: {text}", markup=False, highlight=False, soft_wrap=True)
+        else:
+            print_note(text)

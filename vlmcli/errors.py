@@ -23,6 +23,8 @@ class ExitCode(IntEnum):
     resource = 8  # out of memory with no usable output
     model = 9  # the checkpoint cannot be loaded or is not a supported family
     partial = 10  # several inputs: some succeeded, some failed (see stderr)
+    diverged = 11  # training stopped on a non-finite loss
+    checkpoint = 12  # a checkpoint to resume from is incomplete, corrupt or foreign
     interrupted = 130  # Ctrl-C
 
 
@@ -67,3 +69,11 @@ class ResourceError(VlmcliError):
 
 class ModelError(VlmcliError):
     exit_code = ExitCode.model
+
+
+class TrainingDiverged(VlmcliError):
+    exit_code = ExitCode.diverged
+
+
+class CheckpointError(VlmcliError):
+    exit_code = ExitCode.checkpoint

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import json
+import logging
+import os
+
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 from transformers.utils import logging as transformers_logging
@@ -19,6 +23,11 @@ from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant
 from vlmcli.errors import DependencyError, InputError, ModelError, RefusedError, ResourceError
 
 END_OF_UTTERANCE = "<end_of_utterance>"
+
+# bitsandbytes logs, at import, its failed attempt to download an optional CPU
+# kernel from a hub, and on every 8-bit matmul that it casts inputs: noise on stderr.
+for _name in ("bitsandbytes.backends.cpu.ops", "bitsandbytes.autograd._functions"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 @dataclass
@@ -35,19 +44,27 @@ class LoadedModel:
     max_input_px: int  # longest page edge the processor takes before shrinking it
 
 
-def load(spec: ModelSpec, split: SplitSpec) -> LoadedModel:
-    """Load model, processor and optional adapter as `spec` says."""
+def load(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
+         unquantized_modules: tuple[str, ...] = ()) -> LoadedModel:
+    """Load model, processor and optional adapter as `spec` says.
+
+    For training, adapters (and the earlier stages they build on) are merged into
+    the weights, the model is left in train mode, and `auto` dtype is float32 on CPUs.
+    `unquantized_modules` stay in full precision under --quantize (modules trained fully).
+    """
     # vlmcli draws its own spinner, and its own errors say what went wrong.
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     config = _load_config(spec)
     device = resolve_device(spec.device)
-    dtype = resolve_dtype(spec.dtype, device)
+    dtype = resolve_dtype(spec.dtype, device, for_training)
     processor = _load_processor(spec)
-    model = _load_model(spec, config, device, dtype)
+    if spec.adapter is not None:  # an adapter's fully trained modules replace whole layers: keep those unquantized
+        unquantized_modules = (*unquantized_modules, *_adapters_full_modules(spec.adapter))
+    model = _load_model(spec, config, device, dtype, unquantized_modules)
     if spec.adapter is not None:
-        model = _attach_adapter(model, spec)
-    model.eval()
+        model = _attach_adapters(model, spec.adapter, merge_all=for_training)
+    model.train(for_training)
     max_input_px = configure_processor(processor, config.model_type, split)
     tokenizer = processor.tokenizer
     return LoadedModel(
@@ -58,6 +75,9 @@ def load(spec: ModelSpec, split: SplitSpec) -> LoadedModel:
 
 
 def resolve_device(device: Device) -> str:
+    """The torch device; under torchrun/accelerate each process takes the GPU of its LOCAL_RANK."""
+    if device in (Device.auto, Device.cuda) and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}"
     if device is Device.auto:
         if torch.cuda.is_available():
             return "cuda"
@@ -70,15 +90,18 @@ def resolve_device(device: Device) -> str:
     return device.value
 
 
-def resolve_dtype(dtype: DType, device: str) -> torch.dtype:
-    """`auto` picks what runs fast: bf16 on GPUs that have it, float32 on CPUs without native bf16."""
+def resolve_dtype(dtype: DType, device: str, for_training: bool = False) -> torch.dtype:
+    """`auto` picks what runs fast: bf16 on GPUs that have it, float32 on CPUs without native bf16.
+
+    Training on a CPU stays in float32 whatever the CPU: bf16 weights there would also mean bf16 optimizer updates.
+    """
     if dtype is not DType.auto:
         return getattr(torch, dtype.value)
-    if device == "cuda":
+    if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device == "mps":
         return torch.float16
-    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() and not for_training else torch.float32
 
 
 def cpu_has_native_bf16() -> bool:
@@ -90,18 +113,21 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def quantization_config(quantize: Quant, compute_dtype: torch.dtype) -> BitsAndBytesConfig | None:
-    """bitsandbytes settings for --quantize: 4-bit is NF4 with double quantization."""
+def quantization_config(quantize: Quant, compute_dtype: torch.dtype,
+                        skip_modules: tuple[str, ...] = ()) -> BitsAndBytesConfig | None:
+    """bitsandbytes settings for --quantize: 4-bit is NF4 with double quantization; lm_head always stays as is."""
     if quantize is Quant.none:
         return None
     try:
         import bitsandbytes  # noqa: F401 - only to fail early with a clear message
     except ImportError:
         raise DependencyError("--quantize needs bitsandbytes", hint="pip install bitsandbytes") from None
+    # transformers matches these from the start of a module's full name, or as a suffix.
+    skip = ["lm_head", *(f".*{name}" for name in skip_modules)]
     if quantize is Quant.int8:
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute_dtype)
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=skip)
 
 
 def configure_processor(processor: Any, model_type: str, split: SplitSpec) -> int:
@@ -155,11 +181,11 @@ def _load_processor(spec: ModelSpec) -> Any:
                               hint="install the package named above") from None
 
 
-def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype) -> Any:
+def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype, unquantized: tuple[str, ...]) -> Any:
     # A checkpoint saved quantized carries its own quantization_config; passing
     # one (even None) would make transformers rebuild full-size layers around it.
     prequantized = getattr(config, "quantization_config", None) is not None
-    quant = None if prequantized else quantization_config(spec.quantize, dtype)
+    quant = None if prequantized else quantization_config(spec.quantize, dtype, unquantized)
     extra = {"quantization_config": quant} if quant is not None else {}
     try:
         return AutoModelForImageTextToText.from_pretrained(
@@ -177,17 +203,42 @@ def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype) -
         raise
 
 
-def _attach_adapter(model: Any, spec: ModelSpec) -> Any:
+def adapter_chain(adapter: Path) -> list[Path]:
+    """The adapters to apply, oldest first: a stage's adapter names the earlier stage it was trained on top of."""
+    chain: list[Path] = []
+    current: Path | None = Path(adapter)
+    while current is not None:
+        if not (current / "adapter_config.json").is_file():
+            raise InputError(f"{current}: not a PEFT adapter directory (no adapter_config.json)",
+                             hint="pass the folder written by `vlmcli finetune` or PEFT's save_pretrained")
+        if current.resolve() in [p.resolve() for p in chain]:
+            raise InputError(f"{adapter}: the chain of earlier stages loops back to {current}")
+        chain.insert(0, current)
+        run_file = current / "run.json"
+        parent = json.loads(run_file.read_text()).get("parent_adapter") if run_file.is_file() else None
+        current = Path(parent) if parent else None
+    return chain
+
+
+def _adapters_full_modules(adapter: Path) -> list[str]:
+    names: list[str] = []
+    for path in adapter_chain(adapter):
+        names.extend(json.loads((path / "adapter_config.json").read_text()).get("modules_to_save") or [])
+    return names
+
+
+def _attach_adapters(model: Any, adapter: Path, merge_all: bool) -> Any:
     from peft import PeftModel
 
-    adapter = spec.adapter
-    if not (adapter / "adapter_config.json").is_file():
-        raise InputError(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)",
-                         hint="pass the folder written by `vlmcli finetune` or PEFT's save_pretrained")
+    # A quantized base cannot absorb the last adapter exactly (it would be re-rounded
+    # to 4/8 bits), so at inference that one stays a separate LoRA detour.
     quantized = getattr(model, "hf_quantizer", None) is not None
-    model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
-    # Merging removes the per-layer LoRA detour at inference; a quantized base cannot absorb it.
-    return model if quantized else model.merge_and_unload()
+    chain = adapter_chain(adapter)
+    for index, path in enumerate(chain):
+        model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+        if merge_all or index < len(chain) - 1 or not quantized:
+            model = model.merge_and_unload()
+    return model
 
 
 def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -1,0 +1,85 @@
+"""`vlmcli eval`: CER/WER for transcriptions, exact match and ANLS for answers.
+
+Edit distances come from maintained packages (jiwer for CER/WER, rapidfuzz for
+ANLS). Generation is vlmcli's own: greedy, with the prompts and pixels of
+`vlmcli ask` / `vlmcli ocr`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jiwer
+from rapidfuzz.distance import Levenshtein
+
+from finetune.collate import load_images
+from finetune.data import Example
+from vlmcli.config import GenerationSpec, PdfSpec
+from vlmcli.errors import VlmcliError
+
+ANLS_THRESHOLD = 0.5  # DocVQA's ANLS: answers further than this count as 0
+
+
+def normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def anls(prediction: str, target: str) -> float:
+    distance = Levenshtein.normalized_distance(normalize(prediction), normalize(target))
+    return 1.0 - distance if distance < ANLS_THRESHOLD else 0.0
+
+
+def score(example: Example, prediction: str) -> dict:
+    """Per-example metrics: CER/WER for transcriptions; exact match and ANLS for questions and chats."""
+    target = example.target
+    if example.kind == "transcription":
+        return {"cer": jiwer.cer(target, prediction or " "), "wer": jiwer.wer(target, prediction or " ")}
+    return {"exact_match": float(normalize(prediction) == normalize(target)), "anls": anls(prediction, target)}
+
+
+@dataclass
+class Report:
+    overall: dict = field(default_factory=dict)
+    examples: list[dict] = field(default_factory=list)
+
+
+def evaluate(loaded, examples: list[Example], pdf: PdfSpec, generation: GenerationSpec,
+             on_example: Callable[[int, int], None] | None = None) -> Report:
+    """Generate an answer for each example and score it; overall = corpus CER/WER and mean EM/ANLS."""
+    from vlmcli.generate import generate
+
+    report = Report()
+    predictions: dict[str, list[tuple[str, str]]] = {}
+    for index, example in enumerate(examples, start=1):
+        started = time.perf_counter()
+        try:
+            images = load_images(example, loaded.max_input_px, pdf)
+            prediction = generate(loaded, example.prompt_messages, images, generation).text
+        except VlmcliError as error:
+            report.examples.append({"line": example.line_number, "error": error.message})
+            continue
+        metrics = score(example, prediction)
+        report.examples.append({"line": example.line_number, "kind": example.kind, "target": example.target,
+                                "prediction": prediction, **metrics,
+                                "seconds": round(time.perf_counter() - started, 3)})
+        predictions.setdefault(example.kind, []).append((example.target, prediction))
+        if on_example:
+            on_example(index, len(examples))
+    report.overall = _overall(report.examples, predictions)
+    return report
+
+
+def _overall(rows: list[dict], predictions: dict[str, list[tuple[str, str]]]) -> dict:
+    overall: dict = {"examples": len(rows), "errors": sum("error" in row for row in rows)}
+    pairs = predictions.get("transcription", [])
+    if pairs:
+        targets, guesses = [t for t, _ in pairs], [g or " " for _, g in pairs]
+        overall.update(cer=jiwer.cer(targets, guesses), wer=jiwer.wer(targets, guesses))
+    answered = [row for row in rows if "anls" in row]
+    if answered:
+        overall.update(exact_match=sum(r["exact_match"] for r in answered) / len(answered),
+                       anls=sum(r["anls"] for r in answered) / len(answered))
+    return overall

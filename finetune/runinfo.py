@@ -1,0 +1,58 @@
+"""run.json: the resolved settings of a training run, written next to its adapter (stdlib only).
+
+The next stage reads it (`--from`): the base model, its revision and quantization,
+and the earlier adapter it builds on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from finetune.stages import as_dict
+from vlmcli import __version__
+from vlmcli.config import DType, ModelSpec, Quant
+from vlmcli.errors import UsageError
+
+RUN_FILE = "run.json"
+
+
+def write_run_info(request, details: dict[str, Any]) -> None:
+    """Write OUTPUT/run.json atomically."""
+    spec: ModelSpec = request.model
+    info = {
+        "vlmcli_version": __version__,
+        "stage": as_dict(request.stage),
+        "model": {"model_id": spec.model_id, "revision": spec.revision, "quantize": spec.quantize.value,
+                  "dtype": spec.dtype.value},
+        "parent_adapter": str(spec.adapter.resolve()) if spec.adapter else None,
+        "data": str(request.data), "eval_data": str(request.eval_data) if request.eval_data else None,
+        **details,
+    }
+    request.output.mkdir(parents=True, exist_ok=True)
+    temp = request.output / f".{RUN_FILE}.tmp"
+    temp.write_text(json.dumps(info, indent=2, default=str))
+    os.replace(temp, request.output / RUN_FILE)
+
+
+def read_run_info(folder: Path) -> dict[str, Any]:
+    """The run.json of an earlier stage (for --from), which must have finished."""
+    path = folder / RUN_FILE
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{folder}: not a vlmcli training run (no {RUN_FILE})",
+                         hint="--from takes the --output folder of an earlier `vlmcli finetune`") from None
+    if info.get("status") != "finished" or not (folder / "adapter_config.json").is_file():
+        raise UsageError(f"{folder}: that training run did not finish",
+                         hint=f"finish it with: vlmcli finetune --resume --output {folder} ...")
+    return info
+
+
+def model_spec_from_run(info: dict[str, Any], folder: Path) -> ModelSpec:
+    """The base model of an earlier run, with its adapter as this stage's starting point."""
+    model = info["model"]
+    return ModelSpec(model_id=model["model_id"], revision=model.get("revision"), quantize=Quant(model["quantize"]),
+                     dtype=DType(model.get("dtype", "auto")), adapter=folder)

@@ -1,0 +1,123 @@
+"""Stage presets and the merge of overrides (stdlib only).
+
+A stage is data: which modules get LoRA, which train fully, which stay frozen,
+and the optimisation and resolution settings. Precedence, lowest first:
+preset < --config TOML file < command-line flags.
+
+Sources: Idefics2 paper (arXiv 2405.02246) §3.2/§4.1-4.2: LoRA on the
+pretrained backbones and full training of the newly initialised connector
+(the paper's stabilising fix), stage 1 at low resolution without splitting,
+stage 2 at high resolution adding documents, instruction tuning with DoRA and
+the loss on answers only; HF M4's SmolVLM pretraining config (DoRA r=64,
+alpha=16, dropout 0.1, lr 1e-4); the smol-vision SmolVLM/Idefics3 fine-tuning
+recipe (r=8, alpha=8, dropout 0.1, DoRA except under QLoRA, lr 1e-4).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from vlmcli.errors import UsageError
+
+# Module-name patterns (regular expressions, matched in full by PEFT) shared by
+# Idefics2, Idefics3 and SmolVLM in transformers 5.
+VISION_LORA = r".*vision_model\.encoder\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])"
+TEXT_LORA = r".*text_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+CONNECTOR = "connector"  # Idefics3: pixel shuffle + linear; Idefics2: MLP + perceiver. New in the VLM: trained fully.
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int
+    description: str
+    lora_targets: str  # regex of modules that get LoRA; everything else pretrained stays frozen
+    full_train: tuple[str, ...]  # modules trained fully (PEFT modules_to_save)
+    lora_rank: int
+    lora_alpha: int
+    lora_dropout: float
+    use_dora: bool
+    learning_rate: float  # LoRA parameters
+    full_train_learning_rate: float  # the fully trained modules
+    split: bool  # the processor's image splitting
+    longest_edge_px: int | None  # None: the checkpoint's own resolution
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 1
+    grad_accum: int = 4
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.01
+    max_length: int = 4096  # longer examples are reported, never truncated (image tokens must stay whole)
+    save_steps: int = 50
+    logging_steps: int = 5
+    seed: int = 0
+    gradient_checkpointing: bool = True
+
+
+STAGE_1 = Stage(
+    number=1, description="alignment at low resolution: one image per page, no splitting",
+    lora_targets=f"({VISION_LORA})|({TEXT_LORA})", full_train=(CONNECTOR,),
+    lora_rank=64, lora_alpha=16, lora_dropout=0.1, use_dora=True,
+    learning_rate=1e-4, full_train_learning_rate=1e-4, split=False, longest_edge_px=None,
+)
+STAGE_2 = replace(
+    STAGE_1, number=2, description="high resolution with image splitting: documents and PDF pages", split=True,
+)
+STAGE_3 = replace(
+    STAGE_1, number=3, description="instruction tuning on your tasks, loss on the answers only",
+    lora_targets=TEXT_LORA, lora_rank=8, lora_alpha=8, full_train_learning_rate=2e-5, split=True,
+)
+STAGES = {stage.number: stage for stage in (STAGE_1, STAGE_2, STAGE_3)}
+FIELD_NAMES = {f.name for f in fields(Stage)} - {"number", "description"}
+
+
+def resolve(number: int, file_overrides: dict[str, Any] | None = None,
+            cli_overrides: dict[str, Any] | None = None) -> Stage:
+    """The preset of stage `number`, then the config file's values, then the command line's (None = not given)."""
+    if number not in STAGES:
+        raise UsageError(f"--stage must be one of {sorted(STAGES)}, not {number}")
+    stage = STAGES[number]
+    for source, overrides in (("config file", file_overrides or {}), ("command line", cli_overrides or {})):
+        given = {key: value for key, value in overrides.items() if value is not None}
+        unknown = sorted(set(given) - FIELD_NAMES)
+        if unknown:
+            raise UsageError(f"{source}: unknown setting(s) {', '.join(unknown)}",
+                             hint=f"known settings: {', '.join(sorted(FIELD_NAMES))}")
+        stage = replace(stage, **{key: _coerce(stage, key, value, source) for key, value in given.items()})
+    return stage
+
+
+def read_config(path: Path, number: int) -> dict[str, Any]:
+    """Settings from a TOML file: top-level keys, then a [stage2]-style table for this stage."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    tables = {key for key, value in data.items() if isinstance(value, dict)}
+    merged = {key: value for key, value in data.items() if key not in tables}
+    merged.update(data.get(f"stage{number}", {}))
+    return merged
+
+
+def as_dict(stage: Stage) -> dict[str, Any]:
+    return asdict(stage)
+
+
+def _coerce(stage: Stage, key: str, value: Any, source: str) -> Any:
+    """Check a value against the preset's type (TOML and flags give ints where floats are meant)."""
+    current = getattr(stage, key)
+    if key == "full_train":
+        return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    if isinstance(current, bool) or isinstance(value, bool):
+        ok = isinstance(current, bool) and isinstance(value, bool)
+    elif isinstance(current, float):
+        ok, value = isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+    else:
+        ok = isinstance(value, type(current)) or (current is None and isinstance(value, int))
+    if not ok:
+        raise UsageError(f"{source}: {key} = {value!r} is not a {type(current).__name__}")
+    return value

@@ -1,0 +1,212 @@
+"""`vlmcli finetune`: one stage of the recipe on the Hugging Face Trainer with PEFT.
+
+The same command runs under `torchrun` / `accelerate launch` (DDP): the Trainer
+reads the launcher's environment; files other than the Trainer's own are
+written by the main process only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+from finetune import checkpoints
+from finetune.collate import Collator, validate
+from finetune.data import Example, Problem, read_examples
+from finetune.evaluate import evaluate
+from finetune.lora import GRADIENT_CHECKPOINTING, apply_stage, parameter_groups, trainable_summary
+from finetune.runinfo import write_run_info
+from finetune.stages import Stage
+from vlmcli import model as model_loader
+from vlmcli.config import GenerationSpec, ModelSpec, PdfSpec, Quant, SplitSpec
+from vlmcli.errors import InputError, ResourceError, TrainingDiverged, UsageError
+
+
+@dataclass(frozen=True)
+class FinetuneRequest:
+    stage: Stage
+    model: ModelSpec  # model.adapter = the earlier stage this one builds on (--from), or None
+    data: Path
+    output: Path
+    eval_data: Path | None = None
+    resume: bool = False
+    skip_bad_examples: bool = False
+    pdf: PdfSpec = PdfSpec()
+    eval_max_new_tokens: int = 256
+
+
+Events = Callable[[str, dict], None]  # (event name, details): "note", "loaded", "started", "step", "log", "evaluated"
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def run(request: FinetuneRequest, events: Events = lambda name, details: None) -> dict:
+    """Train one stage; return the summary also written to OUTPUT/run.json."""
+    train_examples = load_examples(request.data, request.skip_bad_examples, events)
+    eval_examples = load_examples(request.eval_data, request.skip_bad_examples, events) if request.eval_data else []
+    resume_from = _resume_point(request, events)
+    split = SplitSpec(split=request.stage.split, longest_edge_px=request.stage.longest_edge_px, bands=False)
+    loaded = model_loader.load(request.model, split, for_training=True,
+                               unquantized_modules=tuple(request.stage.full_train))
+    events("loaded", {"device": loaded.device, "dtype": str(loaded.dtype)})
+    train_examples = _validated(train_examples, loaded, request, request.data, events)
+    eval_examples = _validated(eval_examples, loaded, request, request.eval_data, events) if eval_examples else []
+    summary = {"examples": len(train_examples), "eval_examples": len(eval_examples)}
+    if eval_examples:
+        summary["eval_before"] = _evaluate(loaded, eval_examples, request, "before", events)
+    peft_model = apply_stage(loaded.model, request.stage, quantized=request.model.quantize is not Quant.none)
+    summary.update(trainable_summary(peft_model))
+    trainer = _trainer(peft_model, loaded, train_examples, request, events)
+    if trainer.is_world_process_zero():
+        write_run_info(request, {**summary, "status": "running"})
+    result = _train(trainer, resume_from)
+    summary.update(global_step=trainer.state.global_step, train_loss=result.training_loss)
+    trainer.save_model(str(request.output))  # the adapter; the Trainer writes it on the main process only
+    if eval_examples and trainer.is_world_process_zero():
+        after = dataclasses.replace(loaded, model=peft_model.eval())
+        summary["eval_after"] = _evaluate(after, eval_examples, request, "after", events)
+    if trainer.is_world_process_zero():
+        write_run_info(request, {**summary, "status": "finished"})
+    return summary
+
+
+def load_examples(path: Path, skip_bad: bool, events: Events = lambda name, details: None) -> list[Example]:
+    """Read and check a JSONL file (format, fields, files); bad lines fail or are skipped and reported."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such data file")
+    examples, problems = read_examples(path)
+    return _apply_policy(path, examples, problems, skip_bad, events)
+
+
+def _validated(examples: list[Example], loaded, request: FinetuneRequest, path: Path, events: Events) -> list[Example]:
+    good, problems = validate(examples, loaded.processor, loaded.image_token_id, loaded.max_input_px,
+                              request.pdf, request.stage.max_length)
+    return _apply_policy(path, good, problems, request.skip_bad_examples, events)
+
+
+def _apply_policy(path: Path, good: list[Example], problems: list[Problem], skip_bad: bool,
+                  events: Events) -> list[Example]:
+    if problems and not skip_bad:
+        listed = "; ".join(str(p) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
+        raise InputError(f"{path}: {len(problems)} bad example(s): {listed}",
+                         hint="fix them, or pass --on-bad-example skip to train without them")
+    for problem in problems:
+        events("note", {"text": f"{path}: skipping {problem}"})
+    if not good:
+        raise InputError(f"{path}: no usable examples")
+    return good
+
+
+def _resume_point(request: FinetuneRequest, events: Events) -> Path | None:
+    folder = request.output / "checkpoints"
+    if not request.resume:
+        if checkpoints.checkpoints(folder) or (request.output / "adapter_config.json").exists():
+            raise UsageError(f"{request.output} already holds a training run",
+                             hint="pass --resume to continue it, or choose another --output")
+        return None
+    latest, notes = checkpoints.latest_complete(folder)
+    for note in notes:
+        events("note", {"text": note})
+    if latest is None:
+        events("note", {"text": "no complete checkpoint to resume from: starting at step 0"})
+    return latest
+
+
+def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneRequest, events: Events) -> Trainer:
+    stage = request.stage
+    args = TrainingArguments(
+        output_dir=str(request.output / "checkpoints"), seed=stage.seed, data_seed=stage.seed,
+        per_device_train_batch_size=stage.batch_size, gradient_accumulation_steps=stage.grad_accum,
+        num_train_epochs=stage.epochs, max_steps=stage.max_steps, learning_rate=stage.learning_rate,
+        warmup_steps=stage.warmup_ratio, weight_decay=stage.weight_decay, max_grad_norm=1.0,
+        logging_steps=stage.logging_steps, logging_nan_inf_filter=False,
+        save_strategy="steps", save_steps=stage.save_steps, save_total_limit=2,
+        gradient_checkpointing=stage.gradient_checkpointing, gradient_checkpointing_kwargs=GRADIENT_CHECKPOINTING,
+        use_cpu=loaded.device == "cpu", ddp_backend="gloo" if loaded.device == "cpu" and _distributed() else None,
+        ddp_find_unused_parameters=False, bf16=loaded.dtype == torch.bfloat16 and loaded.device != "cpu",
+        remove_unused_columns=False, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+    )
+    optimizer = torch.optim.AdamW(parameter_groups(peft_model, stage), lr=stage.learning_rate)
+    collator = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, request.pdf)
+    trainer = _Trainer(model=peft_model, args=args, train_dataset=_ListDataset(examples), data_collator=collator,
+                       optimizers=(optimizer, None), callbacks=[_Callbacks(events)])
+    trainer.remove_callback(PrinterCallback)  # it prints logs to stdout, which carries results only
+    return trainer
+
+
+def _distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _train(trainer: Trainer, resume_from: Path | None):
+    try:
+        return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except NonFiniteLoss as exc:
+        latest, _ = checkpoints.latest_complete(Path(trainer.args.output_dir))
+        kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint had been saved yet"
+        raise TrainingDiverged(f"training stopped: {exc}; {kept}",
+                               hint="lower --learning-rate, then continue with --resume") from None
+    except torch.OutOfMemoryError:
+        raise ResourceError("out of memory while training; completed checkpoints are kept",
+                            hint="lower --batch-size or --longest-edge, or use --quantize 4bit") from None
+
+
+def _evaluate(loaded, examples: list[Example], request: FinetuneRequest, label: str, events: Events) -> dict:
+    generation = GenerationSpec(max_new_tokens=request.eval_max_new_tokens)
+    report = evaluate(loaded, examples, request.pdf, generation)
+    events("evaluated", {"label": label, **report.overall})
+    return report.overall
+
+
+class _ListDataset(torch.utils.data.Dataset):
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.items[index]
+
+
+class _Trainer(Trainer):
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not math.isfinite(float(loss)):
+            raise NonFiniteLoss(f"the loss became {float(loss)} at step {self.state.global_step + 1}")
+        return loss
+
+
+class _Callbacks(TrainerCallback):
+    """Progress events, and the completion marker written after each checkpoint is fully saved."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.events("started", {"max_steps": state.max_steps, "step": state.global_step})
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.events("step", {"step": state.global_step, "max_steps": state.max_steps})
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            self.events("log", {"step": state.global_step, "loss": logs["loss"],
+                                "learning_rate": logs.get("learning_rate")})
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            checkpoints.mark_complete(folder, state.global_step)

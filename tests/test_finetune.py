@@ -1,0 +1,224 @@
+"""Fine-tuning on tiny real checkpoints (CPU): stages, learning, masking, QLoRA, resume, export, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from finetune import checkpoints
+from finetune.collate import IGNORE_INDEX, Collator
+from finetune.data import read_examples
+from finetune.stages import resolve
+from finetune.train import FinetuneRequest, run
+from vlmcli import app as service
+from vlmcli.cli import app
+from vlmcli.config import DType, GenerationSpec, ModelSpec, PdfSpec, Quant, SplitSpec
+from vlmcli.errors import CheckpointError, ExitCode, TrainingDiverged
+
+pytestmark = pytest.mark.model
+COLORS = {"red": "cat", "green": "dog", "blue": "book", "black": "image"}  # one token each in the tiny vocabulary
+FAST = {"max_steps": 6, "save_steps": 3, "logging_steps": 1, "batch_size": 2, "grad_accum": 1, "lora_rank": 4}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Four solid-colour pages, each with a question and a transcription, plus a PDF page."""
+    folder = tmp_path_factory.mktemp("data")
+    rows = []
+    for color, word in COLORS.items():
+        Image.new("RGB", (64, 48), color).save(folder / f"{color}.png")
+        rows.append({"image": f"{color}.png", "question": "What is this?", "answer": word})
+        rows.append({"image": f"{color}.png", "text": f"{word} {word}"})
+    Image.new("RGB", (60, 80), "white").save(folder / "doc.pdf", save_all=True,
+                                             append_images=[Image.new("RGB", (60, 80), "red")])
+    rows.append({"image": "doc.pdf", "page": 2, "text": "cat cat"})
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder / "train.jsonl"
+
+
+def _request(checkpoint, dataset, output, stage=3, model_kwargs=None, **overrides) -> FinetuneRequest:
+    spec = ModelSpec(model_id=str(checkpoint), offline=True, **(model_kwargs or {}))
+    return FinetuneRequest(stage=resolve(stage, {}, {**FAST, **overrides}), model=spec, data=dataset, output=output)
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_label_masking_token_by_token(tiny_idefics3, tiny_idefics2, dataset):
+    for checkpoint in (tiny_idefics3, tiny_idefics2):
+        loaded = service.load_model(service.RunSpec(model=ModelSpec(model_id=str(checkpoint), offline=True)))
+        examples, _ = read_examples(dataset)
+        collate = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, PdfSpec())
+        batch = collate(examples[:2])  # a question (short) and a transcription (longer): padding in row 0
+        tokenizer = loaded.processor.tokenizer
+        for row, example in enumerate(examples[:2]):
+            ids, labels, mask = batch["input_ids"][row], batch["labels"][row], batch["attention_mask"][row]
+            answer = (labels != IGNORE_INDEX).nonzero().flatten()
+            start, end = int(answer[0]), int(answer[-1]) + 1
+            assert answer.tolist() == list(range(start, end)), "one contiguous answer span"
+            assert torch.equal(labels[start:end], ids[start:end])
+            assert tokenizer.decode(ids[start:end]) == f" {example.target}<end_of_utterance>\n"
+            prompt = tokenizer.decode(ids[:start])
+            assert prompt.endswith("Assistant:") and "<image>" in prompt
+            assert (labels[ids == loaded.image_token_id] == IGNORE_INDEX).all()
+            assert (labels[mask == 0] == IGNORE_INDEX).all()
+        assert (batch["attention_mask"][0] == 0).any(), "the shorter row is padded"
+
+
+def test_training_learns(tiny_idefics3, dataset, tmp_path):
+    """Overfit eight examples: the loss falls clearly and the answers move toward the targets."""
+    losses = []
+    request = _request(tiny_idefics3, dataset, tmp_path / "run", max_steps=60, batch_size=4, learning_rate=3e-2,
+                       full_train_learning_rate=1e-2, full_train=["connector", "lm_head"], lora_rank=16,
+                       lora_alpha=32)
+    request = FinetuneRequest(**{**request.__dict__, "eval_data": dataset, "eval_max_new_tokens": 8})
+    summary = run(request, lambda name, details: losses.append(details["loss"]) if name == "log" else None)
+    assert losses[-1] < 0.5 * losses[0], losses
+    before, after = summary["eval_before"], summary["eval_after"]
+    assert after["cer"] < before["cer"] and after["anls"] > before["anls"]
+
+
+def test_three_stages_chain_and_ask_uses_the_adapter(tiny_idefics3, dataset, tmp_path, page_png):
+    common = ["--data", dataset, "--max-steps", "2", "--save-steps", "2", "--lora-rank", "4", "--batch-size", "2",
+              "--grad-accum", "1", "--offline"]
+    first = _cli("finetune", "--stage", "1", "-o", tmp_path / "s1", "--model", tiny_idefics3, *common)
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert summary["global_step"] == 2
+    second = _cli("finetune", "--stage", "2", "-o", tmp_path / "s2", "--from", tmp_path / "s1", *common)
+    third = _cli("finetune", "--stage", "3", "-o", tmp_path / "s3", "--from", tmp_path / "s2", *common)
+    assert second.exit_code == 0 and third.exit_code == 0, second.output + third.output
+    run_info = json.loads((tmp_path / "s3" / "run.json").read_text())
+    assert run_info["model"]["model_id"] == str(tiny_idefics3) and run_info["status"] == "finished"
+    assert run_info["parent_adapter"] == str((tmp_path / "s2").resolve())
+    assert run_info["stage"]["number"] == 3 and run_info["stage"]["lora_rank"] == 4
+    base = _cli("ask", page_png, "What is this?", "--model", tiny_idefics3, "--offline", "--dtype", "float32")
+    adapted = _cli("ask", page_png, "What is this?", "--model", tiny_idefics3, "--offline", "--dtype", "float32",
+                   "--adapter", tmp_path / "s3")
+    assert adapted.exit_code == 0 and adapted.stdout != base.stdout
+
+
+def test_qlora_step_on_cpu(tiny_idefics3, dataset, tmp_path):
+    import bitsandbytes as bnb
+
+    request = _request(tiny_idefics3, dataset, tmp_path / "q", model_kwargs={"quantize": Quant.nf4}, max_steps=1)
+    summary = run(request)
+    assert summary["global_step"] == 1 and torch.isfinite(torch.tensor(summary["train_loss"]))
+    config = json.loads((tmp_path / "q" / "adapter_config.json").read_text())
+    assert config["use_dora"] is False  # no DoRA under QLoRA, as in the recipes
+    loaded = service.load_model(service.RunSpec(model=ModelSpec(model_id=str(tiny_idefics3), offline=True,
+                                                                quantize=Quant.nf4, adapter=tmp_path / "q")))
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in loaded.model.modules())
+
+
+def test_resume_matches_an_uninterrupted_run(tiny_idefics3, dataset, tmp_path):
+    straight: dict[int, float] = {}
+    run(_request(tiny_idefics3, dataset, tmp_path / "a"),
+        lambda name, d: straight.update({d["step"]: d["loss"]}) if name == "log" else None)
+
+    def stop_at_step_5(name, details):
+        if name == "step" and details["step"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(_request(tiny_idefics3, dataset, tmp_path / "b"), stop_at_step_5)
+    assert [step for step, _ in checkpoints.checkpoints(tmp_path / "b" / "checkpoints")] == [3]
+    resumed: dict[int, float] = {}
+    request = FinetuneRequest(**{**_request(tiny_idefics3, dataset, tmp_path / "b").__dict__, "resume": True})
+    summary = run(request, lambda name, d: resumed.update({d["step"]: d["loss"]}) if name == "log" else None)
+    assert summary["global_step"] == 6 and sorted(resumed) == [4, 5, 6]
+    for step in (4, 5, 6):
+        assert resumed[step] == pytest.approx(straight[step], rel=1e-3)
+
+
+def test_damaged_checkpoints(tiny_idefics3, dataset, tmp_path):
+    output = tmp_path / "run"
+    run(_request(tiny_idefics3, dataset, output))
+    folder = output / "checkpoints"
+    (folder / "checkpoint-6" / checkpoints.MARKER).unlink()  # as if killed while saving step 6
+    latest, notes = checkpoints.latest_complete(folder)
+    assert latest.name == "checkpoint-3" and "interrupted while saving" in notes[0]
+    weights = folder / "checkpoint-3" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="adapter_model.safetensors has 100 bytes"):
+        checkpoints.latest_complete(folder)
+    result = _cli("finetune", "--stage", "3", "--data", dataset, "-o", output, "--model", tiny_idefics3,
+                  "--offline", "--resume", "--max-steps", "6")
+    assert result.exit_code == ExitCode.checkpoint and "damaged" in result.stderr
+
+
+def test_non_finite_loss_stops_training(tiny_idefics3, dataset, tmp_path, monkeypatch):
+    from finetune import train
+
+    original = train._Trainer.compute_loss
+
+    def poisoned(self, *args, **kwargs):
+        loss = original(self, *args, **kwargs)
+        return loss * float("nan") if self.state.global_step >= 4 else loss
+
+    monkeypatch.setattr(train._Trainer, "compute_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 5; the last good checkpoint is .*checkpoint-3"):
+        run(_request(tiny_idefics3, dataset, tmp_path / "nan"))
+
+
+def test_bad_data_fails_before_training_with_line_numbers(tiny_idefics3, dataset, tmp_path):
+    shutil.copytree(dataset.parent, tmp_path / "data")
+    bad = tmp_path / "data" / "bad.jsonl"
+    bad.write_text(dataset.read_text() + '{"image": "nowhere.png", "text": "x"}\n{"text": 5}\n')
+    args = ["finetune", "--stage", "3", "--data", bad, "-o", tmp_path / "o", "--model", tiny_idefics3, "--offline"]
+    result = _cli(*args)
+    assert result.exit_code == ExitCode.input
+    assert "2 bad example(s): line 10:" in result.stderr and "line 11:" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_export_merges_and_loads(tiny_idefics3, dataset, tmp_path, page_png):
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+
+    run(_request(tiny_idefics3, dataset, tmp_path / "run", max_steps=2))
+    result = _cli("export", "--adapter", tmp_path / "run", "-o", tmp_path / "merged", "--dtype", "float32",
+                  "--offline")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["smoke_test_image_tokens"] > 0
+    assert (tmp_path / "merged" / "chat_template.jinja").is_file()
+    question = ["ask", page_png, "What is this?", "--offline", "--dtype", "float32"]
+    merged = _cli(*question, "--model", tmp_path / "merged")
+    adapted = _cli(*question, "--model", tiny_idefics3, "--adapter", tmp_path / "run")
+    assert merged.exit_code == 0 and merged.stdout == adapted.stdout
+    base = AutoModelForImageTextToText.from_pretrained(tiny_idefics3)
+    assert isinstance(PeftModel.from_pretrained(base, tmp_path / "run"), PeftModel)  # plain PEFT loads it too
+
+
+def test_eval_command_reports_json(tiny_idefics3, dataset):
+    result = _cli("eval", "--data", dataset, "--model", tiny_idefics3, "--offline", "--max-new-tokens", "4")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"cer", "wer", "exact_match", "anls"} <= set(report["overall"]) and len(report["examples"]) == 9
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+                    reason="needs torchrun")
+def test_ddp_two_cpu_processes(tiny_idefics3, dataset, tmp_path):
+    """The same command under torchrun: two gloo processes, one adapter, one run.json."""
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "vlmcli", "finetune", "--stage", "3",
+               "--data", str(dataset), "-o", str(tmp_path / "ddp"), "--model", str(tiny_idefics3), "--offline",
+               "--max-steps", "2", "--batch-size", "1", "--grad-accum", "1", "--save-steps", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 2 and all(s["global_step"] == 2 for s in summaries)
+    assert json.loads((tmp_path / "ddp" / "run.json").read_text())["status"] == "finished"
+    assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()

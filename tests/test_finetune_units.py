@@ -1,0 +1,92 @@
+"""Pure parts of fine-tuning: stage presets and their overrides, data parsing with line numbers, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from finetune import stages
+from finetune.data import read_examples
+from finetune.evaluate import anls, score
+from vlmcli.errors import UsageError
+from vlmcli.prompts import OCR_PROMPT
+
+
+def test_presets_follow_the_recipe():
+    one, two, three = stages.STAGES[1], stages.STAGES[2], stages.STAGES[3]
+    assert not one.split and two.split and three.split  # low resolution first, splitting from stage 2
+    assert "vision_model" in one.lora_targets and "vision_model" not in three.lora_targets
+    assert all(s.full_train == ("connector",) for s in (one, two, three))  # new parameters train fully
+    assert three.use_dora and (three.lora_rank, three.lora_alpha) == (8, 8)
+
+
+def test_precedence_preset_then_file_then_cli():
+    resolved = stages.resolve(3, {"lora_rank": 16, "epochs": 2}, {"lora_rank": 32, "epochs": None})
+    assert resolved.lora_rank == 32 and resolved.epochs == 2.0 and resolved.lora_alpha == 8
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"lora_rnak": 4}, "unknown setting"), ({"lora_rank": "x"}, "is not a int"), ({"use_dora": 1}, "is not a bool"),
+])
+def test_bad_overrides(overrides, message):
+    with pytest.raises(UsageError, match=message):
+        stages.resolve(2, overrides)
+
+
+def test_unknown_stage():
+    with pytest.raises(UsageError, match="--stage must be one of"):
+        stages.resolve(4)
+
+
+def test_config_file_tables(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('lora_rank = 4\nlearning_rate = 3e-4\n[stage2]\nlora_rank = 12\n[stage3]\nepochs = 5\n')
+    assert stages.read_config(path, 2) == {"lora_rank": 12, "learning_rate": 3e-4}
+    assert stages.resolve(3, stages.read_config(path, 3)).epochs == 5.0
+
+
+def _write(tmp_path, rows):
+    (tmp_path / "a.png").write_bytes(b"x")
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_three_shapes_are_read(tmp_path):
+    path = _write(tmp_path, [
+        {"image": "a.png", "question": "Total?", "answer": "42"},
+        {"image": {"path": "a.png", "page": 1}, "text": "Hello"},
+        {"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hi"}]},
+                      {"role": "assistant", "content": "Hello there"}], "images": ["a.png"]},
+    ])
+    examples, problems = read_examples(path)
+    assert problems == [] and [e.kind for e in examples] == ["qa", "transcription", "chat"]
+    assert examples[1].messages[0]["content"][-1]["text"] == OCR_PROMPT  # the same prompt as `vlmcli ocr`
+    assert [e.target for e in examples] == ["42", "Hello", "Hello there"]
+    assert examples[0].images[0].path == tmp_path / "a.png"
+
+
+def test_bad_lines_are_reported_with_line_numbers(tmp_path):
+    path = _write(tmp_path, [
+        {"image": "a.png", "text": "ok"}, "{not json", {"image": "missing.png", "text": "x"},
+        {"image": "a.png", "question": "q", "answer": "  "}, {"foo": 1},
+        {"messages": [{"role": "user", "content": "no image slot"}, {"role": "assistant", "content": "a"}],
+         "images": ["a.png"]},
+    ])
+    examples, problems = read_examples(path)
+    assert len(examples) == 1
+    expected = [(2, "not valid JSON"), (3, "missing.png: no such file"), (4, "empty target"),
+                (5, "expected 'messages'"), (6, "0 image slot(s) in the messages but 1 image(s) given")]
+    assert [p.line_number for p in problems] == [line for line, _ in expected]
+    for problem, (_, text) in zip(problems, expected):
+        assert text in str(problem) and str(problem).startswith(f"line {problem.line_number}: ")
+
+
+def test_metrics(tmp_path):
+    examples, _ = read_examples(_write(tmp_path, [
+        {"image": "a.png", "text": "hello world"}, {"image": "a.png", "question": "q", "answer": "42.00 EUR"}]))
+    assert score(examples[0], "hello world") == {"cer": 0.0, "wer": 0.0}
+    assert score(examples[0], "hallo world")["cer"] == pytest.approx(1 / 11)
+    assert score(examples[1], " 42.00  eur ") == {"exact_match": 1.0, "anls": 1.0}
+    assert anls("completely different", "42.00 EUR") == 0.0
