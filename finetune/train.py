@@ -131,7 +131,7 @@ def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneReque
         warmup_steps=stage.warmup_ratio, weight_decay=stage.weight_decay, max_grad_norm=1.0,
         logging_steps=stage.logging_steps, logging_nan_inf_filter=False,
         save_strategy="steps", save_steps=stage.save_steps, save_total_limit=2,
-        gradient_checkpointing=stage.gradient_checkpointing, gradient_checkpointing_kwargs=GRADIENT_CHECKPOINTING,
+        activation_checkpointing=stage.gradient_checkpointing, activation_checkpointing_kwargs=GRADIENT_CHECKPOINTING,
         use_cpu=loaded.device == "cpu", ddp_backend="gloo" if loaded.device == "cpu" and _distributed() else None,
         ddp_find_unused_parameters=False, bf16=loaded.dtype == torch.bfloat16 and loaded.device != "cpu",
         remove_unused_columns=False, report_to="none", disable_tqdm=True, dataloader_num_workers=0,

@@ -90,3 +90,28 @@ def test_metrics(tmp_path):
     assert score(examples[0], "hallo world")["cer"] == pytest.approx(1 / 11)
     assert score(examples[1], " 42.00  eur ") == {"exact_match": 1.0, "anls": 1.0}
     assert anls("completely different", "42.00 EUR") == 0.0
+
+
+def test_show_config_applies_file_then_flags(tmp_path):
+    from typer.testing import CliRunner
+
+    from vlmcli.cli import app
+
+    config = tmp_path / "my.toml"
+    config.write_text("lora_rank = 12\nepochs = 3\n[stage2]\nlearning_rate = 5e-5\n")
+    result = CliRunner().invoke(app, ["finetune", "--stage", "2", "--show-config", "--config", str(config),
+                                      "--epochs", "2", "--no-dora", "--model", "some/model"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["stage"]["number"] == 2 and shown["stage"]["split"] is True
+    assert (shown["stage"]["lora_rank"], shown["stage"]["epochs"], shown["stage"]["learning_rate"]) == (12, 2.0, 5e-5)
+    assert shown["stage"]["use_dora"] is False and shown["model"]["model_id"] == "some/model"
+
+
+def test_finetune_needs_data_and_output():
+    from typer.testing import CliRunner
+
+    from vlmcli.cli import app
+
+    result = CliRunner().invoke(app, ["finetune", "--stage", "3"])
+    assert result.exit_code == 2 and "finetune needs --data and --output" in result.stderr

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import json
-import logging
 import os
 
+import vlmcli.quiet  # noqa: F401 - before transformers pulls in bitsandbytes
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 from transformers.utils import logging as transformers_logging
@@ -23,11 +23,6 @@ from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant
 from vlmcli.errors import DependencyError, InputError, ModelError, RefusedError, ResourceError
 
 END_OF_UTTERANCE = "<end_of_utterance>"
-
-# bitsandbytes logs, at import, its failed attempt to download an optional CPU
-# kernel from a hub, and on every 8-bit matmul that it casts inputs: noise on stderr.
-for _name in ("bitsandbytes.backends.cpu.ops", "bitsandbytes.autograd._functions"):
-    logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 @dataclass
