@@ -222,3 +222,12 @@ def test_ddp_two_cpu_processes(tiny_idefics3, dataset, tmp_path):
     assert len(summaries) == 2 and all(s["global_step"] == 2 for s in summaries)
     assert json.loads((tmp_path / "ddp" / "run.json").read_text())["status"] == "finished"
     assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
+
+
+def test_adapter_brings_its_training_resolution(tiny_idefics3, dataset, tmp_path):
+    run(_request(tiny_idefics3, dataset, tmp_path / "run", max_steps=1, longest_edge_px=96, split=False))
+    spec = ModelSpec(model_id=str(tiny_idefics3), offline=True, adapter=tmp_path / "run")
+    trained = service.load_model(service.RunSpec(model=spec))
+    assert trained.max_input_px == 96 and trained.processor.image_processor.do_image_splitting is False
+    chosen = service.load_model(service.RunSpec(model=spec, split=SplitSpec(split=True, longest_edge_px=128)))
+    assert chosen.max_input_px == 128 and chosen.processor.image_processor.do_image_splitting is True

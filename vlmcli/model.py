@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dataclasses
 import json
 import os
 
@@ -60,7 +61,7 @@ def load(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     if spec.adapter is not None:
         model = _attach_adapters(model, spec.adapter, merge_all=for_training)
     model.train(for_training)
-    max_input_px = configure_processor(processor, config.model_type, split)
+    max_input_px = configure_processor(processor, config.model_type, _trained_resolution(spec.adapter, split))
     tokenizer = processor.tokenizer
     return LoadedModel(
         model=model, processor=processor, model_type=config.model_type, device=device, dtype=dtype,
@@ -213,6 +214,17 @@ def adapter_chain(adapter: Path) -> list[Path]:
         parent = json.loads(run_file.read_text()).get("parent_adapter") if run_file.is_file() else None
         current = Path(parent) if parent else None
     return chain
+
+
+def _trained_resolution(adapter: Path | None, split: SplitSpec) -> SplitSpec:
+    """Unless told otherwise, read pages at the splitting and resolution the adapter was trained with."""
+    run_file = adapter / "run.json" if adapter is not None else None
+    if run_file is None or not run_file.is_file():
+        return split
+    stage = json.loads(run_file.read_text()).get("stage", {})
+    return dataclasses.replace(
+        split, split=stage.get("split") if split.split is None else split.split,
+        longest_edge_px=split.longest_edge_px or stage.get("longest_edge_px"))
 
 
 def _adapters_full_modules(adapter: Path) -> list[str]:
