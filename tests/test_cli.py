@@ -134,3 +134,51 @@ def test_bad_input_is_reported_before_torch_is_imported(tmp_path):
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "vlmcli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("vlmcli ")
+
+
+def _bad_inputs(tmp_path, pdf_3_pages):
+    truncated = tmp_path / "cut.png"
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 300), "white").save(buffer, "PNG")
+    truncated.write_bytes(buffer.getvalue()[:200])
+    (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    return {
+        "missing": ([str(tmp_path / "none.png")], ExitCode.input, "none.png: no such file"),
+        "not an image": ([str(tmp_path / "text.png")], ExitCode.input, "text.png: not a supported image"),
+        "truncated": ([str(truncated)], ExitCode.input, "cut.png: corrupt or truncated image"),
+        "corrupt pdf": ([str(tmp_path / "broken.pdf")], ExitCode.input, "broken.pdf: not a readable PDF"),
+        "page out of range": ([str(pdf_3_pages), "--pages", "4"], ExitCode.usage, "page 4 is past the end"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "not an image", "truncated", "corrupt pdf", "page out of range"])
+def test_bad_input_matrix(tmp_path, pdf_3_pages, case):
+    args, code, message = _bad_inputs(tmp_path, pdf_3_pages)[case]
+    result = runner.invoke(app, ["ocr", *args])
+    assert result.exit_code == code
+    first_line = result.stderr.splitlines()[0]
+    assert first_line.startswith("vlmcli: error: ") and message in first_line
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_encrypted_pdf_exit_code_and_password(tmp_path, pdf_3_pages, monkeypatch):
+    pikepdf = pytest.importorskip("pikepdf")
+    locked = tmp_path / "locked.pdf"
+    with pikepdf.open(pdf_3_pages) as document:
+        document.save(locked, encryption=pikepdf.Encryption(user="pw", owner="owner", R=6))
+    result = runner.invoke(app, ["ocr", str(locked)])
+    assert result.exit_code == ExitCode.encrypted and "--password" in result.stderr
+    seen = []
+    monkeypatch.setattr(service, "load_model", lambda run: seen.append(run) or (_ for _ in ()).throw(SystemExit(0)))
+    runner.invoke(app, ["ocr", str(locked), "--password", "pw"])
+    assert seen, "with the right password the PDF opens and the model is loaded next"
+
+
+def test_missing_poppler_exit_code(pdf_3_pages, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = runner.invoke(app, ["ocr", str(pdf_3_pages)])
+    assert result.exit_code == ExitCode.dependency and "poppler-utils" in result.stderr

@@ -68,7 +68,12 @@ def page_refs(path: Path, pages: str | None, pdf_spec: PdfSpec) -> list[PageRef]
     """The pages of one input to process: all of them, or those `pages` names."""
     _check_readable(path)
     is_pdf = pdf.is_pdf(path)
-    count = pdf.page_count(path, pdf_spec) if is_pdf else images.count_frames(path)
+    if is_pdf:
+        count = pdf.page_count(path, pdf_spec)
+    else:
+        # Decode once now, so a corrupt image is reported before the model loads (~50 ms vs seconds a page).
+        images.load_image(path)
+        count = images.count_frames(path)
     # --pages applies to documents (PDFs, multi-page TIFFs); a plain image is one page.
     indexes = parse_pages(pages, count) if pages and (is_pdf or count > 1) else list(range(count))
     return [PageRef(path, index, count, is_pdf) for index in indexes]
