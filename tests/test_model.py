@@ -241,3 +241,27 @@ def test_progress_on_a_terminal_keeps_results_on_stdout(tiny_idefics3, pdf_3_pag
     assert terminal.returncode == 0, terminal.stdout
     assert "Pages" in terminal.stdout  # the bar was drawn on the terminal
     assert [json.loads(line)["page_number"] for line in out.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_prefetching_changes_nothing_and_isolates_failures(tiny_idefics3, pdf_3_pages, monkeypatch):
+    from vlmcli.errors import InputError
+
+    run = _run(tiny_idefics3)
+    loaded = service.load_model(run)
+    one_by_one = [service.transcribe_page(loaded, ref, "Read.", run) for ref in service.page_refs(pdf_3_pages, None,
+                                                                                                   run.pdf)]
+    monkeypatch.setattr(service, "load_model", lambda run: loaded)
+    together = list(service.transcribe([pdf_3_pages], "Read.", run))
+    assert [(r.text, r.new_tokens) for r in together] == [(r.text, r.new_tokens) for r in one_by_one]
+
+    original = service.page_images
+
+    def page_2_breaks(loaded, ref, run):
+        if ref.page_number == 2:
+            raise InputError("doc.pdf: page 2 is broken")
+        return original(loaded, ref, run)
+
+    monkeypatch.setattr(service, "page_images", page_2_breaks)
+    items = list(service.transcribe([pdf_3_pages], "Read.", run))
+    assert [type(i).__name__ for i in items] == ["PageResult", "PageFailure", "PageResult"]
+    assert items[2].text == one_by_one[2].text

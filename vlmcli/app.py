@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -93,21 +94,38 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
     loaded = load_model(run)
     progress.model_loaded()
     progress.pages_started(len(refs))
-    for ref in refs:
-        try:
-            item: PageResult | PageFailure = transcribe_page(loaded, ref, instruction, run)
-        except VlmcliError as error:
-            item = PageFailure(ref.source, ref.page_number, error)
-        progress.page_finished(item)
-        yield item
+    # The next page is rendered and preprocessed on a worker thread while the
+    # current one is generated (poppler, Pillow and the processor overlap the model).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlmcli-prefetch") as pool:
+        upcoming = pool.submit(prepare_page, loaded, refs[0], instruction, run)
+        for index, ref in enumerate(refs):
+            prepared = upcoming
+            if index + 1 < len(refs):
+                upcoming = pool.submit(prepare_page, loaded, refs[index + 1], instruction, run)
+            try:
+                item: PageResult | PageFailure = _run_page(loaded, ref, prepared.result(), run)
+            except VlmcliError as error:
+                item = PageFailure(ref.source, ref.page_number, error)
+            progress.page_finished(item)
+            yield item
+
+
+def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> list[dict]:
+    """Model inputs for a page, one per band: everything before the model runs."""
+    from vlmcli.generate import build_inputs
+
+    return [build_inputs(loaded, user_messages(instruction, 1), [band]) for band in page_images(loaded, ref, run)]
 
 
 def transcribe_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> PageResult:
     """Transcribe one page, band by band, and merge the bands."""
-    from vlmcli.generate import generate
+    return _run_page(loaded, ref, prepare_page(loaded, ref, instruction, run), run)
 
-    generations = [generate(loaded, user_messages(instruction, 1), [band], run.generation)
-                   for band in page_images(loaded, ref, run)]
+
+def _run_page(loaded, ref: PageRef, band_inputs: list[dict], run: RunSpec) -> PageResult:
+    from vlmcli.generate import generate_from_inputs
+
+    generations = [generate_from_inputs(loaded, inputs, run.generation) for inputs in band_inputs]
     text = merge_band_texts([g.text for g in generations]) if len(generations) > 1 else generations[0].text
     return PageResult(
         source=ref.source, page_number=ref.page_number, text=text,

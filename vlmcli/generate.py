@@ -32,6 +32,7 @@ class Generation:
     new_tokens: int
     seconds: float
     finish_reason: str  # "stop" | "length" | "repetition"
+    first_token_s: float = 0.0  # from the call to the first new token: vision encoding + prefill
 
 
 def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.Image]) -> dict:
@@ -52,10 +53,15 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
 def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image], spec: GenerationSpec,
              on_text: Callable[[str], None] | None = None) -> Generation:
     """Answer one conversation greedily; stream text pieces to `on_text` as they are decoded."""
-    inputs = build_inputs(loaded, messages, images)
+    return generate_from_inputs(loaded, build_inputs(loaded, messages, images), spec, on_text)
+
+
+def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec,
+                         on_text: Callable[[str], None] | None = None) -> Generation:
+    """`generate` for inputs already built by `build_inputs` (so that can run ahead, on another thread)."""
     prompt_ids = inputs["input_ids"]
     guard = _RepetitionGuard(prompt_ids.shape[1], spec)
-    streamer = _CallbackStreamer(loaded.processor.tokenizer, on_text) if on_text else None
+    streamer = _Streamer(loaded.processor.tokenizer, on_text)
     started = time.perf_counter()
     try:
         with torch.inference_mode():
@@ -72,8 +78,10 @@ def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image
     kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut_at, spec)
     text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=True).strip()
     image_tokens = int((prompt_ids == loaded.image_token_id).sum())
-    return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=image_tokens, prompt_tokens=int(prompt_ids.shape[1]),
-                      new_tokens=len(new_ids), seconds=seconds, finish_reason=finish_reason)
+    first_token_s = (streamer.first_token_at or started) - started
+    return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=image_tokens,
+                      prompt_tokens=int(prompt_ids.shape[1]), new_tokens=len(new_ids), seconds=seconds,
+                      finish_reason=finish_reason, first_token_s=first_token_s)
 
 
 def _finish(new_ids: list[int], stop_ids: list[int], cut_at: int | None,
@@ -102,12 +110,25 @@ class _RepetitionGuard(StoppingCriteria):
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
-class _CallbackStreamer(TextStreamer):
-    """transformers' word-boundary-aware streamer, sending text to a callback instead of print()."""
+class _Streamer(TextStreamer):
+    """Notes when the first new token arrives; with `on_text`, also streams text (transformers' word-boundary logic)."""
 
-    def __init__(self, tokenizer, on_text: Callable[[str], None]) -> None:
+    def __init__(self, tokenizer, on_text: Callable[[str], None] | None) -> None:
         super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
         self.on_text = on_text
+        self.first_token_at: float | None = None
+        self._seen_prompt = False
+
+    def put(self, value) -> None:
+        if self._seen_prompt and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self._seen_prompt = True
+        if self.on_text is not None:
+            super().put(value)
+
+    def end(self) -> None:
+        if self.on_text is not None:
+            super().end()
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         if text:
