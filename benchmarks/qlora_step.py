@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ocr_vs_card import make_a4_page  # noqa: E402 - the same page as the OCR benchmark
+from pages import text_page  # noqa: E402 - the same dense page as the speed benchmark
 
 from finetune.stages import resolve  # noqa: E402
 from finetune.train import FinetuneRequest, run  # noqa: E402
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vlmcli-qlora-"))
-    page = make_a4_page(work / "page.png")
+    page = text_page(work / "page.png")
     target = "invoice total amount due date reference payment account balance " * 20
     (work / "train.jsonl").write_text(json.dumps({"image": page.name, "text": target}) + "\n")
     stage = resolve(3, {}, {"max_steps": args.steps, "batch_size": 1, "grad_accum": 1, "save_steps": 10**6,

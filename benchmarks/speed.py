@@ -1,0 +1,275 @@
+"""The speed benchmark: vlmcli against the SmolVLM-256M-Instruct model card's snippet, one machine, one run.
+
+    .venv/bin/python benchmarks/speed.py [--checkpoint DIR] [--new-tokens 128] [--out benchmarks/speed.json]
+
+Every contender runs in its own process (peak RSS is its own) on generated pages
+(pages.py), forced to the same number of new tokens (min = max), on a random-weight
+stand-in with SmolVLM-256M-Instruct's architecture and processor (make_standin.py,
+built if missing). Prints one table and writes it as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CARD_PROMPT = "Can you describe this image?"
+
+
+def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
+    """`vlmcli ocr PAGE` through the service layer: load, then render/preprocess and generate one page."""
+    from vlmcli import app, model  # noqa: F401 - torch/transformers imported before the clock, as for the card
+    from vlmcli.config import DType, ModelSpec, Quant
+    from vlmcli.generate import generate_from_inputs
+    from vlmcli.prompts import OCR_PROMPT
+
+    started = time.perf_counter()
+    run = _run_spec(app, ModelSpec(model_id=checkpoint, dtype=DType(dtype), quantize=Quant(quantize), offline=True),
+                    tokens)
+    loaded = app.load_model(run)
+    loaded_at = time.perf_counter()
+    ref = app.page_refs(Path(page), None, run.pdf)[0]
+    band_inputs = app.prepare_page(loaded, ref, OCR_PROMPT, run)
+    prepared_at = time.perf_counter()
+    result = generate_from_inputs(loaded, band_inputs[0], run.generation)
+    return {"load_s": loaded_at - started, "page_s": time.perf_counter() - loaded_at,
+            "first_token_s": prepared_at - loaded_at + result.first_token_s,
+            "decode_tok_s": (result.new_tokens - 1) / max(result.seconds - result.first_token_s, 1e-9),
+            "image_tokens": result.image_tokens, "prompt_tokens": result.prompt_tokens,
+            "new_tokens": result.new_tokens, "dtype": str(loaded.dtype).replace("torch.", "")}
+
+
+def child_vlmcli_pdf(checkpoint: str, pdf: str, tokens: int, dtype: str, quantize: str) -> dict:
+    """`vlmcli ocr FILE.pdf`: all pages, model loaded once, next page prepared while this one generates."""
+    from vlmcli import app, model  # noqa: F401
+    from vlmcli.config import DType, ModelSpec, Quant
+    from vlmcli.prompts import OCR_PROMPT
+
+    run = _run_spec(app, ModelSpec(model_id=checkpoint, dtype=DType(dtype), quantize=Quant(quantize), offline=True),
+                    tokens)
+    app_load = app.load_model
+    started = {}
+
+    def timed_load(spec):
+        loaded = app_load(spec)
+        started["t"] = time.perf_counter()
+        return loaded
+
+    app.load_model = timed_load
+    pages = list(app.transcribe([Path(pdf)], OCR_PROMPT, run))
+    assert all(isinstance(p, app.PageResult) for p in pages), pages
+    elapsed = time.perf_counter() - started["t"]
+    return {"pages": len(pages), "page_s": elapsed / len(pages), "image_tokens": pages[0].image_tokens,
+            "new_tokens": pages[0].new_tokens}
+
+
+def child_ask(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
+    from vlmcli import app, model  # noqa: F401
+    from vlmcli.config import DType, ModelSpec, Quant
+
+    run = _run_spec(app, ModelSpec(model_id=checkpoint, dtype=DType(dtype), quantize=Quant(quantize), offline=True),
+                    tokens)
+    started = time.perf_counter()
+    answer = app.ask([Path(page)], "What is the total amount due?", run)
+    return {"page_s": time.perf_counter() - started, "image_tokens": answer.image_tokens,
+            "new_tokens": answer.new_tokens, "note": "includes model load"}
+
+
+def child_card(checkpoint: str, page: str, tokens: int, dtype: str, attn: str) -> dict:
+    """The model card's snippet as written; only the model id, the image and min/max new tokens differ."""
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    started = time.perf_counter()
+    image = Image.open(page)
+    processor = AutoProcessor.from_pretrained(checkpoint)
+    model = AutoModelForImageTextToText.from_pretrained(
+        checkpoint, torch_dtype=getattr(torch, dtype), _attn_implementation=attn).to("cpu")
+    loaded = time.perf_counter()
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": CARD_PROMPT}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    inputs = processor(text=prompt, images=[image], return_tensors="pt").to("cpu")
+    generated_ids = model.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens)
+    processor.batch_decode(generated_ids, skip_special_tokens=True)
+    return {"load_s": loaded - started, "page_s": time.perf_counter() - loaded,
+            "image_tokens": int((inputs["input_ids"] == model.config.image_token_id).sum()),
+            "new_tokens": int(generated_ids.shape[1] - inputs["input_ids"].shape[1]), "dtype": dtype}
+
+
+def child_text_decode(checkpoint: str, context: str, tokens: int, dtype: str, _: str) -> dict:
+    """Decode speed of the bare language model with the same weights and context length."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from vlmcli import model as loader
+    from vlmcli.config import DType, ModelSpec, SplitSpec
+
+    vlm = loader.load(ModelSpec(model_id=checkpoint, dtype=DType(dtype), offline=True), SplitSpec()).model
+    text = LlamaForCausalLM(vlm.config.text_config).to(vlm.dtype).eval()
+    text.model.load_state_dict(vlm.model.text_model.state_dict())
+    text.lm_head.load_state_dict(vlm.lm_head.state_dict())
+    del vlm
+    ids = torch.randint(100, min(40000, text.config.vocab_size), (1, int(context)))
+    rates = []
+    with torch.inference_mode():
+        for new in (1, tokens, 1, tokens):
+            started = time.perf_counter()
+            text.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                          max_new_tokens=new, min_new_tokens=new)
+            rates.append(time.perf_counter() - started)
+    decode_s = statistics.mean([rates[1] - rates[0], rates[3] - rates[2]])
+    return {"decode_tok_s": (tokens - 1) / decode_s, "context": context, "dtype": dtype}
+
+
+def child_matmul(_: str, __: str, ___: int, dtype: str, ____: str) -> dict:
+    """GFLOP/s of a vision-encoder-shaped matmul (1024x768 @ 768x3072), best of 10."""
+    import torch
+
+    a, b = torch.randn(1024, 768, dtype=getattr(torch, dtype)), torch.randn(768, 3072, dtype=getattr(torch, dtype))
+    for _ in range(3):
+        a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(10))
+    return {"gflop_s": 2 * 1024 * 768 * 3072 / best / 1e9, "dtype": dtype}
+
+
+def page_flops(checkpoint: str, image_tokens: int, prompt_tokens: int, new_tokens: int) -> float:
+    """Arithmetic of one page (shared/reference/perf_anchors.md §9): vision tiles + prefill + decode, 1 MAC = 2 FLOP."""
+    config = json.loads(Path(checkpoint, "config.json").read_text())
+    vision, text = config["vision_config"], config["text_config"]
+    patches = (vision["image_size"] // vision["patch_size"]) ** 2
+    d, ffn = vision["hidden_size"], vision["intermediate_size"]
+    per_tile = patches * (vision["patch_size"] ** 2 * 3) * d + vision["num_hidden_layers"] * (
+        patches * (4 * d * d + 2 * d * ffn) + 2 * patches * patches * d)
+    tokens_per_tile = patches // config["scale_factor"] ** 2
+    tiles = image_tokens // tokens_per_tile
+    h, layers, kv = text["hidden_size"], text["num_hidden_layers"], text["num_key_value_heads"]
+    head = h // text["num_attention_heads"]
+    per_token = layers * (2 * h * h + 2 * h * kv * head + 3 * h * text["intermediate_size"]) + h * text["vocab_size"]
+    return 2.0 * (tiles * per_tile + (prompt_tokens + new_tokens) * per_token)
+
+
+CHILDREN = {"vlmcli": child_vlmcli, "vlmcli_pdf": child_vlmcli_pdf, "ask": child_ask, "card": child_card,
+            "text_decode": child_text_decode, "matmul": child_matmul}
+
+
+def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str, tuple]:
+    """name -> (child, source, dtype, 5th argument)."""
+    dense = str(pages["dense"])
+    return {
+        "vlmcli ocr, dense A4": ("vlmcli", dense, "auto", "none"),
+        "vlmcli ocr, sparse A4": ("vlmcli", str(pages["sparse"]), "auto", "none"),
+        "vlmcli ocr, photo": ("vlmcli", str(pages["photo"]), "auto", "none"),
+        "vlmcli ocr, 4-page PDF (per page)": ("vlmcli_pdf", str(pages["pdf4"]), "auto", "none"),
+        "vlmcli ask, dense A4 (with load)": ("ask", dense, "auto", "none"),
+        "vlmcli ocr, dense A4, --dtype float32": ("vlmcli", dense, "float32", "none"),
+        "vlmcli ocr, dense A4, --quantize 4bit": ("vlmcli", dense, "auto", "4bit"),
+        "card snippet as written (bf16, eager)": ("card", dense, "bfloat16", "eager"),
+        "card snippet, float32 + sdpa": ("card", dense, "float32", "sdpa"),
+        f"bare text model decode ({auto_dtype})": ("text_decode", "900", auto_dtype, "-"),
+        "matmul float32": ("matmul", "-", "float32", "-"),
+        "matmul bfloat16": ("matmul", "-", "bfloat16", "-"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="/tmp/standin")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--only", action="append", help="run only contenders whose name contains this")
+    parser.add_argument("--out", type=Path, default=HERE / "speed.json")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, checkpoint, source, tokens, dtype, extra = args.child
+        result = CHILDREN[kind](checkpoint, source, int(tokens), dtype, extra)
+        result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        return print(json.dumps(result))
+    if not Path(args.checkpoint, "config.json").exists():
+        subprocess.run([sys.executable, str(HERE / "make_standin.py"), args.checkpoint, "--no-check"], check=True)
+    sys.path.insert(0, str(HERE))
+    from pages import make_all
+
+    auto = _auto_dtype()
+    rows: dict[str, dict] = {"vlmcli --help (median of 5)": {"wall_s": _help_wall_s()}}
+    for name, (kind, source, dtype, extra) in contenders(make_all(Path("/tmp/vlmcli-bench-pages")),
+                                                        args.new_tokens, auto).items():
+        if args.only and not any(part in name for part in args.only):
+            continue
+        command = [sys.executable, __file__, "--child", kind, args.checkpoint, source, str(args.new_tokens),
+                   dtype, extra]
+        done = subprocess.run(command, capture_output=True, text=True)
+        rows[name] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
+            "error": done.stderr.strip().splitlines()[-1]}
+        print(f"{name:42} {json.dumps(rows[name])}", file=sys.stderr, flush=True)
+    summary = _summary(rows, args.checkpoint, auto)
+    args.out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
+    _print_table(rows, summary)
+
+
+def _summary(rows: dict, checkpoint: str, auto: str) -> dict:
+    page, summary = rows.get("vlmcli ocr, dense A4", {}), {"auto_dtype": auto}
+    if "page_s" not in page:
+        return summary
+    flops = page_flops(checkpoint, page["image_tokens"], page["prompt_tokens"], page["new_tokens"])
+    summary["page_tflop"] = flops / 1e12
+    for dtype in ("float32", "bfloat16"):
+        rate = rows.get(f"matmul {dtype}", {}).get("gflop_s")
+        if rate:
+            summary[f"floor_s_{dtype}"] = flops / (rate * 1e9)
+            summary[f"vlmcli_vs_floor_{dtype}"] = page["page_s"] / summary[f"floor_s_{dtype}"]
+    for name, key in (("card snippet as written (bf16, eager)", "speedup_vs_card"),
+                      ("card snippet, float32 + sdpa", "speedup_vs_card_float32")):
+        if "page_s" in rows.get(name, {}):
+            summary[key] = rows[name]["page_s"] / page["page_s"]
+    text = rows.get(f"bare text model decode ({auto})", {})
+    if "decode_tok_s" in text:
+        summary["decode_vs_text_model"] = page["decode_tok_s"] / text["decode_tok_s"]
+    pdf = rows.get("vlmcli ocr, 4-page PDF (per page)", {})
+    if "page_s" in pdf:
+        summary["pdf_page_vs_single_page"] = pdf["page_s"] / page["page_s"]
+    return summary
+
+
+def _print_table(rows: dict, summary: dict) -> None:
+    columns = ("page_s", "first_token_s", "decode_tok_s", "peak_rss_gb", "image_tokens", "load_s", "gflop_s", "wall_s")
+    print(f"{'':44}" + "".join(f"{c:>14}" for c in columns))
+    for name, row in rows.items():
+        cells = [f"{row[c]:14.2f}" if isinstance(row.get(c), float) else f"{row.get(c, '-')!s:>14}" for c in columns]
+        print(f"{name:44}" + "".join(cells))
+    print(json.dumps(summary, indent=1))
+
+
+def _run_spec(app, spec, tokens: int):
+    from vlmcli.config import GenerationSpec
+
+    # Forced length (min = max) so contenders compare; the repetition guard is off for the same reason.
+    return app.RunSpec(model=spec, generation=GenerationSpec(max_new_tokens=tokens, min_new_tokens=tokens,
+                                                             repetition_min_tokens=10**9))
+
+
+def _auto_dtype() -> str:
+    code = "from vlmcli.model import resolve_dtype, DType; print(str(resolve_dtype(DType.auto, 'cpu'))[6:])"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _help_wall_s(runs: int = 5) -> float:
+    return statistics.median(_timed(lambda: subprocess.run([sys.executable, "-m", "vlmcli", "--help"], check=True,
+                                                           capture_output=True)) for _ in range(runs))
+
+
+def _timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()

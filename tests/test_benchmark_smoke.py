@@ -1,0 +1,28 @@
+"""A smoke run of the speed benchmark on the tiny checkpoint: the harness works and reports every column."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.model
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "speed.py"
+
+
+def test_speed_benchmark_smoke(tiny_idefics3, tmp_path):
+    out = tmp_path / "speed.json"
+    command = [sys.executable, str(SCRIPT), "--checkpoint", str(tiny_idefics3), "--new-tokens", "3", "--out", str(out),
+               "--only", "vlmcli ocr, dense A4", "--only", "card snippet as written", "--only", "matmul float32"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    page = report["rows"]["vlmcli ocr, dense A4"]
+    assert page["new_tokens"] == 3 and page["image_tokens"] > 0 and page["peak_rss_gb"] > 0
+    assert 0 < page["first_token_s"] <= page["page_s"] and page["decode_tok_s"] > 0
+    assert report["rows"]["card snippet as written (bf16, eager)"]["new_tokens"] == 3
+    assert {"floor_s_float32", "vlmcli_vs_floor_float32", "speedup_vs_card"} <= set(report["summary"])
+    assert report["rows"]["vlmcli --help (median of 5)"]["wall_s"] > 0
