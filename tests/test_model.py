@@ -265,3 +265,22 @@ def test_prefetching_changes_nothing_and_isolates_failures(tiny_idefics3, pdf_3_
     items = list(service.transcribe([pdf_3_pages], "Read.", run))
     assert [type(i).__name__ for i in items] == ["PageResult", "PageFailure", "PageResult"]
     assert items[2].text == one_by_one[2].text
+
+
+@pytest.mark.parametrize("family", ["idefics3", "idefics2"])
+def test_same_tokens_as_the_unoptimised_eager_path(request, tmp_path, family):
+    """vlmcli's fast path (sdpa, prefetch, guard, streamer) gives the tokens of the card's eager-attention recipe."""
+    checkpoint = request.getfixturevalue(f"tiny_{family}")
+    image = draw_page((120, 90), "12.50")
+    image.save(tmp_path / "p.png")
+    processor = AutoProcessor.from_pretrained(checkpoint)
+    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32, attn_implementation="eager")
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Read."}]}]
+    inputs = processor(text=[processor.apply_chat_template(messages, add_generation_prompt=True)], images=[[image]],
+                       return_tensors="pt")
+    eager = model.generate(**inputs, do_sample=False, max_new_tokens=12)[0, inputs["input_ids"].shape[1]:].tolist()
+    stop = set(model.generation_config.eos_token_id)
+    eager = eager[:-1] if eager and eager[-1] in stop else eager
+    item = next(service.transcribe([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False)))
+    answer = service.ask([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False))
+    assert list(answer.token_ids) == eager and item.new_tokens == answer.new_tokens
