@@ -18,6 +18,7 @@ import os
 import vlmcli.quiet  # noqa: F401 - before transformers pulls in bitsandbytes
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+from huggingface_hub.utils import logging as hub_logging
 from transformers.utils import logging as transformers_logging
 
 from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant, SplitSpec
@@ -48,9 +49,11 @@ def load(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     the weights, the model is left in train mode, and `auto` dtype is float32 on CPUs.
     `unquantized_modules` stay in full precision under --quantize (modules trained fully).
     """
-    # vlmcli draws its own spinner, and its own errors say what went wrong.
+    # vlmcli draws its own spinner, and its own errors say what went wrong
+    # (huggingface_hub would otherwise log each retry of an unreachable hub).
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
+    hub_logging.set_verbosity_error()
     config = _load_config(spec)
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device, for_training)
