@@ -62,7 +62,7 @@ def run(request: FinetuneRequest, events: Events = lambda name, details: None) -
     train_examples = _validated(train_examples, loaded, request, request.data, events)
     eval_examples = _validated(eval_examples, loaded, request, request.eval_data, events) if eval_examples else []
     summary = {"examples": len(train_examples), "eval_examples": len(eval_examples)}
-    if eval_examples:
+    if eval_examples and is_main_process():
         summary["eval_before"] = _evaluate(loaded, eval_examples, request, "before", events)
     peft_model = apply_stage(loaded.model, request.stage, quantized=request.model.quantize is not Quant.none)
     summary.update(trainable_summary(peft_model))
@@ -146,6 +146,11 @@ def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneReque
 
 def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun/accelerate (they set RANK), or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _train(trainer: Trainer, resume_from: Path | None):

@@ -219,7 +219,7 @@ def test_ddp_two_cpu_processes(tiny_idefics3, dataset, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summaries = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert len(summaries) == 2 and all(s["global_step"] == 2 for s in summaries)
+    assert len(summaries) == 1 and summaries[0]["global_step"] == 2  # the main process reports
     assert json.loads((tmp_path / "ddp" / "run.json").read_text())["status"] == "finished"
     assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
 

@@ -86,7 +86,7 @@ def finetune(
         if show_config:
             typer.echo(json.dumps({"stage": stages.as_dict(resolved), "model": _spec_dict(spec)}, indent=2))
             return
-        from finetune.train import FinetuneRequest, run
+        from finetune.train import FinetuneRequest, is_main_process, run
 
         if data is None or output is None:
             raise UsageError("finetune needs --data and --output", hint="or --show-config to see the settings")
@@ -95,7 +95,8 @@ def finetune(
                                   pdf=PdfSpec(password=password))
         with TrainProgress() as progress:
             summary = run(request, progress.event)
-        typer.echo(json.dumps(summary, default=str))
+        if is_main_process():  # under a launcher every rank runs this command; one summary is enough
+            typer.echo(json.dumps(summary, default=str))
 
 
 def evaluate(
