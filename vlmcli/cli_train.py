@@ -80,9 +80,7 @@ def finetune(
         file_overrides = stages.read_config(config, stage) if config else {}
         resolved = stages.resolve(stage, file_overrides, overrides)
         parent = model_spec_from_run(read_run_info(from_run), from_run) if from_run else ModelSpec()
-        spec = ModelSpec(model_id=model or parent.model_id, revision=revision or parent.revision,
-                         quantize=quantize or parent.quantize, dtype=dtype, device=device, offline=offline,
-                         adapter=parent.adapter)
+        spec = _model_spec(parent, model, revision, quantize, dtype, device, offline, parent.adapter)
         if show_config:
             typer.echo(json.dumps({"stage": stages.as_dict(resolved), "model": _spec_dict(spec)}, indent=2))
             return
@@ -114,10 +112,7 @@ def evaluate(
         from finetune.train import load_examples
         from vlmcli import app as service
 
-        base = _base_spec(adapter)
-        spec = ModelSpec(model_id=model or base.model_id, revision=revision or base.revision,
-                         quantize=quantize or base.quantize, dtype=dtype, device=device, offline=offline,
-                         adapter=adapter)
+        spec = _model_spec(_base_spec(adapter), model, revision, quantize, dtype, device, offline, adapter)
         examples = load_examples(data, skip_bad=False)
         run = service.RunSpec(model=spec, split=SplitSpec(split=split, longest_edge_px=longest_edge, bands=False))
         with TrainProgress() as progress:
@@ -145,6 +140,12 @@ def export(
         report = run_export(adapter, output, base=base, dtype=dtype)
         print_note(f"exported to {output}; it loads and answers (smoke test: {report['smoke_test_tokens']} tokens)")
         typer.echo(json.dumps(report))
+
+
+def _model_spec(base: ModelSpec, model, revision, quantize, dtype, device, offline, adapter) -> ModelSpec:
+    """Flags given on the command line win over the base run's model settings."""
+    return ModelSpec(model_id=model or base.model_id, revision=revision or base.revision,
+                     quantize=quantize or base.quantize, dtype=dtype, device=device, offline=offline, adapter=adapter)
 
 
 def _base_spec(adapter: Path | None) -> ModelSpec:

@@ -58,11 +58,12 @@ def load(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device, for_training)
     processor = _load_processor(spec)
-    if spec.adapter is not None:  # an adapter's fully trained modules replace whole layers: keep those unquantized
-        unquantized_modules = (*unquantized_modules, *_adapters_full_modules(spec.adapter))
+    chain = adapter_chain(spec.adapter) if spec.adapter is not None else []
+    # An adapter's fully trained modules replace whole layers: keep those unquantized.
+    unquantized_modules = (*unquantized_modules, *_full_modules(chain))
     model = _load_model(spec, config, device, dtype, unquantized_modules)
-    if spec.adapter is not None:
-        model = _attach_adapters(model, spec.adapter, merge_all=for_training)
+    if chain:
+        model = _attach_adapters(model, chain, merge_all=for_training)
     model.train(for_training)
     max_input_px = configure_processor(processor, config.model_type, _trained_resolution(spec.adapter, split))
     tokenizer = processor.tokenizer
@@ -230,20 +231,19 @@ def _trained_resolution(adapter: Path | None, split: SplitSpec) -> SplitSpec:
         longest_edge_px=split.longest_edge_px or stage.get("longest_edge_px"))
 
 
-def _adapters_full_modules(adapter: Path) -> list[str]:
+def _full_modules(chain: list[Path]) -> list[str]:
     names: list[str] = []
-    for path in adapter_chain(adapter):
+    for path in chain:
         names.extend(json.loads((path / "adapter_config.json").read_text()).get("modules_to_save") or [])
     return names
 
 
-def _attach_adapters(model: Any, adapter: Path, merge_all: bool) -> Any:
+def _attach_adapters(model: Any, chain: list[Path], merge_all: bool) -> Any:
     from peft import PeftModel
 
     # A quantized base cannot absorb the last adapter exactly (it would be re-rounded
     # to 4/8 bits), so at inference that one stays a separate LoRA detour.
     quantized = getattr(model, "hf_quantizer", None) is not None
-    chain = adapter_chain(adapter)
     for index, path in enumerate(chain):
         model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
         if merge_all or index < len(chain) - 1 or not quantized:
