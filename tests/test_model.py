@@ -284,3 +284,44 @@ def test_same_tokens_as_the_unoptimised_eager_path(request, tmp_path, family):
     item = next(service.transcribe([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False)))
     answer = service.ask([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False))
     assert list(answer.token_ids) == eager and item.new_tokens == answer.new_tokens
+
+
+@pytest.mark.parametrize("family", ["idefics3", "idefics2"])
+def test_sub_images_encoded_in_batches_give_the_same_features(request, tmp_path, family):
+    """The vision tower sees a few sub-images at a time (memory); the features are bit-identical."""
+    from vlmcli import memory
+    from vlmcli.generate import build_inputs
+    from vlmcli.prompts import user_messages
+
+    checkpoint = request.getfixturevalue(f"tiny_{family}")
+    loaded = model_module.load(ModelSpec(model_id=str(checkpoint), dtype=DType.float32, offline=True),
+                               SplitSpec(split=True))
+    inputs = build_inputs(loaded, user_messages("Read.", 1), [draw_page((400, 300), "12.50")])
+    assert inputs["pixel_values"].shape[1] > memory.SUB_IMAGES_PER_BATCH
+    assert memory._vision_tower(loaded.model)._vlmcli_batched
+    plain = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32)
+    with torch.no_grad():
+        batched = loaded.model.model.get_image_features(inputs["pixel_values"], inputs.get("pixel_attention_mask"))
+        whole = plain.model.get_image_features(inputs["pixel_values"], inputs.get("pixel_attention_mask"))
+    for ours, theirs in zip(batched.pooler_output, whole.pooler_output, strict=True):
+        assert torch.equal(ours, theirs)
+
+
+def test_quantized_load_releases_the_file_and_keeps_the_tokens(tiny_idefics3, tmp_path):
+    """Copying the unquantized leftovers out of the mapped file changes no token."""
+    from transformers import BitsAndBytesConfig
+
+    image = draw_page((120, 90), "12.50")
+    image.save(tmp_path / "p.png")
+    run = _run(tiny_idefics3, bands=False, quantize=Quant.nf4)
+    answer = service.ask([tmp_path / "p.png"], QUESTION, run)
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["lm_head"])
+    plain = AutoModelForImageTextToText.from_pretrained(tiny_idefics3, dtype=torch.float32, quantization_config=quant)
+    processor = AutoProcessor.from_pretrained(tiny_idefics3)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}]
+    inputs = processor(text=[processor.apply_chat_template(messages, add_generation_prompt=True)], images=[[image]],
+                       return_tensors="pt")
+    new = plain.generate(**inputs, do_sample=False, max_new_tokens=12)[0, inputs["input_ids"].shape[1]:].tolist()
+    stop = set(plain.generation_config.eos_token_id)
+    assert list(answer.token_ids) == (new[:-1] if new and new[-1] in stop else new)

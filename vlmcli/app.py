@@ -9,6 +9,7 @@ huggingface_hub reads at import time.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -96,7 +97,8 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
     progress.pages_started(len(refs))
     # The next page is rendered and preprocessed on a worker thread while the
     # current one is generated (poppler, Pillow and the processor overlap the model).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlmcli-prefetch") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlmcli-prefetch",
+                            initializer=_yield_to_the_model) as pool:
         upcoming = pool.submit(prepare_page, loaded, refs[0], instruction, run)
         for index, ref in enumerate(refs):
             prepared = upcoming
@@ -108,6 +110,16 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
                 item = PageFailure(ref.source, ref.page_number, error)
             progress.page_finished(item)
             yield item
+
+
+def _yield_to_the_model() -> None:
+    # Where the model already fills every core (CPU runs), prefetching at normal
+    # priority slows the page being generated; at the lowest priority it only
+    # takes idle time. poppler, started from this thread, inherits the priority.
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
 
 
 def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> list[dict]:

@@ -1,0 +1,71 @@
+"""Memory levers for inference on CPU (measured in benchmarks/speed.py; see README "Performance").
+
+- The vision tower sees a page's sub-images a few at a time. Each sub-image is
+  encoded on its own anyway (attention stays within a sub-image), so the result
+  is the same; only the activations held at once shrink (0.54 -> 0.24 GB for
+  the 13 sub-images of an A4 page in bfloat16).
+- After a quantized load, full-precision leftovers (embeddings, norms) can still
+  be views into the memory-mapped checkpoint, which keeps the whole file mapped
+  and resident (about 0.4 GB for SmolVLM-256M). Copying them lets it go.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+from typing import Any
+
+import torch
+from transformers.modeling_outputs import BaseModelOutput
+
+SUB_IMAGES_PER_BATCH = 4
+
+
+def encode_sub_images_in_batches(model: Any, per_batch: int = SUB_IMAGES_PER_BATCH) -> None:
+    """Make the vision tower encode at most `per_batch` sub-images at a time."""
+    vision = _vision_tower(model)
+    if vision is None or getattr(vision, "_vlmcli_batched", False):
+        return
+    encode_all = vision.forward
+
+    def forward(pixel_values: torch.Tensor, patch_attention_mask: torch.Tensor | None = None, **kwargs: Any):
+        if pixel_values.shape[0] <= per_batch:
+            return encode_all(pixel_values=pixel_values, patch_attention_mask=patch_attention_mask, **kwargs)
+        hidden = [
+            encode_all(pixel_values=pixel_values[start:start + per_batch],
+                       patch_attention_mask=None if patch_attention_mask is None
+                       else patch_attention_mask[start:start + per_batch], **kwargs).last_hidden_state
+            for start in range(0, pixel_values.shape[0], per_batch)
+        ]
+        return BaseModelOutput(last_hidden_state=torch.cat(hidden))
+
+    vision.forward = forward
+    vision._vlmcli_batched = True
+
+
+def release_checkpoint_mapping(model: Any) -> None:
+    """Copy full-precision tensors that may still point into the mapped checkpoint file."""
+    with torch.no_grad():
+        for module in model.modules():
+            for name, param in list(module.named_parameters(recurse=False)):
+                # bitsandbytes' Params4bit/Int8Params are subclasses and already hold their own memory.
+                if type(param) is torch.nn.Parameter and param.device.type == "cpu":
+                    param.data = param.data.clone()
+            for name, buffer in list(module.named_buffers(recurse=False)):
+                if buffer is not None and buffer.device.type == "cpu":
+                    module._buffers[name] = buffer.clone()
+    gc.collect()
+    _return_freed_heap()
+
+
+def _return_freed_heap() -> None:
+    # glibc keeps freed heap pages (from quantizing at load) unless asked to give them back.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _vision_tower(model: Any) -> Any:
+    # Found by class, so a PEFT wrapper around the model changes nothing.
+    return next((m for m in model.modules() if type(m).__name__.endswith("VisionTransformer")), None)
