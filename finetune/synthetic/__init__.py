@@ -4,10 +4,10 @@
 
 writes into OUT_DIR, images under images/<file stem>/NNNNN.png (grayscale PNG, paths relative to the JSONL):
 
-    lines_train.jsonl            printed lines, train fonts                 {"image", "text", "font"}
-    hand_train.jsonl             handwriting-style lines, train fonts       stage 1: low resolution, no splitting
-    pages_train.jsonl            1-3 small lines on a large canvas          stage 2: legible only with splitting
-    qa_train.jsonl               receipts, 3 questions each                 stage 3: {"image", "question", "answer", "font"}
+    lines_train.jsonl            printed lines, train fonts           stage 1 (low resolution, no splitting)
+    hand_train.jsonl             handwriting-style lines, train fonts stage 1
+    pages_train.jsonl            1-3 small lines on a large canvas    stage 2 (legible only with splitting)
+    qa_train.jsonl               receipts, 3 questions each           stage 3
     lines_heldout.jsonl          printed, train fonts, new strings
     lines_heldout_newfont.jsonl  printed, held-out fonts, new strings
     hand_heldout.jsonl           handwriting, train fonts, new strings
@@ -16,11 +16,13 @@ writes into OUT_DIR, images under images/<file stem>/NNNNN.png (grayscale PNG, p
     qa_heldout.jsonl             receipts with new invoice numbers
     manifest.json                seed, counts, the train and held-out fonts, records per file
 
-These are the transcription and question-answering shapes of finetune/data.py
-(the extra "font" key is ignored by vlmcli and serves per-font analysis).
-No text line occurs twice in a dataset, so no held-out string was seen in
-training; receipt totals and dates may repeat, their invoice numbers do not.
-The same seed and arguments give byte-identical JSONL and images.
+Records are the shapes of finetune/data.py: {"image", "text", "font"} for lines and
+pages, {"image", "question", "answer", "font"} for receipts (vlmcli ignores "font";
+it serves per-font analysis).
+No line of a lines or pages file occurs twice in a dataset, so no held-out line
+was seen in training; receipt totals, dates and items may repeat, invoice numbers
+do not. The same seed and arguments give byte-identical JSONL (and images, with the
+same Pillow and FreeType).
 
 Fonts come from Debian packages (see fonts.CATALOGUE): printed fonts-dejavu-core,
 fonts-liberation2; handwriting-style fonts-dkg-handwriting, fonts-breip,
