@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Idempotent set-up on a fresh Debian/Ubuntu machine: poppler for PDFs, a venv, vlmcli and its test tools.
+# Idempotent set-up on a fresh Debian/Ubuntu machine: poppler for PDFs, fonts for synthetic data,
+# a venv, vlmcli and its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v pdftoppm >/dev/null || ! command -v pdfinfo >/dev/null; then
+apt_packages=""
+command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null || apt_packages="poppler-utils"
+# Printed and handwriting-style fonts for the synthetic training documents (finetune/synthetic/fonts.py).
+for package in fonts-dejavu-core fonts-liberation2 fonts-dkg-handwriting fonts-breip fonts-dancingscript \
+               fonts-femkeklaver fonts-humor-sans fonts-bwht; do
+  [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] \
+    || apt_packages="$apt_packages $package"
+done
+if [ -n "$apt_packages" ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+  # shellcheck disable=SC2086  # one word per package
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_packages >/dev/null
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
