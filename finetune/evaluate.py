@@ -33,10 +33,12 @@ def anls(prediction: str, target: str) -> float:
 
 
 def score(example: Example, prediction: str) -> dict:
-    """Per-example metrics: CER/WER for transcriptions; exact match and ANLS for questions and chats."""
+    """Per-example metrics: CER/WER and exact match (case kept) for transcriptions; exact match and ANLS otherwise."""
     target = example.target
     if example.kind == "transcription":
-        return {"cer": jiwer.cer(target, prediction or " "), "wer": jiwer.wer(target, prediction or " ")}
+        exact = float(" ".join(prediction.split()) == " ".join(target.split()))
+        return {"cer": jiwer.cer(target, prediction or " "), "wer": jiwer.wer(target, prediction or " "),
+                "exact_match": exact}
     return {"exact_match": float(normalize(prediction) == normalize(target)), "anls": anls(prediction, target)}
 
 
@@ -57,13 +59,14 @@ def evaluate(loaded, examples: list[Example], pdf: PdfSpec, generation: Generati
         started = time.perf_counter()
         try:
             images = load_images(example, loaded.max_input_px, pdf)
-            prediction = generate(loaded, example.prompt_messages, images, generation).text
+            generation_result = generate(loaded, example.prompt_messages, images, generation)
         except VlmcliError as error:
             report.examples.append({"line": example.line_number, "error": error.message})
             continue
+        prediction = generation_result.text
         metrics = score(example, prediction)
         report.examples.append({"line": example.line_number, "kind": example.kind, "target": example.target,
-                                "prediction": prediction, **metrics,
+                                "prediction": prediction, **metrics, "image_tokens": generation_result.image_tokens,
                                 "seconds": round(time.perf_counter() - started, 3)})
         predictions.setdefault(example.kind, []).append((example.target, prediction))
         if on_example:
@@ -78,8 +81,11 @@ def _overall(rows: list[dict], predictions: dict[str, list[tuple[str, str]]]) ->
     if pairs:
         targets, guesses = [t for t, _ in pairs], [g or " " for _, g in pairs]
         overall.update(cer=jiwer.cer(targets, guesses), wer=jiwer.wer(targets, guesses))
+    scored = [row for row in rows if "exact_match" in row]
+    if scored:
+        overall.update(exact_match=sum(r["exact_match"] for r in scored) / len(scored),
+                       image_tokens=sum(r["image_tokens"] for r in scored) / len(scored))
     answered = [row for row in rows if "anls" in row]
     if answered:
-        overall.update(exact_match=sum(r["exact_match"] for r in answered) / len(answered),
-                       anls=sum(r["anls"] for r in answered) / len(answered))
+        overall.update(anls=sum(r["anls"] for r in answered) / len(answered))
     return overall

@@ -15,7 +15,9 @@ GRADIENT_CHECKPOINTING = {"use_reentrant": False}  # reentrant checkpointing bre
 def apply_stage(model: Any, stage: Stage, quantized: bool) -> Any:
     """Wrap `model` in a PEFT model for `stage`. DoRA is off under QLoRA, as the Idefics2/SmolVLM recipes do."""
     for parameter in model.parameters():
-        parameter.requires_grad = False
+        parameter.requires_grad = stage.full_finetune
+    if stage.full_finetune:
+        return model
     if quantized:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=stage.gradient_checkpointing,
                                                 gradient_checkpointing_kwargs=GRADIENT_CHECKPOINTING)
@@ -34,7 +36,7 @@ def parameter_groups(model: Any, stage: Stage) -> list[dict]:
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            full = "modules_to_save" in name
+            full = "modules_to_save" in name and not stage.full_finetune
             decay = parameter.dim() >= 2
             groups.setdefault((full, decay), []).append(parameter)
     # LoRA groups first: the Trainer logs the first group's learning rate.

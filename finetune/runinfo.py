@@ -45,14 +45,20 @@ def read_run_info(folder: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise UsageError(f"{folder}: not a vlmcli training run (no {RUN_FILE})",
                          hint="--from takes the --output folder of an earlier `vlmcli finetune`") from None
-    if info.get("status") != "finished" or not (folder / "adapter_config.json").is_file():
+    saved = "config.json" if info.get("stage", {}).get("full_finetune") else "adapter_config.json"
+    if info.get("status") != "finished" or not (folder / saved).is_file():
         raise UsageError(f"{folder}: that training run did not finish",
                          hint=f"finish it with: vlmcli finetune --resume --output {folder} ...")
     return info
 
 
 def model_spec_from_run(info: dict[str, Any], folder: Path) -> ModelSpec:
-    """The base model of an earlier run, with its adapter as this stage's starting point."""
+    """The base model of an earlier run, with its adapter as this stage's starting point.
+
+    A fully fine-tuned run is itself the next stage's base model.
+    """
     model = info["model"]
+    if info.get("stage", {}).get("full_finetune"):
+        return ModelSpec(model_id=str(folder), dtype=DType(model.get("dtype", "auto")))
     return ModelSpec(model_id=model["model_id"], revision=model.get("revision"), quantize=Quant(model["quantize"]),
                      dtype=DType(model.get("dtype", "auto")), adapter=folder)

@@ -54,6 +54,9 @@ class Stage:
     logging_steps: int = 5
     seed: int = 0
     gradient_checkpointing: bool = True
+    # Train every weight, no adapter; the output is a whole checkpoint. For small models,
+    # or weights that start random, where a low-rank update of random weights cannot learn.
+    full_finetune: bool = False
 
 
 STAGE_1 = Stage(

@@ -54,6 +54,8 @@ def run(request: FinetuneRequest, events: Events = lambda name, details: None) -
     """Train one stage; return the summary also written to OUTPUT/run.json."""
     train_examples = load_examples(request.data, request.skip_bad_examples, events)
     eval_examples = load_examples(request.eval_data, request.skip_bad_examples, events) if request.eval_data else []
+    if request.stage.full_finetune and request.model.quantize is not Quant.none:
+        raise UsageError("full fine-tuning cannot train quantized weights", hint="drop --quantize, or train LoRA")
     resume_from = _resume_point(request, events)
     split = SplitSpec(split=request.stage.split, longest_edge_px=request.stage.longest_edge_px, bands=False)
     loaded = model_loader.load(request.model, split, for_training=True,
@@ -72,6 +74,8 @@ def run(request: FinetuneRequest, events: Events = lambda name, details: None) -
     result = _train(trainer, resume_from)
     summary.update(global_step=trainer.state.global_step, train_loss=result.training_loss)
     trainer.save_model(str(request.output))  # the adapter; the Trainer writes it on the main process only
+    if request.stage.full_finetune and trainer.is_world_process_zero():
+        loaded.processor.save_pretrained(str(request.output))  # a whole checkpoint: --model OUTPUT loads it
     if eval_examples and trainer.is_world_process_zero():
         after = dataclasses.replace(loaded, model=peft_model.eval())
         summary["eval_after"] = _evaluate(after, eval_examples, request, "after", events)
@@ -110,7 +114,8 @@ def _apply_policy(path: Path, good: list[Example], problems: list[Problem], skip
 def _resume_point(request: FinetuneRequest, events: Events) -> Path | None:
     folder = request.output / "checkpoints"
     if not request.resume:
-        if checkpoints.checkpoints(folder) or (request.output / "adapter_config.json").exists():
+        if checkpoints.checkpoints(folder) or any((request.output / name).exists()
+                                                  for name in ("adapter_config.json", "config.json")):
             raise UsageError(f"{request.output} already holds a training run",
                              hint="pass --resume to continue it, or choose another --output")
         return None

@@ -86,8 +86,9 @@ def test_bad_lines_are_reported_with_line_numbers(tmp_path):
 def test_metrics(tmp_path):
     examples, _ = read_examples(_write(tmp_path, [
         {"image": "a.png", "text": "hello world"}, {"image": "a.png", "question": "q", "answer": "42.00 EUR"}]))
-    assert score(examples[0], "hello world") == {"cer": 0.0, "wer": 0.0}
+    assert score(examples[0], "hello world") == {"cer": 0.0, "wer": 0.0, "exact_match": 1.0}
     assert score(examples[0], "hallo world")["cer"] == pytest.approx(1 / 11)
+    assert score(examples[0], "Hello  world")["exact_match"] == 0.0  # case counts in a transcription
     assert score(examples[1], " 42.00  eur ") == {"exact_match": 1.0, "anls": 1.0}
     assert anls("completely different", "42.00 EUR") == 0.0
 
@@ -115,3 +116,17 @@ def test_finetune_needs_data_and_output():
 
     result = CliRunner().invoke(app, ["finetune", "--stage", "3"])
     assert result.exit_code == 2 and "finetune needs --data and --output" in result.stderr
+
+
+def test_full_finetune_trains_every_weight_without_an_adapter():
+    import torch
+
+    from finetune.lora import apply_stage, parameter_groups
+    from finetune.stages import resolve
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    stage = resolve(1, {"full_finetune": True, "learning_rate": 3e-4})
+    assert apply_stage(model, stage, quantized=False) is model
+    assert all(p.requires_grad for p in model.parameters())
+    groups = parameter_groups(model, stage)
+    assert {g["lr"] for g in groups} == {3e-4} and sum(len(g["params"]) for g in groups) == 4

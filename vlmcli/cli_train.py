@@ -64,6 +64,9 @@ def finetune(
     max_length: Annotated[Optional[int], _stage_option("Longest example in tokens (never truncated).")] = None,
     save_steps: Annotated[Optional[int], _stage_option("Checkpoint every N steps.", minimum=1)] = None,
     seed: Annotated[Optional[int], _stage_option("Random seed.")] = None,
+    full: Annotated[Optional[bool], _stage_option(
+        "Train every weight instead of an adapter (small models, random weights); writes a whole checkpoint.",
+        "--full/--lora")] = None,
     split: SplitOpt = None, longest_edge: LongestEdgeOpt = None, password: PasswordOpt = None,
 ) -> None:
     """Fine-tune with the staged LoRA / QLoRA recipe of the Idefics2 paper."""
@@ -72,7 +75,8 @@ def finetune(
     overrides = dict(lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=dora,
                      learning_rate=learning_rate, full_train_learning_rate=full_train_learning_rate, epochs=epochs,
                      max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-                     save_steps=save_steps, seed=seed, split=split, longest_edge_px=longest_edge)
+                     save_steps=save_steps, seed=seed, split=split, longest_edge_px=longest_edge,
+                     full_finetune=full)
     with reporting_errors():
         from finetune import stages
         from finetune.runinfo import model_spec_from_run, read_run_info

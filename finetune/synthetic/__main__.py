@@ -9,7 +9,7 @@ from pathlib import Path
 
 from finetune.synthetic.fonts import FONT_DIRS, FontsMissing, require_fonts
 from finetune.synthetic.text import MIN_MAX_CHARS
-from finetune.synthetic.write import Counts, write_dataset
+from finetune.synthetic.write import Counts, Scale, write_dataset
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -25,6 +25,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-chars", type=int, default=24, help="longest line, in characters")
     parser.add_argument("--canvas-px", type=int, nargs=2, default=(1024, 1024), metavar=("W", "H"),
                         help="page size; text is 1/85 to 1/56 of the short side")
+    parser.add_argument("--page-text-px", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="font size range on pages (default: the fraction of the canvas above)")
+    parser.add_argument("--line-text-px", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="font size range of lines (default: 18-28 printed, 22-32 handwriting)")
+    parser.add_argument("--line-canvas-px", type=int, nargs=2, default=None, metavar=("W", "H"),
+                        help="paste each line on a canvas of this size (default: a tight crop)")
+    parser.add_argument("--receipt-canvas-px", type=int, nargs=2, default=None, metavar=("W", "H"),
+                        help="paste each receipt on a canvas of this size (default: a tight crop)")
     parser.add_argument("--font-dir", type=Path, action="append", default=None,
                         help=f"where to look for fonts (repeatable; default: {', '.join(map(str, FONT_DIRS))})")
     args = parser.parse_args(argv)
@@ -37,6 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _pair(values: list[int] | None) -> tuple[int, int] | None:
+    return tuple(values) if values else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -47,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     counts = Counts(lines=args.lines, hand=args.lines // 2 if args.hand is None else args.hand,
                     pages=args.pages, receipts=args.receipts, heldout=args.heldout)
     started = time.perf_counter()
-    written = write_dataset(args.out_dir, fonts, counts, args.seed, args.max_chars, tuple(args.canvas_px))
+    scale = Scale(canvas_px=tuple(args.canvas_px), page_text_px=_pair(args.page_text_px),
+                  line_text_px=_pair(args.line_text_px), line_canvas_px=_pair(args.line_canvas_px),
+                  receipt_canvas_px=_pair(args.receipt_canvas_px))
+    written = write_dataset(args.out_dir, fonts, counts, args.seed, args.max_chars, scale=scale)
     for name, count in written.items():
         print(f"{count:7d}  {args.out_dir / name}")
     print(f"train fonts: {', '.join(f.name for f in fonts.train)}")

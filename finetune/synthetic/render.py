@@ -104,6 +104,18 @@ def render_line(text: str, font_path: Path | str, size_px: int, rng: np.random.G
     return degrade(draw_rows([(text, "")], load_font(str(font_path), size_px), look, pad_px), look, rng)
 
 
+def on_canvas(image: Image.Image, canvas_px: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """Paste a line at a random place on a fixed-size canvas of its own paper gray, shrinking it only if it must."""
+    if image.width > canvas_px[0] or image.height > canvas_px[1]:
+        image = image.copy()
+        image.thumbnail(canvas_px, Image.Resampling.LANCZOS)
+    paper = int(np.median(np.asarray(image)[[0, -1]]))  # the top and bottom rows are paper
+    canvas = Image.new("L", canvas_px, paper)
+    canvas.paste(image, (int(rng.integers(0, canvas_px[0] - image.width + 1)),
+                         int(rng.integers(0, canvas_px[1] - image.height + 1))))
+    return canvas
+
+
 def page_text_size_px(rng: np.random.Generator, canvas_px: tuple[int, int]) -> int:
     low, high = (min(canvas_px) * fraction for fraction in PAGE_TEXT_FRACTION)
     return int(rng.integers(round(low), round(high) + 1))

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from finetune.synthetic.fonts import Font, FontSplit
-from finetune.synthetic.render import page_text_size_px, render_line, render_page, render_receipt
+from finetune.synthetic.render import on_canvas, page_text_size_px, render_line, render_page, render_receipt
 from finetune.synthetic.text import fresh_text, random_receipt
 
 # Handwriting fonts draw smaller letters at the same nominal size, so they get a larger one.
@@ -70,11 +70,22 @@ def _font(rng: np.random.Generator, fonts: FontSplit, style: str, heldout: bool)
 
 
 @dataclass(frozen=True)
+class Scale:
+    """Pixel sizes, for models whose sub-images are smaller than SmolVLM's 512 px (None: the defaults)."""
+
+    canvas_px: tuple[int, int] = (1024, 1024)  # pages
+    page_text_px: tuple[int, int] | None = None  # font size range on pages; default: a fraction of the canvas
+    line_text_px: tuple[int, int] | None = None  # font size range of lines; default: LINE_SIZE_PX
+    line_canvas_px: tuple[int, int] | None = None  # lines pasted on a fixed canvas (no rescaling by the processor)
+    receipt_canvas_px: tuple[int, int] | None = None  # receipts likewise
+
+
+@dataclass(frozen=True)
 class Context:
     fonts: FontSplit
     seen: set[str]
     max_chars: int
-    canvas_px: tuple[int, int]
+    scale: Scale
 
 
 Item = tuple[Image.Image, list[dict]]  # an image and its records without the "image" key
@@ -83,16 +94,21 @@ Item = tuple[Image.Image, list[dict]]  # an image and its records without the "i
 def _line(job: Job, rng: np.random.Generator, context: Context) -> Item:
     font = _font(rng, context.fonts, job.style, job.heldout_fonts)
     text = fresh_text(rng, context.seen, context.max_chars, upper=font.caps_only)
-    size_px = int(rng.integers(*LINE_SIZE_PX[job.style]))
-    return render_line(text, font.path, size_px, rng), [{"text": text, "font": font.name}]
+    low_px, high_px = context.scale.line_text_px or LINE_SIZE_PX[job.style]
+    image = render_line(text, font.path, int(rng.integers(low_px, high_px + 1)), rng)
+    if context.scale.line_canvas_px:
+        image = on_canvas(image, context.scale.line_canvas_px, rng)
+    return image, [{"text": text, "font": font.name}]
 
 
 def _page(job: Job, rng: np.random.Generator, context: Context) -> Item:
     font = _font(rng, context.fonts, job.style, job.heldout_fonts)
     count = int(rng.integers(1, MAX_PAGE_LINES + 1))
     lines = [fresh_text(rng, context.seen, context.max_chars, upper=font.caps_only) for _ in range(count)]
-    size_px = page_text_size_px(rng, context.canvas_px)
-    image = render_page(lines, font.path, size_px, rng, context.canvas_px)
+    scale = context.scale
+    size_px = (int(rng.integers(scale.page_text_px[0], scale.page_text_px[1] + 1)) if scale.page_text_px
+               else page_text_size_px(rng, scale.canvas_px))
+    image = render_page(lines, font.path, size_px, rng, scale.canvas_px)
     return image, [{"text": "\n".join(lines), "font": font.name}]
 
 
@@ -100,6 +116,8 @@ def _receipt(job: Job, rng: np.random.Generator, context: Context) -> Item:
     font = _font(rng, context.fonts, job.style, job.heldout_fonts)
     receipt = random_receipt(rng, context.seen)
     image = render_receipt(receipt, font.path, rng)
+    if context.scale.receipt_canvas_px:
+        image = on_canvas(image, context.scale.receipt_canvas_px, rng)
     return image, [{"question": question, "answer": answer, "font": font.name} for question, answer in receipt.qa]
 
 
@@ -119,16 +137,19 @@ def _records(job: Job, out_dir: Path, seed: int, context: Context) -> Iterator[d
 
 
 def write_dataset(out_dir: Path, fonts: FontSplit, counts: Counts, seed: int = 0, max_chars: int = 24,
-                  canvas_px: tuple[int, int] = (1024, 1024)) -> dict[str, int]:
+                  canvas_px: tuple[int, int] = (1024, 1024), scale: Scale | None = None) -> dict[str, int]:
     """Write every job's images and JSONL file plus manifest.json; return {file name: records}."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = Context(fonts, set(), max_chars, canvas_px)
+    scale = scale or Scale(canvas_px=canvas_px)
+    canvas_px = scale.canvas_px
+    context = Context(fonts, set(), max_chars, scale)
     written = {}
     for job in jobs(counts, fonts):
         lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in _records(job, out_dir, seed, context)]
         (out_dir / f"{job.name}.jsonl").write_text("".join(lines), encoding="utf-8")
         written[f"{job.name}.jsonl"] = len(lines)
-    manifest = {"seed": seed, "max_chars": max_chars, "canvas_px": list(canvas_px), "counts": asdict(counts),
+    manifest = {"seed": seed, "max_chars": max_chars, "canvas_px": list(canvas_px), "scale": asdict(scale),
+                "counts": asdict(counts),
                 "train_fonts": [[f.package, f.name] for f in fonts.train],
                 "heldout_fonts": [[f.package, f.name] for f in fonts.heldout], "files": written}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
