@@ -7,7 +7,6 @@ an interrupted run never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from vlmcli.app import PageFailure, PageResult
 from vlmcli.config import OutputFormat
 from vlmcli.errors import OutputError
+from vlmcli.manifest import atomic_write  # noqa: F401 - part of this module's API
 
 SUFFIXES = {OutputFormat.text: ".txt", OutputFormat.markdown: ".md", OutputFormat.json: ".jsonl"}
 PAGE_BREAK = "\f\n"  # between pages in text output, as pdftotext does
@@ -34,28 +34,15 @@ def render(item: PageResult | PageFailure, fmt: OutputFormat, first_in_stream: b
 def record(item: PageResult | PageFailure) -> dict:
     """The JSON record of a page."""
     if isinstance(item, PageFailure):
-        return {"source": str(item.source), "page_number": item.page_number,
-                "error": item.error.message, "exit_code": int(item.error.exit_code)}
+        return {"source": str(item.source), "page_number": item.page_number, "error": item.error.message,
+                "category": item.error.category, "exit_code": int(item.error.exit_code), "attempts": item.attempts}
     return {
         "source": str(item.source), "page_number": item.page_number, "text": item.text,
         "image_tokens": item.image_tokens, "new_tokens": item.new_tokens,
         "seconds": round(item.seconds, 3), "finish_reason": item.finish_reason, "bands": item.bands,
+        "longest_edge_px": item.longest_edge_px, "split": item.split, "attempts": item.attempts,
+        "decoding": item.decoding,
     }
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see either nothing or the whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def check_output_dir(out_dir: Path) -> None:
