@@ -156,14 +156,24 @@ def test_missing_checkpoint_directory(tmp_path, page_png):
         service.ask([page_png], QUESTION, run)
 
 
-def test_remote_code_is_refused(tmp_path, page_png):
+def test_remote_code_is_refused_unless_trusted(tmp_path, page_png):
+    """M1: refused without a prompt; --trust-remote-code (ModelSpec.trust_remote_code) is the only way in."""
     folder = tmp_path / "custom"
     folder.mkdir()
+    ran = tmp_path / "remote-code-ran"
     (folder / "config.json").write_text(json.dumps({
         "model_type": "my_custom_vlm", "auto_map": {"AutoConfig": "configuration_custom.CustomConfig"}}))
-    (folder / "configuration_custom.py").write_text("raise SystemExit('remote code ran')\n")
-    with pytest.raises(RefusedError, match="needs its own Python code"):
+    (folder / "configuration_custom.py").write_text(
+        f"import pathlib\npathlib.Path({str(ran)!r}).touch()\n"
+        "from transformers import PretrainedConfig\n"
+        "class CustomConfig(PretrainedConfig):\n    model_type = 'my_custom_vlm'\n")
+    with pytest.raises(RefusedError, match="needs its own Python code") as refused:
         service.ask([page_png], QUESTION, _run(folder))
+    assert "--trust-remote-code" in refused.value.hint
+    assert not ran.exists()
+    with pytest.raises(ModelError, match="model type 'my_custom_vlm' is not supported"):
+        service.ask([page_png], QUESTION, _run(folder, trust_remote_code=True))
+    assert ran.exists()  # trusted: its code ran (and then the family check refused the model)
 
 
 def test_pickle_only_weights_are_refused(tiny_idefics3, tmp_path, page_png):
@@ -172,8 +182,12 @@ def test_pickle_only_weights_are_refused(tiny_idefics3, tmp_path, page_png):
     model = AutoModelForImageTextToText.from_pretrained(folder)
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
-    with pytest.raises(RefusedError, match="pickle"):
+    with pytest.raises(RefusedError, match="pickle") as refused:
         service.ask([page_png], QUESTION, _run(folder))
+    assert "--allow-pickle" in refused.value.hint
+    # M2 override: read through torch's weights-only unpickler, the same answer as the safetensors original.
+    allowed = service.ask([page_png], QUESTION, _run(folder, allow_pickle=True))
+    assert allowed.token_ids == service.ask([page_png], QUESTION, _run(tiny_idefics3)).token_ids
 
 
 def test_auto_dtype_is_float32_on_a_cpu_without_bf16(monkeypatch):
