@@ -20,7 +20,7 @@ from pathlib import Path
 from vlmcli import app, manifest
 from vlmcli.config import OutputFormat
 from vlmcli.documents import PageRef
-from vlmcli.errors import ExitCode, UsageError
+from vlmcli.errors import ExitCode, OutputError, UsageError
 from vlmcli.output import Sink, check_output_dir
 
 FAILURE_REPORT_NAME = "vlmcli-failures.jsonl"
@@ -148,7 +148,11 @@ class _Pages:
         if (item.source, item.page_number) in self._reused:
             return 1
         stored = {name: getattr(item, name) for name in _RESULT_FIELDS}
-        self._manifest.record_done(self._key(item.source, item.page_number - 1), stored)
+        try:
+            self._manifest.record_done(self._key(item.source, item.page_number - 1), stored)
+        except OSError as exc:
+            raise OutputError(f"{self._manifest.path}: cannot record the finished page ({exc.strerror or exc})",
+                              hint="free space or fix the folder, then rerun with --resume") from None
         return 0
 
     def _key(self, source: Path, page_index: int) -> str:

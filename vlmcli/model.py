@@ -19,6 +19,7 @@ import os
 
 import vlmcli.quiet  # noqa: F401 - before transformers pulls in bitsandbytes
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 from huggingface_hub.utils import logging as hub_logging
 from transformers.utils import logging as transformers_logging
@@ -182,6 +183,8 @@ def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype, u
                                hint="convert the checkpoint to safetensors, or pass --allow-pickle to load it "
                                     "with torch's weights-only unpickler") from None
         raise _not_found(spec, exc) from None
+    except SafetensorError as exc:
+        raise _corrupt_weights(Path(spec.model_id), exc) from None
     except RuntimeError as exc:
         if "out of memory" in str(exc).lower():
             raise ResourceError(f"{spec.model_id}: out of memory while loading",
@@ -231,10 +234,30 @@ def _attach_adapters(model: Any, chain: list[Path], merge_all: bool) -> Any:
     # to 4/8 bits), so at inference that one stays a separate LoRA detour.
     quantized = getattr(model, "hf_quantizer", None) is not None
     for index, path in enumerate(chain):
-        model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+        try:
+            model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+        except SafetensorError as exc:
+            raise _corrupt_weights(path, exc) from None
         if merge_all or index < len(chain) - 1 or not quantized:
             model = model.merge_and_unload()
     return model
+
+
+def _corrupt_weights(folder: Path, exc: Exception) -> ModelError:
+    """Name the damaged .safetensors file (truncated download, disk full while saving)."""
+    damaged = next((p for p in sorted(folder.glob("*.safetensors")) if not _safetensors_readable(p)), None)
+    where = damaged if damaged is not None else folder
+    return ModelError(f"{where}: corrupt weights ({_first_line(exc)})",
+                      hint="download or save the checkpoint again; the file is truncated or damaged")
+
+
+def _safetensors_readable(path: Path) -> bool:
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError):
+        return False
+    return True
 
 
 def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:

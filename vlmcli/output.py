@@ -23,12 +23,25 @@ PAGE_BREAK = "\f\n"  # between pages in text output, as pdftotext does
 def render(item: PageResult | PageFailure, fmt: OutputFormat, first_in_stream: bool) -> str:
     """One page as it appears in the output stream ("" for a failed page outside JSON)."""
     if fmt is OutputFormat.json:
-        return json.dumps(record(item), ensure_ascii=False) + "\n"
+        line = json.dumps(record(item), ensure_ascii=False)
+        if not _encodable(line):
+            line = json.dumps(record(item), ensure_ascii=True)  # lone surrogates survive only as \u escapes
+        return line + "\n"
     if isinstance(item, PageFailure):
         return ""
+    text = item.text if _encodable(item.text) else item.text.encode("utf-8", "replace").decode("utf-8")
     if fmt is OutputFormat.markdown:
-        return f"<!-- {item.source.name}, page {item.page_number} -->\n\n{item.text}\n\n"
-    return ("" if first_in_stream else PAGE_BREAK) + item.text + "\n"
+        return f"<!-- {item.source.name}, page {item.page_number} -->\n\n{text}\n\n"
+    return ("" if first_in_stream else PAGE_BREAK) + text + "\n"
+
+
+def _encodable(text: str) -> bool:
+    """False if `text` holds lone surrogates, which no UTF-8 file or terminal can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def record(item: PageResult | PageFailure) -> dict:
@@ -87,7 +100,11 @@ class Sink:
         """Write the file of the input in progress, if it has at least one good page."""
         if self._current is not None and self._good_pages:
             target = self._target(self._current)
-            atomic_write(target, "".join(self._chunks))
+            try:
+                atomic_write(target, "".join(self._chunks))
+            except OSError as exc:  # disk full, folder removed: the file is absent, never half-written
+                raise OutputError(f"{target}: cannot write ({exc.strerror or exc})",
+                                  hint="free space or fix the folder, then rerun with --resume") from None
             self.written.append(target)
         self._current, self._chunks, self._good_pages = None, [], 0
 
