@@ -196,10 +196,13 @@ def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> Pag
             raise PageAttemptsFailed(error, attempts + 1) from None
         except ResourceError as error:
             attempts += 1
-            current = lower_resolution(current)
-            if current is None:
-                raise PageAttemptsFailed(error, attempts) from None
-            inputs = _build(current, prepared.bands, prepared.instruction)
+            lower = lower_resolution(current)
+            if lower is None:
+                lowest = resolution(current)
+                raise PageAttemptsFailed(ResourceError(
+                    f"{ref.source}: {error.message}, down to {lowest['longest_edge_px']} px"
+                    f"{' with' if lowest['split'] else ' without'} sub-images", hint=error.hint), attempts) from None
+            current, inputs = lower, _build(lower, prepared.bands, prepared.instruction)
     text = merge_band_texts([g.text for g in generations]) if len(generations) > 1 else generations[0].text
     return PageResult(
         source=ref.source, page_number=ref.page_number, text=text,

@@ -82,13 +82,13 @@ def run_ocr(request: OcrRequest, write: Callable[[str], None], progress: app.Pro
                 if report_path is not None:
                     _append_failure(report_path, item)
                 on_failure(item)
-                if request.fail_fast:
-                    summary.exit_code = item.error.exit_code
-                    return summary  # the input in progress is not written: output only when complete
             else:
                 summary.pages_ok += 1
                 summary.pages_reused += pages.record(item)
-            sink.add(item)
+            sink.add(item)  # a new input's first page: the previous input is complete and is written now
+            if request.fail_fast and isinstance(item, app.PageFailure):
+                summary.exit_code = item.error.exit_code
+                return summary  # the input in progress is not written: output only when complete
         sink.flush()
     summary.exit_code = batch_exit_code(summary.pages_ok, failure_codes)
     return summary
