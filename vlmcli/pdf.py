@@ -137,6 +137,8 @@ def _classify(path: Path, tool: str, returncode: int, stderr: str) -> Exception:
     if "Incorrect password" in stderr:
         return EncryptedPdfError(f"{path}: PDF is encrypted and the password is missing or wrong",
                                  hint="pass the password with --password")
+    if "the last page (0)" in stderr:  # pdfinfo's way of saying the document has no pages
+        return InputError(f"{path}: PDF has no pages")
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
         return RasterizerError(f"{path}: {tool} crashed ({name})", hint=_REPAIR_HINT)
