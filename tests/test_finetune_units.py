@@ -115,3 +115,22 @@ def test_finetune_needs_data_and_output():
 
     result = CliRunner().invoke(app, ["finetune", "--stage", "3"])
     assert result.exit_code == 2 and "finetune needs --data and --output" in result.stderr
+
+
+def test_out_of_memory_while_training_keeps_checkpoints(tmp_path):
+    """T5: the Trainer's OOM becomes exit 8 with what to lower; completed checkpoints are not touched."""
+    import types
+
+    import pytest
+    import torch
+
+    from finetune import train
+    from vlmcli.errors import ExitCode, ResourceError
+
+    def out_of_memory(**kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+    trainer = types.SimpleNamespace(train=out_of_memory, args=types.SimpleNamespace(output_dir=str(tmp_path)))
+    with pytest.raises(ResourceError, match="out of memory while training; completed checkpoints are kept") as caught:
+        train._train(trainer, None)
+    assert caught.value.exit_code == ExitCode.resource and "--batch-size" in caught.value.hint

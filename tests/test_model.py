@@ -298,3 +298,20 @@ def test_same_tokens_as_the_unoptimised_eager_path(request, tmp_path, family):
     item = next(service.transcribe([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False)))
     answer = service.ask([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False))
     assert list(answer.token_ids) == eager and item.new_tokens == answer.new_tokens
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header too large"])
+def test_corrupt_weights_name_the_file(tiny_idefics3, tmp_path, page_png, damage):
+    """M4: a truncated download or a bloated header is a one-line error naming the file (exit 9), not a Rust panic."""
+    from typer.testing import CliRunner
+
+    from vlmcli.cli import app
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(tiny_idefics3, folder)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\xff" * 8 + b"{}")
+    result = CliRunner().invoke(app, ["ask", str(page_png), "q", "--model", str(folder), "--offline"])
+    assert result.exit_code == 9 and result.stderr.count("\n") == 1
+    assert f"{weights}: corrupt weights" in result.stderr
