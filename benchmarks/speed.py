@@ -36,7 +36,7 @@ def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: 
     loaded = app.load_model(run)
     loaded_at = time.perf_counter()
     ref = app.page_refs(Path(page), None, run.pdf)[0]
-    band_inputs = app.prepare_page(loaded, ref, OCR_PROMPT, run)
+    band_inputs = app.prepare_page(loaded, ref, OCR_PROMPT, run).inputs
     prepared_at = time.perf_counter()
     result = generate_from_inputs(loaded, band_inputs[0], run.generation)
     return {"load_s": loaded_at - started, "page_s": time.perf_counter() - loaded_at,

@@ -119,12 +119,20 @@ def _resume_point(request: FinetuneRequest, events: Events) -> Path | None:
             raise UsageError(f"{request.output} already holds a training run",
                              hint="pass --resume to continue it, or choose another --output")
         return None
-    latest, notes = checkpoints.latest_complete(folder)
+    latest, notes = checkpoints.latest_complete(folder, run_identity(request))
     for note in notes:
         events("note", {"text": note})
     if latest is None:
         events("note", {"text": "no complete checkpoint to resume from: starting at step 0"})
     return latest
+
+
+def run_identity(request: FinetuneRequest) -> dict:
+    """What makes a checkpoint this run's: resuming another run's optimizer state would be silently wrong."""
+    stage = request.stage
+    return {"base_model": request.model.model_id, "revision": request.model.revision,
+            "quantize": request.model.quantize.value, "stage": stage.number, "lora_rank": stage.lora_rank,
+            "from_adapter": str(request.model.adapter.resolve()) if request.model.adapter else None}
 
 
 def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneRequest, events: Events) -> Trainer:
@@ -144,7 +152,7 @@ def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneReque
     optimizer = torch.optim.AdamW(parameter_groups(peft_model, stage), lr=stage.learning_rate)
     collator = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, request.pdf)
     trainer = _Trainer(model=peft_model, args=args, train_dataset=_ListDataset(examples), data_collator=collator,
-                       optimizers=(optimizer, None), callbacks=[_Callbacks(events)])
+                       optimizers=(optimizer, None), callbacks=[_Callbacks(events, run_identity(request))])
     trainer.remove_callback(PrinterCallback)  # it prints logs to stdout, which carries results only
     return trainer
 
@@ -200,8 +208,8 @@ class _Trainer(Trainer):
 class _Callbacks(TrainerCallback):
     """Progress events, and the completion marker written after each checkpoint is fully saved."""
 
-    def __init__(self, events: Events) -> None:
-        self.events = events
+    def __init__(self, events: Events, run: dict) -> None:
+        self.events, self.run = events, run
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
@@ -219,4 +227,4 @@ class _Callbacks(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            checkpoints.mark_complete(folder, state.global_step)
+            checkpoints.mark_complete(folder, state.global_step, self.run)

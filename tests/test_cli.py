@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from vlmcli import app as service
 from vlmcli.cli import app
 from vlmcli.config import DEFAULT_MODEL, Quant
+from vlmcli.batch import FAILURE_REPORT_NAME
 from vlmcli.errors import ExitCode, InputError
+from vlmcli.manifest import MANIFEST_NAME
 
 runner = CliRunner()
 
@@ -76,13 +78,21 @@ def test_ocr_passes_pages_prompt_and_handwriting(monkeypatch):
 
 
 def test_ocr_partial_success_writes_the_good_files(monkeypatch, tmp_path):
+    """O3: one bad input among good ones: the others are written, the failure is reported, exit 10."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.pdf", "c.png"):
+        Path(name).write_bytes(name.encode())
     bad = service.PageFailure(Path("bad.png"), None, InputError("bad.png: not a supported image"))
     monkeypatch.setattr(service, "transcribe", lambda *a, **kw: iter([_result("a.pdf", 1), bad, _result("c.png", 1)]))
     out = tmp_path / "out"
     result = runner.invoke(app, ["ocr", "a.pdf", "bad.png", "c.png", "-o", str(out), "-f", "markdown"])
     assert result.exit_code == ExitCode.partial
-    assert sorted(p.name for p in out.iterdir()) == ["a.pdf.md", "c.png.md"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "a.pdf.md", "c.png.md", FAILURE_REPORT_NAME]
     assert "vlmcli: error: bad.png: not a supported image; skipped" in result.stderr
+    assert result.stderr.splitlines()[-1] == f"vlmcli: 2 pages ok, 1 failed; failures listed in {out / FAILURE_REPORT_NAME}"
+    report = [json.loads(line) for line in (out / FAILURE_REPORT_NAME).read_text().splitlines()]
+    assert report == [{"input": "bad.png", "page_number": None, "category": "input",
+                       "message": "bad.png: not a supported image", "attempts": 1, "exit_code": 3}]
     assert result.stdout == ""
 
 

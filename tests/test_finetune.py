@@ -18,7 +18,7 @@ from finetune import checkpoints
 from finetune.collate import IGNORE_INDEX, Collator
 from finetune.data import read_examples
 from finetune.stages import resolve
-from finetune.train import FinetuneRequest, run
+from finetune.train import FinetuneRequest, run, run_identity
 from vlmcli import app as service
 from vlmcli.cli import app
 from vlmcli.config import DType, GenerationSpec, ModelSpec, PdfSpec, Quant, SplitSpec
@@ -121,24 +121,37 @@ def test_qlora_step_on_cpu(tiny_idefics3, dataset, tmp_path):
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in loaded.model.modules())
 
 
-def test_resume_matches_an_uninterrupted_run(tiny_idefics3, dataset, tmp_path):
+def test_resume_matches_an_uninterrupted_run(tiny_idefics3, dataset, tmp_path, monkeypatch):
+    """T1 + T3: killed while saving checkpoint-6 (weights written, optimizer not), resumed from checkpoint-3."""
+    from transformers import Trainer
+
     straight: dict[int, float] = {}
     run(_request(tiny_idefics3, dataset, tmp_path / "a"),
         lambda name, d: straight.update({d["step"]: d["loss"]}) if name == "log" else None)
 
-    def stop_at_step_5(name, details):
-        if name == "step" and details["step"] == 5:
-            raise KeyboardInterrupt
+    original = Trainer._save_optimizer_and_scheduler
 
+    def killed_while_saving_step_6(self, output_dir):
+        if self.state.global_step == 6:
+            raise KeyboardInterrupt  # the adapter of checkpoint-6 is on disk; its optimizer state is not
+        return original(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", killed_while_saving_step_6)
     with pytest.raises(KeyboardInterrupt):
-        run(_request(tiny_idefics3, dataset, tmp_path / "b"), stop_at_step_5)
-    assert [step for step, _ in checkpoints.checkpoints(tmp_path / "b" / "checkpoints")] == [3]
+        run(_request(tiny_idefics3, dataset, tmp_path / "b"))
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", original)
+    half_saved = tmp_path / "b" / "checkpoints" / "checkpoint-6"
+    assert (half_saved / "adapter_model.safetensors").is_file() and not (half_saved / checkpoints.MARKER).exists()
     resumed: dict[int, float] = {}
+    notes: list[str] = []
     request = FinetuneRequest(**{**_request(tiny_idefics3, dataset, tmp_path / "b").__dict__, "resume": True})
-    summary = run(request, lambda name, d: resumed.update({d["step"]: d["loss"]}) if name == "log" else None)
+    summary = run(request, lambda name, d: resumed.update({d["step"]: d["loss"]}) if name == "log" else
+                  notes.append(d["text"]) if name == "note" else None)
+    assert "checkpoint-6 was interrupted while saving (no completion marker); skipped" in notes
     assert summary["global_step"] == 6 and sorted(resumed) == [4, 5, 6]
     for step in (4, 5, 6):
         assert resumed[step] == pytest.approx(straight[step], rel=1e-3)
+    checkpoints.verify(half_saved)  # saved again, completely, by the resumed run
 
 
 def test_damaged_checkpoints(tiny_idefics3, dataset, tmp_path):
@@ -146,8 +159,18 @@ def test_damaged_checkpoints(tiny_idefics3, dataset, tmp_path):
     run(_request(tiny_idefics3, dataset, output))
     folder = output / "checkpoints"
     (folder / "checkpoint-6" / checkpoints.MARKER).unlink()  # as if killed while saving step 6
-    latest, notes = checkpoints.latest_complete(folder)
+    identity = run_identity(_request(tiny_idefics3, dataset, output))
+    latest, notes = checkpoints.latest_complete(folder, identity)
     assert latest.name == "checkpoint-3" and "interrupted while saving" in notes[0]
+    # T2: a checkpoint another run wrote (here: another LoRA rank) is refused with the difference.
+    with pytest.raises(CheckpointError, match=r"written by another training run: lora_rank 4 \(this run: 8\)"):
+        checkpoints.latest_complete(folder, {**identity, "lora_rank": 8})
+    # T7: a pickle that carries code is refused by weights-only loading, and its code never runs.
+    _plant_pickle(folder / "checkpoint-3", "optimizer.pt", tmp_path / "pwned")
+    with pytest.raises(CheckpointError, match="optimizer.pt: refused by torch's weights-only loading"):
+        checkpoints.latest_complete(folder, identity)
+    assert not (tmp_path / "pwned").exists()
+    shutil.copy(folder / "checkpoint-3" / "optimizer.pt.good", folder / "checkpoint-3" / "optimizer.pt")
     weights = folder / "checkpoint-3" / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="adapter_model.safetensors has 100 bytes"):
@@ -155,6 +178,24 @@ def test_damaged_checkpoints(tiny_idefics3, dataset, tmp_path):
     result = _cli("finetune", "--stage", "3", "--data", dataset, "-o", output, "--model", tiny_idefics3,
                   "--offline", "--resume", "--max-steps", "6")
     assert result.exit_code == ExitCode.checkpoint and "damaged" in result.stderr
+
+
+class _Payload:
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.target),)
+
+
+def _plant_pickle(checkpoint: Path, name: str, target: Path) -> None:
+    """Replace a checkpoint pickle by one whose unpickling creates `target`, and fix the marker's size as an
+    attacker would (so the size check alone cannot catch it)."""
+    shutil.copy(checkpoint / name, checkpoint / f"{name}.good")
+    torch.save({"state": _Payload(target)}, checkpoint / name)
+    marker = json.loads((checkpoint / checkpoints.MARKER).read_text())
+    marker["files"][name] = (checkpoint / name).stat().st_size
+    (checkpoint / checkpoints.MARKER).write_text(json.dumps(marker))
 
 
 def test_non_finite_loss_stops_training(tiny_idefics3, dataset, tmp_path, monkeypatch):

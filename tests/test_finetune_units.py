@@ -130,3 +130,22 @@ def test_full_finetune_trains_every_weight_without_an_adapter():
     assert all(p.requires_grad for p in model.parameters())
     groups = parameter_groups(model, stage)
     assert {g["lr"] for g in groups} == {3e-4} and sum(len(g["params"]) for g in groups) == 4
+
+
+def test_out_of_memory_while_training_keeps_checkpoints(tmp_path):
+    """T5: the Trainer's OOM becomes exit 8 with what to lower; completed checkpoints are not touched."""
+    import types
+
+    import pytest
+    import torch
+
+    from finetune import train
+    from vlmcli.errors import ExitCode, ResourceError
+
+    def out_of_memory(**kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+    trainer = types.SimpleNamespace(train=out_of_memory, args=types.SimpleNamespace(output_dir=str(tmp_path)))
+    with pytest.raises(ResourceError, match="out of memory while training; completed checkpoints are kept") as caught:
+        train._train(trainer, None)
+    assert caught.value.exit_code == ExitCode.resource and "--batch-size" in caught.value.hint

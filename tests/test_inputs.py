@@ -177,3 +177,148 @@ def test_missing_poppler_is_a_dependency_error(pdf_3_pages, monkeypatch, tmp_pat
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(DependencyError, match="poppler"):
         pdf.page_count(pdf_3_pages, PdfSpec())
+
+
+# --- More of the checklist (docs/reliability.md): each a bad input with its message -------------------------
+
+
+def test_bomb_in_the_warning_zone_and_in_a_later_tiff_frame(monkeypatch, tmp_path):
+    """I2: 1x-2x over the limit is refused like a bomb. I3: a later frame over the limit fails that page only."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    with pytest.raises(InputError, match="larger than 10,000 pixels"):
+        images.load_image_bytes(_png_bytes(Image.new("L", (120, 120))))  # 14,400 px: a warning in Pillow
+    path = tmp_path / "frames.tiff"
+    Image.new("L", (50, 50), 255).save(path, save_all=True, append_images=[Image.new("L", (150, 150))])
+    assert images.load_image(path, 0).size == (50, 50)
+    with pytest.raises(InputError, match="frames.tiff: image is larger than 10,000 pixels"):
+        images.load_image(path, 1)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_jpeg_and_png(tmp_path, fmt):
+    """I4: the last 30 % cut off."""
+    path = tmp_path / f"cut.{fmt.lower()}"
+    data = _png_bytes(draw_page((300, 200)), fmt)
+    path.write_bytes(data[: len(data) * 7 // 10])
+    with pytest.raises(InputError, match="corrupt or truncated image"):
+        images.load_image(path)
+
+
+@pytest.mark.parametrize("content", [b"8BPS\x00\x01" + b"\x00" * 40, b"SIMPLE  =                    T" + b" " * 50])
+def test_psd_and_fits_renamed_png_never_reach_their_parsers(tmp_path, content, monkeypatch):
+    """I6: formats off the allow-list are refused by magic bytes, before any of their code runs."""
+    from PIL import FitsImagePlugin, PsdImagePlugin
+
+    for plugin in (PsdImagePlugin.PsdImageFile, FitsImagePlugin.FitsImageFile):
+        monkeypatch.setattr(plugin, "_open", lambda self: pytest.fail("a disallowed parser ran"))
+    path = tmp_path / "photo.png"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="photo.png: not a supported image"):
+        images.load_image(path)
+
+
+def test_malformed_exif_keeps_the_page(monkeypatch):
+    """I7: Pillow's EXIF parser has raised ZeroDivisionError, SyntaxError, IndexError; the pixels stay."""
+    from PIL import ImageOps
+
+    for error in (ZeroDivisionError, SyntaxError, IndexError):
+        monkeypatch.setattr(ImageOps, "exif_transpose", lambda image, error=error: (_ for _ in ()).throw(error()))
+        assert images.load_image_bytes(_png_bytes(Image.new("RGB", (40, 20), "white"), "JPEG")).size == (40, 20)
+
+
+def test_exif_orientation_8_and_la_mode():
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    loaded = images.load_image_bytes(_png_bytes(Image.new("RGB", (40, 20), "white"), "JPEG", exif=exif.tobytes()))
+    assert loaded.size == (20, 40)
+    la = Image.new("LA", (4, 4), (0, 0))
+    assert images.load_image_bytes(_png_bytes(la)).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_multi_frame_files_do_not_leak_file_descriptors(tmp_path):
+    """I11: multi-frame images keep their file open for seek(); 200 loads must not leave 200 open files."""
+    tiff, gif = tmp_path / "scan.tiff", tmp_path / "anim.gif"
+    frames = [Image.new("L", (20, 20), shade) for shade in (0, 128, 255)]
+    frames[0].save(tiff, save_all=True, append_images=frames[1:])
+    frames[0].save(gif, save_all=True, append_images=frames[1:] * 60)  # 181 frames
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(100):
+        documents.page_refs(tiff, None, PdfSpec())
+        images.load_image(tiff, 2)
+        documents.page_refs(gif, None, PdfSpec())
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_path_problems(tmp_path):
+    """I13: a symlink loop, and names with spaces, unicode and a leading dash."""
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    with pytest.raises(InputError, match="loop.png"):
+        documents.page_refs(loop, None, PdfSpec())
+    for name in ("scan 1.png", "écrit ✓.png", "-dash.png"):
+        draw_page((40, 30)).save(tmp_path / name)
+        assert len(documents.page_refs(tmp_path / name, None, PdfSpec())) == 1
+
+
+def test_leading_dash_name_after_double_dash(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vlmcli import app as service
+    from vlmcli.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    draw_page((40, 30)).save("-dash.png")
+    seen = []
+    monkeypatch.setattr(service, "transcribe", lambda inputs, *a, **kw: seen.extend(inputs) or iter([]))
+    assert CliRunner().invoke(app, ["ocr", "--", "-dash.png"]).exit_code == 0
+    assert [p.name for p in seen] == ["-dash.png"]
+
+
+@pytest.mark.parametrize("revision", [4, 6])
+def test_encrypted_pdf_aes_revisions(pdf_3_pages, tmp_path, revision):
+    """P1 at AES-128 (R=4) and AES-256 (R=6): no password and a wrong one are exit 4, the right one reads."""
+    pikepdf = pytest.importorskip("pikepdf")
+    path = tmp_path / "locked.pdf"
+    with pikepdf.open(pdf_3_pages) as document:
+        document.save(path, encryption=pikepdf.Encryption(user="pw", owner="own", R=revision))
+    for password in (None, "nope"):
+        with pytest.raises(EncryptedPdfError, match="--password|password is missing or wrong"):
+            documents.page_refs(path, None, PdfSpec(password=password))
+    assert len(documents.page_refs(path, None, PdfSpec(password="pw"))) == 3
+
+
+def test_truncated_pdf_and_zero_pages(pdf_3_pages, tmp_path):
+    """P2: the last 30 % (xref, trailer) cut off; P6: a PDF with no pages."""
+    pikepdf = pytest.importorskip("pikepdf")
+    cut = tmp_path / "cut.pdf"
+    data = pdf_3_pages.read_bytes()
+    cut.write_bytes(data[: len(data) * 7 // 10])
+    try:
+        refs = documents.page_refs(cut, None, PdfSpec())  # poppler may rebuild the xref and recover pages
+        for ref in refs:
+            try:
+                documents.load_page(ref, 64, True, PdfSpec())
+            except InputError:
+                pass  # a damaged page is an input error, never a traceback
+    except InputError as error:
+        assert "cut.pdf" in error.message
+    empty = tmp_path / "empty.pdf"
+    pikepdf.new().save(empty)
+    with pytest.raises(InputError, match="empty.pdf: PDF has no pages"):
+        documents.page_refs(empty, None, PdfSpec())
+
+
+def test_enormous_mediabox_and_a_page_without_contents(tmp_path):
+    """P3: 200 x 200 in, and a 200-in strip; the render stays within the model's input. P6: no /Contents."""
+    pikepdf = pytest.importorskip("pikepdf")
+    path = tmp_path / "huge.pdf"
+    document = pikepdf.new()
+    for box in ([0, 0, 14400, 14400], [0, 0, 72, 14400], [0, 0, 612, 792]):
+        document.add_blank_page(page_size=(box[2], box[3]))
+    if "/Contents" in document.pages[2].obj:
+        del document.pages[2].obj["/Contents"]
+    document.save(path)
+    refs = documents.page_refs(path, None, PdfSpec())
+    sizes = [documents.load_page(ref, 512, True, PdfSpec()).size for ref in refs]
+    assert max(sizes[0]) <= 513 and sizes[1][0] <= 513 and sizes[1][1] * sizes[1][0] <= 512 * 512 * 40
+    assert images.to_rgb(documents.load_page(refs[2], 512, True, PdfSpec())).getextrema() == ((255, 255),) * 3

@@ -156,14 +156,24 @@ def test_missing_checkpoint_directory(tmp_path, page_png):
         service.ask([page_png], QUESTION, run)
 
 
-def test_remote_code_is_refused(tmp_path, page_png):
+def test_remote_code_is_refused_unless_trusted(tmp_path, page_png):
+    """M1: refused without a prompt; --trust-remote-code (ModelSpec.trust_remote_code) is the only way in."""
     folder = tmp_path / "custom"
     folder.mkdir()
+    ran = tmp_path / "remote-code-ran"
     (folder / "config.json").write_text(json.dumps({
         "model_type": "my_custom_vlm", "auto_map": {"AutoConfig": "configuration_custom.CustomConfig"}}))
-    (folder / "configuration_custom.py").write_text("raise SystemExit('remote code ran')\n")
-    with pytest.raises(RefusedError, match="needs its own Python code"):
+    (folder / "configuration_custom.py").write_text(
+        f"import pathlib\npathlib.Path({str(ran)!r}).touch()\n"
+        "from transformers import PretrainedConfig\n"
+        "class CustomConfig(PretrainedConfig):\n    model_type = 'my_custom_vlm'\n")
+    with pytest.raises(RefusedError, match="needs its own Python code") as refused:
         service.ask([page_png], QUESTION, _run(folder))
+    assert "--trust-remote-code" in refused.value.hint
+    assert not ran.exists()
+    with pytest.raises(ModelError, match="model type 'my_custom_vlm' is not supported"):
+        service.ask([page_png], QUESTION, _run(folder, trust_remote_code=True))
+    assert ran.exists()  # trusted: its code ran (and then the family check refused the model)
 
 
 def test_pickle_only_weights_are_refused(tiny_idefics3, tmp_path, page_png):
@@ -172,8 +182,12 @@ def test_pickle_only_weights_are_refused(tiny_idefics3, tmp_path, page_png):
     model = AutoModelForImageTextToText.from_pretrained(folder)
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
-    with pytest.raises(RefusedError, match="pickle"):
+    with pytest.raises(RefusedError, match="pickle") as refused:
         service.ask([page_png], QUESTION, _run(folder))
+    assert "--allow-pickle" in refused.value.hint
+    # M2 override: read through torch's weights-only unpickler, the same answer as the safetensors original.
+    allowed = service.ask([page_png], QUESTION, _run(folder, allow_pickle=True))
+    assert allowed.token_ids == service.ask([page_png], QUESTION, _run(tiny_idefics3)).token_ids
 
 
 def test_auto_dtype_is_float32_on_a_cpu_without_bf16(monkeypatch):
@@ -194,7 +208,7 @@ def test_cli_ocr_end_to_end(tiny_idefics3, pdf_3_pages, page_png, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert sorted(p.name for p in out.iterdir()) == ["doc.pdf.jsonl", "page.png.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".vlmcli-manifest.jsonl", "doc.pdf.jsonl", "page.png.jsonl"]
     records = [json.loads(line) for line in (out / "doc.pdf.jsonl").read_text().splitlines()]
     assert [r["page_number"] for r in records] == [1, 2, 3]
     assert all(r["image_tokens"] > 0 and 0 < r["new_tokens"] <= 8 and r["finish_reason"] in ("stop", "length")
@@ -325,3 +339,20 @@ def test_quantized_load_releases_the_file_and_keeps_the_tokens(tiny_idefics3, tm
     new = plain.generate(**inputs, do_sample=False, max_new_tokens=12)[0, inputs["input_ids"].shape[1]:].tolist()
     stop = set(plain.generation_config.eos_token_id)
     assert list(answer.token_ids) == (new[:-1] if new and new[-1] in stop else new)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header too large"])
+def test_corrupt_weights_name_the_file(tiny_idefics3, tmp_path, page_png, damage):
+    """M4: a truncated download or a bloated header is a one-line error naming the file (exit 9), not a Rust panic."""
+    from typer.testing import CliRunner
+
+    from vlmcli.cli import app
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(tiny_idefics3, folder)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\xff" * 8 + b"{}")
+    result = CliRunner().invoke(app, ["ask", str(page_png), "q", "--model", str(folder), "--offline"])
+    assert result.exit_code == 9 and result.stderr.count("\n") == 1
+    assert f"{weights}: corrupt weights" in result.stderr

@@ -13,6 +13,7 @@ from vlmcli import app as service
 from vlmcli.cli import app
 from vlmcli.config import OutputFormat
 from vlmcli.errors import ExitCode, InputError
+from vlmcli.manifest import MANIFEST_NAME
 from vlmcli.output import Sink, atomic_write, render
 
 
@@ -33,7 +34,8 @@ def test_text_pages_are_separated_by_form_feeds():
 def test_failed_page_is_a_json_record_and_absent_from_text():
     failure = service.PageFailure(Path("a.pdf"), 2, InputError("a.pdf: broken"))
     assert json.loads(render(failure, OutputFormat.json, True)) == {
-        "source": "a.pdf", "page_number": 2, "error": "a.pdf: broken", "exit_code": 3}
+        "source": "a.pdf", "page_number": 2, "error": "a.pdf: broken", "category": "input", "exit_code": 3,
+        "attempts": 1}
     assert render(failure, OutputFormat.text, True) == ""
 
 
@@ -60,7 +62,12 @@ def test_interrupt_exits_130_and_keeps_finished_files(monkeypatch, tmp_path):
         yield _page("second.pdf", 1)
         raise KeyboardInterrupt
 
+    monkeypatch.chdir(tmp_path)
+    for name in ("first.png", "second.pdf"):
+        Path(name).write_bytes(name.encode())
     monkeypatch.setattr(service, "transcribe", interrupted)
-    result = CliRunner().invoke(app, ["ocr", "first.png", "second.pdf", "-o", str(tmp_path)])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["ocr", "first.png", "second.pdf", "-o", str(out)])
     assert result.exit_code == ExitCode.interrupted
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.png.txt"]  # second.pdf was not finished
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "first.png.txt"]  # second.pdf was not finished
+    assert len((out / MANIFEST_NAME).read_text().splitlines()) == 2  # ...but its page 1 is kept for --resume

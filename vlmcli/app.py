@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from PIL import Image
 
-from vlmcli.config import GenerationSpec, ModelSpec, PdfSpec, SplitSpec
+from vlmcli.config import LOOP_RETRY_PENALTY, GenerationSpec, ModelSpec, PdfSpec, SplitSpec
 from vlmcli.documents import PageRef, discover, load_page, page_refs  # noqa: F401 - page_refs is part of the API
-from vlmcli.errors import InputError, UsageError, VlmcliError
+from vlmcli.errors import InputError, PageTimeoutError, ResourceError, UsageError, VlmcliError
 from vlmcli.prompts import user_messages
 from vlmcli.splitting import cut_bands, merge_band_texts, pad_to_min_side, plan_bands
 
@@ -35,6 +36,7 @@ class RunSpec:
     split: SplitSpec = field(default_factory=SplitSpec)
     generation: GenerationSpec = field(default_factory=GenerationSpec)
     pdf: PdfSpec = field(default_factory=PdfSpec)
+    page_timeout_s: float | None = None  # generation of one page, all bands and retries (poppler: pdf.timeout_s)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class PageResult:
     seconds: float
     finish_reason: str
     bands: int = 1
+    longest_edge_px: int | None = None  # the processor's resolution this page was read at
+    split: bool | None = None  # ...and whether it cut the page into sub-images
+    attempts: int = 1  # generate passes: more after out-of-memory or a loop
+    decoding: str = "greedy"  # "greedy+repetition_penalty" once a loop was retried
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class PageFailure:
     source: Path
     page_number: int | None  # None when the whole input failed
     error: VlmcliError
+    attempts: int = 1
 
 
 class Progress(Protocol):
@@ -80,36 +87,56 @@ class NullProgress:
 
 
 def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str | None = None,
-               progress: Progress | None = None) -> Iterator[PageResult | PageFailure]:
-    """Yield one result (or failure) per page of every input, in order. Bad inputs are skipped."""
+               progress: Progress | None = None,
+               reuse: Callable[[PageRef], PageResult | None] | None = None) -> Iterator[PageResult | PageFailure]:
+    """Yield one result (or failure) per page of every input, in order. Bad inputs are skipped.
+
+    `reuse` may return a page's result from an earlier run (the resume manifest):
+    that page is yielded as is and not read again; if every page is reused the
+    model is never loaded.
+    """
     progress = progress or NullProgress()
-    refs: list[PageRef] = []
+    planned: list[tuple[PageRef, PageResult | None]] = []
     for path in discover(inputs):
         try:
-            refs.extend(page_refs(path, pages, run.pdf))
+            refs = page_refs(path, pages, run.pdf)
         except VlmcliError as error:
             yield PageFailure(path, None, error)
-    if not refs:
-        return
-    progress.loading_model(run.model.model_id)
-    loaded = load_model(run)
-    progress.model_loaded()
-    progress.pages_started(len(refs))
-    # The next page is rendered and preprocessed on a worker thread while the
-    # current one is generated (poppler, Pillow and the processor overlap the model).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlmcli-prefetch",
-                            initializer=_yield_to_the_model) as pool:
-        upcoming = pool.submit(prepare_page, loaded, refs[0], instruction, run)
-        for index, ref in enumerate(refs):
-            prepared = upcoming
-            if index + 1 < len(refs):
-                upcoming = pool.submit(prepare_page, loaded, refs[index + 1], instruction, run)
-            try:
-                item: PageResult | PageFailure = _run_page(loaded, ref, prepared.result(), run)
-            except VlmcliError as error:
-                item = PageFailure(ref.source, ref.page_number, error)
+            continue
+        planned.extend((ref, reuse(ref) if reuse else None) for ref in refs)
+    todo = [ref for ref, stored in planned if stored is None]
+    loaded = None
+    if todo:
+        progress.loading_model(run.model.model_id)
+        loaded = load_model(run)
+        progress.model_loaded()
+    progress.pages_started(len(planned))
+    prepared = _prefetched(loaded, todo, instruction, run)
+    try:
+        for ref, stored in planned:
+            item = stored if stored is not None else _read_page(loaded, ref, next(prepared), run)
             progress.page_finished(item)
             yield item
+    finally:
+        prepared.close()
+
+
+def _prefetched(loaded, refs: list[PageRef], instruction: str, run: RunSpec) -> Iterator[Future]:
+    """Futures of `prepare_page` for `refs`, in order, each submitted while the one before is generated."""
+    if not refs:
+        return
+    # The next page is rendered and preprocessed on a worker thread while the
+    # current one is generated (poppler, Pillow and the processor overlap the model).
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlmcli-prefetch", initializer=_yield_to_the_model)
+    try:
+        upcoming = pool.submit(prepare_page, loaded, refs[0], instruction, run)
+        for index in range(len(refs)):
+            current = upcoming
+            if index + 1 < len(refs):
+                upcoming = pool.submit(prepare_page, loaded, refs[index + 1], instruction, run)
+            yield current
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _yield_to_the_model() -> None:
@@ -122,11 +149,28 @@ def _yield_to_the_model() -> None:
         pass
 
 
-def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> list[dict]:
-    """Model inputs for a page, one per band: everything before the model runs."""
-    from vlmcli.generate import build_inputs
+def _read_page(loaded, ref: PageRef, prepared: Future, run: RunSpec) -> PageResult | PageFailure:
+    try:
+        return _run_page(loaded, ref, prepared.result(), run)
+    except PageAttemptsFailed as failed:
+        return PageFailure(ref.source, ref.page_number, failed.error, attempts=failed.attempts)
+    except VlmcliError as error:
+        return PageFailure(ref.source, ref.page_number, error)
 
-    return [build_inputs(loaded, user_messages(instruction, 1), [band]) for band in page_images(loaded, ref, run)]
+
+@dataclass(frozen=True)
+class PreparedPage:
+    """A page's bands (pixels) and the model inputs built from them."""
+
+    bands: list[Image.Image]
+    inputs: list[dict]
+    instruction: str
+
+
+def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> PreparedPage:
+    """Model inputs for a page, one per band: everything before the model runs."""
+    bands = page_images(loaded, ref, run)
+    return PreparedPage(bands, _build(loaded, bands, instruction), instruction)
 
 
 def transcribe_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> PageResult:
@@ -134,10 +178,42 @@ def transcribe_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> Pag
     return _run_page(loaded, ref, prepare_page(loaded, ref, instruction, run), run)
 
 
-def _run_page(loaded, ref: PageRef, band_inputs: list[dict], run: RunSpec) -> PageResult:
-    from vlmcli.generate import generate_from_inputs
+def _build(loaded, bands: list[Image.Image], instruction: str) -> list[dict]:
+    from vlmcli.generate import build_inputs
 
-    generations = [generate_from_inputs(loaded, inputs, run.generation) for inputs in band_inputs]
+    return [build_inputs(loaded, user_messages(instruction, 1), [band]) for band in bands]
+
+
+class PageAttemptsFailed(Exception):
+    """A page that failed after `attempts` generate passes (carries the last error)."""
+
+    def __init__(self, error: VlmcliError, attempts: int) -> None:
+        super().__init__(error.message)
+        self.error, self.attempts = error, attempts
+
+
+def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> PageResult:
+    """Generate every band of a page; after out of memory, again with fewer sub-images, until none are left."""
+    from vlmcli.resolution import lower_resolution, resolution
+
+    deadline_s = time.monotonic() + run.page_timeout_s if run.page_timeout_s else None
+    attempts, current, inputs = 0, loaded, prepared.inputs
+    while True:
+        try:
+            generations, passes, decoding = _generate_bands(current, inputs, run, ref, deadline_s)
+            attempts += passes
+            break
+        except PageTimeoutError as error:
+            raise PageAttemptsFailed(error, attempts + 1) from None
+        except ResourceError as error:
+            attempts += 1
+            lower = lower_resolution(current)
+            if lower is None:
+                lowest = resolution(current)
+                raise PageAttemptsFailed(ResourceError(
+                    f"{ref.source}: {error.message}, down to {lowest['longest_edge_px']} px"
+                    f"{' with' if lowest['split'] else ' without'} sub-images", hint=error.hint), attempts) from None
+            current, inputs = lower, _build(lower, prepared.bands, prepared.instruction)
     text = merge_band_texts([g.text for g in generations]) if len(generations) > 1 else generations[0].text
     return PageResult(
         source=ref.source, page_number=ref.page_number, text=text,
@@ -145,8 +221,49 @@ def _run_page(loaded, ref: PageRef, band_inputs: list[dict], run: RunSpec) -> Pa
         new_tokens=sum(g.new_tokens for g in generations),
         seconds=sum(g.seconds for g in generations),
         finish_reason=min((g.finish_reason for g in generations), key=_FINISH_PRIORITY.index),
-        bands=len(generations),
+        bands=len(generations), attempts=attempts, decoding=decoding, **resolution(current),
     )
+
+
+def _generate_bands(loaded, band_inputs: list[dict], run: RunSpec, ref: PageRef,
+                    deadline_s: float | None) -> tuple[list, int, str]:
+    """One generation per band; a band that loops is decoded once more with a repetition penalty.
+
+    Returns the generations, the number of generate passes, and the decoding used.
+    """
+    from vlmcli.generate import generate_from_inputs
+
+    generations, passes, decoding = [], 0, "greedy"
+    for inputs in band_inputs:
+        spec = replace(run.generation, max_time_s=_time_left_s(deadline_s, run, ref))
+        generation = generate_from_inputs(loaded, inputs, spec)
+        passes += 1
+        if generation.finish_reason == "repetition":
+            retry_spec = replace(spec, repetition_penalty=LOOP_RETRY_PENALTY,
+                                 max_time_s=_time_left_s(deadline_s, run, ref))
+            retried = generate_from_inputs(loaded, inputs, retry_spec)
+            passes += 1
+            if retried.finish_reason != "repetition":
+                generation, decoding = retried, f"greedy+repetition_penalty={LOOP_RETRY_PENALTY:g}"
+        if generation.finish_reason == "time":
+            raise _timeout(run, ref)
+        generations.append(generation)
+    return generations, passes, decoding
+
+
+def _time_left_s(deadline_s: float | None, run: RunSpec, ref: PageRef) -> float | None:
+    if deadline_s is None:
+        return None
+    left_s = deadline_s - time.monotonic()
+    if left_s <= 0:
+        raise _timeout(run, ref)
+    return left_s
+
+
+def _timeout(run: RunSpec, ref: PageRef) -> PageTimeoutError:
+    return PageTimeoutError(f"{ref.source}: page {ref.page_number} went past --page-timeout "
+                            f"({run.page_timeout_s:g} s) while generating",
+                            hint="raise --page-timeout, or lower --max-new-tokens or --longest-edge")
 
 
 def ask(inputs: list[Path], question: str, run: RunSpec, *, page_number: int = 1,

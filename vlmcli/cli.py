@@ -6,6 +6,7 @@ bodies, so `--help` and input mistakes stay fast.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +18,11 @@ import typer
 from vlmcli import __version__, cli_train
 from vlmcli.config import DEFAULT_MODEL, Device, DType, GenerationSpec, ModelSpec, OutputFormat, PdfSpec, Quant, SplitSpec
 from vlmcli.console import RichProgress, print_error, print_note
-from vlmcli.errors import ExitCode, VlmcliError
-from vlmcli.options import (AdapterOpt, BandsOpt, DeviceOpt, DTypeOpt, FormatOpt, HandwritingOpt, LongestEdgeOpt,
-                            MaxNewTokensOpt, ModelOpt, OfflineOpt, OutputDirOpt, PagesOpt, PasswordOpt, PromptOpt,
-                            QuantizeOpt, RevisionOpt, SplitOpt, VerboseOpt)
+from vlmcli.errors import ExitCode, Terminated, VlmcliError
+from vlmcli.options import (AdapterOpt, AllowPickleOpt, BandsOpt, DeviceOpt, DTypeOpt, FailFastOpt, FailureReportOpt,
+                            FormatOpt, HandwritingOpt, LongestEdgeOpt, MaxNewTokensOpt, ModelOpt, OfflineOpt,
+                            OutputDirOpt, PagesOpt, PageTimeoutOpt, PasswordOpt, PromptOpt, QuantizeOpt, ResumeOpt,
+                            RevisionOpt, SplitOpt, TrustRemoteCodeOpt, VerboseOpt)
 
 app = typer.Typer(
     name="vlmcli", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
@@ -47,13 +49,15 @@ def ask(
     page: Annotated[int, typer.Option(min=1, help="Which page of a PDF to look at (1-based).")] = 1,
     model: ModelOpt = DEFAULT_MODEL, revision: RevisionOpt = None, quantize: QuantizeOpt = Quant.none,
     dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, adapter: AdapterOpt = None,
-    offline: OfflineOpt = False, max_new_tokens: MaxNewTokensOpt = None,
+    offline: OfflineOpt = False, trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
+    max_new_tokens: MaxNewTokensOpt = None,
     split: SplitOpt = None, longest_edge: LongestEdgeOpt = None, bands: BandsOpt = True,
     password: PasswordOpt = None, verbose: VerboseOpt = False,
 ) -> None:
     """Answer a question about images or PDF pages.  Example: vlmcli ask invoice.pdf "What is the total?" """
     run = _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
-                    split, longest_edge, bands, password, default_max_new_tokens=512)
+                    split, longest_edge, bands, password, default_max_new_tokens=512,
+                    trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     stream = sys.stdout.isatty()
     with reporting_errors(), RichProgress(verbose) as progress:
         from vlmcli import app as service
@@ -77,38 +81,32 @@ def ocr(
     inputs: Annotated[list[Path], typer.Argument(help="Images, PDFs, or folders of them.")],
     pages: PagesOpt = None, output: OutputDirOpt = None, output_format: FormatOpt = OutputFormat.text,
     prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
+    resume: ResumeOpt = False, page_timeout: PageTimeoutOpt = None, fail_fast: FailFastOpt = False,
+    failure_report: FailureReportOpt = None,
     model: ModelOpt = DEFAULT_MODEL, revision: RevisionOpt = None, quantize: QuantizeOpt = Quant.none,
     dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, adapter: AdapterOpt = None,
-    offline: OfflineOpt = False, max_new_tokens: MaxNewTokensOpt = None,
+    offline: OfflineOpt = False, trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
+    max_new_tokens: MaxNewTokensOpt = None,
     split: SplitOpt = None, longest_edge: LongestEdgeOpt = None, bands: BandsOpt = True,
     password: PasswordOpt = None, verbose: VerboseOpt = False,
 ) -> None:
     """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
     run = _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
-                    split, longest_edge, bands, password, default_max_new_tokens=None)
+                    split, longest_edge, bands, password, default_max_new_tokens=None,
+                    trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, page_timeout_s=page_timeout)
     from vlmcli.prompts import ocr_instruction
 
-    instruction = ocr_instruction(prompt, handwriting)
-    with reporting_errors(), RichProgress(verbose) as progress:
-        from vlmcli import app as service
-        from vlmcli.output import Sink, check_output_dir
+    with reporting_errors(), RichProgress(verbose) as progress, _sigterm_as_interrupt():
+        from vlmcli import batch
 
-        if output is not None:
-            check_output_dir(output)
-        sink = Sink(output_format, output, inputs, write=_write_stdout)
-        succeeded, failures = 0, []
-        for item in service.transcribe(inputs, instruction, run, pages=pages, progress=progress):
-            if isinstance(item, service.PageFailure):
-                _report_failure(item)
-                failures.append(item.error.exit_code)
-            else:
-                succeeded += 1
-            sink.add(item)
-        sink.flush()
+        request = batch.OcrRequest(
+            inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting), run=run, pages=pages,
+            output_format=output_format, out_dir=output, resume=resume, fail_fast=fail_fast,
+            failure_report=failure_report)
+        summary = batch.run_ocr(request, write=_write_stdout, progress=progress, on_failure=_report_failure)
         progress.stop()
-    if failures:
-        print_note(f"{succeeded} pages ok, {len(failures)} failed")
-    raise typer.Exit(int(_batch_exit_code(succeeded, failures)))
+    print_note(summary.line())
+    raise typer.Exit(int(summary.exit_code))
 
 
 cli_train.register(app)
@@ -120,16 +118,19 @@ def main() -> None:
 
 
 def _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
-              split, longest_edge, bands, password, default_max_new_tokens):
+              split, longest_edge, bands, password, default_max_new_tokens, *, trust_remote_code=False,
+              allow_pickle=False, page_timeout_s=None):
     from vlmcli.app import RunSpec
 
     tokens = max_new_tokens or default_max_new_tokens
+    pdf = PdfSpec(password=password, timeout_s=page_timeout_s) if page_timeout_s else PdfSpec(password=password)
     return RunSpec(
         model=ModelSpec(model_id=model, revision=revision, quantize=quantize, dtype=dtype, device=device,
-                        adapter=adapter, offline=offline),
+                        adapter=adapter, offline=offline, trust_remote_code=trust_remote_code,
+                        allow_pickle=allow_pickle),
         split=SplitSpec(split=split, longest_edge_px=longest_edge, bands=bands),
         generation=GenerationSpec(max_new_tokens=tokens) if tokens else GenerationSpec(),
-        pdf=PdfSpec(password=password),
+        pdf=pdf, page_timeout_s=page_timeout_s,
     )
 
 
@@ -141,21 +142,34 @@ def reporting_errors() -> Iterator[None]:
     except VlmcliError as error:
         print_error(error)
         raise typer.Exit(int(error.exit_code)) from None
+    except Terminated:
+        print_note("terminated; finished pages are kept (with -o: rerun with --resume)")
+        raise typer.Exit(int(ExitCode.terminated)) from None
     except KeyboardInterrupt:
-        print_note("interrupted")
+        print_note("interrupted; finished pages are kept (with -o: rerun with --resume)")
         raise typer.Exit(int(ExitCode.interrupted)) from None
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C (manifest closed, temporary files removed) instead of killing at once."""
+    def terminate(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report_failure(failure) -> None:
     page = f" (page {failure.page_number})" if failure.page_number else ""
     print_error(VlmcliError(f"{failure.error.message}{page}; skipped", hint=failure.error.hint))
-
-
-def _batch_exit_code(succeeded: int, failures: list[ExitCode]) -> ExitCode:
-    """0 if all went well; a lone failure's own code if nothing succeeded; else partial success."""
-    if not failures:
-        return ExitCode.ok
-    return failures[0] if not succeeded else ExitCode.partial
 
 
 def _write_stdout(text: str) -> None:

@@ -12,8 +12,8 @@ import typer
 from vlmcli.config import DEFAULT_MODEL, MODEL_ENV_VAR, Device, DType, GenerationSpec, ModelSpec, PdfSpec, Quant, SplitSpec
 from vlmcli.console import TrainProgress, print_note
 from vlmcli.errors import UsageError
-from vlmcli.options import (AdapterOpt, DeviceOpt, DTypeOpt, LongestEdgeOpt, MaxNewTokensOpt, OfflineOpt, PasswordOpt,
-                            RevisionOpt, SplitOpt)
+from vlmcli.options import (AdapterOpt, AllowPickleOpt, DeviceOpt, DTypeOpt, LongestEdgeOpt, MaxNewTokensOpt,
+                            OfflineOpt, PasswordOpt, RevisionOpt, SplitOpt, TrustRemoteCodeOpt)
 
 STAGE = "Stage settings (override the preset and --config)"
 
@@ -50,6 +50,7 @@ def finetune(
     show_config: Annotated[bool, typer.Option(help="Print the resolved settings and exit.")] = False,
     model: BaseModelOpt = None, revision: RevisionOpt = None, quantize: TrainQuantizeOpt = None,
     dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, offline: OfflineOpt = False,
+    trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
     lora_rank: Annotated[Optional[int], _stage_option("LoRA rank.", minimum=1)] = None,
     lora_alpha: Annotated[Optional[int], _stage_option("LoRA alpha.", minimum=1)] = None,
     lora_dropout: Annotated[Optional[float], _stage_option("LoRA dropout.", minimum=0)] = None,
@@ -84,7 +85,8 @@ def finetune(
         file_overrides = stages.read_config(config, stage) if config else {}
         resolved = stages.resolve(stage, file_overrides, overrides)
         parent = model_spec_from_run(read_run_info(from_run), from_run) if from_run else ModelSpec()
-        spec = _model_spec(parent, model, revision, quantize, dtype, device, offline, parent.adapter)
+        spec = _model_spec(parent, model, revision, quantize, dtype, device, offline, parent.adapter,
+                           trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
         if show_config:
             typer.echo(json.dumps({"stage": stages.as_dict(resolved), "model": _spec_dict(spec)}, indent=2))
             return
@@ -146,10 +148,12 @@ def export(
         typer.echo(json.dumps(report))
 
 
-def _model_spec(base: ModelSpec, model, revision, quantize, dtype, device, offline, adapter) -> ModelSpec:
+def _model_spec(base: ModelSpec, model, revision, quantize, dtype, device, offline, adapter, *,
+                trust_remote_code: bool = False, allow_pickle: bool = False) -> ModelSpec:
     """Flags given on the command line win over the base run's model settings."""
     return ModelSpec(model_id=model or base.model_id, revision=revision or base.revision,
-                     quantize=quantize or base.quantize, dtype=dtype, device=device, offline=offline, adapter=adapter)
+                     quantize=quantize or base.quantize, dtype=dtype, device=device, offline=offline, adapter=adapter,
+                     trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
 
 def _base_spec(adapter: Path | None) -> ModelSpec:

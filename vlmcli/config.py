@@ -52,6 +52,8 @@ class ModelSpec:
     device: Device = Device.auto
     adapter: Path | None = None  # a PEFT LoRA adapter directory
     offline: bool = False
+    trust_remote_code: bool = False  # run Python code shipped with the checkpoint (--trust-remote-code)
+    allow_pickle: bool = False  # accept .bin weights, read with torch's weights-only unpickler (--allow-pickle)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,13 @@ class GenerationSpec:
     min_new_tokens: int = 0  # benchmarks force equal lengths with min = max; users leave it at 0
     repetition_min_tokens: int = 64  # a loop must cover this many tokens to stop generation
     repetition_min_repeats: int = 4  # ...and repeat its unit at least this often
+    repetition_penalty: float = 1.0  # 1.0 = off; a looping page is retried once with LOOP_RETRY_PENALTY
+    max_time_s: float | None = None  # wall-clock cap of one generate call (what is left of --page-timeout)
+
+
+# A looping page is decoded once more with this penalty: greedy still (so a resumed
+# run repeats it exactly), but a repeated unit becomes less likely than the way out.
+LOOP_RETRY_PENALTY = 1.3
 
 
 @dataclass(frozen=True)
@@ -84,4 +93,4 @@ class PdfSpec:
     """How PDFs are opened."""
 
     password: str | None = None
-    timeout_s: int = 120  # per poppler call; a hung rasterizer must not hang the run
+    timeout_s: float = 120  # per poppler call (--page-timeout sets it); a hung rasterizer must not hang the run

@@ -31,7 +31,7 @@ class Generation:
     prompt_tokens: int
     new_tokens: int
     seconds: float
-    finish_reason: str  # "stop" | "length" | "repetition"
+    finish_reason: str  # "stop" | "length" | "repetition" | "time"
     first_token_s: float = 0.0  # from the call to the first new token: vision encoding + prefill
 
 
@@ -63,25 +63,39 @@ def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec
     guard = _RepetitionGuard(prompt_ids.shape[1], spec)
     streamer = _Streamer(loaded.processor.tokenizer, on_text)
     started = time.perf_counter()
+    optional = {"repetition_penalty": spec.repetition_penalty} if spec.repetition_penalty != 1.0 else {}
+    if spec.max_time_s is not None:
+        optional["max_time"] = spec.max_time_s
     try:
         with torch.inference_mode():
             output = loaded.model.generate(
                 **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
                 eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
-                stopping_criteria=StoppingCriteriaList([guard]), streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([guard]), streamer=streamer, **optional,
             )
     except torch.OutOfMemoryError:
+        _release_cached_memory()
         raise ResourceError("out of memory while generating",
                             hint="try --longest-edge with a smaller value, --no-split, or --quantize 4bit") from None
     seconds = time.perf_counter() - started
     new_ids = output[0, prompt_ids.shape[1]:].tolist()
     kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut_at, spec)
+    ended_by_token = bool(new_ids) and new_ids[-1] in loaded.stop_token_ids
+    if finish_reason == "stop" and not ended_by_token and spec.max_time_s is not None and seconds >= spec.max_time_s:
+        finish_reason = "time"  # transformers' max_time stopped it, not the end-of-utterance token
     text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=True).strip()
     image_tokens = int((prompt_ids == loaded.image_token_id).sum())
     first_token_s = (streamer.first_token_at or started) - started
     return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=image_tokens,
                       prompt_tokens=int(prompt_ids.shape[1]), new_tokens=len(new_ids), seconds=seconds,
                       finish_reason=finish_reason, first_token_s=first_token_s)
+
+
+def _release_cached_memory() -> None:
+    # The failed attempt's activations are garbage now; hand the cached blocks
+    # back so a retry at a lower resolution starts from a clean allocator.
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _finish(new_ids: list[int], stop_ids: list[int], cut_at: int | None,

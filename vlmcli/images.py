@@ -69,6 +69,7 @@ def _decode(source: Path | BinaryIO, label: str, frame_index: int) -> Image.Imag
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image.seek(frame_index)
+                _check_pixels(image)  # Pillow checks the first frame only; a later TIFF frame can be a bomb
                 image.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _bomb_error(label, exc) from None
@@ -94,6 +95,12 @@ def _open(source: Path | BinaryIO, label: str) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{label}: not a supported image ({type(exc).__name__})",
                          hint=f"supported: {', '.join(ALLOWED_FORMATS)} and PDF") from None
+
+
+def _check_pixels(image: Image.Image) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and image.width * image.height > limit:
+        raise Image.DecompressionBombError(f"frame of {image.width}x{image.height} px exceeds limit of {limit} pixels")
 
 
 def _bomb_error(label: str, exc: Exception) -> InputError:

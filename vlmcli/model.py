@@ -2,7 +2,9 @@
 
 Loading is strict on purpose: no remote code (`trust_remote_code=False`), no
 pickle weights (`use_safetensors=True`), and `--offline` never touches the
-network. Each predictable failure becomes a `VlmcliError` naming the fix.
+network; `--trust-remote-code` and `--allow-pickle` lift the first two, one by
+one, for checkpoints the user vouches for. Each predictable failure becomes a
+`VlmcliError` naming the fix.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import os
 
 import vlmcli.quiet  # noqa: F401 - before transformers pulls in bitsandbytes
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 from huggingface_hub.utils import logging as hub_logging
 from transformers.utils import logging as transformers_logging
 
 from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant, SplitSpec
 from vlmcli.errors import DependencyError, InputError, ModelError, RefusedError, ResourceError
+from vlmcli.resolution import configure_processor
 
 END_OF_UTTERANCE = "<end_of_utterance>"
 
@@ -132,29 +136,8 @@ def quantization_config(quantize: Quant, compute_dtype: torch.dtype,
                               bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=skip)
 
 
-def configure_processor(processor: Any, model_type: str, split: SplitSpec) -> int:
-    """Map --split/--longest-edge onto the processor's own settings; return its input edge in px.
-
-    The settings go on the processor instance, not into each call: Idefics2's
-    processor counts image tokens from the instance attribute, so a per-call
-    `do_image_splitting` would give pixels and tokens that disagree.
-    """
-    image_processor = processor.image_processor
-    if split.split is not None:
-        image_processor.do_image_splitting = split.split
-    if model_type == "idefics2":
-        if split.longest_edge_px:
-            shortest = min(image_processor.size.get("shortest_edge", 378), split.longest_edge_px)
-            image_processor.size = {"longest_edge": split.longest_edge_px, "shortest_edge": shortest}
-        crops_per_side = 2 if image_processor.do_image_splitting else 1
-        return int(image_processor.size["longest_edge"]) * crops_per_side
-    if split.longest_edge_px:
-        image_processor.size = {"longest_edge": split.longest_edge_px}
-    return int(image_processor.size["longest_edge"])
-
-
 def _hub_kwargs(spec: ModelSpec) -> dict:
-    return {"revision": spec.revision, "trust_remote_code": False, "local_files_only": spec.offline}
+    return {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code, "local_files_only": spec.offline}
 
 
 def _load_config(spec: ModelSpec) -> Any:
@@ -163,7 +146,8 @@ def _load_config(spec: ModelSpec) -> Any:
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise RefusedError(f"{spec.model_id}: the checkpoint needs its own Python code (trust_remote_code)",
-                               hint="vlmcli only runs the model code that ships with transformers") from None
+                               hint="vlmcli only runs the model code that ships with transformers; pass "
+                                    "--trust-remote-code if you have read that code and pinned --revision") from None
         raise ModelError(f"{spec.model_id}: not a supported checkpoint ({_first_line(exc)})") from None
     except OSError as exc:
         raise _not_found(spec, exc) from None
@@ -191,13 +175,18 @@ def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype, u
     extra = {"quantization_config": quant} if quant is not None else {}
     try:
         return AutoModelForImageTextToText.from_pretrained(
-            spec.model_id, **_hub_kwargs(spec), use_safetensors=True, dtype=dtype, device_map={"": device}, **extra,
+            # With --allow-pickle, transformers reads .bin files through torch.load(weights_only=True).
+            spec.model_id, **_hub_kwargs(spec), use_safetensors=not spec.allow_pickle or None, dtype=dtype,
+            device_map={"": device}, **extra,
         )
     except OSError as exc:
         if _has_only_pickle_weights(spec.model_id):
             raise RefusedError(f"{spec.model_id}: weights are only in pickle format (.bin), which can run code",
-                               hint="convert the checkpoint to safetensors") from None
+                               hint="convert the checkpoint to safetensors, or pass --allow-pickle to load it "
+                                    "with torch's weights-only unpickler") from None
         raise _not_found(spec, exc) from None
+    except SafetensorError as exc:
+        raise _corrupt_weights(Path(spec.model_id), exc) from None
     except RuntimeError as exc:
         if "out of memory" in str(exc).lower():
             raise ResourceError(f"{spec.model_id}: out of memory while loading",
@@ -255,10 +244,30 @@ def _attach_adapters(model: Any, chain: list[Path], merge_all: bool) -> Any:
     # to 4/8 bits), so at inference that one stays a separate LoRA detour.
     quantized = getattr(model, "hf_quantizer", None) is not None
     for index, path in enumerate(chain):
-        model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+        try:
+            model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+        except SafetensorError as exc:
+            raise _corrupt_weights(path, exc) from None
         if merge_all or index < len(chain) - 1 or not quantized:
             model = model.merge_and_unload()
     return model
+
+
+def _corrupt_weights(folder: Path, exc: Exception) -> ModelError:
+    """Name the damaged .safetensors file (truncated download, disk full while saving)."""
+    damaged = next((p for p in sorted(folder.glob("*.safetensors")) if not _safetensors_readable(p)), None)
+    where = damaged if damaged is not None else folder
+    return ModelError(f"{where}: corrupt weights ({_first_line(exc)})",
+                      hint="download or save the checkpoint again; the file is truncated or damaged")
+
+
+def _safetensors_readable(path: Path) -> bool:
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError):
+        return False
+    return True
 
 
 def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -29,6 +29,12 @@ AdapterOpt = Annotated[Optional[Path], typer.Option(
     rich_help_panel=MODEL, help="A PEFT LoRA adapter directory to apply on top of the model.")]
 OfflineOpt = Annotated[bool, typer.Option(
     "--offline", rich_help_panel=MODEL, help="Never use the network; the model must be cached or local.")]
+TrustRemoteCodeOpt = Annotated[bool, typer.Option(
+    "--trust-remote-code", rich_help_panel=MODEL,
+    help="Run Python code shipped with the checkpoint (refused by default; read it and pin --revision first).")]
+AllowPickleOpt = Annotated[bool, typer.Option(
+    "--allow-pickle", rich_help_panel=MODEL,
+    help="Accept .bin (pickle) weights, read with torch's weights-only unpickler (refused by default).")]
 MaxNewTokensOpt = Annotated[Optional[int], typer.Option(
     min=1, rich_help_panel=MODEL, help="Most tokens to generate per page or answer.")]
 
@@ -53,5 +59,18 @@ FormatOpt = Annotated[OutputFormat, typer.Option(
     "--format", "-f", help="text (pages separated by form feeds), markdown, or json (JSON Lines, one record per page).")]
 PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
+
+BATCH = "Batch and resume"
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", rich_help_panel=BATCH,
+    help="Skip the pages the manifest in the -o folder records as done with the same input, model and settings.")]
+PageTimeoutOpt = Annotated[Optional[float], typer.Option(
+    min=0.001, rich_help_panel=BATCH, show_default="none for generation; 120 s per poppler call",
+    help="Seconds one page may take: each poppler call, and its generation (all bands and retries together).")]
+FailFastOpt = Annotated[bool, typer.Option(
+    "--fail-fast", rich_help_panel=BATCH, help="Stop at the first failed page or input, with that error's exit code.")]
+FailureReportOpt = Annotated[Optional[Path], typer.Option(
+    rich_help_panel=BATCH, show_default="OUTPUT/vlmcli-failures.jsonl with -o",
+    help="JSON Lines of failed pages: input, page_number, category, message, attempts, exit_code.")]
 
 __all__ = [name for name in dir() if name.endswith("Opt")] + ["DEFAULT_MODEL"]

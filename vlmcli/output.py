@@ -7,7 +7,6 @@ an interrupted run never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from vlmcli.app import PageFailure, PageResult
 from vlmcli.config import OutputFormat
 from vlmcli.errors import OutputError
+from vlmcli.manifest import atomic_write  # noqa: F401 - part of this module's API
 
 SUFFIXES = {OutputFormat.text: ".txt", OutputFormat.markdown: ".md", OutputFormat.json: ".jsonl"}
 PAGE_BREAK = "\f\n"  # between pages in text output, as pdftotext does
@@ -23,39 +23,39 @@ PAGE_BREAK = "\f\n"  # between pages in text output, as pdftotext does
 def render(item: PageResult | PageFailure, fmt: OutputFormat, first_in_stream: bool) -> str:
     """One page as it appears in the output stream ("" for a failed page outside JSON)."""
     if fmt is OutputFormat.json:
-        return json.dumps(record(item), ensure_ascii=False) + "\n"
+        line = json.dumps(record(item), ensure_ascii=False)
+        if not _encodable(line):
+            line = json.dumps(record(item), ensure_ascii=True)  # lone surrogates survive only as \u escapes
+        return line + "\n"
     if isinstance(item, PageFailure):
         return ""
+    text = item.text if _encodable(item.text) else item.text.encode("utf-8", "replace").decode("utf-8")
     if fmt is OutputFormat.markdown:
-        return f"<!-- {item.source.name}, page {item.page_number} -->\n\n{item.text}\n\n"
-    return ("" if first_in_stream else PAGE_BREAK) + item.text + "\n"
+        return f"<!-- {item.source.name}, page {item.page_number} -->\n\n{text}\n\n"
+    return ("" if first_in_stream else PAGE_BREAK) + text + "\n"
+
+
+def _encodable(text: str) -> bool:
+    """False if `text` holds lone surrogates, which no UTF-8 file or terminal can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def record(item: PageResult | PageFailure) -> dict:
     """The JSON record of a page."""
     if isinstance(item, PageFailure):
-        return {"source": str(item.source), "page_number": item.page_number,
-                "error": item.error.message, "exit_code": int(item.error.exit_code)}
+        return {"source": str(item.source), "page_number": item.page_number, "error": item.error.message,
+                "category": item.error.category, "exit_code": int(item.error.exit_code), "attempts": item.attempts}
     return {
         "source": str(item.source), "page_number": item.page_number, "text": item.text,
         "image_tokens": item.image_tokens, "new_tokens": item.new_tokens,
         "seconds": round(item.seconds, 3), "finish_reason": item.finish_reason, "bands": item.bands,
+        "longest_edge_px": item.longest_edge_px, "split": item.split, "attempts": item.attempts,
+        "decoding": item.decoding,
     }
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see either nothing or the whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def check_output_dir(out_dir: Path) -> None:
@@ -100,7 +100,11 @@ class Sink:
         """Write the file of the input in progress, if it has at least one good page."""
         if self._current is not None and self._good_pages:
             target = self._target(self._current)
-            atomic_write(target, "".join(self._chunks))
+            try:
+                atomic_write(target, "".join(self._chunks))
+            except OSError as exc:  # disk full, folder removed: the file is absent, never half-written
+                raise OutputError(f"{target}: cannot write ({exc.strerror or exc})",
+                                  hint="free space or fix the folder, then rerun with --resume") from None
             self.written.append(target)
         self._current, self._chunks, self._good_pages = None, [], 0
 
