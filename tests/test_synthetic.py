@@ -173,3 +173,34 @@ def test_command_writes_a_dataset(fonts, tmp_path, capsys):
 def test_no_torch_import():
     code = "import sys, finetune.synthetic.__main__; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fixed_canvases_and_random_character_lines(fonts, tmp_path):
+    from finetune.synthetic.write import Scale
+
+    scale = Scale(canvas_px=(512, 512), page_text_px=(14, 20), line_text_px=(14, 20), line_canvas_px=(256, 64),
+                  receipt_canvas_px=(384, 384), random_chars_share=1.0)
+    write_dataset(tmp_path, fonts, Counts(lines=30, hand=0, pages=2, receipts=2, heldout=5), max_chars=12, scale=scale)
+    sizes = {name: {Image.open(tmp_path / r["image"]).size for r in records(tmp_path / f"{name}.jsonl")}
+             for name in ("lines_train", "lines_heldout", "pages_train", "qa_train")}
+    assert sizes == {"lines_train": {(256, 64)}, "lines_heldout": {(256, 64)}, "pages_train": {(512, 512)},
+                     "qa_train": {(384, 384)}}
+    train, heldout = texts(tmp_path, "lines_train.jsonl"), texts(tmp_path, "lines_heldout.jsonl")
+    assert all(set(t) <= CHARSET - {" "} and 1 <= len(t) <= 12 for t in train)  # random characters, no spaces
+    assert not train & heldout
+
+
+def test_tiny_model_tokenizer_spells_answers_and_shortens_instructions(tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from finetune.tiny_model import build
+    from vlmcli.prompts import OCR_PROMPT
+
+    build(tmp_path / "m", longest_edge_px=256)
+    tokenizer = AutoProcessor.from_pretrained(tmp_path / "m").tokenizer
+    answer = "INV-48213 $12.50\n2.4.2021"
+    assert tokenizer.decode(tokenizer(answer).input_ids) == answer
+    assert len(tokenizer(answer).input_ids) >= len(answer) - 4  # nearly one token per character
+    assert len(tokenizer(OCR_PROMPT).input_ids) < len(OCR_PROMPT) / 5
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "m")
+    assert model.config.model_type == "idefics3" and sum(p.numel() for p in model.parameters()) < 5_000_000

@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="paste each line on a canvas of this size (default: a tight crop)")
     parser.add_argument("--receipt-canvas-px", type=int, nargs=2, default=None, metavar=("W", "H"),
                         help="paste each receipt on a canvas of this size (default: a tight crop)")
+    parser.add_argument("--random-chars-share", type=float, default=0.0, metavar="FRACTION",
+                        help="share of training lines made of random characters (default 0)")
     parser.add_argument("--font-dir", type=Path, action="append", default=None,
                         help=f"where to look for fonts (repeatable; default: {', '.join(map(str, FONT_DIRS))})")
     args = parser.parse_args(argv)
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     scale = Scale(canvas_px=tuple(args.canvas_px), page_text_px=_pair(args.page_text_px),
                   line_text_px=_pair(args.line_text_px), line_canvas_px=_pair(args.line_canvas_px),
-                  receipt_canvas_px=_pair(args.receipt_canvas_px))
+                  receipt_canvas_px=_pair(args.receipt_canvas_px), random_chars_share=args.random_chars_share)
     written = write_dataset(args.out_dir, fonts, counts, args.seed, args.max_chars, scale=scale)
     for name, count in written.items():
         print(f"{count:7d}  {args.out_dir / name}")

@@ -104,15 +104,25 @@ def render_line(text: str, font_path: Path | str, size_px: int, rng: np.random.G
     return degrade(draw_rows([(text, "")], load_font(str(font_path), size_px), look, pad_px), look, rng)
 
 
-def on_canvas(image: Image.Image, canvas_px: tuple[int, int], rng: np.random.Generator) -> Image.Image:
-    """Paste a line at a random place on a fixed-size canvas of its own paper gray, shrinking it only if it must."""
+def on_canvas(image: Image.Image, canvas_px: tuple[int, int], rng: np.random.Generator,
+              anywhere: bool = True) -> Image.Image:
+    """Paste an item on a fixed-size canvas of its own paper gray, shrinking it only if it must.
+
+    `anywhere`: at a random place; otherwise near the left edge and centred vertically
+    (a line as a line detector would crop it), give or take a few pixels.
+    """
     if image.width > canvas_px[0] or image.height > canvas_px[1]:
         image = image.copy()
         image.thumbnail(canvas_px, Image.Resampling.LANCZOS)
     paper = int(np.median(np.asarray(image)[[0, -1]]))  # the top and bottom rows are paper
     canvas = Image.new("L", canvas_px, paper)
-    canvas.paste(image, (int(rng.integers(0, canvas_px[0] - image.width + 1)),
-                         int(rng.integers(0, canvas_px[1] - image.height + 1))))
+    free_x, free_y = canvas_px[0] - image.width, canvas_px[1] - image.height
+    if anywhere:
+        canvas.paste(image, (int(rng.integers(0, free_x + 1)), int(rng.integers(0, free_y + 1))))
+    else:
+        jitter_px = min(4, free_y // 2)
+        canvas.paste(image, (int(rng.integers(0, min(free_x, 12) + 1)),
+                             free_y // 2 + int(rng.integers(-jitter_px, jitter_px + 1))))
     return canvas
 
 

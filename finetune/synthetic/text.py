@@ -135,6 +135,12 @@ def random_text(rng: np.random.Generator, max_chars: int = 24) -> str:
     return random_phrase(rng, max_chars)  # float rounding at the top of the range
 
 
+def random_chars(rng: np.random.Generator, max_chars: int) -> str:
+    """1 to max_chars characters drawn uniformly from CHARSET: text no language prior can guess."""
+    alphabet = sorted(CHARSET - {" "})
+    return "".join(alphabet[int(i)] for i in rng.integers(len(alphabet), size=int(rng.integers(1, max_chars + 1))))
+
+
 def fresh_text(rng: np.random.Generator, seen: set[str], max_chars: int = 24,
                make: Callable[[np.random.Generator], str] | None = None, upper: bool = False,
                tries: int = 1000) -> str:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from finetune.synthetic.fonts import Font, FontSplit
 from finetune.synthetic.render import on_canvas, page_text_size_px, render_line, render_page, render_receipt
-from finetune.synthetic.text import fresh_text, random_receipt
+from finetune.synthetic.text import fresh_text, random_chars, random_receipt
 
 # Handwriting fonts draw smaller letters at the same nominal size, so they get a larger one.
 LINE_SIZE_PX = {"printed": (18, 28), "hand": (22, 32)}
@@ -78,6 +78,10 @@ class Scale:
     line_text_px: tuple[int, int] | None = None  # font size range of lines; default: LINE_SIZE_PX
     line_canvas_px: tuple[int, int] | None = None  # lines pasted on a fixed canvas (no rescaling by the processor)
     receipt_canvas_px: tuple[int, int] | None = None  # receipts likewise
+    # Share of training lines that are random characters. A model that starts from random
+    # weights first learns to guess words without looking; random strings leave it nothing
+    # to guess, so the loss only falls once it reads the image.
+    random_chars_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -93,11 +97,13 @@ Item = tuple[Image.Image, list[dict]]  # an image and its records without the "i
 
 def _line(job: Job, rng: np.random.Generator, context: Context) -> Item:
     font = _font(rng, context.fonts, job.style, job.heldout_fonts)
-    text = fresh_text(rng, context.seen, context.max_chars, upper=font.caps_only)
+    chars = job.name.endswith("_train") and rng.random() < context.scale.random_chars_share
+    make = (lambda r: random_chars(r, context.max_chars)) if chars else None
+    text = fresh_text(rng, context.seen, context.max_chars, make=make, upper=font.caps_only)
     low_px, high_px = context.scale.line_text_px or LINE_SIZE_PX[job.style]
     image = render_line(text, font.path, int(rng.integers(low_px, high_px + 1)), rng)
     if context.scale.line_canvas_px:
-        image = on_canvas(image, context.scale.line_canvas_px, rng)
+        image = on_canvas(image, context.scale.line_canvas_px, rng, anywhere=False)
     return image, [{"text": text, "font": font.name}]
 
 
