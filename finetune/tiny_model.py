@@ -67,18 +67,19 @@ def _instructions() -> list[str]:
     return [OCR_PROMPT, HANDWRITING_PROMPT, "What is the total?", "What is the invoice number?", "What is the date?"]
 
 
-def build(out_dir: Path, seed: int = 0, longest_edge_px: int = 512) -> Path:
+def build(out_dir: Path, seed: int = 0, longest_edge_px: int = 512, patch_px: int = PATCH_PX,
+          shuffle: int = SHUFFLE) -> Path:
     tokenizer = char_tokenizer()
-    tokens_per_sub_image = (SUB_IMAGE_PX // PATCH_PX) ** 2 // SHUFFLE**2
+    tokens_per_sub_image = (SUB_IMAGE_PX // patch_px) ** 2 // shuffle**2
     config = Idefics3Config(
         vision_config=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
-                           patch_size=PATCH_PX, image_size=SUB_IMAGE_PX),
+                           patch_size=patch_px, image_size=SUB_IMAGE_PX),
         text_config=dict(model_type="llama", hidden_size=192, intermediate_size=512, num_hidden_layers=4,
                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=8192,
                          rope_theta=10000.0, rms_norm_eps=1e-5, vocab_size=len(tokenizer),
                          tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
-        scale_factor=SHUFFLE, image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False,
+        scale_factor=shuffle, image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False,
     )
     image_processor = Idefics3ImageProcessorPil(size={"longest_edge": longest_edge_px},
                                                 max_image_size={"longest_edge": SUB_IMAGE_PX}, do_image_splitting=True)
@@ -100,8 +101,10 @@ def main() -> None:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--longest-edge", type=int, default=512, help="the processor's default resolution (px)")
+    parser.add_argument("--patch-px", type=int, default=PATCH_PX, help="vision patch size")
+    parser.add_argument("--shuffle", type=int, default=SHUFFLE, help="pixel-shuffle factor of the connector")
     args = parser.parse_args()
-    out = build(args.out_dir, args.seed, args.longest_edge)
+    out = build(args.out_dir, args.seed, args.longest_edge, args.patch_px, args.shuffle)
     model = AutoModelForImageTextToText.from_pretrained(out)
     print(f"{out}: {sum(p.numel() for p in model.parameters()):,} parameters")
 
