@@ -9,16 +9,16 @@ huggingface_hub reads at import time.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from PIL import Image
 
+from vlmcli import prefetch
 from vlmcli.config import LOOP_RETRY_PENALTY, GenerationSpec, ModelSpec, PdfSpec, SplitSpec
 from vlmcli.documents import PageRef, discover, load_page, page_refs  # noqa: F401 - page_refs is part of the API
 from vlmcli.errors import InputError, PageTimeoutError, ResourceError, UsageError, VlmcliError
@@ -111,7 +111,9 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
         loaded = load_model(run)
         progress.model_loaded()
     progress.pages_started(len(planned))
-    prepared = _prefetched(loaded, todo, instruction, run)
+    # The next page is rendered and preprocessed on a worker thread while the
+    # current one is generated (poppler, Pillow and the processor overlap the model).
+    prepared = prefetch.ahead(lambda ref: prepare_page(loaded, ref, instruction, run), todo)
     try:
         for ref, stored in planned:
             item = stored if stored is not None else _read_page(loaded, ref, next(prepared), run)
@@ -119,34 +121,6 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
             yield item
     finally:
         prepared.close()
-
-
-def _prefetched(loaded, refs: list[PageRef], instruction: str, run: RunSpec) -> Iterator[Future]:
-    """Futures of `prepare_page` for `refs`, in order, each submitted while the one before is generated."""
-    if not refs:
-        return
-    # The next page is rendered and preprocessed on a worker thread while the
-    # current one is generated (poppler, Pillow and the processor overlap the model).
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlmcli-prefetch", initializer=_yield_to_the_model)
-    try:
-        upcoming = pool.submit(prepare_page, loaded, refs[0], instruction, run)
-        for index in range(len(refs)):
-            current = upcoming
-            if index + 1 < len(refs):
-                upcoming = pool.submit(prepare_page, loaded, refs[index + 1], instruction, run)
-            yield current
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _yield_to_the_model() -> None:
-    # Where the model already fills every core (CPU runs), prefetching at normal
-    # priority slows the page being generated; at the lowest priority it only
-    # takes idle time. poppler, started from this thread, inherits the priority.
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        pass
 
 
 def _read_page(loaded, ref: PageRef, prepared: Future, run: RunSpec) -> PageResult | PageFailure:

@@ -21,6 +21,13 @@ from transformers.modeling_outputs import BaseModelOutput
 SUB_IMAGES_PER_BATCH = 4
 
 
+def lighten_for_inference(model: Any, device: str) -> None:
+    """Both levers, as `model.load` applies them when not training."""
+    encode_sub_images_in_batches(model)
+    if device == "cpu" and getattr(model, "hf_quantizer", None) is not None:
+        release_checkpoint_mapping(model)
+
+
 def encode_sub_images_in_batches(model: Any, per_batch: int = SUB_IMAGES_PER_BATCH) -> None:
     """Make the vision tower encode at most `per_batch` sub-images at a time."""
     vision = _vision_tower(model)

@@ -24,6 +24,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor,
 from huggingface_hub.utils import logging as hub_logging
 from transformers.utils import logging as transformers_logging
 
+from vlmcli import memory
 from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant, SplitSpec
 from vlmcli.errors import DependencyError, InputError, ModelError, RefusedError, ResourceError
 from vlmcli.resolution import configure_processor
@@ -70,7 +71,7 @@ def load(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
         model = _attach_adapters(model, chain, merge_all=for_training)
     model.train(for_training)
     if not for_training:
-        _lighten_for_inference(model, device)
+        memory.lighten_for_inference(model, device)
     max_input_px = configure_processor(processor, config.model_type, _trained_resolution(spec.adapter, split))
     tokenizer = processor.tokenizer
     return LoadedModel(
@@ -192,14 +193,6 @@ def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype, u
             raise ResourceError(f"{spec.model_id}: out of memory while loading",
                                 hint="try --quantize 4bit or a smaller model") from None
         raise
-
-
-def _lighten_for_inference(model: Any, device: str) -> None:
-    from vlmcli import memory
-
-    memory.encode_sub_images_in_batches(model)
-    if device == "cpu" and getattr(model, "hf_quantizer", None) is not None:
-        memory.release_checkpoint_mapping(model)
 
 
 def adapter_chain(adapter: Path) -> list[Path]:
