@@ -77,8 +77,10 @@ timed stage3 "${VLMCLI[@]}" finetune --stage 3 --data "$DATA/qa_train.jsonl" --o
 timed eval_stage3 evaluate_all stage3 "$RUN/stage3" "${SETS[@]}"
 
 # The paper's splitting claim, and the visual-token budget: the same model, the same pages.
-timed eval_splitting bash -c "$(declare -f evaluate); $(declare -p VLMCLI DATA RUN FLAGS);
-  evaluate stage3 '$RUN/stage3' pages_heldout nosplit --no-split --longest-edge 512
-  evaluate stage3 '$RUN/stage3' pages_heldout edge384 --split --longest-edge 384
-  evaluate stage3 '$RUN/stage3' pages_heldout edge256 --split --longest-edge 256"
+splitting_and_budget() {
+  evaluate stage3 "$RUN/stage3" pages_heldout nosplit --no-split --longest-edge 512
+  evaluate stage3 "$RUN/stage3" pages_heldout edge384 --split --longest-edge 384
+  evaluate stage3 "$RUN/stage3" pages_heldout edge256 --split --longest-edge 256
+}
+timed eval_splitting splitting_and_budget
 "$PY" examples/learn_to_read/report.py "$RUN" --out docs/learn_to_read.md

@@ -16,11 +16,11 @@ refused before the model loads. (`training_args.bin` is never read on resume.)
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 from vlmcli.errors import CheckpointError
+from vlmcli.manifest import atomic_write
 
 MARKER = "vlmcli-complete.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -33,9 +33,7 @@ def mark_complete(checkpoint: Path, step: int, run: dict | None = None) -> None:
     """Record the checkpoint's files and the run that wrote them; written last, atomically."""
     files = {p.relative_to(checkpoint).as_posix(): p.stat().st_size
              for p in sorted(checkpoint.rglob("*")) if p.is_file() and p.name != MARKER}
-    temp = checkpoint / f".{MARKER}.tmp"
-    temp.write_text(json.dumps({"step": step, "files": files, "run": run}, indent=1))
-    os.replace(temp, checkpoint / MARKER)
+    atomic_write(checkpoint / MARKER, json.dumps({"step": step, "files": files, "run": run}, indent=1))
 
 
 def checkpoints(folder: Path) -> list[tuple[int, Path]]:

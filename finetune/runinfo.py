@@ -7,7 +7,6 @@ and the earlier adapter it builds on.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from finetune.stages import as_dict
 from vlmcli import __version__
 from vlmcli.config import DType, ModelSpec, Quant
 from vlmcli.errors import UsageError
+from vlmcli.manifest import atomic_write
 
 RUN_FILE = "run.json"
 
@@ -31,10 +31,7 @@ def write_run_info(request, details: dict[str, Any]) -> None:
         "data": str(request.data), "eval_data": str(request.eval_data) if request.eval_data else None,
         **details,
     }
-    request.output.mkdir(parents=True, exist_ok=True)
-    temp = request.output / f".{RUN_FILE}.tmp"
-    temp.write_text(json.dumps(info, indent=2, default=str))
-    os.replace(temp, request.output / RUN_FILE)
+    atomic_write(request.output / RUN_FILE, json.dumps(info, indent=2, default=str))
 
 
 def read_run_info(folder: Path) -> dict[str, Any]:

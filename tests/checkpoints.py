@@ -20,15 +20,8 @@ from transformers import (AutoModelForImageTextToText, GenerationConfig, Idefics
                           Idefics2ImageProcessorPil, Idefics2Processor, Idefics3Config,
                           Idefics3ImageProcessorPil, Idefics3Processor, PreTrainedTokenizerFast)
 
-# Verbatim from HuggingFaceTB/SmolVLM-256M-Instruct chat_template.json (403 chars; the
-# same string is used by transformers' tests/models/idefics3/test_processing_idefics3.py).
-SMOLVLM_CHAT_TEMPLATE = (
-    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
-    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}"
-    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
-)
+# SmolVLM-256M-Instruct's chat template, verbatim; one copy, in the package.
+from finetune.tiny_model import SMOLVLM_CHAT_TEMPLATE
 
 # Verbatim from HuggingFaceM4/idefics2-8b processor_config.json "chat_template" (also
 # idefics2-8b-chatty). Unlike SmolVLM it has no start token: the tokenizer adds <s>.
