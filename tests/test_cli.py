@@ -192,3 +192,12 @@ def test_missing_poppler_exit_code(pdf_3_pages, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     result = runner.invoke(app, ["ocr", str(pdf_3_pages)])
     assert result.exit_code == ExitCode.dependency and "poppler-utils" in result.stderr
+
+
+def test_ocr_batch_size_reaches_the_run_spec(monkeypatch):
+    runs = []
+    monkeypatch.setattr(service, "transcribe", lambda inputs, instruction, run, **kw: runs.append(run) or iter([]))
+    runner.invoke(app, ["ocr", "a.pdf", "--batch-size", "8"])
+    runner.invoke(app, ["ocr", "a.pdf"])
+    assert [run.batch_size for run in runs] == [8, 1]
+    assert runner.invoke(app, ["ocr", "a.pdf", "--batch-size", "0"]).exit_code == 2

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
 from PIL import Image
 
@@ -22,6 +21,7 @@ from vlmcli import prefetch
 from vlmcli.config import LOOP_RETRY_PENALTY, GenerationSpec, ModelSpec, PdfSpec, SplitSpec
 from vlmcli.documents import PageRef, discover, load_page, page_refs  # noqa: F401 - page_refs is part of the API
 from vlmcli.errors import InputError, PageTimeoutError, ResourceError, UsageError, VlmcliError
+from vlmcli.progress import NullProgress, Progress
 from vlmcli.prompts import user_messages
 from vlmcli.splitting import cut_bands, merge_band_texts, pad_to_min_side, plan_bands
 
@@ -37,6 +37,7 @@ class RunSpec:
     generation: GenerationSpec = field(default_factory=GenerationSpec)
     pdf: PdfSpec = field(default_factory=PdfSpec)
     page_timeout_s: float | None = None  # generation of one page, all bands and retries (poppler: pdf.timeout_s)
+    batch_size: int = 1  # ocr: pages per generate call (each band a row); more pays on a GPU
 
 
 @dataclass(frozen=True)
@@ -61,29 +62,6 @@ class PageFailure:
     page_number: int | None  # None when the whole input failed
     error: VlmcliError
     attempts: int = 1
-
-
-class Progress(Protocol):
-    """What a caller may show while work runs (all optional to act on)."""
-
-    def loading_model(self, model_id: str) -> None: ...
-    def model_loaded(self) -> None: ...
-    def pages_started(self, total: int) -> None: ...
-    def page_finished(self, item: PageResult | PageFailure) -> None: ...
-
-
-class NullProgress:
-    def loading_model(self, model_id: str) -> None:
-        pass
-
-    def model_loaded(self) -> None:
-        pass
-
-    def pages_started(self, total: int) -> None:
-        pass
-
-    def page_finished(self, item: PageResult | PageFailure) -> None:
-        pass
 
 
 def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str | None = None,
@@ -111,21 +89,45 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
         loaded = load_model(run)
         progress.model_loaded()
     progress.pages_started(len(planned))
+    results = _results(loaded, todo, instruction, run)
+    try:
+        for ref, stored in planned:
+            item = stored if stored is not None else next(results)
+            progress.page_finished(item)
+            yield item
+    finally:
+        results.close()
+
+
+def _results(loaded, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+    """The pages of `todo`, read in order; page by page, or `run.batch_size` pages per generate call."""
+    if run.batch_size > 1:
+        from vlmcli import pagebatch
+
+        yield from pagebatch.read(loaded, todo, instruction, run)
+        return
     # The next page is rendered and preprocessed on a worker thread while the
     # current one is generated (poppler, Pillow and the processor overlap the model).
     prepared = prefetch.ahead(lambda ref: prepare_page(loaded, ref, instruction, run), todo)
     try:
-        for ref, stored in planned:
-            item = stored if stored is not None else _read_page(loaded, ref, next(prepared), run)
-            progress.page_finished(item)
-            yield item
+        for ref in todo:
+            yield _read_page(loaded, ref, next(prepared), run)
     finally:
         prepared.close()
 
 
 def _read_page(loaded, ref: PageRef, prepared: Future, run: RunSpec) -> PageResult | PageFailure:
     try:
-        return _run_page(loaded, ref, prepared.result(), run)
+        page = prepared.result()
+    except VlmcliError as error:
+        return PageFailure(ref.source, ref.page_number, error)
+    return read_prepared(loaded, ref, page, run)
+
+
+def read_prepared(loaded, ref: PageRef, page: PreparedPage, run: RunSpec) -> PageResult | PageFailure:
+    """Generate a prepared page on its own (out-of-memory ladder and loop retry included)."""
+    try:
+        return _run_page(loaded, ref, page, run)
     except PageAttemptsFailed as failed:
         return PageFailure(ref.source, ref.page_number, failed.error, attempts=failed.attempts)
     except VlmcliError as error:
@@ -141,10 +143,10 @@ class PreparedPage:
     instruction: str
 
 
-def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> PreparedPage:
-    """Model inputs for a page, one per band: everything before the model runs."""
+def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec, *, build: bool = True) -> PreparedPage:
+    """Model inputs for a page, one per band: everything before the model runs (`build=False`: pixels only)."""
     bands = page_images(loaded, ref, run)
-    return PreparedPage(bands, _build(loaded, bands, instruction), instruction)
+    return PreparedPage(bands, _build(loaded, bands, instruction) if build else [], instruction)
 
 
 def transcribe_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> PageResult:
@@ -171,7 +173,7 @@ def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> Pag
     from vlmcli.resolution import lower_resolution, resolution
 
     deadline_s = time.monotonic() + run.page_timeout_s if run.page_timeout_s else None
-    attempts, current, inputs = 0, loaded, prepared.inputs
+    attempts, current, inputs = 0, loaded, prepared.inputs or _build(loaded, prepared.bands, prepared.instruction)
     while True:
         try:
             generations, passes, decoding = _generate_bands(current, inputs, run, ref, deadline_s)
@@ -188,14 +190,20 @@ def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> Pag
                     f"{ref.source}: {error.message}, down to {lowest['longest_edge_px']} px"
                     f"{' with' if lowest['split'] else ' without'} sub-images", hint=error.hint), attempts) from None
             current, inputs = lower, _build(lower, prepared.bands, prepared.instruction)
+    return page_result(ref, generations, attempts, decoding, resolution(current))
+
+
+def page_result(ref: PageRef, generations: list, attempts: int, decoding: str, resolution: dict,
+                seconds: float | None = None) -> PageResult:
+    """One page's result from its bands' generations (`seconds`: their summed time unless given)."""
     text = merge_band_texts([g.text for g in generations]) if len(generations) > 1 else generations[0].text
     return PageResult(
         source=ref.source, page_number=ref.page_number, text=text,
         image_tokens=sum(g.image_tokens for g in generations),
         new_tokens=sum(g.new_tokens for g in generations),
-        seconds=sum(g.seconds for g in generations),
+        seconds=sum(g.seconds for g in generations) if seconds is None else seconds,
         finish_reason=min((g.finish_reason for g in generations), key=_FINISH_PRIORITY.index),
-        bands=len(generations), attempts=attempts, decoding=decoding, **resolution(current),
+        bands=len(generations), attempts=attempts, decoding=decoding, **resolution,
     )
 
 
@@ -220,7 +228,7 @@ def _generate_bands(loaded, band_inputs: list[dict], run: RunSpec, ref: PageRef,
             if retried.finish_reason != "repetition":
                 generation, decoding = retried, f"greedy+repetition_penalty={LOOP_RETRY_PENALTY:g}"
         if generation.finish_reason == "time":
-            raise _timeout(run, ref)
+            raise page_timeout(run, ref)
         generations.append(generation)
     return generations, passes, decoding
 
@@ -230,11 +238,11 @@ def _time_left_s(deadline_s: float | None, run: RunSpec, ref: PageRef) -> float 
         return None
     left_s = deadline_s - time.monotonic()
     if left_s <= 0:
-        raise _timeout(run, ref)
+        raise page_timeout(run, ref)
     return left_s
 
 
-def _timeout(run: RunSpec, ref: PageRef) -> PageTimeoutError:
+def page_timeout(run: RunSpec, ref: PageRef) -> PageTimeoutError:
     return PageTimeoutError(f"{ref.source}: page {ref.page_number} went past --page-timeout "
                             f"({run.page_timeout_s:g} s) while generating",
                             hint="raise --page-timeout, or lower --max-new-tokens or --longest-edge")

@@ -110,6 +110,8 @@ def run_settings(request: OcrRequest) -> dict:
         "adapter": _folder_digest(run.model.adapter), "quantize": run.model.quantize.value,
         "dtype": run.model.dtype.value, "prompt": request.instruction, "split": dataclasses.asdict(run.split),
         "generation": dataclasses.asdict(dataclasses.replace(run.generation, max_time_s=None)),
+        # Batched rows are padded: in bf16 their tokens may differ from a page read alone.
+        **({"batch_size": run.batch_size} if run.batch_size > 1 else {}),
     }
 
 

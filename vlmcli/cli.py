@@ -19,8 +19,8 @@ from vlmcli import __version__, cli_train
 from vlmcli.config import DEFAULT_MODEL, Device, DType, GenerationSpec, ModelSpec, OutputFormat, PdfSpec, Quant, SplitSpec
 from vlmcli.console import RichProgress, print_error, print_note
 from vlmcli.errors import ExitCode, Terminated, VlmcliError
-from vlmcli.options import (AdapterOpt, AllowPickleOpt, BandsOpt, DeviceOpt, DTypeOpt, FailFastOpt, FailureReportOpt,
-                            FormatOpt, HandwritingOpt, LongestEdgeOpt, MaxNewTokensOpt, ModelOpt, OfflineOpt,
+from vlmcli.options import (AdapterOpt, AllowPickleOpt, BandsOpt, BatchSizeOpt, DeviceOpt, DTypeOpt, FailFastOpt,
+                            FailureReportOpt, FormatOpt, HandwritingOpt, LongestEdgeOpt, MaxNewTokensOpt, ModelOpt, OfflineOpt,
                             OutputDirOpt, PagesOpt, PageTimeoutOpt, PasswordOpt, PromptOpt, QuantizeOpt, ResumeOpt,
                             RevisionOpt, SplitOpt, TrustRemoteCodeOpt, VerboseOpt)
 
@@ -82,7 +82,7 @@ def ocr(
     pages: PagesOpt = None, output: OutputDirOpt = None, output_format: FormatOpt = OutputFormat.text,
     prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
     resume: ResumeOpt = False, page_timeout: PageTimeoutOpt = None, fail_fast: FailFastOpt = False,
-    failure_report: FailureReportOpt = None,
+    failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1,
     model: ModelOpt = DEFAULT_MODEL, revision: RevisionOpt = None, quantize: QuantizeOpt = Quant.none,
     dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, adapter: AdapterOpt = None,
     offline: OfflineOpt = False, trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
@@ -93,7 +93,8 @@ def ocr(
     """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
     run = _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
                     split, longest_edge, bands, password, default_max_new_tokens=None,
-                    trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, page_timeout_s=page_timeout)
+                    trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, page_timeout_s=page_timeout,
+                    batch_size=batch_size)
     from vlmcli.prompts import ocr_instruction
 
     with reporting_errors(), RichProgress(verbose) as progress, _sigterm_as_interrupt():
@@ -119,7 +120,7 @@ def main() -> None:
 
 def _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
               split, longest_edge, bands, password, default_max_new_tokens, *, trust_remote_code=False,
-              allow_pickle=False, page_timeout_s=None):
+              allow_pickle=False, page_timeout_s=None, batch_size=1):
     from vlmcli.app import RunSpec
 
     tokens = max_new_tokens or default_max_new_tokens
@@ -130,7 +131,7 @@ def _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_ne
                         allow_pickle=allow_pickle),
         split=SplitSpec(split=split, longest_edge_px=longest_edge, bands=bands),
         generation=GenerationSpec(max_new_tokens=tokens) if tokens else GenerationSpec(),
-        pdf=pdf, page_timeout_s=page_timeout_s,
+        pdf=pdf, page_timeout_s=page_timeout_s, batch_size=batch_size,
     )
 
 

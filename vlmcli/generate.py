@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+from transformers.generation.streamers import BaseStreamer
 
 from vlmcli.config import GenerationSpec
 from vlmcli.errors import InputError, ResourceError
@@ -50,6 +51,70 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
     return dict(inputs)
 
 
+def build_batch_inputs(loaded: LoadedModel, conversations: list[tuple[list[dict], list[Image.Image]]]) -> dict:
+    """`build_inputs` for several conversations at once, left-padded so every row ends where generation starts."""
+    processor = loaded.processor
+    texts = [processor.apply_chat_template(messages, add_generation_prompt=True) for messages, _ in conversations]
+    try:
+        inputs = processor(text=texts, images=[images for _, images in conversations], padding=True,
+                           padding_side="left", return_tensors="pt")
+    except ValueError as exc:
+        raise InputError(f"the processor refused an image ({exc})",
+                         hint="very small or extremely thin images may need padding") from None
+    inputs = inputs.to(loaded.device)
+    inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
+    return dict(inputs)
+
+
+def generate_batch(loaded: LoadedModel, inputs: dict, spec: GenerationSpec) -> list[Generation]:
+    """Greedy answers for the rows of `build_batch_inputs`: one generate call, so a GPU reads many pages at once.
+
+    Rows stop on their own (end of utterance or a loop); `seconds` is the whole call's.
+    """
+    prompt_ids = inputs["input_ids"]
+    guard = _RepetitionGuard(prompt_ids.shape[1], spec)
+    first_token = _FirstToken()
+    started = time.perf_counter()
+    optional = {"max_time": spec.max_time_s} if spec.max_time_s is not None else {}
+    try:
+        with torch.inference_mode():
+            output = loaded.model.generate(
+                **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
+                eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([guard]), streamer=first_token, **optional,
+            )
+    except torch.OutOfMemoryError:
+        _release_cached_memory()
+        raise ResourceError("out of memory while generating a batch",
+                            hint="lower --batch-size, or see --longest-edge / --quantize") from None
+    seconds = time.perf_counter() - started
+    first_token_s = (first_token.at or started) - started
+    return [_row_generation(loaded, inputs, output, row, guard, spec, seconds, first_token_s)
+            for row in range(prompt_ids.shape[0])]
+
+
+def _row_generation(loaded, inputs, output, row: int, guard, spec: GenerationSpec, seconds: float,
+                    first_token_s: float) -> Generation:
+    prompt_ids, attention = inputs["input_ids"][row], inputs["attention_mask"][row]
+    new_ids = output[row, prompt_ids.shape[0]:].tolist()
+    ended = next((i for i, token in enumerate(new_ids) if token in loaded.stop_token_ids), None)
+    if ended is not None:
+        new_ids = new_ids[:ended + 1]  # what follows is padding: this row had finished
+    elif guard.cut(row) is None and len(new_ids) < spec.max_new_tokens:
+        return _finished(loaded, row, new_ids, "time", prompt_ids, attention, seconds, first_token_s)
+    kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut(row), spec)
+    return _finished(loaded, row, new_ids, finish_reason, prompt_ids, attention, seconds, first_token_s, kept_ids)
+
+
+def _finished(loaded, row, new_ids, finish_reason, prompt_ids, attention, seconds, first_token_s,
+              kept_ids=None) -> Generation:
+    kept_ids = new_ids if kept_ids is None else kept_ids
+    text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=True).strip()
+    return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=int((prompt_ids == loaded.image_token_id).sum()),
+                      prompt_tokens=int(attention.sum()), new_tokens=len(new_ids), seconds=seconds,
+                      finish_reason=finish_reason, first_token_s=first_token_s)
+
+
 def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image], spec: GenerationSpec,
              on_text: Callable[[str], None] | None = None) -> Generation:
     """Answer one conversation greedily; stream text pieces to `on_text` as they are decoded."""
@@ -79,7 +144,7 @@ def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec
                             hint="try --longest-edge with a smaller value, --no-split, or --quantize 4bit") from None
     seconds = time.perf_counter() - started
     new_ids = output[0, prompt_ids.shape[1]:].tolist()
-    kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut_at, spec)
+    kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut(0), spec)
     ended_by_token = bool(new_ids) and new_ids[-1] in loaded.stop_token_ids
     if finish_reason == "stop" and not ended_by_token and spec.max_time_s is not None and seconds >= spec.max_time_s:
         finish_reason = "time"  # transformers' max_time stopped it, not the end-of-utterance token
@@ -108,20 +173,43 @@ def _finish(new_ids: list[int], stop_ids: list[int], cut_at: int | None,
 
 
 class _RepetitionGuard(StoppingCriteria):
-    """Stops generation once the output ends in a loop; remembers where the loop began."""
+    """Stops each row once its output ends in a loop; remembers, per row, where the loop began."""
 
     def __init__(self, prompt_length: int, spec: GenerationSpec) -> None:
         self.prompt_length = prompt_length
         self.min_tokens = spec.repetition_min_tokens
         self.min_repeats = spec.repetition_min_repeats
-        self.cut_at: int | None = None
+        self.cut_at: list[int | None] = []
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        generated = input_ids[0, self.prompt_length:].tolist()
-        if len(generated) >= self.min_tokens and self.cut_at is None:
-            self.cut_at = loop_start(generated, self.min_tokens, self.min_repeats)
-        done = self.cut_at is not None
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+        if not self.cut_at:
+            self.cut_at = [None] * input_ids.shape[0]
+        generated_length = input_ids.shape[1] - self.prompt_length
+        if generated_length >= self.min_tokens:
+            for row, cut_at in enumerate(self.cut_at):
+                if cut_at is None:
+                    self.cut_at[row] = loop_start(input_ids[row, self.prompt_length:].tolist(),
+                                                  self.min_tokens, self.min_repeats)
+        done = [cut_at is not None for cut_at in self.cut_at]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    def cut(self, row: int) -> int | None:
+        return self.cut_at[row] if self.cut_at else None
+
+
+class _FirstToken(BaseStreamer):
+    """Notes when the first new token of a batch arrives (the first `put` is the prompt)."""
+
+    def __init__(self) -> None:
+        self.puts, self.at = 0, None
+
+    def put(self, value) -> None:
+        self.puts += 1
+        if self.puts == 2:
+            self.at = time.perf_counter()
+
+    def end(self) -> None:
+        pass
 
 
 class _Streamer(TextStreamer):

@@ -67,6 +67,9 @@ ResumeOpt = Annotated[bool, typer.Option(
 PageTimeoutOpt = Annotated[Optional[float], typer.Option(
     min=0.001, rich_help_panel=BATCH, show_default="none for generation; 120 s per poppler call",
     help="Seconds one page may take: each poppler call, and its generation (all bands and retries together).")]
+BatchSizeOpt = Annotated[int, typer.Option(
+    "--batch-size", min=1, rich_help_panel=BATCH,
+    help="Pages per generate call. More pays on a GPU (pages per second); on a CPU, 1 is as fast and streams.")]
 FailFastOpt = Annotated[bool, typer.Option(
     "--fail-fast", rich_help_panel=BATCH, help="Stop at the first failed page or input, with that error's exit code.")]
 FailureReportOpt = Annotated[Optional[Path], typer.Option(

@@ -1,0 +1,107 @@
+"""`ocr --batch-size N`: several pages per generate call give the tokens of pages read one by one (float32)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from conftest import draw_page
+from vlmcli import app as service
+from vlmcli.config import DType, GenerationSpec, ModelSpec, SplitSpec
+from vlmcli.errors import InputError
+
+pytestmark = pytest.mark.model
+
+
+def _run(checkpoint, batch_size: int, max_new_tokens: int = 12, split: bool | None = None) -> service.RunSpec:
+    return service.RunSpec(model=ModelSpec(model_id=str(checkpoint), offline=True, dtype=DType.float32),
+                           split=SplitSpec(split=split), generation=GenerationSpec(max_new_tokens=max_new_tokens),
+                           batch_size=batch_size)
+
+
+@pytest.fixture
+def mixed_pages(tmp_path):
+    """Pages of different shapes: different numbers of sub-images, so the rows are padded differently."""
+    paths = []
+    for index, (size, text) in enumerate([((400, 300), "Total 12.50"), ((90, 60), "ab"), ((300, 700), "tall"),
+                                          ((64, 64), "x"), ((500, 120), "wide line")]):
+        path = tmp_path / f"p{index}.png"
+        draw_page(size, text).save(path)
+        paths.append(path)
+    return paths
+
+
+def _fields(items):
+    return [(type(i).__name__, str(i.source.name), i.page_number, getattr(i, "text", None),
+             getattr(i, "new_tokens", None), getattr(i, "image_tokens", None)) for i in items]
+
+
+@pytest.mark.parametrize("family", ["idefics3", "idefics2"])
+@pytest.mark.parametrize("split", [None, False])
+def test_batched_pages_match_pages_read_one_by_one(request, family, split, mixed_pages, monkeypatch):
+    checkpoint = request.getfixturevalue(f"tiny_{family}")
+    loaded = service.load_model(_run(checkpoint, 1))
+    monkeypatch.setattr(service, "load_model", lambda run: loaded)
+    one_by_one = list(service.transcribe(mixed_pages, "Read.", _run(checkpoint, 1, split=split)))
+    batched = list(service.transcribe(mixed_pages, "Read.", _run(checkpoint, 3, split=split)))
+    assert _fields(batched) == _fields(one_by_one)
+    assert all(item.new_tokens > 0 for item in batched)
+
+
+def test_a_bad_page_fails_alone_and_the_batch_goes_on(tiny_idefics3, mixed_pages, monkeypatch):
+    run = _run(tiny_idefics3, 4)
+    loaded = service.load_model(run)
+    monkeypatch.setattr(service, "load_model", lambda run: loaded)
+    reference = list(service.transcribe(mixed_pages, "Read.", replace(run, batch_size=1)))
+    original = service.page_images
+
+    def second_breaks(loaded, ref, run):
+        if ref.source == mixed_pages[1]:
+            raise InputError("p1.png: broken")
+        return original(loaded, ref, run)
+
+    monkeypatch.setattr(service, "page_images", second_breaks)
+    items = list(service.transcribe(mixed_pages, "Read.", run))
+    assert [type(i).__name__ for i in items] == ["PageResult", "PageFailure", "PageResult", "PageResult",
+                                                 "PageResult"]
+    assert [i.text for i in items if i is not items[1]] == [r.text for r in reference if r is not reference[1]]
+
+
+def test_out_of_memory_for_the_batch_reads_its_pages_one_by_one(tiny_idefics3, mixed_pages, monkeypatch):
+    from vlmcli import generate
+
+    run = _run(tiny_idefics3, 5)
+    loaded = service.load_model(run)
+    monkeypatch.setattr(service, "load_model", lambda run: loaded)
+    reference = list(service.transcribe(mixed_pages, "Read.", replace(run, batch_size=1)))
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("batch too large")
+
+    real_generate = loaded.model.generate
+    monkeypatch.setattr(loaded.model, "generate",
+                        lambda **kw: no_memory() if kw["input_ids"].shape[0] > 1 else real_generate(**kw))
+    items = list(service.transcribe(mixed_pages, "Read.", run))
+    assert _fields(items) == _fields(reference)
+    assert generate  # the module whose OutOfMemoryError handling is under test
+
+
+def test_a_looping_row_is_read_again_alone_with_the_retry(tiny_idefics3, mixed_pages, monkeypatch):
+    run = _run(tiny_idefics3, 3, max_new_tokens=200)
+    loaded = service.load_model(run)
+    monkeypatch.setattr(service, "load_model", lambda run: loaded)
+    looping_token = loaded.processor.tokenizer.convert_tokens_to_ids("a")
+    head = loaded.model.lm_head
+    loop_head = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+    with torch.no_grad():
+        loop_head.weight.zero_()
+        loop_head.bias.fill_(-1.0)
+        loop_head.bias[looping_token] = 1.0
+    loaded.model.lm_head = loop_head
+    items = list(service.transcribe(mixed_pages[:3], "Read.", run))
+    alone = list(service.transcribe(mixed_pages[:3], "Read.", replace(run, batch_size=1)))
+    assert [i.finish_reason for i in items] == ["repetition"] * 3
+    # The batch pass, then the page's own passes (greedy, then the retry with a penalty, per band).
+    assert [(i.text, i.attempts) for i in items] == [("a", a.attempts + 1) for a in alone]

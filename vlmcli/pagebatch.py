@@ -1,0 +1,95 @@
+"""`ocr --batch-size N`: N pages per generate call, so a GPU reads many pages at once.
+
+Every band of every page in a group is one row of a left-padded batch; the rows
+stop on their own. A page that needs more than one plain pass (a loop, or out of
+memory for the whole batch) is read again on its own by the page-by-page path,
+with its retry ladder. The next group is rendered and preprocessed on the
+prefetch thread while this one generates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from vlmcli import app, prefetch
+from vlmcli.documents import PageRef
+from vlmcli.errors import ResourceError, VlmcliError
+from vlmcli.prompts import user_messages
+
+
+@dataclass(frozen=True)
+class _Group:
+    refs: list[PageRef]
+    pages: list[app.PreparedPage | VlmcliError]  # per ref: its bands, or why it could not be read
+    inputs: dict | None  # the batch of every band of the readable pages
+
+
+def read(loaded, refs: list[PageRef], instruction: str, run: app.RunSpec) -> Iterator[app.PageResult | app.PageFailure]:
+    """Results for `refs`, in order."""
+    groups = [refs[start:start + run.batch_size] for start in range(0, len(refs), run.batch_size)]
+    prepared = prefetch.ahead(lambda group: _prepare(loaded, group, instruction, run), groups)
+    try:
+        for future in prepared:
+            yield from _read_group(loaded, future.result(), run)
+    finally:
+        prepared.close()
+
+
+def _prepare(loaded, refs: list[PageRef], instruction: str, run: app.RunSpec) -> _Group:
+    from vlmcli.generate import build_batch_inputs
+
+    pages: list[app.PreparedPage | VlmcliError] = []
+    for ref in refs:
+        try:
+            pages.append(app.prepare_page(loaded, ref, instruction, run, build=False))
+        except VlmcliError as error:
+            pages.append(error)
+    rows = [(user_messages(instruction, 1), [band]) for page in _readable(pages) for band in page.bands]
+    try:
+        inputs = build_batch_inputs(loaded, rows) if rows else None
+    except VlmcliError:
+        inputs = None  # one band the processor refuses: each page alone finds out which
+    return _Group(refs, pages, inputs)
+
+
+def _read_group(loaded, group: _Group, run: app.RunSpec) -> Iterator[app.PageResult | app.PageFailure]:
+    generations = _generate(loaded, group, run)
+    rows_done = 0
+    for ref, page in zip(group.refs, group.pages):
+        if isinstance(page, VlmcliError):
+            yield app.PageFailure(ref.source, ref.page_number, page)
+            continue
+        rows = generations[rows_done:rows_done + len(page.bands)] if generations else []
+        rows_done += len(page.bands)
+        yield _page(loaded, ref, page, rows, run, generations, tried=group.inputs is not None)
+
+
+def _generate(loaded, group: _Group, run: app.RunSpec) -> list | None:
+    """One generation per row, or None when the batch as a whole could not run."""
+    from vlmcli.generate import generate_batch
+
+    if group.inputs is None:
+        return None
+    try:
+        return generate_batch(loaded, group.inputs, replace(run.generation, max_time_s=run.page_timeout_s))
+    except ResourceError:
+        return None
+
+
+def _page(loaded, ref: PageRef, page: app.PreparedPage, rows: list, run: app.RunSpec,
+          batch: list | None, tried: bool) -> app.PageResult | app.PageFailure:
+    from vlmcli.resolution import resolution
+
+    if not rows or any(row.finish_reason == "repetition" for row in rows):
+        alone = app.read_prepared(loaded, ref, page, run)
+        return replace(alone, attempts=alone.attempts + 1) if tried else alone  # the batch pass counts
+    if any(row.finish_reason == "time" for row in rows):
+        return app.PageFailure(ref.source, ref.page_number, app.page_timeout(run, ref))
+    # The call's wall time, shared by its rows, so that seconds add up over pages.
+    seconds = rows[0].seconds * len(rows) / len(batch)
+    return app.page_result(ref, rows, attempts=1, decoding="greedy", resolution=resolution(loaded), seconds=seconds)
+
+
+def _readable(pages: list[app.PreparedPage | VlmcliError]) -> list[app.PreparedPage]:
+    return [page for page in pages if isinstance(page, app.PreparedPage)]
