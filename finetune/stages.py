@@ -54,6 +54,10 @@ class Stage:
     logging_steps: int = 5
     seed: int = 0
     gradient_checkpointing: bool = True
+    # Processes that load and preprocess images ahead of the step. 0 on a CPU, where they
+    # would take cores from the model; on a GPU with a small model the processor is the bottleneck.
+    dataloader_workers: int = 0
+    max_minutes: float = 0.0  # > 0: stop after this much training time, then save as at the end (one process only)
     # Train every weight, no adapter; the output is a whole checkpoint. For small models,
     # or weights that start random, where a low-rank update of random weights cannot learn.
     full_finetune: bool = False

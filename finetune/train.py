@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ def run(request: FinetuneRequest, events: Events = lambda name, details: None) -
     eval_examples = load_examples(request.eval_data, request.skip_bad_examples, events) if request.eval_data else []
     if request.stage.full_finetune and request.model.quantize is not Quant.none:
         raise UsageError("full fine-tuning cannot train quantized weights", hint="drop --quantize, or train LoRA")
+    if request.stage.max_minutes and _distributed():
+        raise UsageError("max_minutes works in one process only", hint="set max_steps for distributed runs")
     resume_from = _resume_point(request, events)
     split = SplitSpec(split=request.stage.split, longest_edge_px=request.stage.longest_edge_px, bands=False)
     loaded = model_loader.load(request.model, split, for_training=True,
@@ -147,12 +150,14 @@ def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneReque
         activation_checkpointing=stage.gradient_checkpointing, activation_checkpointing_kwargs=GRADIENT_CHECKPOINTING,
         use_cpu=loaded.device == "cpu", ddp_backend="gloo" if loaded.device == "cpu" and _distributed() else None,
         ddp_find_unused_parameters=False, bf16=loaded.dtype == torch.bfloat16 and loaded.device != "cpu",
-        remove_unused_columns=False, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        remove_unused_columns=False, report_to="none", disable_tqdm=True,
+        dataloader_num_workers=stage.dataloader_workers,
     )
     optimizer = torch.optim.AdamW(parameter_groups(peft_model, stage), lr=stage.learning_rate)
     collator = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, request.pdf)
     trainer = _Trainer(model=peft_model, args=args, train_dataset=_ListDataset(examples), data_collator=collator,
-                       optimizers=(optimizer, None), callbacks=[_Callbacks(events, run_identity(request))])
+                       optimizers=(optimizer, None),
+                       callbacks=[_Callbacks(events, run_identity(request), stage.max_minutes * 60)])
     trainer.remove_callback(PrinterCallback)  # it prints logs to stdout, which carries results only
     return trainer
 
@@ -208,16 +213,22 @@ class _Trainer(Trainer):
 class _Callbacks(TrainerCallback):
     """Progress events, and the completion marker written after each checkpoint is fully saved."""
 
-    def __init__(self, events: Events, run: dict) -> None:
-        self.events, self.run = events, run
+    def __init__(self, events: Events, run: dict, budget_s: float = 0.0) -> None:
+        self.events, self.run, self.budget_s = events, run, budget_s
+        self.started = time.monotonic()
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
         if state.is_world_process_zero:
             self.events("started", {"max_steps": state.max_steps, "step": state.global_step})
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             self.events("step", {"step": state.global_step, "max_steps": state.max_steps})
+        if self.budget_s and time.monotonic() - self.started > self.budget_s:
+            control.should_training_stop = True
+            if state.is_world_process_zero:
+                self.events("note", {"text": f"max_minutes reached at step {state.global_step}; saving"})
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:

@@ -272,3 +272,11 @@ def test_adapter_brings_its_training_resolution(tiny_idefics3, dataset, tmp_path
     assert trained.max_input_px == 96 and trained.processor.image_processor.do_image_splitting is False
     chosen = service.load_model(service.RunSpec(model=spec, split=SplitSpec(split=True, longest_edge_px=128)))
     assert chosen.max_input_px == 128 and chosen.processor.image_processor.do_image_splitting is True
+
+
+def test_max_minutes_stops_early_and_saves_like_the_end(tiny_idefics3, dataset, tmp_path):
+    """A time budget (GPU or CPU runs sized by the clock): training stops after the step that crosses it."""
+    summary = run(_request(tiny_idefics3, dataset, tmp_path / "run", max_steps=50, max_minutes=1e-6,
+                           dataloader_workers=1))
+    assert summary["global_step"] == 1
+    assert (tmp_path / "run" / "adapter_config.json").exists()
