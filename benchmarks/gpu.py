@@ -1,0 +1,164 @@
+"""GPU throughput of `vlmcli ocr` on many pages: bf16 and 4-bit, 1/8/32 pages per generate call (issue 4).
+
+    python benchmarks/gpu.py --checkpoint DIR [--pages 32] [--new-tokens 128] [--out gpu.json]
+    python benchmarks/gpu.py --from-meta META_DIR ...   # random weights from a stand-in's config + tokenizer
+    python benchmarks/gpu.py --checkpoint DIR --device cpu --precisions none   # the same table on a CPU
+
+The stand-in is make_standin.py's (SmolVLM-256M-Instruct's architecture and
+processor, random weights). `--from-meta` builds its weights on the spot from the
+small files (config, tokenizer, processor), so only those travel to the GPU
+machine. Pages are pages.py's dense A4 text pages (13 sub-images, 832 visual
+tokens each), every one different; each page is forced to the same number of new
+tokens (min = max, loop guard off) so batch sizes compare. The model loads once per
+precision and runs through the service layer (`app.transcribe`, as `vlmcli ocr`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+
+def build_from_meta(meta: Path, out: Path) -> Path:
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
+
+    if (out / "model.safetensors").exists():
+        return out
+    shutil.copytree(meta, out, dirs_exist_ok=True)
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(meta))
+    model.generation_config = GenerationConfig.from_pretrained(meta)
+    model.to(torch.bfloat16).save_pretrained(out)
+    return out
+
+
+def measure(app, run, pages: list[Path], batch_size: int) -> dict:
+    import torch
+
+    from vlmcli.prompts import OCR_PROMPT
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    items = list(app.transcribe(pages, OCR_PROMPT, _with_batch(run, batch_size)))
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    failed = [item for item in items if not isinstance(item, app.PageResult)]
+    assert not failed, failed
+    return {"batch_size": batch_size, "pages": len(items), "seconds": round(seconds, 2),
+            "pages_per_s": round(len(items) / seconds, 2),
+            "new_tokens_per_s": round(sum(i.new_tokens for i in items) / seconds, 1),
+            "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+            "image_tokens": items[0].image_tokens, "new_tokens": items[0].new_tokens,
+            "texts": [item.text for item in items]}
+
+
+def _with_batch(run, batch_size: int):
+    from dataclasses import replace
+
+    return replace(run, batch_size=batch_size)
+
+
+def run_precision(checkpoint: Path, quantize: str, pages: list[Path], tokens: int, batch_sizes: list[int],
+                  pages_at_batch_1: int, device: str) -> list[dict]:
+    import torch
+
+    from vlmcli import app
+    from vlmcli.config import Device, GenerationSpec, ModelSpec, Quant
+
+    run = app.RunSpec(model=ModelSpec(model_id=str(checkpoint), quantize=Quant(quantize), device=Device(device),
+                                      offline=True),
+                      generation=GenerationSpec(max_new_tokens=tokens, min_new_tokens=tokens,
+                                                repetition_min_tokens=tokens + 1))
+    started = time.perf_counter()
+    loaded = app.load_model(run)
+    load_s = time.perf_counter() - started
+    weights_gib = torch.cuda.memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+    original_load, app.load_model = app.load_model, lambda _: loaded
+    try:
+        measure(app, run, pages[:2], 2)  # warm-up: CUDA context, kernels, allocator
+        rows = []
+        for batch_size in batch_sizes:
+            subset = pages[:pages_at_batch_1] if batch_size == 1 else pages
+            row = measure(app, run, subset, batch_size)
+            row.update(precision=str(loaded.dtype).replace("torch.", "") if quantize == "none" else quantize, load_s=round(load_s, 1),
+                       weights_gib=round(weights_gib, 2))
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "texts"}), flush=True)
+    finally:
+        app.load_model = original_load
+    _agreement(rows)
+    del loaded
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return rows
+
+
+def _agreement(rows: list[dict]) -> None:
+    """Share of pages whose batched text equals the text read alone (bf16: padding changes the rounding)."""
+    alone = rows[0]["texts"]
+    for row in rows:
+        same = sum(a == b for a, b in zip(alone, row["texts"]))
+        row["same_text_as_batch_1"] = f"{same}/{len(alone)}"
+        del row["texts"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path)
+    source.add_argument("--from-meta", type=Path, help="config + tokenizer + processor files of a stand-in")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/vlmcli-gpu-bench"))
+    parser.add_argument("--pages", type=int, default=32)
+    parser.add_argument("--pages-at-batch-1", type=int, default=8, help="batch 1 is slow: time fewer pages")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--precisions", nargs="+", default=["none", "4bit"], help="none = bf16")
+    parser.add_argument("--device", default="cuda", help="cpu: the same table on this machine")
+    parser.add_argument("--out", type=Path, default=HERE / "gpu.json")
+    args = parser.parse_args()
+
+    import torch
+
+    from pages import text_page
+
+    checkpoint = args.checkpoint or build_from_meta(args.from_meta, args.work / "standin")
+    folder = args.work / "pages"
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = [text_page(folder / f"page{n:03d}.png", seed=n) for n in range(args.pages)]
+    rows = []
+    for quantize in args.precisions:
+        rows += run_precision(checkpoint, quantize, pages, args.new_tokens, args.batch_sizes, args.pages_at_batch_1,
+                              args.device)
+    name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    report = {"device": name, "torch": torch.__version__, "new_tokens": args.new_tokens,
+              "rows": rows}
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    _print_table(report)
+    return 0
+
+
+def _print_table(report: dict) -> None:
+    print(f"\n{report['device']}, torch {report['torch']}, {report['new_tokens']} new tokens per page")
+    print("| precision | batch | pages | pages/s | new tok/s | peak GPU GiB | weights GiB | same text as batch 1 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in report["rows"]:
+        print(f"| {row['precision']} | {row['batch_size']} | {row['pages']} | {row['pages_per_s']} | "
+              f"{row['new_tokens_per_s']} | {row['peak_gpu_gib']} | {row['weights_gib']} | "
+              f"{row['same_text_as_batch_1']} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
