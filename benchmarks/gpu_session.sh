@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one GPU session behind the GPU figures (issue 4's table, issue 5's stage 1 at GPU scale), as run on
 # the device machine, which has no network. It expects .gpu/ made on the dev machine (git-ignored):
-#   whl/    transformers 5.24, peft, typer, click, regex, jiwer, rapidfuzz wheels (the versions tested here)
+#   whl/    transformers 5.24, peft, regex, jiwer, rapidfuzz wheels (the versions tested here; not typer 0.29, which
+#           needs pydantic, absent there)
 #   site/   bitsandbytes 0.50.2 unpacked, without its CUDA 11/12 and ROCm libraries
 #   standin-meta/  make_standin.py's checkpoint without model.safetensors (config, tokenizer, processor)
 #   fonts/  the font files finetune/synthetic uses (Debian packages on the dev machine)
@@ -22,20 +23,20 @@ peft.__version__, b.__version__)" 2>&1 | tail -1 | tee -a "$OUT/misc.log"
   python3 -m finetune.tiny_model $WORK/model ) > /tmp/data.log 2>&1 &
 data=$!
 
-timeout 200 python3 benchmarks/gpu.py --from-meta .gpu/standin-meta --out "$OUT/gpu.json" > "$OUT/bench.log" 2>&1
+timeout 170 python3 benchmarks/gpu.py --from-meta .gpu/standin-meta --pages-at-batch-1 4 --out "$OUT/gpu.json" > "$OUT/bench.log" 2>&1
 grep -E '^\||^\{|Error|error' "$OUT/bench.log" | tail -20
-timeout 45 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/tests.log 2>&1
+timeout 30 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/tests.log 2>&1
 tail -3 /tmp/tests.log | tee -a "$OUT/misc.log"
 
 wait $data; tail -2 /tmp/data.log | tee -a "$OUT/misc.log"
 cat $WORK/data/lines_train.jsonl $WORK/data/hand_train.jsonl > $WORK/data/stage1.jsonl
 start=$SECONDS
-timeout 260 python3 -m vlmcli finetune --stage 1 --data $WORK/data/stage1.jsonl --output $WORK/stage1 \
+timeout 235 python3 -m vlmcli finetune --stage 1 --data $WORK/data/stage1.jsonl --output $WORK/stage1 \
   --model $WORK/model --config examples/learn_to_read/gpu.toml --dtype float32 --offline \
   > "$OUT/stage1.json" 2> "$OUT/stage1.log"
 echo "stage 1: $((SECONDS - start)) s"; grep -E "loss|max_minutes" "$OUT/stage1.log" | tail -4
 for set in lines_heldout hand_heldout; do
-  timeout 40 python3 -m vlmcli eval --data $WORK/data/$set.jsonl --model $WORK/stage1 --offline --dtype float32 \
+  timeout 35 python3 -m vlmcli eval --data $WORK/data/$set.jsonl --model $WORK/stage1 --offline --dtype float32 \
     --max-new-tokens 40 --split --longest-edge 256 > "$OUT/eval_$set.json" 2>> /tmp/eval.log
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], r['overall'], \
 [(e['target'], e['prediction']) for e in r['examples'][:4]])" "$OUT/eval_$set.json" $set

@@ -105,3 +105,21 @@ def test_a_looping_row_is_read_again_alone_with_the_retry(tiny_idefics3, mixed_p
     assert [i.finish_reason for i in items] == ["repetition"] * 3
     # The batch pass, then the page's own passes (greedy, then the retry with a penalty, per band).
     assert [(i.text, i.attempts) for i in items] == [("a", a.attempts + 1) for a in alone]
+
+
+@pytest.mark.parametrize("family", ["idefics3", "idefics2"])
+def test_rows_merged_by_hand_equal_the_processors_own_batch(request, family):
+    """Pages are preprocessed one by one on threads, then padded: exactly as the processor pads a batch."""
+    from vlmcli.generate import build_inputs, merge_rows
+    from vlmcli.prompts import user_messages
+
+    loaded = service.load_model(_run(request.getfixturevalue(f"tiny_{family}"), 2))
+    images = [draw_page((400, 300), "Total 12.50"), draw_page((90, 60), "ab"), draw_page((60, 200), "x")]
+    messages = user_messages("Read.", 1)
+    merged = merge_rows(loaded, [build_inputs(loaded, messages, [image]) for image in images])
+    text = loaded.processor.apply_chat_template(messages, add_generation_prompt=True)
+    batch = loaded.processor(text=[text] * len(images), images=[[image] for image in images], padding=True,
+                             padding_side="left", return_tensors="pt")
+    assert set(merged) == set(batch) - {"token_type_ids"}
+    for key, value in merged.items():
+        assert torch.equal(value, batch[key].to(value.dtype)), key

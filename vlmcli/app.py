@@ -143,10 +143,10 @@ class PreparedPage:
     instruction: str
 
 
-def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec, *, build: bool = True) -> PreparedPage:
-    """Model inputs for a page, one per band: everything before the model runs (`build=False`: pixels only)."""
+def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> PreparedPage:
+    """Model inputs for a page, one per band: everything before the model runs."""
     bands = page_images(loaded, ref, run)
-    return PreparedPage(bands, _build(loaded, bands, instruction) if build else [], instruction)
+    return PreparedPage(bands, _build(loaded, bands, instruction), instruction)
 
 
 def transcribe_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> PageResult:
@@ -173,7 +173,7 @@ def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> Pag
     from vlmcli.resolution import lower_resolution, resolution
 
     deadline_s = time.monotonic() + run.page_timeout_s if run.page_timeout_s else None
-    attempts, current, inputs = 0, loaded, prepared.inputs or _build(loaded, prepared.bands, prepared.instruction)
+    attempts, current, inputs = 0, loaded, prepared.inputs
     while True:
         try:
             generations, passes, decoding = _generate_bands(current, inputs, run, ref, deadline_s)

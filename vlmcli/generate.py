@@ -51,23 +51,40 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
     return dict(inputs)
 
 
-def build_batch_inputs(loaded: LoadedModel, conversations: list[tuple[list[dict], list[Image.Image]]]) -> dict:
-    """`build_inputs` for several conversations at once, left-padded so every row ends where generation starts."""
-    processor = loaded.processor
-    texts = [processor.apply_chat_template(messages, add_generation_prompt=True) for messages, _ in conversations]
-    try:
-        inputs = processor(text=texts, images=[images for _, images in conversations], padding=True,
-                           padding_side="left", return_tensors="pt")
-    except ValueError as exc:
-        raise InputError(f"the processor refused an image ({exc})",
-                         hint="very small or extremely thin images may need padding") from None
-    inputs = inputs.to(loaded.device)
-    inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
-    return dict(inputs)
+def merge_rows(loaded: LoadedModel, rows: list[dict]) -> dict:
+    """One batch from single-conversation inputs (`build_inputs`), padded as the processor pads a batch.
+
+    Text is left-padded (generation starts where every row ends); a row with fewer
+    sub-images gets all-zero images, which the model drops, and smaller images are
+    zero-padded at the bottom and right (Idefics2). Building rows one by
+    one lets them be preprocessed on several threads.
+    """
+    length = max(row["input_ids"].shape[1] for row in rows)
+    pad_id = loaded.processor.tokenizer.pad_token_id
+
+    def left(tensor: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(tensor, (length - tensor.shape[1], 0), value=value)
+
+    batch = {"input_ids": torch.cat([left(row["input_ids"], pad_id) for row in rows]),
+             "attention_mask": torch.cat([left(row["attention_mask"], 0) for row in rows])}
+    for key in ("pixel_values", "pixel_attention_mask"):
+        if key in rows[0]:
+            batch[key] = _zero_padded([row[key] for row in rows])
+    return batch
+
+
+def _zero_padded(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Stack along dim 0, padding every other dim at its end with zeros (more images; Idefics2: larger images)."""
+    shape = [max(t.shape[d] for t in tensors) for d in range(1, tensors[0].dim())]
+    padded = []
+    for tensor in tensors:
+        widths = [w for d in reversed(range(1, tensor.dim())) for w in (0, shape[d - 1] - tensor.shape[d])]
+        padded.append(torch.nn.functional.pad(tensor, widths))
+    return torch.cat(padded)
 
 
 def generate_batch(loaded: LoadedModel, inputs: dict, spec: GenerationSpec) -> list[Generation]:
-    """Greedy answers for the rows of `build_batch_inputs`: one generate call, so a GPU reads many pages at once.
+    """Greedy answers for the rows of `merge_rows`: one generate call, so a GPU reads many pages at once.
 
     Rows stop on their own (end of utterance or a loop); `seconds` is the whole call's.
     """
