@@ -31,7 +31,7 @@ tail -3 /tmp/tests.log | tee -a "$OUT/misc.log"
 wait $data; tail -2 /tmp/data.log | tee -a "$OUT/misc.log"
 cat $WORK/data/lines_train.jsonl $WORK/data/hand_train.jsonl > $WORK/data/stage1.jsonl
 start=$SECONDS
-timeout 235 python3 -m vlmcli finetune --stage 1 --data $WORK/data/stage1.jsonl --output $WORK/stage1 \
+timeout 300 python3 -m vlmcli finetune --stage 1 --data $WORK/data/stage1.jsonl --output $WORK/stage1 \
   --model $WORK/model --config examples/learn_to_read/gpu.toml --dtype float32 --offline \
   > "$OUT/stage1.json" 2> "$OUT/stage1.log"
 echo "stage 1: $((SECONDS - start)) s"; grep -E "loss|max_minutes" "$OUT/stage1.log" | tail -4

@@ -17,6 +17,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      description="Write synthetic lines, pages and receipts as vlmcli JSONL.")
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--glyphs", type=int, default=0,
+                        help="training images of one printed character on a 64 px canvas (the 2-minute check)")
     parser.add_argument("--lines", type=int, default=2000, help="printed training lines")
     parser.add_argument("--hand", type=int, default=None, help="handwriting training lines (default: --lines / 2)")
     parser.add_argument("--pages", type=int, default=200, help="training pages")
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 6  # vlmcli's exit code for a missing dependency
     counts = Counts(lines=args.lines, hand=args.lines // 2 if args.hand is None else args.hand,
-                    pages=args.pages, receipts=args.receipts, heldout=args.heldout)
+                    pages=args.pages, receipts=args.receipts, heldout=args.heldout, glyphs=args.glyphs)
     started = time.perf_counter()
     scale = Scale(canvas_px=tuple(args.canvas_px), page_text_px=_pair(args.page_text_px),
                   line_text_px=_pair(args.line_text_px), line_canvas_px=_pair(args.line_canvas_px),

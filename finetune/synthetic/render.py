@@ -105,11 +105,12 @@ def render_line(text: str, font_path: Path | str, size_px: int, rng: np.random.G
 
 
 def on_canvas(image: Image.Image, canvas_px: tuple[int, int], rng: np.random.Generator,
-              anywhere: bool = True) -> Image.Image:
+              anywhere: bool = True, centred: bool = False) -> Image.Image:
     """Paste an item on a fixed-size canvas of its own paper gray, shrinking it only if it must.
 
     `anywhere`: at a random place; otherwise near the left edge and centred vertically
-    (a line as a line detector would crop it), give or take a few pixels.
+    (a line as a line detector would crop it), give or take a few pixels; `centred`:
+    in the middle, give or take 2 pixels.
     """
     if image.width > canvas_px[0] or image.height > canvas_px[1]:
         image = image.copy()
@@ -117,7 +118,10 @@ def on_canvas(image: Image.Image, canvas_px: tuple[int, int], rng: np.random.Gen
     paper = int(np.median(np.asarray(image)[[0, -1]]))  # the top and bottom rows are paper
     canvas = Image.new("L", canvas_px, paper)
     free_x, free_y = canvas_px[0] - image.width, canvas_px[1] - image.height
-    if anywhere:
+    if centred:
+        canvas.paste(image, (free_x // 2 + int(rng.integers(-2, 3)) if free_x >= 4 else free_x // 2,
+                             free_y // 2 + int(rng.integers(-2, 3)) if free_y >= 4 else free_y // 2))
+    elif anywhere:
         canvas.paste(image, (int(rng.integers(0, free_x + 1)), int(rng.integers(0, free_y + 1))))
     else:
         jitter_px = min(4, free_y // 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import string
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,11 +12,17 @@ import numpy as np
 from PIL import Image
 
 from finetune.synthetic.fonts import Font, FontSplit
-from finetune.synthetic.render import on_canvas, page_text_size_px, render_line, render_page, render_receipt
+from finetune.synthetic.render import Look, on_canvas, page_text_size_px, render_line, render_page, render_receipt
 from finetune.synthetic.text import fresh_text, random_chars, random_receipt
 
 # Handwriting fonts draw smaller letters at the same nominal size, so they get a larger one.
 LINE_SIZE_PX = {"printed": (18, 28), "hand": (22, 32)}
+# Single characters in one typeface, centred, black on white: what a model with random weights
+# learns to read in minutes on a CPU. Measured with the tiny model (300 steps of 16): such glyphs
+# reach loss 0.18; rotated by up to 2 degrees 0.8; with the lines' paper/ink levels, noise and blur,
+# or in six typefaces at 28-40 px near the left edge, it stays at the label prior (0.85-0.9).
+GLYPHS = string.ascii_uppercase + string.digits
+GLYPH_SIZE_PX, GLYPH_CANVAS_PX = (38, 40), (64, 64)
 PAGE_HAND_SHARE = 0.25
 MAX_PAGE_LINES = 3
 
@@ -27,6 +34,7 @@ class Counts:
     pages: int
     receipts: int
     heldout: int  # items (receipts for qa_*) in each held-out file
+    glyphs: int = 0  # training images of one printed character; held-out ones only if > 0
 
 
 @dataclass(frozen=True)
@@ -40,10 +48,12 @@ class Job:
 
 # Train sets come first: held-out sets then reject every string the train sets used.
 def jobs(counts: Counts, fonts: FontSplit) -> list[Job]:
-    planned = [Job("lines_train", "line", "printed", False, counts.lines),
+    planned = [Job("glyphs_train", "glyph", "printed", False, counts.glyphs),
+               Job("lines_train", "line", "printed", False, counts.lines),
                Job("hand_train", "line", "hand", False, counts.hand),
                Job("pages_train", "page", "mixed", False, counts.pages),
                Job("qa_train", "receipt", "printed", False, counts.receipts),
+               Job("glyphs_heldout", "glyph", "printed", False, counts.heldout if counts.glyphs else 0),
                Job("lines_heldout", "line", "printed", False, counts.heldout),
                Job("lines_heldout_newfont", "line", "printed", True, counts.heldout),
                Job("hand_heldout", "line", "hand", False, counts.heldout),
@@ -107,6 +117,15 @@ def _line(job: Job, rng: np.random.Generator, context: Context) -> Item:
     return image, [{"text": text, "font": font.name}]
 
 
+def _glyph(job: Job, rng: np.random.Generator, context: Context) -> Item:
+    """One character centred on a 64 px canvas, in the first printed typeface; held-out: new renderings."""
+    font = context.fonts.of(job.style, False)[0]
+    char = GLYPHS[int(rng.integers(len(GLYPHS)))]
+    look = Look(paper=255, ink=0, rotation_deg=0.0, noise_sigma=0.0, blur_radius_px=0.0)
+    image = render_line(char, font.path, int(rng.integers(GLYPH_SIZE_PX[0], GLYPH_SIZE_PX[1] + 1)), rng, look)
+    return on_canvas(image, GLYPH_CANVAS_PX, rng, centred=True), [{"text": char, "font": font.name}]
+
+
 def _page(job: Job, rng: np.random.Generator, context: Context) -> Item:
     font = _font(rng, context.fonts, job.style, job.heldout_fonts)
     count = int(rng.integers(1, MAX_PAGE_LINES + 1))
@@ -128,6 +147,7 @@ def _receipt(job: Job, rng: np.random.Generator, context: Context) -> Item:
 
 
 MAKERS: dict[str, Callable[[Job, np.random.Generator, Context], Item]] = {
+    "glyph": _glyph,
     "line": _line, "page": _page, "receipt": _receipt}
 
 
