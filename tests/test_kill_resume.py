@@ -25,6 +25,14 @@ from vlmcli.manifest import MANIFEST_NAME, TEMP_MARK
 
 pytestmark = pytest.mark.model
 PAGES = 12
+# The CLI with each page held back 0.15 s: the tiny model reads a page in milliseconds, and a signal
+# meant for "after 2 pages" must not arrive after the last one (it did, on a fast CI machine).
+SLOW_CLI = ("import sys, time\n"
+            "from vlmcli import app\n"
+            "run_page = app._run_page\n"
+            "app._run_page = lambda *args, **kwargs: (time.sleep(0.15), run_page(*args, **kwargs))[1]\n"
+            "from vlmcli.cli import main\n"
+            "main()\n")
 
 
 def _args(checkpoint: Path, inbox: Path, out: Path) -> list[str]:
@@ -43,7 +51,7 @@ def _start_and_signal(args: list[str], out: Path, after_pages: int, signum: int)
     """Run the CLI; send `signum` once the manifest holds `after_pages` more pages. (returncode, pages done, stderr)"""
     before = _done_pages(out)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-m", "vlmcli", *args], stdout=subprocess.DEVNULL,
+    child = subprocess.Popen([sys.executable, "-c", SLOW_CLI, *args], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     while _done_pages(out) < before + after_pages and child.poll() is None and time.monotonic() < deadline:
