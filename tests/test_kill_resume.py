@@ -26,8 +26,10 @@ from vlmcli.manifest import MANIFEST_NAME, TEMP_MARK
 pytestmark = pytest.mark.model
 PAGES = 12
 # The CLI with each page held back 0.15 s: the tiny model reads a page in milliseconds, and a signal
-# meant for "after 2 pages" must not arrive after the last one (it did, on a fast CI machine).
-SLOW_CLI = ("import sys, time\n"
+# meant for "after 2 pages" must not arrive after the last one. Ctrl-C is re-armed too: when the test
+# suite itself runs as a background job (`cmd &` in a script), its children inherit SIGINT ignored.
+SLOW_CLI = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "from vlmcli import app\n"
             "run_page = app._run_page\n"
             "app._run_page = lambda *args, **kwargs: (time.sleep(0.15), run_page(*args, **kwargs))[1]\n"
