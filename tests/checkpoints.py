@@ -190,6 +190,17 @@ def _quiet_rows(model, tokenizer) -> None:
         model.get_output_embeddings().weight[ids] = 0.0
 
 
+def force_loop(model, tokenizer, token: str = "a") -> None:
+    """Give the model an output layer whose bias always picks `token`: the purest loop."""
+    head = model.lm_head
+    loop_head = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+    with torch.no_grad():
+        loop_head.weight.zero_()
+        loop_head.bias.fill_(-1.0)
+        loop_head.bias[tokenizer.convert_tokens_to_ids(token)] = 1.0
+    model.lm_head = loop_head
+
+
 def save_checkpoint(model, processor, out_dir: Path) -> Path:
     """Write weights (safetensors), configs, tokenizer, processor and chat template."""
     out_dir = Path(out_dir)

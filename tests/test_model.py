@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from checkpoints import force_loop
 from conftest import draw_page
 from vlmcli import app as service
 from vlmcli import model as model_module
@@ -130,15 +131,7 @@ def test_lora_adapter_changes_the_answer(tiny_idefics3, tmp_path, page_png):
 def test_repetition_guard_ends_a_loop(tiny_idefics3, page_png):
     run = _run(tiny_idefics3, max_new_tokens=200)
     loaded = service.load_model(run)
-    looping_token = loaded.processor.tokenizer.convert_tokens_to_ids("a")
-    head = loaded.model.lm_head
-    # An output layer whose bias always picks one token: the purest loop.
-    loop_head = torch.nn.Linear(head.in_features, head.out_features, bias=True)
-    with torch.no_grad():
-        loop_head.weight.zero_()
-        loop_head.bias.fill_(-1.0)
-        loop_head.bias[looping_token] = 1.0
-    loaded.model.lm_head = loop_head
+    force_loop(loaded.model, loaded.processor.tokenizer)
     ref = service.page_refs(page_png, None, run.pdf)[0]
     result = service.transcribe_page(loaded, ref, "Read.", run)
     assert result.finish_reason == "repetition"

@@ -92,22 +92,30 @@ def generate_batch(loaded: LoadedModel, inputs: dict, spec: GenerationSpec) -> l
     guard = _RepetitionGuard(prompt_ids.shape[1], spec)
     first_token = _FirstToken()
     started = time.perf_counter()
-    optional = {"max_time": spec.max_time_s} if spec.max_time_s is not None else {}
-    try:
-        with torch.inference_mode():
-            output = loaded.model.generate(
-                **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
-                eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
-                stopping_criteria=StoppingCriteriaList([guard]), streamer=first_token, **optional,
-            )
-    except torch.OutOfMemoryError:
-        _release_cached_memory()
-        raise ResourceError("out of memory while generating a batch",
-                            hint="lower --batch-size, or see --longest-edge / --quantize") from None
+    output = _greedy(loaded, inputs, spec, guard, first_token, ResourceError(
+        "out of memory while generating a batch", hint="lower --batch-size, or see --longest-edge / --quantize"))
     seconds = time.perf_counter() - started
     first_token_s = (first_token.at or started) - started
     return [_row_generation(loaded, inputs, output, row, guard, spec, seconds, first_token_s)
             for row in range(prompt_ids.shape[0])]
+
+
+def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: StoppingCriteria, streamer,
+            out_of_memory: ResourceError) -> torch.Tensor:
+    """The one `model.generate` call: greedy, stop tokens, the loop guard, `spec`'s optional limits."""
+    optional = {"repetition_penalty": spec.repetition_penalty} if spec.repetition_penalty != 1.0 else {}
+    if spec.max_time_s is not None:
+        optional["max_time"] = spec.max_time_s
+    try:
+        with torch.inference_mode():
+            return loaded.model.generate(
+                **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
+                eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([guard]), streamer=streamer, **optional,
+            )
+    except torch.OutOfMemoryError:
+        _release_cached_memory()
+        raise out_of_memory from None
 
 
 def _row_generation(loaded, inputs, output, row: int, guard, spec: GenerationSpec, seconds: float,
@@ -117,15 +125,9 @@ def _row_generation(loaded, inputs, output, row: int, guard, spec: GenerationSpe
     ended = next((i for i, token in enumerate(new_ids) if token in loaded.stop_token_ids), None)
     if ended is not None:
         new_ids = new_ids[:ended + 1]  # what follows is padding: this row had finished
-    elif guard.cut(row) is None and len(new_ids) < spec.max_new_tokens:
-        return _finished(loaded, row, new_ids, "time", prompt_ids, attention, seconds, first_token_s)
     kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut(row), spec)
-    return _finished(loaded, row, new_ids, finish_reason, prompt_ids, attention, seconds, first_token_s, kept_ids)
-
-
-def _finished(loaded, row, new_ids, finish_reason, prompt_ids, attention, seconds, first_token_s,
-              kept_ids=None) -> Generation:
-    kept_ids = new_ids if kept_ids is None else kept_ids
+    if ended is None and guard.cut(row) is None and len(new_ids) < spec.max_new_tokens:
+        finish_reason = "time"  # neither a stop token, a loop nor the length: max_time ended the call
     text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=True).strip()
     return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=int((prompt_ids == loaded.image_token_id).sum()),
                       prompt_tokens=int(attention.sum()), new_tokens=len(new_ids), seconds=seconds,
@@ -145,20 +147,9 @@ def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec
     guard = _RepetitionGuard(prompt_ids.shape[1], spec)
     streamer = _Streamer(loaded.processor.tokenizer, on_text)
     started = time.perf_counter()
-    optional = {"repetition_penalty": spec.repetition_penalty} if spec.repetition_penalty != 1.0 else {}
-    if spec.max_time_s is not None:
-        optional["max_time"] = spec.max_time_s
-    try:
-        with torch.inference_mode():
-            output = loaded.model.generate(
-                **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
-                eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
-                stopping_criteria=StoppingCriteriaList([guard]), streamer=streamer, **optional,
-            )
-    except torch.OutOfMemoryError:
-        _release_cached_memory()
-        raise ResourceError("out of memory while generating",
-                            hint="try --longest-edge with a smaller value, --no-split, or --quantize 4bit") from None
+    output = _greedy(loaded, inputs, spec, guard, streamer, ResourceError(
+        "out of memory while generating",
+        hint="try --longest-edge with a smaller value, --no-split, or --quantize 4bit"))
     seconds = time.perf_counter() - started
     new_ids = output[0, prompt_ids.shape[1]:].tolist()
     kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut(0), spec)
