@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The one GPU session behind the GPU figures (issue 4's table, issue 5's stage 1 at GPU scale), as run on
-# the device machine, which has no network. It expects .gpu/ made on the dev machine (git-ignored):
+# The one GPU session behind this round's GPU figures, as run on the device machine (no network):
+#   issue 4: the static KV cache lever (dynamic vs static cache, bf16, batch 1 and 8), and `pytest -m gpu`;
+#   issue 5: stage 1 of learn-to-read at GPU scale, saved and brought back (OUT/stage1) for the CPU evaluation.
+# It expects .gpu/ made on the dev machine (git-ignored):
 #   whl/    transformers 5.24, peft, regex, jiwer, rapidfuzz wheels (the versions tested here; not typer 0.29, which
 #           needs pydantic, absent there)
 #   site/   bitsandbytes 0.50.2 unpacked, without its CUDA 11/12 and ROCm libraries
@@ -17,28 +19,44 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, transformers, peft, bitsandbytes as b; print(torch.__version__, transformers.__version__, \
 peft.__version__, b.__version__)" 2>&1 | tail -1 | tee -a "$OUT/misc.log"
 
-# Issue 5's data and model on spare cores while the GPU benchmark runs.
-( python3 -m finetune.synthetic $WORK/data --seed 0 --lines 30000 --hand 15000 --pages 0 --receipts 0 \
-    --heldout 60 --max-chars 16 --line-text-px 14 20 --line-canvas-px 256 64 > /dev/null
+# Issue 5's data and model on the CPU cores while the GPU benchmark runs (the same seed as examples/learn_to_read.sh).
+( timeout 170 python3 -m finetune.synthetic $WORK/data --seed 0 --lines 24000 --hand 12000 --pages 0 --receipts 0 \
+    --glyphs 0 --heldout 100 --max-chars 16 --line-text-px 14 20 --line-canvas-px 256 64 > /dev/null
   python3 -m finetune.tiny_model $WORK/model ) > /tmp/data.log 2>&1 &
 data=$!
 
-timeout 170 python3 benchmarks/gpu.py --from-meta .gpu/standin-meta --pages-at-batch-1 4 --out "$OUT/gpu.json" > "$OUT/bench.log" 2>&1
-grep -E '^\||^\{|Error|error' "$OUT/bench.log" | tail -20
-timeout 30 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/tests.log 2>&1
-tail -3 /tmp/tests.log | tee -a "$OUT/misc.log"
+bench() {  # bench CACHE SECONDS
+  timeout "$2" python3 benchmarks/gpu.py --from-meta .gpu/standin-meta --precisions none --batch-sizes 1 8 \
+    --pages 8 --pages-at-batch-1 4 --cache "$1" --out "$OUT/gpu_$1.json" > "$OUT/bench_$1.log" 2>&1
+  grep -E '^\| bf|Error|error' "$OUT/bench_$1.log" | tail -4
+}
+bench dynamic 70
+bench static 100
+python3 - "$OUT" <<'EOF' | tee -a "$OUT/misc.log"
+import json, sys
+from pathlib import Path
+runs = {c: json.loads((Path(sys.argv[1]) / f"gpu_{c}.json").read_text()) for c in ("dynamic", "static")
+        if (Path(sys.argv[1]) / f"gpu_{c}.json").exists()}
+if len(runs) == 2:
+    same = [a == b for ra, rb in zip(runs["dynamic"]["rows"], runs["static"]["rows"]) for a, b in zip(ra["texts"], rb["texts"])]
+    print(f"static vs dynamic cache: {sum(same)}/{len(same)} pages with the same text")
+EOF
+timeout 40 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/tests.log 2>&1
+tail -1 /tmp/tests.log | tee -a "$OUT/misc.log"
 
 wait $data; tail -2 /tmp/data.log | tee -a "$OUT/misc.log"
 cat $WORK/data/lines_train.jsonl $WORK/data/hand_train.jsonl > $WORK/data/stage1.jsonl
 start=$SECONDS
-timeout 300 python3 -m vlmcli finetune --stage 1 --data $WORK/data/stage1.jsonl --output $WORK/stage1 \
+timeout 330 python3 -m vlmcli finetune --stage 1 --data $WORK/data/stage1.jsonl --output $WORK/stage1 \
   --model $WORK/model --config examples/learn_to_read/gpu.toml --dtype float32 --offline \
   > "$OUT/stage1.json" 2> "$OUT/stage1.log"
-echo "stage 1: $((SECONDS - start)) s"; grep -E "loss|max_minutes" "$OUT/stage1.log" | tail -4
+echo "stage 1: $((SECONDS - start)) s" | tee -a "$OUT/misc.log"; grep -E "loss" "$OUT/stage1.log" | tail -3
+mkdir -p "$OUT/stage1"
+find $WORK/stage1 -maxdepth 1 -type f -exec cp {} "$OUT/stage1/" \;
 for set in lines_heldout hand_heldout; do
-  timeout 35 python3 -m vlmcli eval --data $WORK/data/$set.jsonl --model $WORK/stage1 --offline --dtype float32 \
-    --max-new-tokens 40 --split --longest-edge 256 > "$OUT/eval_$set.json" 2>> /tmp/eval.log
+  timeout 40 python3 -m vlmcli eval --data $WORK/data/$set.jsonl --model $WORK/stage1 --offline --dtype float32 \
+    --max-new-tokens 24 --split --longest-edge 256 > "$OUT/eval_$set.json" 2>> /tmp/eval.log
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], r['overall'], \
-[(e['target'], e['prediction']) for e in r['examples'][:4]])" "$OUT/eval_$set.json" $set
+[(e['target'], e['prediction']) for e in r['examples'][:3]])" "$OUT/eval_$set.json" $set
 done
-tail -5 /tmp/eval.log >> "$OUT/misc.log"
+tail -3 /tmp/eval.log >> "$OUT/misc.log"

@@ -1,27 +1,37 @@
 """Memory levers for inference on CPU (measured in benchmarks/speed.py; see README "Performance").
 
-- The vision tower sees a page's sub-images a few at a time. Each sub-image is
-  encoded on its own anyway (attention stays within a sub-image), so the result
-  is the same; only the activations held at once shrink (0.54 -> 0.24 GB for
-  the 13 sub-images of an A4 page in bfloat16).
-- After a quantized load, full-precision leftovers (embeddings, norms) can still
-  be views into the memory-mapped checkpoint, which keeps the whole file mapped
-  and resident (about 0.4 GB for SmolVLM-256M). Copying them lets it go.
+- The vision tower sees a page's sub-images one at a time on a CPU. Each
+  sub-image is encoded on its own anyway (attention stays within a sub-image),
+  so the result is the same; only the activations held at once shrink (float32,
+  13 sub-images of an A4 page: peak 1.73 GiB at 4 per call, 1.59 at 1, and no
+  slower: 21 s vs 25 s on 2 cores).
+- Quantizing at load frees a full-precision copy of each weight just after
+  allocating its small quantized one, so glibc's heap fills with holes it never
+  gives back (4-bit load of SmolVLM-256M: peak 1.12 GiB for 0.61 kept). During
+  the load, allocations over 64 KiB are mapped on their own and returned when
+  freed (peak 0.67 GiB); after it, glibc's usual 32 MiB ceiling comes back.
+- After a quantized load through transformers' memory-mapped path (a model not
+  yet downloaded), full-precision leftovers (embeddings, norms) can still be
+  views into the mapped file, which keeps it resident (about 0.4 GB for
+  SmolVLM-256M). Copying them lets it go.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
-SUB_IMAGES_PER_BATCH = 4
-# On a GPU, 4 at a time would leave it idle between small launches when many pages are
+SUB_IMAGES_PER_BATCH = 1
+# On a GPU, one at a time would leave it idle between small launches when many pages are
 # read in one batch (32 A4 pages = 416 sub-images); 64 bound the activations (~0.5 GB in bf16).
 SUB_IMAGES_PER_BATCH_GPU = 64
+M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
+GLIBC_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # where glibc's own sliding threshold tops out on 64-bit
 
 
 def lighten_for_inference(model: Any, device: str) -> None:
@@ -53,6 +63,21 @@ def encode_sub_images_in_batches(model: Any, per_batch: int = SUB_IMAGES_PER_BAT
     vision._vlmcli_batched = True
 
 
+@contextmanager
+def heap_returned_while_quantizing(device: str, quantizing: bool) -> Iterator[None]:
+    """Around a quantizing load on a CPU, give freed full-precision weights back to the OS at once."""
+    libc = _libc() if quantizing and device == "cpu" else None
+    if libc is None:
+        yield
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024)
+    try:
+        yield
+    finally:
+        libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
+        libc.malloc_trim(0)
+
+
 def release_checkpoint_mapping(model: Any) -> None:
     """Copy full-precision tensors that may still point into the mapped checkpoint file."""
     with torch.no_grad():
@@ -70,10 +95,18 @@ def release_checkpoint_mapping(model: Any) -> None:
 
 def _return_freed_heap() -> None:
     # glibc keeps freed heap pages (from quantizing at load) unless asked to give them back.
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _libc() -> Any:
+    """glibc, or None (musl, macOS, Windows: their allocators need none of this)."""
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
 
 
 def _vision_tower(model: Any) -> Any:

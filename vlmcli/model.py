@@ -9,6 +9,7 @@ one, for checkpoints the user vouches for. Each predictable failure becomes a
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,15 @@ import os
 
 import vlmcli.quiet  # noqa: F401 - before transformers pulls in bitsandbytes
 import torch
-from safetensors import SafetensorError, safe_open
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+from safetensors import SafetensorError
+from transformers import (AutoConfig, AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig,
+                          GenerationConfig)
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
+from transformers.utils import GENERATION_CONFIG_NAME
 from huggingface_hub.utils import logging as hub_logging
 from transformers.utils import logging as transformers_logging
 
-from vlmcli import memory
+from vlmcli import memory, weights
 from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant, SplitSpec
 from vlmcli.errors import DependencyError, InputError, ModelError, RefusedError, ResourceError
 from vlmcli.resolution import configure_processor
@@ -66,7 +70,8 @@ def load(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     chain = adapter_chain(spec.adapter) if spec.adapter is not None else []
     # An adapter's fully trained modules replace whole layers: keep those unquantized.
     unquantized_modules = (*unquantized_modules, *_full_modules(chain))
-    model = _load_model(spec, config, device, dtype, unquantized_modules)
+    with memory.heap_returned_while_quantizing(device, spec.quantize is not Quant.none):
+        model = _load_model(spec, config, device, dtype, unquantized_modules)
     if chain:
         model = _attach_adapters(model, chain, merge_all=for_training)
     model.train(for_training)
@@ -173,26 +178,40 @@ def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype, u
     # one (even None) would make transformers rebuild full-size layers around it.
     prequantized = getattr(config, "quantization_config", None) is not None
     quant = None if prequantized else quantization_config(spec.quantize, dtype, unquantized)
-    extra = {"quantization_config": quant} if quant is not None else {}
+    options = {"dtype": dtype, "device_map": {"": device}, **({"quantization_config": quant} if quant else {})}
+    # Remote code and prequantized checkpoints keep transformers' own path, which knows their classes and layouts.
+    plain = not prequantized and type(config) in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
+    files = weights.safetensors_files(spec) if plain else None
     try:
+        if files is not None:
+            return _load_read_by_tensor(spec, config, files, options)
+        # With --allow-pickle, transformers reads .bin files through torch.load(weights_only=True).
         return AutoModelForImageTextToText.from_pretrained(
-            # With --allow-pickle, transformers reads .bin files through torch.load(weights_only=True).
-            spec.model_id, **_hub_kwargs(spec), use_safetensors=not spec.allow_pickle or None, dtype=dtype,
-            device_map={"": device}, **extra,
-        )
+            spec.model_id, **_hub_kwargs(spec), use_safetensors=not spec.allow_pickle or None, **options)
     except OSError as exc:
-        if _has_only_pickle_weights(spec.model_id):
+        if weights.has_only_pickle_weights(spec.model_id):
             raise RefusedError(f"{spec.model_id}: weights are only in pickle format (.bin), which can run code",
                                hint="convert the checkpoint to safetensors, or pass --allow-pickle to load it "
                                     "with torch's weights-only unpickler") from None
         raise _not_found(spec, exc) from None
     except SafetensorError as exc:
-        raise _corrupt_weights(Path(spec.model_id), exc) from None
+        raise weights.corrupt_weights(Path(files[0]).parent if files else Path(spec.model_id), exc) from None
     except RuntimeError as exc:
         if "out of memory" in str(exc).lower():
             raise ResourceError(f"{spec.model_id}: out of memory while loading",
                                 hint="try --quantize 4bit or a smaller model") from None
         raise
+
+
+def _load_read_by_tensor(spec: ModelSpec, config: Any, files: list[Path], options: dict) -> Any:
+    """from_pretrained on weights read one tensor at a time (see vlmcli/weights.py for the memory this saves)."""
+    model_class = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)]
+    with ExitStack() as stack:
+        state = weights.lazy_state_dict(files, stack)
+        model = model_class.from_pretrained(None, config=config, state_dict=state, **options)
+    if (files[0].parent / GENERATION_CONFIG_NAME).is_file():
+        model.generation_config = GenerationConfig.from_pretrained(files[0].parent)
+    return model
 
 
 def adapter_chain(adapter: Path) -> list[Path]:
@@ -240,27 +259,10 @@ def _attach_adapters(model: Any, chain: list[Path], merge_all: bool) -> Any:
         try:
             model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
         except SafetensorError as exc:
-            raise _corrupt_weights(path, exc) from None
+            raise weights.corrupt_weights(path, exc) from None
         if merge_all or index < len(chain) - 1 or not quantized:
             model = model.merge_and_unload()
     return model
-
-
-def _corrupt_weights(folder: Path, exc: Exception) -> ModelError:
-    """Name the damaged .safetensors file (truncated download, disk full while saving)."""
-    damaged = next((p for p in sorted(folder.glob("*.safetensors")) if not _safetensors_readable(p)), None)
-    where = damaged if damaged is not None else folder
-    return ModelError(f"{where}: corrupt weights ({_first_line(exc)})",
-                      hint="download or save the checkpoint again; the file is truncated or damaged")
-
-
-def _safetensors_readable(path: Path) -> bool:
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            handle.keys()
-    except (SafetensorError, OSError):
-        return False
-    return True
 
 
 def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -288,11 +290,6 @@ def _not_found(spec: ModelSpec, exc: Exception) -> Exception:
 def _looks_like_path(model_id: str) -> bool:
     # A hub id is "name" or "org/name"; anything else is meant as a folder.
     return model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or Path(model_id).exists()
-
-
-def _has_only_pickle_weights(model_id: str) -> bool:
-    folder = Path(model_id)
-    return folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin"))
 
 
 def _first_line(exc: Exception) -> str:

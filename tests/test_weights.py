@@ -1,0 +1,97 @@
+"""Weights read one tensor at a time (vlmcli/weights.py) give the model transformers' own loading gives."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText
+
+from vlmcli import memory, weights
+from vlmcli import model as model_module
+from vlmcli.config import DType, ModelSpec, Quant, SplitSpec
+
+
+def _resaved(checkpoint: Path, out_dir: Path, *, dtype: torch.dtype, max_shard_size: str | None = None) -> Path:
+    """The checkpoint saved again in `dtype` (and in shards), with its processor files."""
+    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype)
+    model.save_pretrained(out_dir, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
+    for extra in checkpoint.iterdir():
+        if not (out_dir / extra.name).exists() and not extra.name.startswith("model"):
+            shutil.copy(extra, out_dir / extra.name)
+    return out_dir
+
+
+def _assert_same_model(ours, theirs) -> None:
+    mine, reference = ours.state_dict(), theirs.state_dict()
+    assert mine.keys() == reference.keys()
+    for name, tensor in reference.items():
+        assert mine[name].dtype == tensor.dtype, name
+        assert torch.equal(mine[name], tensor), name
+    assert ours.generation_config.to_dict() == theirs.generation_config.to_dict()
+
+
+@pytest.mark.parametrize("family", ["idefics3", "idefics2"])
+@pytest.mark.parametrize("shards", [None, "40KB"])
+def test_bf16_weights_read_by_tensor_into_float32_equal_transformers_load(request, tmp_path, monkeypatch, family,
+                                                                          shards):
+    checkpoint = _resaved(request.getfixturevalue(f"tiny_{family}"), tmp_path / "ckpt", dtype=torch.bfloat16,
+                          max_shard_size=shards)
+    spec = ModelSpec(model_id=str(checkpoint), dtype=DType.float32, offline=True)
+    files = weights.safetensors_files(spec)
+    assert files is not None and (len(files) > 1) == (shards is not None)
+    read = []
+    monkeypatch.setattr(weights, "lazy_state_dict", lambda *args, real=weights.lazy_state_dict: read.append(1) or
+                        real(*args))
+    loaded = model_module.load(spec, SplitSpec())
+    assert read, "the model was not read tensor by tensor"
+    reference = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32)
+    _assert_same_model(loaded.model, reference)
+
+
+def test_quantized_4bit_load_by_tensor_equals_transformers_load(tiny_idefics3):
+    pytest.importorskip("bitsandbytes")
+    spec = ModelSpec(model_id=str(tiny_idefics3), dtype=DType.float32, quantize=Quant.nf4, offline=True)
+    loaded = model_module.load(spec, SplitSpec())
+    reference = AutoModelForImageTextToText.from_pretrained(
+        tiny_idefics3, dtype=torch.float32, quantization_config=model_module.quantization_config(Quant.nf4, torch.float32))
+    _assert_same_model(loaded.model, reference)
+
+
+def test_files_in_the_hub_cache_are_found_and_missing_ones_left_to_transformers(tiny_idefics3, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    snapshot = tmp_path / "hub" / "models--org--tiny" / "snapshots" / ("a" * 40)
+    shutil.copytree(tiny_idefics3, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert weights.safetensors_files(ModelSpec(model_id="org/tiny", offline=True)) == [snapshot / "model.safetensors"]
+    assert weights.safetensors_files(ModelSpec(model_id="org/other", offline=True)) is None
+    (snapshot / "model.safetensors").unlink()
+    assert weights.safetensors_files(ModelSpec(model_id="org/tiny", offline=True)) is None
+
+
+def test_quantizing_load_on_cpu_maps_big_allocations_then_restores_glibc_ceiling(monkeypatch):
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, parameter, value):
+            calls.append(("mallopt", parameter, value))
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+
+    monkeypatch.setattr(memory, "_libc", FakeLibc)
+    with memory.heap_returned_while_quantizing("cuda", quantizing=True):
+        pass
+    with memory.heap_returned_while_quantizing("cpu", quantizing=False):
+        pass
+    assert calls == []
+    with pytest.raises(RuntimeError):
+        with memory.heap_returned_while_quantizing("cpu", quantizing=True):
+            raise RuntimeError("load failed")
+    assert calls == [("mallopt", memory.M_MMAP_THRESHOLD, 64 * 1024),
+                     ("mallopt", memory.M_MMAP_THRESHOLD, memory.GLIBC_MMAP_THRESHOLD_MAX), ("trim", 0)]
