@@ -16,7 +16,7 @@ from conftest import draw_page
 from vlmcli import app as service
 from vlmcli import batch, generate, manifest
 from vlmcli.cli import app
-from vlmcli.config import GenerationSpec, ModelSpec, OutputFormat, SplitSpec
+from vlmcli.config import GenerationSpec, KVCache, ModelSpec, OutputFormat, SplitSpec
 from vlmcli.errors import EncryptedPdfError, ExitCode
 
 runner = CliRunner()
@@ -132,6 +132,10 @@ def test_the_key_covers_model_revision_adapter_prompt_resolution(tmp_path):
     assert fingerprint(base) != before
     # How long a page may take is not part of what it says.
     assert fingerprint(changed(page_timeout_s=5.0)) == fingerprint(base)
+    # The default cache keeps the keys of manifests written before it could be chosen; a chosen one is recorded.
+    assert "kv_cache" not in batch.run_settings(base) and "kv_cache" not in batch.run_settings(base)["generation"]
+    chosen = {fingerprint(changed(generation=GenerationSpec(kv_cache=cache))) for cache in (KVCache.static, KVCache.dynamic)}
+    assert len(chosen | {fingerprint(base)}) == 3
 
 
 def test_manifest_drops_a_torn_line_and_keeps_appending(tmp_path):

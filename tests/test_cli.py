@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from vlmcli import app as service
 from vlmcli.cli import app
-from vlmcli.config import DEFAULT_MODEL, Quant
+from vlmcli.config import DEFAULT_MODEL, KVCache, Quant
 from vlmcli.batch import FAILURE_REPORT_NAME
 from vlmcli.errors import ExitCode, InputError
 from vlmcli.manifest import MANIFEST_NAME
@@ -201,3 +201,13 @@ def test_ocr_batch_size_reaches_the_run_spec(monkeypatch):
     runner.invoke(app, ["ocr", "a.pdf"])
     assert [run.batch_size for run in runs] == [8, 1]
     assert runner.invoke(app, ["ocr", "a.pdf", "--batch-size", "0"]).exit_code == 2
+
+
+def test_kv_cache_reaches_the_generation_spec(monkeypatch):
+    runs = []
+    monkeypatch.setattr(service, "transcribe", lambda inputs, instruction, run, **kw: runs.append(run) or iter([]))
+    monkeypatch.setattr(service, "ask", lambda files, question, run, **kw: runs.append(run) or FakeAnswer())
+    runner.invoke(app, ["ocr", "a.pdf", "--kv-cache", "dynamic"])
+    runner.invoke(app, ["ocr", "a.pdf"])
+    runner.invoke(app, ["ask", "a.png", "Total?", "--kv-cache", "static"])
+    assert [run.generation.kv_cache for run in runs] == [KVCache.dynamic, KVCache.auto, KVCache.static]

@@ -10,7 +10,7 @@ import torch
 from checkpoints import force_loop
 from conftest import draw_page
 from vlmcli import app as service
-from vlmcli.config import DType, GenerationSpec, ModelSpec, SplitSpec
+from vlmcli.config import DType, GenerationSpec, KVCache, ModelSpec, SplitSpec
 from vlmcli.errors import InputError
 
 pytestmark = pytest.mark.model
@@ -49,6 +49,26 @@ def test_batched_pages_match_pages_read_one_by_one(request, family, split, mixed
     batched = list(service.transcribe(mixed_pages, "Read.", _run(checkpoint, 3, split=split)))
     assert _fields(batched) == _fields(one_by_one)
     assert all(item.new_tokens > 0 for item in batched)
+
+
+@pytest.mark.parametrize("family", ["idefics3", "idefics2"])
+def test_static_and_dynamic_kv_cache_give_the_same_pages(request, family, mixed_pages, monkeypatch):
+    """The static cache (the CPU default) is a speed lever only: in float32 every page's tokens are the same."""
+    checkpoint = request.getfixturevalue(f"tiny_{family}")
+    loaded = service.load_model(_run(checkpoint, 1))
+    monkeypatch.setattr(service, "load_model", lambda run: loaded)
+    caches_used, generate = [], loaded.model.generate
+    monkeypatch.setattr(loaded.model, "generate",
+                        lambda **kw: caches_used.append(kw.get("cache_implementation")) or generate(**kw))
+    pages = {}
+    for cache in KVCache:
+        for batch_size in (1, 3):
+            run = _run(checkpoint, batch_size)
+            run = replace(run, generation=replace(run.generation, kv_cache=cache))
+            before = len(caches_used)
+            pages[cache, batch_size] = _fields(service.transcribe(mixed_pages, "Read.", run))
+            assert set(caches_used[before:]) == ({None} if cache is KVCache.dynamic else {"static"})
+    assert all(fields == pages[KVCache.dynamic, 1] for fields in pages.values())
 
 
 def test_a_bad_page_fails_alone_and_the_batch_goes_on(tiny_idefics3, mixed_pages, monkeypatch):
@@ -114,3 +134,14 @@ def test_rows_merged_by_hand_equal_the_processors_own_batch(request, family):
     assert set(merged) == set(batch) - {"token_type_ids"}
     for key, value in merged.items():
         assert torch.equal(value, batch[key].to(value.dtype)), key
+
+
+@pytest.mark.parametrize(("cache", "device", "expected"), [
+    (KVCache.auto, "cpu", {"cache_implementation": "static"}), (KVCache.auto, "cuda", {}),
+    (KVCache.auto, "cuda:1", {}), (KVCache.static, "cuda", {"cache_implementation": "static"}),
+    (KVCache.dynamic, "cpu", {}),
+])
+def test_auto_kv_cache_is_static_on_cpu_only(cache, device, expected):
+    from vlmcli.generate import _cache_options
+
+    assert _cache_options(cache, device) == expected

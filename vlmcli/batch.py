@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlmcli import app, manifest
-from vlmcli.config import OutputFormat
+from vlmcli.config import KVCache, OutputFormat
 from vlmcli.documents import PageRef
 from vlmcli.errors import ExitCode, OutputError, UsageError
 from vlmcli.output import Sink, check_output_dir
@@ -109,10 +109,18 @@ def run_settings(request: OcrRequest) -> dict:
         "model": model_id, "model_files": _folder_stamp(Path(model_id)), "revision": run.model.revision,
         "adapter": _folder_digest(run.model.adapter), "quantize": run.model.quantize.value,
         "dtype": run.model.dtype.value, "prompt": request.instruction, "split": dataclasses.asdict(run.split),
-        "generation": dataclasses.asdict(dataclasses.replace(run.generation, max_time_s=None)),
-        # Batched rows are padded: in bf16 their tokens may differ from a page read alone.
+        "generation": _generation_settings(run.generation),
+        # Batched rows are padded, a static cache is longer than the text: in bf16 either may change the rounding.
         **({"batch_size": run.batch_size} if run.batch_size > 1 else {}),
+        **({"kv_cache": run.generation.kv_cache.value} if run.generation.kv_cache is not KVCache.auto else {}),
     }
+
+
+def _generation_settings(spec) -> dict:
+    # Keys added to GenerationSpec since manifests were first written are listed apart, so old keys still match.
+    settings = dataclasses.asdict(dataclasses.replace(spec, max_time_s=None))
+    del settings["kv_cache"]
+    return settings
 
 
 class _Pages:

@@ -16,13 +16,14 @@ from typing import Annotated, Optional
 import typer
 
 from vlmcli import __version__, cli_train
-from vlmcli.config import DEFAULT_MODEL, Device, DType, GenerationSpec, ModelSpec, OutputFormat, PdfSpec, Quant, SplitSpec
+from vlmcli.config import (DEFAULT_MODEL, Device, DType, GenerationSpec, KVCache, ModelSpec, OutputFormat, PdfSpec, Quant,
+                           SplitSpec)
 from vlmcli.console import RichProgress, print_error, print_note
 from vlmcli.errors import ExitCode, Terminated, VlmcliError
 from vlmcli.options import (AdapterOpt, AllowPickleOpt, BandsOpt, BatchSizeOpt, DeviceOpt, DTypeOpt, FailFastOpt,
-                            FailureReportOpt, FormatOpt, HandwritingOpt, LongestEdgeOpt, MaxNewTokensOpt, ModelOpt, OfflineOpt,
-                            OutputDirOpt, PagesOpt, PageTimeoutOpt, PasswordOpt, PromptOpt, QuantizeOpt, ResumeOpt,
-                            RevisionOpt, SplitOpt, TrustRemoteCodeOpt, VerboseOpt)
+                            FailureReportOpt, FormatOpt, HandwritingOpt, KVCacheOpt, LongestEdgeOpt, MaxNewTokensOpt,
+                            ModelOpt, OfflineOpt, OutputDirOpt, PagesOpt, PageTimeoutOpt, PasswordOpt, PromptOpt,
+                            QuantizeOpt, ResumeOpt, RevisionOpt, SplitOpt, TrustRemoteCodeOpt, VerboseOpt)
 
 app = typer.Typer(
     name="vlmcli", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
@@ -50,14 +51,14 @@ def ask(
     model: ModelOpt = DEFAULT_MODEL, revision: RevisionOpt = None, quantize: QuantizeOpt = Quant.none,
     dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, adapter: AdapterOpt = None,
     offline: OfflineOpt = False, trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
-    max_new_tokens: MaxNewTokensOpt = None,
+    max_new_tokens: MaxNewTokensOpt = None, kv_cache: KVCacheOpt = KVCache.auto,
     split: SplitOpt = None, longest_edge: LongestEdgeOpt = None, bands: BandsOpt = True,
     password: PasswordOpt = None, verbose: VerboseOpt = False,
 ) -> None:
     """Answer a question about images or PDF pages.  Example: vlmcli ask invoice.pdf "What is the total?" """
     run = _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
                     split, longest_edge, bands, password, default_max_new_tokens=512,
-                    trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+                    trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, kv_cache=kv_cache)
     stream = sys.stdout.isatty()
     with reporting_errors(), RichProgress(verbose) as progress:
         from vlmcli import app as service
@@ -86,7 +87,7 @@ def ocr(
     model: ModelOpt = DEFAULT_MODEL, revision: RevisionOpt = None, quantize: QuantizeOpt = Quant.none,
     dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, adapter: AdapterOpt = None,
     offline: OfflineOpt = False, trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
-    max_new_tokens: MaxNewTokensOpt = None,
+    max_new_tokens: MaxNewTokensOpt = None, kv_cache: KVCacheOpt = KVCache.auto,
     split: SplitOpt = None, longest_edge: LongestEdgeOpt = None, bands: BandsOpt = True,
     password: PasswordOpt = None, verbose: VerboseOpt = False,
 ) -> None:
@@ -94,7 +95,7 @@ def ocr(
     run = _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
                     split, longest_edge, bands, password, default_max_new_tokens=None,
                     trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, page_timeout_s=page_timeout,
-                    batch_size=batch_size)
+                    batch_size=batch_size, kv_cache=kv_cache)
     from vlmcli.prompts import ocr_instruction
 
     with reporting_errors(), RichProgress(verbose) as progress, _sigterm_as_interrupt():
@@ -120,7 +121,7 @@ def main() -> None:
 
 def _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_new_tokens,
               split, longest_edge, bands, password, default_max_new_tokens, *, trust_remote_code=False,
-              allow_pickle=False, page_timeout_s=None, batch_size=1):
+              allow_pickle=False, page_timeout_s=None, batch_size=1, kv_cache=KVCache.auto):
     from vlmcli.app import RunSpec
 
     tokens = max_new_tokens or default_max_new_tokens
@@ -130,7 +131,7 @@ def _run_spec(model, revision, quantize, dtype, device, adapter, offline, max_ne
                         adapter=adapter, offline=offline, trust_remote_code=trust_remote_code,
                         allow_pickle=allow_pickle),
         split=SplitSpec(split=split, longest_edge_px=longest_edge, bands=bands),
-        generation=GenerationSpec(max_new_tokens=tokens) if tokens else GenerationSpec(),
+        generation=GenerationSpec(**({"max_new_tokens": tokens} if tokens else {}), kv_cache=kv_cache),
         pdf=pdf, page_timeout_s=page_timeout_s, batch_size=batch_size,
     )
 

@@ -35,6 +35,14 @@ class Device(str, Enum):
     mps = "mps"
 
 
+class KVCache(str, Enum):
+    """How `generate` keeps keys and values: grown each step (dynamic) or preallocated (static)."""
+
+    auto = "auto"  # static on a CPU, dynamic on a GPU (see generate._cache_options)
+    static = "static"
+    dynamic = "dynamic"
+
+
 class OutputFormat(str, Enum):
     text = "text"
     markdown = "markdown"
@@ -81,6 +89,7 @@ class GenerationSpec:
     repetition_min_repeats: int = 4  # ...and repeat its unit at least this often
     repetition_penalty: float = 1.0  # 1.0 = off; a looping page is retried once with LOOP_RETRY_PENALTY
     max_time_s: float | None = None  # wall-clock cap of one generate call (what is left of --page-timeout)
+    kv_cache: KVCache = KVCache.auto
 
 
 # A looping page is decoded once more with this penalty: greedy still (so a resumed

