@@ -116,6 +116,7 @@ def test_qlora_step_on_cpu(tiny_idefics3, dataset, tmp_path):
     assert summary["global_step"] == 1 and torch.isfinite(torch.tensor(summary["train_loss"]))
     config = json.loads((tmp_path / "q" / "adapter_config.json").read_text())
     assert config["use_dora"] is False  # no DoRA under QLoRA, as in the recipes
+    assert config["base_model_name_or_path"] == str(tiny_idefics3)  # PEFT tools find the base from this
     loaded = service.load_model(service.RunSpec(model=ModelSpec(model_id=str(tiny_idefics3), offline=True,
                                                                 quantize=Quant.nf4, adapter=tmp_path / "q")))
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in loaded.model.modules())

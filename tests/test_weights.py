@@ -31,6 +31,7 @@ def _assert_same_model(ours, theirs) -> None:
         assert mine[name].dtype == tensor.dtype, name
         assert torch.equal(mine[name], tensor), name
     assert ours.generation_config.to_dict() == theirs.generation_config.to_dict()
+    assert ours.name_or_path == ours.config.name_or_path == theirs.name_or_path
 
 
 @pytest.mark.parametrize("family", ["idefics3", "idefics2"])

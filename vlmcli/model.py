@@ -211,6 +211,8 @@ def _load_read_by_tensor(spec: ModelSpec, config: Any, files: list[Path], option
         model = model_class.from_pretrained(None, config=config, state_dict=state, **options)
     if (files[0].parent / GENERATION_CONFIG_NAME).is_file():
         model.generation_config = GenerationConfig.from_pretrained(files[0].parent)
+    # from_pretrained names the model after its source; PEFT copies that into adapter_config.json.
+    model.config.name_or_path = model.name_or_path = spec.model_id
     return model
 
 
