@@ -9,7 +9,8 @@
   allocating its small quantized one, so glibc's heap fills with holes it never
   gives back (4-bit load of SmolVLM-256M: peak 1.12 GiB for 0.61 kept). During
   the load, allocations over 64 KiB are mapped on their own and returned when
-  freed (peak 0.67 GiB); after it, glibc's usual 32 MiB ceiling comes back.
+  freed (peak 0.67 GiB); after it the threshold stays at 32 MiB, where glibc's
+  own sliding threshold ends up in a long run anyway.
 - After a quantized load through transformers' memory-mapped path (a model not
   yet downloaded), full-precision leftovers (embeddings, norms) can still be
   views into the mapped file, which keeps it resident (about 0.4 GB for
