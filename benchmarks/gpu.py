@@ -4,6 +4,7 @@
     python benchmarks/gpu.py --from-meta META_DIR ...   # random weights from a stand-in's config + tokenizer
     python benchmarks/gpu.py --checkpoint DIR --device cpu --precisions none   # the same table on a CPU
     python benchmarks/gpu.py ... --cache static   # the static KV cache lever (transformers compiles the decode step)
+    python benchmarks/gpu.py --compare A.json B.json   # pages with the same text in two runs, per batch size
 
 The stand-in is make_standin.py's (SmolVLM-256M-Instruct's architecture and
 processor, random weights). `--from-meta` builds its weights on the spot from the
@@ -125,6 +126,7 @@ def main() -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path)
     source.add_argument("--from-meta", type=Path, help="config + tokenizer + processor files of a stand-in")
+    source.add_argument("--compare", type=Path, nargs=2, metavar="JSON", help="two runs' --out files")
     parser.add_argument("--work", type=Path, default=Path("/tmp/vlmcli-gpu-bench"))
     parser.add_argument("--pages", type=int, default=32)
     parser.add_argument("--pages-at-batch-1", type=int, default=8, help="batch 1 is slow: time fewer pages")
@@ -135,6 +137,8 @@ def main() -> int:
     parser.add_argument("--cache", choices=["dynamic", "static"], default="dynamic", help="KV cache of generate")
     parser.add_argument("--out", type=Path, default=HERE / "gpu.json")
     args = parser.parse_args()
+    if args.compare:
+        return compare(*args.compare)
 
     import torch
 
@@ -153,6 +157,19 @@ def main() -> int:
               "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     _print_table(report)
+    return 0
+
+
+def compare(first: Path, second: Path) -> int:
+    """Pages whose text is the same in two runs (e.g. dynamic vs static cache), per precision and batch size."""
+    if not (first.exists() and second.exists()):
+        print(f"compare: {first if not first.exists() else second} is missing (that run did not finish)")
+        return 1
+    rows_a, rows_b = (json.loads(path.read_text())["rows"] for path in (first, second))
+    for a, b in zip(rows_a, rows_b):
+        same = sum(x == y for x, y in zip(a["texts"], b["texts"]))
+        print(f"{a['precision']} batch {a['batch_size']}: {same}/{min(len(a['texts']), len(b['texts']))} pages "
+              f"with the same text in {first.name} and {second.name}")
     return 0
 
 

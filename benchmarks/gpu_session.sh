@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The one GPU session behind this round's GPU figures, as run on the device machine (no network):
 #   issue 4: the static KV cache lever (dynamic vs static cache, bf16, batch 1 and 8), and `pytest -m gpu`;
-#   issue 5: stage 1 of learn-to-read at GPU scale, saved and brought back (OUT/stage1) for the CPU evaluation.
+#   issue 5: stage 1 of learn-to-read at GPU scale, evaluated there, and brought back as OUT/stage1.tgz.
+# PARTS="bench train" (the default) runs both: about 11 minutes, more than one device call may take (600 s), so
+# run PARTS=bench and PARTS=train as two calls, or one of them. The first run of this round lost its model to the
+# stage's time limit (fixed below) and the file-count limit on OUT (hence the tarball).
 # It expects .gpu/ made on the dev machine (git-ignored):
 #   whl/    transformers 5.24, peft, regex, jiwer, rapidfuzz wheels (the versions tested here; not typer 0.29, which
 #           needs pydantic, absent there)
@@ -19,46 +22,49 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, transformers, peft, bitsandbytes as b; print(torch.__version__, transformers.__version__, \
 peft.__version__, b.__version__)" 2>&1 | tail -1 | tee -a "$OUT/misc.log"
 
-# Issue 5's data and model on the CPU cores while the GPU benchmark runs (the same seed as examples/learn_to_read.sh).
-( timeout 170 python3 -m finetune.synthetic $WORK/data --seed 0 --lines 24000 --hand 12000 --pages 0 --receipts 0 \
+PARTS=${PARTS:-bench train}
+
+make_data() {  # issue 5's lines and model, on the CPU cores (the same seed and recipe as examples/learn_to_read.sh)
+  timeout 200 python3 -m finetune.synthetic $WORK/data --seed 0 --lines 24000 --hand 12000 --pages 0 --receipts 0 \
     --glyphs 0 --heldout 100 --max-chars 16 --line-text-px 14 20 --line-canvas-px 256 64 > /dev/null
-  python3 -m finetune.tiny_model $WORK/model ) > /tmp/data.log 2>&1 &
-data=$!
+  python3 -m finetune.tiny_model $WORK/model
+}
 
 bench() {  # bench CACHE SECONDS
   timeout "$2" python3 benchmarks/gpu.py --from-meta .gpu/standin-meta --precisions none --batch-sizes 1 8 \
     --pages 8 --pages-at-batch-1 4 --cache "$1" --out "$OUT/gpu_$1.json" > "$OUT/bench_$1.log" 2>&1
   grep -E '^\| bf|Error|error' "$OUT/bench_$1.log" | tail -4
 }
-bench dynamic 70
-bench static 100  # too short for the batch-8 row: each batch shape compiles for about 25 s
-python3 - "$OUT" <<'EOF' | tee -a "$OUT/misc.log"
-import json, sys
-from pathlib import Path
-runs = {c: json.loads((Path(sys.argv[1]) / f"gpu_{c}.json").read_text()) for c in ("dynamic", "static")
-        if (Path(sys.argv[1]) / f"gpu_{c}.json").exists()}
-if len(runs) == 2:
-    same = [a == b for ra, rb in zip(runs["dynamic"]["rows"], runs["static"]["rows"]) for a, b in zip(ra["texts"], rb["texts"])]
-    print(f"static vs dynamic cache: {sum(same)}/{len(same)} pages with the same text")
-EOF
-timeout 40 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/tests.log 2>&1
-tail -1 /tmp/tests.log | tee -a "$OUT/misc.log"
 
-wait $data; tail -2 /tmp/data.log | tee -a "$OUT/misc.log"
-cat $WORK/data/lines_train.jsonl $WORK/data/hand_train.jsonl > $WORK/data/stage1.jsonl
-start=$SECONDS
-# max_minutes (4.5) counts training only: loading and checking 36,000 examples comes first and took over a minute,
-# so this limit leaves 3 minutes (330 s killed the stage before its save in this round's run).
-timeout 450 python3 -m vlmcli finetune --stage 1 --data $WORK/data/stage1.jsonl --output $WORK/stage1 \
-  --model $WORK/model --config examples/learn_to_read/gpu.toml --dtype float32 --offline \
-  > "$OUT/stage1.json" 2> "$OUT/stage1.log"
-echo "stage 1: $((SECONDS - start)) s" | tee -a "$OUT/misc.log"; grep -E "loss" "$OUT/stage1.log" | tail -3
-mkdir -p "$OUT/stage1"
-find $WORK/stage1 -maxdepth 1 -type f -exec cp {} "$OUT/stage1/" \;
-for set in lines_heldout hand_heldout; do
-  timeout 40 python3 -m vlmcli eval --data $WORK/data/$set.jsonl --model $WORK/stage1 --offline --dtype float32 \
-    --max-new-tokens 24 --split --longest-edge 256 > "$OUT/eval_$set.json" 2>> /tmp/eval.log
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], r['overall'], \
+bench_part() {  # issue 4: dynamic vs static cache (about 3 minutes), then the GPU tests
+  bench dynamic 70
+  bench static 100  # too short for the batch-8 row: each batch shape compiles for about 25 s
+  python3 benchmarks/gpu.py --compare "$OUT/gpu_dynamic.json" "$OUT/gpu_static.json" | tee -a "$OUT/misc.log"
+  timeout 40 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/tests.log 2>&1
+  tail -1 /tmp/tests.log | tee -a "$OUT/misc.log"
+}
+
+train_part() {  # issue 5: stage 1 at GPU scale, its held-out eval, and the model as one file
+  cat $WORK/data/lines_train.jsonl $WORK/data/hand_train.jsonl > $WORK/data/stage1.jsonl
+  local start=$SECONDS
+  # max_minutes (4.5) counts training only: loading and checking 36,000 examples comes first and took over a
+  # minute, so this limit leaves 3 minutes (330 s killed the stage before its save in this round's first run).
+  timeout 450 python3 -m vlmcli finetune --stage 1 --data $WORK/data/stage1.jsonl --output $WORK/stage1 \
+    --model $WORK/model --config examples/learn_to_read/gpu.toml --dtype float32 --offline \
+    > "$OUT/stage1.json" 2> "$OUT/stage1.log"
+  echo "stage 1: $((SECONDS - start)) s" | tee -a "$OUT/misc.log"; grep -E "loss" "$OUT/stage1.log" | tail -3
+  tar czf "$OUT/stage1.tgz" -C $WORK --exclude='checkpoint-*' stage1  # OUT brings back only a few files
+  for set in lines_heldout hand_heldout lines_heldout_newfont hand_heldout_newfont; do
+    timeout 40 python3 -m vlmcli eval --data $WORK/data/$set.jsonl --model $WORK/stage1 --offline --dtype float32 \
+      --max-new-tokens 24 --split --longest-edge 256 > "$OUT/eval_$set.json" 2>> "$OUT/eval.log"
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], r['overall'], \
 [(e['target'], e['prediction']) for e in r['examples'][:3]])" "$OUT/eval_$set.json" $set
-done
-tail -3 /tmp/eval.log >> "$OUT/misc.log"
+  done
+}
+
+if [[ $PARTS == *train* ]]; then make_data > /tmp/data.log 2>&1 & data=$!; fi
+if [[ $PARTS == *bench* ]]; then bench_part; fi
+if [[ $PARTS == *train* ]]; then
+  wait $data; tail -2 /tmp/data.log | tee -a "$OUT/misc.log"
+  train_part
+fi
