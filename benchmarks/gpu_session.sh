@@ -2,9 +2,10 @@
 # The one GPU session behind this round's GPU figures, as run on the device machine (no network):
 #   issue 4: the static KV cache lever (dynamic vs static cache, bf16, batch 1 and 8), and `pytest -m gpu`;
 #   issue 5: stage 1 of learn-to-read at GPU scale, evaluated there, and brought back as OUT/stage1.tgz.
-# PARTS="bench train" (the default) runs both: about 11 minutes, more than one device call may take (600 s), so
+# PARTS="bench train" (the default) runs both: about 12 minutes, more than one device call may take (600 s), so
 # run PARTS=bench and PARTS=train as two calls, or one of them. The first run of this round lost its model to the
-# stage's time limit (fixed below) and the file-count limit on OUT (hence the tarball).
+# stage's time limit (fixed below) and the file-count limit on OUT (hence the tarball, written before the evals, so
+# a call cut short by the device limit still brings the model back). PARTS=train: about 9 minutes.
 # It expects .gpu/ made on the dev machine (git-ignored):
 #   whl/    transformers 5.24, peft, regex, jiwer, rapidfuzz wheels (the versions tested here; not typer 0.29, which
 #           needs pydantic, absent there)
@@ -55,7 +56,7 @@ train_part() {  # issue 5: stage 1 at GPU scale, its held-out eval, and the mode
   echo "stage 1: $((SECONDS - start)) s" | tee -a "$OUT/misc.log"; grep -E "loss" "$OUT/stage1.log" | tail -3
   tar czf "$OUT/stage1.tgz" -C $WORK --exclude='checkpoint-*' stage1  # OUT brings back only a few files
   for set in lines_heldout hand_heldout lines_heldout_newfont hand_heldout_newfont; do
-    timeout 40 python3 -m vlmcli eval --data $WORK/data/$set.jsonl --model $WORK/stage1 --offline --dtype float32 \
+    timeout 30 python3 -m vlmcli eval --data $WORK/data/$set.jsonl --model $WORK/stage1 --offline --dtype float32 \
       --max-new-tokens 24 --split --longest-edge 256 > "$OUT/eval_$set.json" 2>> "$OUT/eval.log"
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], r['overall'], \
 [(e['target'], e['prediction']) for e in r['examples'][:3]])" "$OUT/eval_$set.json" $set
