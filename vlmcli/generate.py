@@ -131,6 +131,7 @@ def _cache_options(kv_cache: KVCache, device: str) -> dict:
 
 def _row_generation(loaded, inputs, output, row: int, guard, spec: GenerationSpec, seconds: float,
                     first_token_s: float) -> Generation:
+    """Row `row` of a generate call's output as a Generation (a single conversation is row 0)."""
     prompt_ids, attention = inputs["input_ids"][row], inputs["attention_mask"][row]
     new_ids = output[row, prompt_ids.shape[0]:].tolist()
     ended = next((i for i, token in enumerate(new_ids) if token in loaded.stop_token_ids), None)
@@ -154,25 +155,15 @@ def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image
 def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec,
                          on_text: Callable[[str], None] | None = None) -> Generation:
     """`generate` for inputs already built by `build_inputs` (so that can run ahead, on another thread)."""
-    prompt_ids = inputs["input_ids"]
-    guard = _RepetitionGuard(prompt_ids.shape[1], spec)
+    guard = _RepetitionGuard(inputs["input_ids"].shape[1], spec)
     streamer = _Streamer(loaded.processor.tokenizer, on_text)
     started = time.perf_counter()
     output = _greedy(loaded, inputs, spec, guard, streamer, ResourceError(
         "out of memory while generating",
         hint="try --longest-edge with a smaller value, --no-split, or --quantize 4bit"))
     seconds = time.perf_counter() - started
-    new_ids = output[0, prompt_ids.shape[1]:].tolist()
-    kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut(0), spec)
-    ended_by_token = bool(new_ids) and new_ids[-1] in loaded.stop_token_ids
-    if finish_reason == "stop" and not ended_by_token and spec.max_time_s is not None and seconds >= spec.max_time_s:
-        finish_reason = "time"  # transformers' max_time stopped it, not the end-of-utterance token
-    text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=True).strip()
-    image_tokens = int((prompt_ids == loaded.image_token_id).sum())
-    first_token_s = (streamer.first_token_at or started) - started
-    return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=image_tokens,
-                      prompt_tokens=int(prompt_ids.shape[1]), new_tokens=len(new_ids), seconds=seconds,
-                      finish_reason=finish_reason, first_token_s=first_token_s)
+    return _row_generation(loaded, inputs, output, 0, guard, spec, seconds,
+                           first_token_s=(streamer.first_token_at or started) - started)
 
 
 def _release_cached_memory() -> None:

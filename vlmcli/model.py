@@ -195,7 +195,7 @@ def _load_model(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype, u
                                     "with torch's weights-only unpickler") from None
         raise _not_found(spec, exc) from None
     except SafetensorError as exc:
-        raise weights.corrupt_weights(Path(files[0]).parent if files else Path(spec.model_id), exc) from None
+        raise weights.corrupt_weights(files[0].parent if files else Path(spec.model_id), exc) from None
     except RuntimeError as exc:
         if "out of memory" in str(exc).lower():
             raise ResourceError(f"{spec.model_id}: out of memory while loading",
