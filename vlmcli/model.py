@@ -29,6 +29,7 @@ from huggingface_hub.utils import logging as hub_logging
 from transformers.utils import logging as transformers_logging
 
 from vlmcli import memory, weights
+from vlmcli.imageproc import leaner_images
 from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant, SplitSpec
 from vlmcli.errors import DependencyError, InputError, ModelError, RefusedError, ResourceError
 from vlmcli.resolution import configure_processor
@@ -165,7 +166,7 @@ def _load_config(spec: ModelSpec) -> Any:
 
 def _load_processor(spec: ModelSpec) -> Any:
     try:
-        return AutoProcessor.from_pretrained(spec.model_id, **_hub_kwargs(spec))
+        return leaner_images(AutoProcessor.from_pretrained(spec.model_id, **_hub_kwargs(spec)))
     except OSError as exc:
         raise _not_found(spec, exc) from None
     except ImportError as exc:
