@@ -175,7 +175,8 @@ def test_out_of_memory_retries_with_fewer_sub_images(tiny_idefics3, folder, tmp_
     calls: list[int] = []
 
     def first_call_runs_out(real, **kwargs):
-        calls.append(kwargs["pixel_values"].shape[1])  # sub-images in this attempt
+        # generate gets the images encoded (vlmcli/vision.py): count their feature vectors in this attempt
+        calls.append(sum(len(f) for f in kwargs["mm_encoder_outputs"]["image"].pooler_output))
         if len(calls) == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(**kwargs)

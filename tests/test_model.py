@@ -293,27 +293,6 @@ def test_same_tokens_as_the_unoptimised_eager_path(request, tmp_path, family):
     assert list(answer.token_ids) == eager and item.new_tokens == answer.new_tokens
 
 
-@pytest.mark.parametrize("family", ["idefics3", "idefics2"])
-def test_sub_images_encoded_in_batches_give_the_same_features(request, tmp_path, family):
-    """The vision tower sees a few sub-images at a time (memory); the features are bit-identical."""
-    from vlmcli import memory
-    from vlmcli.generate import build_inputs
-    from vlmcli.prompts import user_messages
-
-    checkpoint = request.getfixturevalue(f"tiny_{family}")
-    loaded = model_module.load(ModelSpec(model_id=str(checkpoint), dtype=DType.float32, offline=True),
-                               SplitSpec(split=True))
-    inputs = build_inputs(loaded, user_messages("Read.", 1), [draw_page((400, 300), "12.50")])
-    assert inputs["pixel_values"].shape[1] > memory.SUB_IMAGES_PER_BATCH
-    assert memory._vision_tower(loaded.model)._vlmcli_batched
-    plain = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32)
-    with torch.no_grad():
-        batched = loaded.model.model.get_image_features(inputs["pixel_values"], inputs.get("pixel_attention_mask"))
-        whole = plain.model.get_image_features(inputs["pixel_values"], inputs.get("pixel_attention_mask"))
-    for ours, theirs in zip(batched.pooler_output, whole.pooler_output, strict=True):
-        assert torch.equal(ours, theirs)
-
-
 def test_quantized_load_releases_the_file_and_keeps_the_tokens(tiny_idefics3, tmp_path):
     """Copying the unquantized leftovers out of the mapped file changes no token."""
     from transformers import BitsAndBytesConfig

@@ -18,8 +18,10 @@ from transformers.generation.streamers import BaseStreamer
 
 from vlmcli.config import GenerationSpec, KVCache
 from vlmcli.errors import InputError, ResourceError
+from vlmcli.memory import return_freed_heap
 from vlmcli.model import LoadedModel
 from vlmcli.repetition import loop_start
+from vlmcli.vision import encoded_images, sub_images_per_call
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
         raise InputError(f"the processor refused the image ({exc})",
                          hint="very small or extremely thin images may need padding") from None
     inputs = inputs.to(loaded.device)
+    if loaded.device == "cpu":
+        return_freed_heap()
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
     return dict(inputs)
@@ -109,6 +113,7 @@ def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: Stop
     optional.update(_cache_options(spec.kv_cache, loaded.device))
     try:
         with torch.inference_mode():
+            _encode_images_in_place(loaded, inputs)
             return loaded.model.generate(
                 **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
                 eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
@@ -117,6 +122,15 @@ def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: Stop
     except torch.OutOfMemoryError:
         _release_cached_memory()
         raise out_of_memory from None
+
+
+def _encode_images_in_place(loaded: LoadedModel, inputs: dict) -> None:
+    """Swap the pixels in `inputs` for the images' features (vision.py): a loop retry on the same inputs reuses
+    them instead of running the vision tower again, and the pixels are freed before the prefill."""
+    if "pixel_values" in inputs:
+        encoded = encoded_images(loaded.model, inputs, sub_images_per_call(loaded.device))
+        inputs.clear()
+        inputs.update(encoded)
 
 
 def _cache_options(kv_cache: KVCache, device: str) -> dict:
