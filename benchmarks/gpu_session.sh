@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one GPU session behind this round's GPU figures, as run on the device machine (no network):
-#   issue 4: the static KV cache lever (dynamic vs static cache, bf16, batch 1 and 8), and `pytest -m gpu`;
+#   issue 4: `pytest -m gpu`, and the static KV cache lever (dynamic vs static cache, bf16, batch 8 and 32);
 #   issue 5: stage 1 of learn-to-read at GPU scale, evaluated there, and brought back as OUT/stage1.tgz.
 # PARTS="bench train" (the default) runs both: about 12 minutes, more than one device call may take (600 s), so
 # run PARTS=bench and PARTS=train as two calls, or one of them. The first run of this round lost its model to the
@@ -31,18 +31,21 @@ make_data() {  # issue 5's lines and model, on the CPU cores (the same seed and 
   python3 -m finetune.tiny_model $WORK/model
 }
 
-bench() {  # bench CACHE SECONDS
-  timeout "$2" python3 benchmarks/gpu.py --from-meta .gpu/standin-meta --precisions none --batch-sizes 1 8 \
-    --pages 8 --pages-at-batch-1 4 --cache "$1" --out "$OUT/gpu_$1.json" > "$OUT/bench_$1.log" 2>&1
-  grep -E '^\| bf|Error|error' "$OUT/bench_$1.log" | tail -4
+bench() {  # bench CACHE SECONDS BATCH_SIZE...
+  local cache=$1 seconds=$2
+  shift 2
+  timeout "$seconds" python3 benchmarks/gpu.py --from-meta .gpu/standin-meta --precisions none --batch-sizes "$@" \
+    --pages 32 --pages-at-batch-1 4 --cache "$cache" --out "$OUT/gpu_$cache.json" > "$OUT/bench_$cache.log" 2>&1
+  grep -E '^\| bf|Error|error' "$OUT/bench_$cache.log" | tail -4
 }
 
-bench_part() {  # issue 4: dynamic vs static cache (about 3 minutes), then the GPU tests
-  bench dynamic 70
-  bench static 100  # too short for the batch-8 row: each batch shape compiles for about 25 s
-  python3 benchmarks/gpu.py --compare "$OUT/gpu_dynamic.json" "$OUT/gpu_static.json" | tee -a "$OUT/misc.log"
-  timeout 40 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/tests.log 2>&1
+bench_part() {  # issue 4: the GPU tests, then static vs dynamic cache at batch 8 and 32 (about 5.5 minutes)
+  timeout 60 python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > /tmp/tests.log 2>&1
   tail -1 /tmp/tests.log | tee -a "$OUT/misc.log"
+  # 110 s and 60 s were too short in the last session (no static row; dynamic batch 32 unfinished)
+  bench static 200 8 32  # each batch shape compiles the decode step first (about 25 s at batch 1)
+  bench dynamic 90 8 32
+  python3 benchmarks/gpu.py --compare "$OUT/gpu_dynamic.json" "$OUT/gpu_static.json" | tee -a "$OUT/misc.log"
 }
 
 train_part() {  # issue 5: stage 1 at GPU scale, its held-out eval, and the model as one file
