@@ -7,6 +7,10 @@
 #   QUICK=1 RUN=/tmp/l2r bash examples/learn_to_read.sh   # stage 1 on single characters, about 2 minutes
 #                                                         # (the test suite's)
 #
+#   STAGE1=DIR bash examples/learn_to_read.sh  # stages 2 and 3 (about 15 minutes) from a stage-1 model
+#                                             # trained elsewhere: benchmarks/gpu_session.sh PARTS=train brings
+#                                             # one back from a GPU as stage1.tgz; writes docs/learn_to_read_gpu.md
+#
 # SKIP_SETUP=1 skips scripts/setup.sh (venv, poppler, fonts) when it has run already.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +19,7 @@ PY=${PYTHON:-.venv/bin/python}
 VLMCLI=("$PY" -m vlmcli)
 RUN=${RUN:-runs/learn_to_read}
 QUICK=${QUICK:-0}
+STAGE1=${STAGE1:-}
 DATA=$RUN/data
 CONFIG=examples/learn_to_read/stages.toml
 mkdir -p "$RUN/eval"
@@ -67,14 +72,18 @@ timed model "$PY" -m finetune.tiny_model "$RUN/model"
 cat "$DATA/lines_train.jsonl" "$DATA/hand_train.jsonl" > "$DATA/stage1.jsonl"  # the Trainer shuffles
 
 SETS=(glyphs_heldout lines_heldout lines_heldout_newfont hand_heldout hand_heldout_newfont pages_heldout qa_heldout)
-timed eval_untrained evaluate_all untrained "$RUN/model" "${SETS[@]}"
-# Stage 1 begins with single characters (the QUICK run), the one task the random model learns in minutes
-# here, then goes on to lines from those weights: shapes first, then reading them in order.
-timed glyphs "${VLMCLI[@]}" finetune --stage 1 --data "$DATA/glyphs_train.jsonl" --output "$RUN/glyphs" \
-  --model "$RUN/model" --config "$CONFIG" --no-split --longest-edge 64 --epochs 2 --offline > "$RUN/glyphs.json"
-timed eval_glyphs evaluate_all glyphs "$RUN/glyphs" glyphs_heldout lines_heldout hand_heldout
-timed stage1 "${VLMCLI[@]}" finetune --stage 1 --data "$DATA/stage1.jsonl" --output "$RUN/stage1" \
-  --from "$RUN/glyphs" --config "$CONFIG" --offline > "$RUN/stage1.json"
+if [ -n "$STAGE1" ]; then  # the same data recipe; only stage 1 was trained elsewhere
+  rm -rf "$RUN/stage1" && cp -r "$STAGE1" "$RUN/stage1"
+else
+  timed eval_untrained evaluate_all untrained "$RUN/model" "${SETS[@]}"
+  # Stage 1 begins with single characters (the QUICK run), the one task the random model learns in minutes
+  # here, then goes on to lines from those weights: shapes first, then reading them in order.
+  timed glyphs "${VLMCLI[@]}" finetune --stage 1 --data "$DATA/glyphs_train.jsonl" --output "$RUN/glyphs" \
+    --model "$RUN/model" --config "$CONFIG" --no-split --longest-edge 64 --epochs 2 --offline > "$RUN/glyphs.json"
+  timed eval_glyphs evaluate_all glyphs "$RUN/glyphs" glyphs_heldout lines_heldout hand_heldout
+  timed stage1 "${VLMCLI[@]}" finetune --stage 1 --data "$DATA/stage1.jsonl" --output "$RUN/stage1" \
+    --from "$RUN/glyphs" --config "$CONFIG" --offline > "$RUN/stage1.json"
+fi
 timed eval_stage1 evaluate_all stage1 "$RUN/stage1" "${SETS[@]}"
 timed stage2 "${VLMCLI[@]}" finetune --stage 2 --data "$DATA/pages_train.jsonl" --output "$RUN/stage2" \
   --from "$RUN/stage1" --config "$CONFIG" --offline > "$RUN/stage2.json"
@@ -90,4 +99,12 @@ splitting_and_budget() {
   evaluate stage3 "$RUN/stage3" pages_heldout edge256 --split --longest-edge 256
 }
 timed eval_splitting splitting_and_budget
-"$PY" examples/learn_to_read/report.py "$RUN" --out docs/learn_to_read.md
+# The same claim on lines, where a stage-1 model that reads them exists (trained with splitting at 256 px).
+lines_splitting() {
+  evaluate stage1 "$RUN/stage1" lines_heldout edge192 --split --longest-edge 192
+  evaluate stage1 "$RUN/stage1" lines_heldout edge128 --split --longest-edge 128
+  evaluate stage1 "$RUN/stage1" lines_heldout nosplit --no-split --longest-edge 256
+}
+if [ -n "$STAGE1" ]; then timed eval_lines_splitting lines_splitting; fi
+"$PY" examples/learn_to_read/report.py "$RUN" ${STAGE1:+--stage1-elsewhere} \
+  --out "docs/learn_to_read${STAGE1:+_gpu}.md"
