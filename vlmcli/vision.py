@@ -38,7 +38,7 @@ def encoded_images(model: Any, inputs: dict, per_call: int) -> dict:
     features = []
     for start in range(0, pixels.shape[0], per_call):
         chunk = pixels[start:start + per_call]
-        if not chunk.flatten(1).any(dim=1).any():  # only all-zero images: the padding of a shorter row
+        if not chunk.any():  # only all-zero images: the padding of a shorter row (transformers drops them too)
             continue
         encoded = model.get_image_features(
             pixel_values=chunk.unsqueeze(0),
