@@ -21,8 +21,8 @@ def _loaded(checkpoint):
 
 @pytest.mark.parametrize("family", ["idefics3", "idefics2"])
 def test_features_equal_get_image_features_of_the_whole_batch(request, family):
-    """Two rows with different sub-image counts (so the shorter row has all-zero padding images), in chunks
-    of 1, 2 and more than all: the features equal transformers' one call on the whole batch, bit for bit."""
+    """Two rows with different sub-image counts (so the shorter row has all-zero padding images), in calls
+    of 1, 2 and all sub-images: the features equal transformers' one call on the whole batch, bit for bit."""
     checkpoint = request.getfixturevalue(f"tiny_{family}")
     loaded = _loaded(checkpoint)
     pages = [[draw_page((400, 300), "12.50"), draw_page((300, 400), "7")], [draw_page((1000, 200), "x")]]
@@ -34,8 +34,9 @@ def test_features_equal_get_image_features_of_the_whole_batch(request, family):
     with torch.no_grad():
         whole = torch.cat(plain.model.get_image_features(batch["pixel_values"],
                                                           batch.get("pixel_attention_mask")).pooler_output)
-        for per_call in (1, 2, 1000):
-            encoded = encoded_images(loaded.model, batch, per_call)
+        sub_image_px = batch["pixel_values"].shape[-2] * batch["pixel_values"].shape[-1]
+        for max_pixels in (1, 2 * sub_image_px, 1000 * sub_image_px):  # 1, 2 and all sub-images per call
+            encoded = encoded_images(loaded.model, batch, max_pixels)
             assert "pixel_values" not in encoded and "pixel_attention_mask" not in encoded
             assert torch.equal(encoded["input_ids"], batch["input_ids"])
             assert torch.equal(torch.cat(encoded["mm_encoder_outputs"]["image"].pooler_output), whole)
@@ -44,7 +45,7 @@ def test_features_equal_get_image_features_of_the_whole_batch(request, family):
 def test_inputs_without_images_pass_through(tiny_idefics3):
     loaded = _loaded(tiny_idefics3)
     inputs = {"input_ids": torch.tensor([[1, 2]]), "attention_mask": torch.tensor([[1, 1]])}
-    assert encoded_images(loaded.model, inputs, 1) is inputs
+    assert encoded_images(loaded.model, inputs, 10**6) is inputs
 
 
 def test_a_loop_retry_reuses_the_encoded_images(tiny_idefics3, monkeypatch):

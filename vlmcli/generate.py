@@ -21,7 +21,7 @@ from vlmcli.errors import InputError, ResourceError
 from vlmcli.memory import return_freed_heap
 from vlmcli.model import LoadedModel
 from vlmcli.repetition import loop_start
-from vlmcli.vision import encoded_images, sub_images_per_call
+from vlmcli.vision import encoded_images, pixels_per_call
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def _encode_images_in_place(loaded: LoadedModel, inputs: dict) -> None:
     """Swap the pixels in `inputs` for the images' features (vision.py): a loop retry on the same inputs reuses
     them instead of running the vision tower again, and the pixels are freed before the prefill."""
     if "pixel_values" in inputs:
-        encoded = encoded_images(loaded.model, inputs, sub_images_per_call(loaded.device))
+        encoded = encoded_images(loaded.model, inputs, pixels_per_call(loaded.device))
         inputs.clear()
         inputs.update(encoded)
 

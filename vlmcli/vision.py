@@ -17,22 +17,26 @@ from typing import Any
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 PIXEL_KEYS = ("pixel_values", "pixel_attention_mask")
-# On a CPU the point is memory, and one sub-image at a time is no slower (float32, A4 page: 21 s vs 25 s at 4).
-SUB_IMAGES_PER_CALL_CPU = 1
-# On a GPU one at a time would leave it idle between small launches when many pages are read in one batch
-# (32 A4 pages = 416 sub-images); 64 bound the activations (about 0.5 GB in bf16).
-SUB_IMAGES_PER_CALL_GPU = 64
+# Activations grow with a call's pixels, so calls are sized in pixels. On a CPU the point is memory: one
+# 512 px sub-image (SmolVLM's) at a time is no slower than 4 (float32, A4 page: 21 s vs 25 s); a 64 px model
+# gets 64 per call, since a call costs about 15 ms of Python on its own (5 tiny sub-images: 90 ms one by one,
+# 33 ms at once). On a GPU one at a time would leave it idle between small launches when many pages are read
+# in one batch (32 A4 pages = 416 sub-images); 64 of 512 px bound the activations (about 0.5 GB in bf16).
+PIXELS_PER_CALL_CPU = 512 * 512
+PIXELS_PER_CALL_GPU = 64 * 512 * 512
 
 
-def sub_images_per_call(device: str) -> int:
-    return SUB_IMAGES_PER_CALL_CPU if device == "cpu" else SUB_IMAGES_PER_CALL_GPU
+def pixels_per_call(device: str) -> int:
+    return PIXELS_PER_CALL_CPU if device == "cpu" else PIXELS_PER_CALL_GPU
 
 
-def encoded_images(model: Any, inputs: dict, per_call: int) -> dict:
-    """`inputs` with the sub-images replaced by their features (`generate`'s `mm_encoder_outputs`)."""
+def encoded_images(model: Any, inputs: dict, max_pixels: int) -> dict:
+    """`inputs` with the sub-images replaced by their features (`generate`'s `mm_encoder_outputs`), encoded as
+    many at a time as fit in `max_pixels` (at least one)."""
     if "pixel_values" not in inputs:
         return inputs
     pixels = inputs["pixel_values"].flatten(0, 1)  # (rows x images, C, H, W): the order generate scatters into
+    per_call = max(1, max_pixels // (pixels.shape[-2] * pixels.shape[-1]))
     mask = inputs.get("pixel_attention_mask")
     mask = None if mask is None else mask.flatten(0, 1)
     features = []
