@@ -28,7 +28,7 @@ from transformers.utils import GENERATION_CONFIG_NAME
 from huggingface_hub.utils import logging as hub_logging
 from transformers.utils import logging as transformers_logging
 
-from vlmcli import memory, weights
+from vlmcli import attention, memory, weights
 from vlmcli.imageproc import leaner_images
 from vlmcli.config import SUPPORTED_MODEL_TYPES, Device, DType, ModelSpec, Quant, SplitSpec
 from vlmcli.errors import DependencyError, InputError, ModelError, RefusedError, ResourceError
@@ -78,6 +78,7 @@ def load(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     model.train(for_training)
     if not for_training:
         memory.lighten_for_inference(model, device)
+        attention.use_for_inference(model, device)
     max_input_px = configure_processor(processor, config.model_type, _trained_resolution(spec.adapter, split))
     tokenizer = processor.tokenizer
     return LoadedModel(
