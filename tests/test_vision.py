@@ -22,7 +22,8 @@ def _loaded(checkpoint):
 @pytest.mark.parametrize("family", ["idefics3", "idefics2"])
 def test_features_equal_get_image_features_of_the_whole_batch(request, family):
     """Two rows with different sub-image counts (so the shorter row has all-zero padding images), in calls
-    of 1, 2 and all sub-images: the features equal transformers' one call on the whole batch, bit for bit."""
+    of 1, 2 and all sub-images: the features equal transformers' one call on the whole batch (with its int64
+    pixel mask), bit for bit."""
     checkpoint = request.getfixturevalue(f"tiny_{family}")
     loaded = _loaded(checkpoint)
     pages = [[draw_page((400, 300), "12.50"), draw_page((300, 400), "7")], [draw_page((1000, 200), "x")]]
@@ -31,9 +32,10 @@ def test_features_equal_get_image_features_of_the_whole_batch(request, family):
     assert batch["pixel_values"].shape[1] > 1
     assert not batch["pixel_values"][1, -1].any(), "the second row should end in a padding image"
     plain = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32)
+    mask = batch.get("pixel_attention_mask")  # Idefics3's lean processor makes it boolean; transformers', int64
     with torch.no_grad():
-        whole = torch.cat(plain.model.get_image_features(batch["pixel_values"],
-                                                          batch.get("pixel_attention_mask")).pooler_output)
+        whole = torch.cat(plain.model.get_image_features(
+            batch["pixel_values"], None if mask is None else mask.long()).pooler_output)
         sub_image_px = batch["pixel_values"].shape[-2] * batch["pixel_values"].shape[-1]
         for max_pixels in (1, 2 * sub_image_px, 1000 * sub_image_px):  # 1, 2 and all sub-images per call
             encoded = encoded_images(loaded.model, batch, max_pixels)
