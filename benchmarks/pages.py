@@ -48,4 +48,5 @@ def pdf(path: Path, pages: int = 4) -> Path:
 def make_all(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return {"dense": text_page(folder / "dense.png"), "sparse": text_page(folder / "sparse.png", rows=6),
-            "photo": photo(folder / "photo.jpg"), "pdf4": pdf(folder / "four-pages.pdf")}
+            "photo": photo(folder / "photo.jpg"), "pdf4": pdf(folder / "four-pages.pdf"),
+            "pdf1": pdf(folder / "one-page.pdf", pages=1)}
