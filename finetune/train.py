@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from finetune import checkpoints
 from finetune.collate import Collator, validate
@@ -69,6 +69,9 @@ def run(request: FinetuneRequest, events: Events = lambda name, details: None) -
     summary = {"examples": len(train_examples), "eval_examples": len(eval_examples)}
     if eval_examples and is_main_process():
         summary["eval_before"] = _evaluate(loaded, eval_examples, request, "before", events)
+    # The adapters' random init comes before the Trainer seeds: without this it followed whatever had used the
+    # process's generator before (a test run earlier in the process changed the outcome), not the stage's seed.
+    set_seed(request.stage.seed)
     peft_model = apply_stage(loaded.model, request.stage, quantized=request.model.quantize is not Quant.none)
     summary.update(trainable_summary(peft_model))
     trainer = _trainer(peft_model, loaded, train_examples, request, events)

@@ -75,6 +75,19 @@ def test_label_masking_token_by_token(tiny_idefics3, tiny_idefics2, dataset):
         assert (batch["attention_mask"][0] == 0).any(), "the shorter row is padded"
 
 
+def test_the_stage_seed_alone_decides_the_run(tiny_idefics3, dataset, tmp_path):
+    """Whatever drew from torch's generator earlier in the process, the same seed trains the same adapter."""
+    from safetensors.torch import load_file
+
+    adapters = []
+    for name, earlier_seed in (("a", 1), ("b", 2)):
+        torch.manual_seed(earlier_seed)
+        run(_request(tiny_idefics3, dataset, tmp_path / name, max_steps=1, batch_size=2))
+        adapters.append(load_file(tmp_path / name / "adapter_model.safetensors"))
+    assert adapters[0].keys() == adapters[1].keys() and adapters[0]
+    assert all(torch.equal(adapters[0][key], adapters[1][key]) for key in adapters[0])
+
+
 def test_training_learns(tiny_idefics3, dataset, tmp_path):
     """Overfit eight examples: the loss falls clearly and the answers move toward the targets."""
     losses = []
