@@ -5,11 +5,11 @@ products: for one 512 px sub-image (1024 patches, 12 heads of 64) it takes 23-25
 per layer in bf16, no faster than in float32, where the two products alone take 12 ms.
 Computing the attention as transformers' eager path does (scores in bf16, softmax,
 then the weighted sum), four heads at a time so the scores stay in cache, takes 16 ms:
-SigLIP-B/16 at 512 px, 0.84 s -> 0.75 s per sub-image (benchmarks/speed.py). The
-numbers are eager's bit for bit (tests/test_attention.py), which is what the model
-card's snippet runs. float32, training (autograd), masks of other shapes and other
-devices go to sdpa unchanged: in float32 the flash kernel is the faster one (25 ms vs
-56 ms per layer).
+SigLIP-B/16 at 512 px, 0.84 s -> 0.75 s per sub-image (same-process A/B). The
+numbers are eager's bit for bit, padding masks included (tests/test_attention.py),
+which is what the model card's snippet runs. float32, training (autograd), dropout and
+other devices go to sdpa unchanged: in float32 the flash kernel is the faster one (25
+ms vs 56 ms per layer).
 """
 
 from __future__ import annotations
