@@ -1,18 +1,18 @@
 """GPU throughput of `vlmcli ocr` on many pages: bf16 and 4-bit, 1/8/32 pages per generate call (issue 4).
 
-    python benchmarks/gpu.py --checkpoint DIR [--pages 32] [--new-tokens 128] [--out gpu.json]
-    python benchmarks/gpu.py --from-meta META_DIR ...   # random weights from a stand-in's config + tokenizer
-    python benchmarks/gpu.py --checkpoint DIR --device cpu --precisions none   # the same table on a CPU
-    python benchmarks/gpu.py ... --cache static   # the static KV cache lever (transformers compiles the decode step)
-    python benchmarks/gpu.py --compare A.json B.json   # pages with the same text in two runs, per batch size
+    python -m benchmarks.gpu --checkpoint DIR [--pages 32] [--new-tokens 128] [--out gpu.json]
+    python -m benchmarks.gpu --from-meta META_DIR ...   # random weights from a stand-in's config + tokenizer
+    python -m benchmarks.gpu --checkpoint DIR --device cpu --precisions none   # the same table on a CPU
+    python -m benchmarks.gpu ... --cache static   # the static KV cache lever (transformers compiles the decode step)
+    python -m benchmarks.gpu --compare A.json B.json   # pages with the same text in two runs, per batch size
 
-The stand-in is make_standin.py's (SmolVLM-256M-Instruct's architecture and
+The stand-in is `python -m tools.models standin`'s (SmolVLM-256M-Instruct's architecture and
 processor, random weights). `--from-meta` builds its weights on the spot from the
 small files (config, tokenizer, processor), so only those travel to the GPU
 machine. Pages are pages.py's dense A4 text pages (13 sub-images, 832 visual
 tokens each), every one different; each page is forced to the same number of new
 tokens (min = max, loop guard off) so batch sizes compare. The model loads once per
-precision and runs through the service layer (`app.transcribe`, as `vlmcli ocr`).
+precision and runs through the pipeline (`transcribe`, as `vlmcli ocr`). Run from the repository root.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
 
 
 def build_from_meta(meta: Path, out: Path) -> Path:
@@ -43,9 +41,11 @@ def build_from_meta(meta: Path, out: Path) -> Path:
     return out
 
 
-def measure(app, run, pages: list[Path], batch_size: int) -> dict:
+def measure(run, pages: list[Path], batch_size: int) -> dict:
     import torch
 
+    from vlmcli.pipeline.results import PageResult
+    from vlmcli.pipeline.transcribe import transcribe
     from vlmcli.prompts import OCR_PROMPT
 
     cuda = torch.cuda.is_available()
@@ -53,11 +53,11 @@ def measure(app, run, pages: list[Path], batch_size: int) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    items = list(app.transcribe(pages, OCR_PROMPT, _with_batch(run, batch_size)))
+    items = list(transcribe(pages, OCR_PROMPT, _with_batch(run, batch_size)))
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    failed = [item for item in items if not isinstance(item, app.PageResult)]
+    failed = [item for item in items if not isinstance(item, PageResult)]
     assert not failed, failed
     return {"batch_size": batch_size, "pages": len(items), "seconds": round(seconds, 2),
             "pages_per_s": round(len(items) / seconds, 2),
@@ -77,35 +77,33 @@ def run_precision(checkpoint: Path, quantize: str, pages: list[Path], tokens: in
                   pages_at_batch_1: int, device: str, cache: str) -> list[dict]:
     import torch
 
-    from vlmcli import app
-    from vlmcli.config import Device, GenerationSpec, ModelSpec, Quant
+    from vlmcli import model
+    from vlmcli.specs import Device, Quant, RunSpec
 
-    run = app.RunSpec(model=ModelSpec(model_id=str(checkpoint), quantize=Quant(quantize), device=Device(device),
-                                      offline=True),
-                      generation=GenerationSpec(max_new_tokens=tokens, min_new_tokens=tokens,
-                                                repetition_min_tokens=tokens + 1))
+    run = RunSpec.from_options(model=str(checkpoint), quantize=Quant(quantize), device=Device(device), offline=True,
+                               max_new_tokens=tokens, min_new_tokens=tokens, repetition_min_tokens=tokens + 1)
     started = time.perf_counter()
-    loaded = app.load_model(run)
+    loaded = model.load(run.model, run.split)
     load_s = time.perf_counter() - started
     weights_gib = torch.cuda.memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     if cache == "static":
         # A fixed-size cache lets generate compile the decode step (once per batch shape).
         loaded.model.generation_config.cache_implementation = "static"
-    original_load, app.load_model = app.load_model, lambda _: loaded
+    original_load, model.load = model.load, lambda *args, **kwargs: loaded
     try:
-        measure(app, run, pages[:2], 2)  # warm-up: CUDA context, kernels, allocator
+        measure(run, pages[:2], 2)  # warm-up: CUDA context, kernels, allocator
         rows = []
         for batch_size in batch_sizes:
             subset = pages[:pages_at_batch_1] if batch_size == 1 else pages
             # The static cache compiles per batch shape: time that first call apart from the steady rate.
-            first_s = measure(app, run, subset[:batch_size], batch_size)["seconds"] if cache == "static" else None
-            row = measure(app, run, subset, batch_size)
+            first_s = measure(run, subset[:batch_size], batch_size)["seconds"] if cache == "static" else None
+            row = measure(run, subset, batch_size)
             row.update(precision=str(loaded.dtype).replace("torch.", "") if quantize == "none" else quantize, load_s=round(load_s, 1),
                        weights_gib=round(weights_gib, 2), cache=cache, first_call_s=first_s)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "texts"}), flush=True)
     finally:
-        app.load_model = original_load
+        model.load = original_load
     _agreement(rows)
     del loaded
     if torch.cuda.is_available():
@@ -142,7 +140,7 @@ def main() -> int:
 
     import torch
 
-    from pages import text_page
+    from benchmarks.pages import text_page
 
     checkpoint = args.checkpoint or build_from_meta(args.from_meta, args.work / "standin")
     folder = args.work / "pages"

@@ -10,13 +10,16 @@
 #   whl/    transformers 5.24, peft, regex, jiwer, rapidfuzz wheels (the versions tested here; not typer 0.29, which
 #           needs pydantic, absent there)
 #   site/   bitsandbytes 0.50.2 unpacked, without its CUDA 11/12 and ROCm libraries
-#   standin-meta/  make_standin.py's checkpoint without model.safetensors (config, tokenizer, processor)
-#   fonts/  the font files finetune/synthetic uses (Debian packages on the dev machine)
+#   standin-meta/  `python -m tools.models standin`'s checkpoint without model.safetensors (config, tokenizer,
+#           processor)
+#   fonts/  the font files tools/synthetic uses (Debian packages on the dev machine)
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 WORK=/tmp/l2r
 mkdir -p "$OUT" ~/.local/share/fonts
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/whl/*.whl || exit 1
+# vlmcli itself (finetune/ installs as vlmcli.finetune), built with the machine's setuptools.
+python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target /tmp/site . || exit 1
 export PYTHONPATH=/tmp/site:$PWD/.gpu/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 cp .gpu/fonts/* ~/.local/share/fonts/
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/misc.log"
@@ -26,15 +29,15 @@ peft.__version__, b.__version__)" 2>&1 | tail -1 | tee -a "$OUT/misc.log"
 PARTS=${PARTS:-bench train}
 
 make_data() {  # issue 5's lines and model, on the CPU cores (the same seed and recipe as examples/learn_to_read.sh)
-  timeout 200 python3 -m finetune.synthetic $WORK/data --seed 0 --lines 24000 --hand 12000 --pages 0 --receipts 0 \
+  timeout 200 python3 -m tools.synthetic $WORK/data --seed 0 --lines 24000 --hand 12000 --pages 0 --receipts 0 \
     --glyphs 0 --heldout 100 --max-chars 16 --line-text-px 14 20 --line-canvas-px 256 64 > /dev/null
-  python3 -m finetune.tiny_model $WORK/model
+  python3 -m tools.models learn-to-read $WORK/model
 }
 
 bench() {  # bench CACHE SECONDS BATCH_SIZE...
   local cache=$1 seconds=$2
   shift 2
-  timeout "$seconds" python3 benchmarks/gpu.py --from-meta .gpu/standin-meta --precisions none --batch-sizes "$@" \
+  timeout "$seconds" python3 -m benchmarks.gpu --from-meta .gpu/standin-meta --precisions none --batch-sizes "$@" \
     --pages 32 --pages-at-batch-1 4 --cache "$cache" --out "$OUT/gpu_$cache.json" > "$OUT/bench_$cache.log" 2>&1
   grep -E '^\| bf|Error|error' "$OUT/bench_$cache.log" | tail -4
 }
@@ -45,7 +48,7 @@ bench_part() {  # issue 4: the GPU tests, then static vs dynamic cache at batch 
   # 110 s and 60 s were too short in the last session (no static row; dynamic batch 32 unfinished)
   bench static 200 8 32  # each batch shape compiles the decode step first (about 25 s at batch 1)
   bench dynamic 90 8 32
-  python3 benchmarks/gpu.py --compare "$OUT/gpu_dynamic.json" "$OUT/gpu_static.json" | tee -a "$OUT/misc.log"
+  python3 -m benchmarks.gpu --compare "$OUT/gpu_dynamic.json" "$OUT/gpu_static.json" | tee -a "$OUT/misc.log"
 }
 
 train_part() {  # issue 5: stage 1 at GPU scale, its held-out eval, and the model as one file

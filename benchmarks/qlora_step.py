@@ -1,10 +1,10 @@
 """Step time and peak memory of stage-3 training steps on the SmolVLM-256M stand-in (CPU or GPU).
 
-    .venv/bin/python benchmarks/qlora_step.py [--checkpoint DIR] [--quantize 4bit|none] [--steps 3]
+    .venv/bin/python -m benchmarks.qlora_step [--checkpoint DIR] [--quantize 4bit|none] [--steps 3]
 
 One dense A4 page (13 sub-images, 832 visual tokens) with its transcription as
-the target, batch 1, gradient checkpointing, through `finetune.train.run`, so
-the numbers are those of `vlmcli finetune --stage 3`.
+the target, batch 1, gradient checkpointing, through `vlmcli.finetune.train.run`,
+so the numbers are those of `vlmcli finetune --stage 3`. Run from the repository root.
 """
 
 from __future__ import annotations
@@ -13,17 +13,33 @@ import argparse
 import json
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from pages import text_page  # noqa: E402 - the same dense page as the speed benchmark
+from vlmcli.finetune.stages import resolve
+from vlmcli.finetune.train import FinetuneRequest, run
 
-from finetune.stages import resolve  # noqa: E402
-from finetune.train import FinetuneRequest, run  # noqa: E402
-from vlmcli.config import ModelSpec, Quant  # noqa: E402
+from benchmarks.pages import text_page  # the same dense page as the speed benchmark
+from vlmcli.progress import NullProgress
+from vlmcli.specs import ModelSpec, Quant
+
+
+class StepTimes(NullProgress):
+    """Wall time of each training step, from the progress reports of `run`."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._last = time.perf_counter()
+
+    def started(self, total: int, unit: str, done: int = 0) -> None:
+        self._last = time.perf_counter()
+
+    def advanced(self, done: int, metrics=None) -> None:
+        if metrics is None:  # a step ended (a logged loss repeats the step's count)
+            now = time.perf_counter()
+            self.seconds.append(now - self._last)
+            self._last = now
 
 
 def main() -> None:
@@ -38,20 +54,11 @@ def main() -> None:
     (work / "train.jsonl").write_text(json.dumps({"image": page.name, "text": target}) + "\n")
     stage = resolve(3, {}, {"max_steps": args.steps, "batch_size": 1, "grad_accum": 1, "save_steps": 10**6,
                             "logging_steps": 1})
-    step_times: list[float] = []
-    last = [time.perf_counter()]
-
-    def on_event(name: str, details: dict) -> None:
-        if name in ("started", "step"):
-            now = time.perf_counter()
-            if name == "step":
-                step_times.append(now - last[0])
-            last[0] = now
-
+    steps = StepTimes()
     request = FinetuneRequest(stage=stage, model=ModelSpec(model_id=args.checkpoint, quantize=Quant(args.quantize)),
                               data=work / "train.jsonl", output=work / "run")
-    summary = run(request, on_event)
-    result = {"quantize": args.quantize, "step_seconds": [round(t, 2) for t in step_times],
+    summary = run(request, steps)
+    result = {"quantize": args.quantize, "step_seconds": [round(t, 2) for t in steps.seconds],
               "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
               "trainable_parameters": summary["trainable_parameters"], "loss": summary["train_loss"]}
     try:

@@ -1,11 +1,12 @@
 """The speed benchmark: vlmcli against the SmolVLM-256M-Instruct model card's snippet, one machine, one run.
 
-    .venv/bin/python benchmarks/speed.py [--checkpoint DIR] [--new-tokens 128] [--out benchmarks/speed.json]
+    .venv/bin/python -m benchmarks.speed [--checkpoint DIR] [--new-tokens 128] [--out benchmarks/speed.json]
 
 Every contender runs in its own process (peak RSS is its own) on generated pages
 (pages.py), forced to the same number of new tokens (min = max), on a random-weight
-stand-in with SmolVLM-256M-Instruct's architecture and processor (make_standin.py,
-built if missing). Prints one table and writes it as JSON.
+stand-in with SmolVLM-256M-Instruct's architecture and processor (`python -m
+tools.models standin`, built if missing). Prints one table and writes it as JSON.
+Run from the repository root.
 """
 
 from __future__ import annotations
@@ -20,23 +21,26 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 CARD_PROMPT = "Can you describe this image?"
 
 
 def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
-    """`vlmcli ocr PAGE` through the service layer: load, then render/preprocess and generate one page."""
-    from vlmcli import app, model  # noqa: F401 - torch/transformers imported before the clock, as for the card
-    from vlmcli.config import DType, ModelSpec, Quant
-    from vlmcli.generate import generate_from_inputs
+    """`vlmcli ocr PAGE` through the pipeline: load, then render/preprocess and generate one page."""
+    from vlmcli import model
+    from vlmcli.inputs.documents import page_refs
+    from vlmcli.model.generate import (
+        generate_from_inputs,  # torch/transformers imported before the clock
+    )
+    from vlmcli.pipeline.page import prepare_page
     from vlmcli.prompts import OCR_PROMPT
 
     started = time.perf_counter()
-    run = _run_spec(app, ModelSpec(model_id=checkpoint, dtype=DType(dtype), quantize=Quant(quantize), offline=True),
-                    tokens)
-    loaded = app.load_model(run)
+    run = _run_spec(checkpoint, dtype, quantize, tokens)
+    loaded = model.load(run.model, run.split)
     loaded_at = time.perf_counter()
-    ref = app.page_refs(Path(page), None, run.pdf)[0]
-    band_inputs = app.prepare_page(loaded, ref, OCR_PROMPT, run).inputs
+    ref = page_refs(Path(page), None, run.pdf)[0]
+    band_inputs = prepare_page(loaded, ref, OCR_PROMPT, run).inputs
     prepared_at = time.perf_counter()
     result = generate_from_inputs(loaded, band_inputs[0], run.generation)
     return {"load_s": loaded_at - started, "page_s": time.perf_counter() - loaded_at,
@@ -48,36 +52,35 @@ def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: 
 
 def child_vlmcli_pdf(checkpoint: str, pdf: str, tokens: int, dtype: str, quantize: str) -> dict:
     """`vlmcli ocr FILE.pdf`: all pages, model loaded once, next page prepared while this one generates."""
-    from vlmcli import app, model  # noqa: F401
-    from vlmcli.config import DType, ModelSpec, Quant
+    from vlmcli import model
+    from vlmcli.pipeline.results import PageResult
+    from vlmcli.pipeline.transcribe import transcribe
     from vlmcli.prompts import OCR_PROMPT
 
-    run = _run_spec(app, ModelSpec(model_id=checkpoint, dtype=DType(dtype), quantize=Quant(quantize), offline=True),
-                    tokens)
-    app_load = app.load_model
+    run = _run_spec(checkpoint, dtype, quantize, tokens)
+    load = model.load
     started = {}
 
-    def timed_load(spec):
-        loaded = app_load(spec)
+    def timed_load(*args, **kwargs):
+        loaded = load(*args, **kwargs)
         started["t"] = time.perf_counter()
         return loaded
 
-    app.load_model = timed_load
-    pages = list(app.transcribe([Path(pdf)], OCR_PROMPT, run))
-    assert all(isinstance(p, app.PageResult) for p in pages), pages
+    model.load = timed_load
+    pages = list(transcribe([Path(pdf)], OCR_PROMPT, run))
+    assert all(isinstance(p, PageResult) for p in pages), pages
     elapsed = time.perf_counter() - started["t"]
     return {"pages": len(pages), "page_s": elapsed / len(pages), "image_tokens": pages[0].image_tokens,
             "new_tokens": pages[0].new_tokens}
 
 
 def child_ask(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
-    from vlmcli import app, model  # noqa: F401
-    from vlmcli.config import DType, ModelSpec, Quant
+    from vlmcli.model import generate  # noqa: F401 - torch/transformers imported before the clock
+    from vlmcli.pipeline.ask import ask
 
-    run = _run_spec(app, ModelSpec(model_id=checkpoint, dtype=DType(dtype), quantize=Quant(quantize), offline=True),
-                    tokens)
+    run = _run_spec(checkpoint, dtype, quantize, tokens)
     started = time.perf_counter()
-    answer = app.ask([Path(page)], "What is the total amount due?", run)
+    answer = ask([Path(page)], "What is the total amount due?", run)
     return {"page_s": time.perf_counter() - started, "image_tokens": answer.image_tokens,
             "new_tokens": answer.new_tokens, "note": "includes model load"}
 
@@ -111,10 +114,10 @@ def child_text_decode(checkpoint: str, context: str, tokens: int, dtype: str, _:
     import torch
     from transformers import LlamaForCausalLM
 
-    from vlmcli import model as loader
-    from vlmcli.config import DType, ModelSpec, SplitSpec
+    from vlmcli import model
 
-    vlm = loader.load(ModelSpec(model_id=checkpoint, dtype=DType(dtype), offline=True), SplitSpec()).model
+    run = _run_spec(checkpoint, dtype, "none", tokens)
+    vlm = model.load(run.model, run.split).model
     with torch.device("meta"):
         text = LlamaForCausalLM(vlm.config.text_config)
     text.model, text.lm_head = vlm.model.text_model, vlm.lm_head  # the same tensors, not a copy
@@ -206,9 +209,9 @@ def main() -> None:
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         return print(json.dumps(result))
     if not Path(args.checkpoint, "config.json").exists():
-        subprocess.run([sys.executable, str(HERE / "make_standin.py"), args.checkpoint, "--no-check"], check=True)
-    sys.path.insert(0, str(HERE))
-    from pages import make_all
+        subprocess.run([sys.executable, "-m", "tools.models", "standin", args.checkpoint, "--no-check"], check=True,
+                       cwd=ROOT)
+    from benchmarks.pages import make_all
 
     auto = _auto_dtype()
     rows: dict[str, dict] = {"vlmcli --help (median of 5)": {"wall_s": _help_wall_s()}}
@@ -216,9 +219,9 @@ def main() -> None:
                                                         args.new_tokens, auto).items():
         if args.only and not any(part in name for part in args.only):
             continue
-        command = [sys.executable, __file__, "--child", kind, args.checkpoint, source, str(args.new_tokens),
-                   dtype, extra]
-        done = subprocess.run(command, capture_output=True, text=True)
+        command = [sys.executable, "-m", "benchmarks.speed", "--child", kind, args.checkpoint, source,
+                   str(args.new_tokens), dtype, extra]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         rows[name] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
             "error": done.stderr.strip().splitlines()[-1]}
         print(f"{name:42} {json.dumps(rows[name])}", file=sys.stderr, flush=True)
@@ -264,16 +267,17 @@ def _print_table(rows: dict, summary: dict) -> None:
     print(json.dumps(summary, indent=1))
 
 
-def _run_spec(app, spec, tokens: int):
-    from vlmcli.config import GenerationSpec
+def _run_spec(checkpoint: str, dtype: str, quantize: str, tokens: int):
+    from vlmcli.specs import DType, Quant, RunSpec
 
     # Forced length (min = max) so contenders compare; the repetition guard is off for the same reason.
-    return app.RunSpec(model=spec, generation=GenerationSpec(max_new_tokens=tokens, min_new_tokens=tokens,
-                                                             repetition_min_tokens=10**9))
+    return RunSpec.from_options(model=checkpoint, dtype=DType(dtype), quantize=Quant(quantize), offline=True,
+                                max_new_tokens=tokens, min_new_tokens=tokens, repetition_min_tokens=10**9)
 
 
 def _auto_dtype() -> str:
-    code = "from vlmcli.model import resolve_dtype, DType; print(str(resolve_dtype(DType.auto, 'cpu'))[6:])"
+    code = ("from vlmcli.model.loading import resolve_dtype; from vlmcli.specs import DType; "
+            "print(str(resolve_dtype(DType.auto, 'cpu'))[6:])")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 

@@ -55,9 +55,9 @@ evaluate_all() {  # evaluate_all MODEL_NAME MODEL_DIR SET...
 }
 
 if [ "$QUICK" = 1 ]; then  # one character per 64 px image: the first thing a random model learns to read
-  timed data "$PY" -m finetune.synthetic "$DATA" --seed 0 --glyphs 3000 --lines 0 --hand 0 --pages 0 --receipts 0 \
+  timed data "$PY" -m tools.synthetic "$DATA" --seed 0 --glyphs 3000 --lines 0 --hand 0 --pages 0 --receipts 0 \
     --heldout 60 > /dev/null
-  timed model "$PY" -m finetune.tiny_model "$RUN/model" > /dev/null
+  timed model "$PY" -m tools.models learn-to-read "$RUN/model" > /dev/null
   timed eval_untrained evaluate untrained "$RUN/model" glyphs_heldout
   timed stage1 "${VLMCLI[@]}" finetune --stage 1 --data "$DATA/glyphs_train.jsonl" --output "$RUN/stage1" \
     --model "$RUN/model" --config "$CONFIG" --no-split --longest-edge 64 --epochs 2 --offline > "$RUN/stage1.json"
@@ -65,10 +65,10 @@ if [ "$QUICK" = 1 ]; then  # one character per 64 px image: the first thing a ra
   exit 0
 fi
 
-timed data "$PY" -m finetune.synthetic "$DATA" --seed 0 --glyphs 3000 --lines 8000 --hand 4000 --pages 300 --receipts 300 \
+timed data "$PY" -m tools.synthetic "$DATA" --seed 0 --glyphs 3000 --lines 8000 --hand 4000 --pages 300 --receipts 300 \
   --heldout 50 --max-chars 16 --canvas-px 512 512 --page-text-px 14 20 --line-text-px 14 20 \
   --line-canvas-px 256 64 --receipt-canvas-px 384 384
-timed model "$PY" -m finetune.tiny_model "$RUN/model"
+timed model "$PY" -m tools.models learn-to-read "$RUN/model"
 cat "$DATA/lines_train.jsonl" "$DATA/hand_train.jsonl" > "$DATA/stage1.jsonl"  # the Trainer shuffles
 
 SETS=(glyphs_heldout lines_heldout lines_heldout_newfont hand_heldout hand_heldout_newfont pages_heldout qa_heldout)

@@ -12,7 +12,7 @@ if [ ! -d "$model" ] && ! .venv/bin/python -c \
   # No hub (offline machines, CI): a random-weight model of the same architecture shows the pipeline runs.
   echo "run.sh: cannot download $model; using a random-weight stand-in of SmolVLM-256M (its text is noise)" >&2
   model=.cache/standin
-  [ -f "$model/config.json" ] || .venv/bin/python benchmarks/make_standin.py "$model" --no-check >&2
+  [ -f "$model/config.json" ] || .venv/bin/python -m tools.models standin "$model" --no-check >&2
 fi
 
 set -x

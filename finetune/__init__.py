@@ -1,7 +1,8 @@
 """vlmcli's staged LoRA / QLoRA fine-tuning (the Idefics2 recipe), built on the Trainer and PEFT.
 
-Reuses vlmcli's model loading, page loading and prompts, so a model is trained
-on the same pixels and prompt format it is later asked with.
+Installed as `vlmcli.finetune`. Beside the pipeline: it reuses vlmcli's model
+loading (`vlmcli.model`), page images (`vlmcli.inputs.pages`) and prompts, so a
+model is trained on the same pixels and prompt format it is later asked with.
 """
 
-import vlmcli.quiet  # noqa: E402,F401 - before transformers/peft pull in bitsandbytes
+import vlmcli.model.quiet  # noqa: F401 - before transformers/peft pull in bitsandbytes

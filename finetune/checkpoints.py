@@ -1,4 +1,4 @@
-"""Checkpoints that are complete or ignored, ours or refused (stdlib + safetensors; torch to check pickles).
+"""Trainer checkpoints that are complete or ignored, ours or refused (safetensors; torch to check pickles).
 
 The Trainer writes `checkpoint-N/` file by file, and a run killed mid-save
 leaves a directory that looks like a checkpoint. vlmcli writes a completion
@@ -19,8 +19,9 @@ import json
 import re
 from pathlib import Path
 
-from vlmcli.errors import CheckpointError
-from vlmcli.manifest import atomic_write
+from vlmcli.errors import CheckpointError, first_line
+from vlmcli.files import atomic_write
+from vlmcli.model.weights import is_readable
 
 MARKER = "vlmcli-complete.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -72,7 +73,9 @@ def verify(checkpoint: Path, run: dict | None = None) -> None:
             raise CheckpointError(f"{checkpoint}: {name} {state}; the checkpoint is damaged",
                                   hint="delete this checkpoint folder to resume from the one before it")
     for path in checkpoint.glob("*.safetensors"):
-        _check_safetensors(path)
+        if not is_readable(path):
+            raise CheckpointError(f"{path}: not a readable safetensors file",
+                                  hint="delete this checkpoint folder to resume from the one before it")
     for pattern in PICKLES_READ_ON_RESUME:
         for path in checkpoint.glob(pattern):
             _check_weights_only(path)
@@ -98,18 +101,6 @@ def _check_weights_only(path: Path) -> None:
         with safe_globals():  # the numpy types the Trainer's RNG state needs, as the Trainer allows them
             torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: refused by torch's weights-only loading ({first_line})",
+        raise CheckpointError(f"{path}: refused by torch's weights-only loading ({first_line(exc)})",
                               hint="a checkpoint pickle that holds code objects can run code; "
                                    "resume only from checkpoints your own runs wrote") from None
-
-
-def _check_safetensors(path: Path) -> None:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            handle.keys()
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own Rust-side error types
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})",
-                              hint="delete this checkpoint folder to resume from the one before it") from None

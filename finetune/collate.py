@@ -8,28 +8,32 @@ tokens breaks the model's image/token alignment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from PIL import Image
+from vlmcli.finetune.data import Example, Problem
 
-from finetune.data import Example, Problem
-from vlmcli.config import PdfSpec
-from vlmcli.documents import load_page, page_refs
 from vlmcli.errors import VlmcliError
-from vlmcli.splitting import pad_to_min_side
+from vlmcli.inputs.documents import page_ref
+from vlmcli.inputs.pages import page_images
+from vlmcli.model.padding import padded_rows, zero_padded_stack
+from vlmcli.specs import PdfSpec, SplitSpec
 
 IGNORE_INDEX = -100
+WHOLE_PAGES = SplitSpec(bands=False)  # a target covers the whole page, so training pages are not banded
 
 
-def load_images(example: Example, max_input_px: int, pdf: PdfSpec) -> list[Image.Image]:
-    """The example's pages, as vlmcli shows a page to the model (without bands: targets cover whole pages)."""
-    pages = []
-    for image in example.images:
-        ref = page_refs(image.path, str(image.page_number), pdf)[0]
-        pages.append(pad_to_min_side(load_page(ref, max_input_px, bands=False, pdf_spec=pdf)))
-    return pages
+def with_pages(example: Example, pdf: PdfSpec) -> Example:
+    """The example with its images opened and checked (`Example.pages`), so that later loads skip that."""
+    return replace(example, pages=tuple(page_ref(image.path, image.page_number, pdf) for image in example.images))
+
+
+def example_images(example: Example, max_input_px: int, pdf: PdfSpec) -> list[Image.Image]:
+    """The example's pages, as `ask` and `ocr` show a page to the model (without bands)."""
+    pages = example.pages or with_pages(example, pdf).pages
+    return [page_images(ref, max_input_px, WHOLE_PAGES, pdf)[0] for ref in pages]
 
 
 def encode(example: Example, images: list[Image.Image], processor: Any, image_token_id: int) -> dict:
@@ -57,11 +61,14 @@ def encode(example: Example, images: list[Image.Image], processor: Any, image_to
 
 def validate(examples: list[Example], processor: Any, image_token_id: int, max_input_px: int, pdf: PdfSpec,
              max_length: int) -> tuple[list[Example], list[Problem]]:
-    """Load and encode every example once; report unreadable images and over-long sequences by line."""
+    """Load and encode every example once; report unreadable images and over-long sequences by line.
+
+    The good examples come back with their pages opened (`with_pages`)."""
     good, problems = [], []
     for example in examples:
         try:
-            encoded = encode(example, load_images(example, max_input_px, pdf), processor, image_token_id)
+            example = with_pages(example, pdf)
+            encoded = encode(example, example_images(example, max_input_px, pdf), processor, image_token_id)
         except VlmcliError as error:
             problems.append(Problem(example.line_number, error.message))
             continue
@@ -89,36 +96,20 @@ class Collator:
     pdf: PdfSpec
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        encoded = [encode(e, load_images(e, self.max_input_px, self.pdf), self.processor, self.image_token_id)
+        encoded = [encode(e, example_images(e, self.max_input_px, self.pdf), self.processor, self.image_token_id)
                    for e in examples]
         pad_id = self.processor.tokenizer.pad_token_id
         batch = {
-            "input_ids": _pad_1d([e["input_ids"] for e in encoded], pad_id),
-            "attention_mask": _pad_1d([e["attention_mask"] for e in encoded], 0),
-            "labels": _pad_1d([e["labels"] for e in encoded], IGNORE_INDEX),
+            "input_ids": padded_rows([e["input_ids"] for e in encoded], pad_id, left=False),
+            "attention_mask": padded_rows([e["attention_mask"] for e in encoded], 0, left=False),
+            "labels": padded_rows([e["labels"] for e in encoded], IGNORE_INDEX, left=False),
         }
         for key in ("pixel_values", "pixel_attention_mask"):
             if key in encoded[0]:
-                batch[key] = _pad_frames([e[key] for e in encoded])
+                batch[key] = zero_padded_stack([e[key] for e in encoded])
         return batch
 
 
 def _length(processor: Any, messages: list[dict], add_generation_prompt: bool) -> int:
     text = processor.apply_chat_template(messages, add_generation_prompt=add_generation_prompt) if messages else ""
     return len(processor.tokenizer(text)["input_ids"])
-
-
-def _pad_1d(rows: list[torch.Tensor], value: int) -> torch.Tensor:
-    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=rows[0].dtype)
-    for index, row in enumerate(rows):
-        out[index, : len(row)] = row
-    return out
-
-
-def _pad_frames(rows: list[torch.Tensor]) -> torch.Tensor:
-    """Stack (frames, ...) tensors of different frame counts and sizes, zero-padding every dimension."""
-    shape = [len(rows)] + [max(r.shape[d] for r in rows) for d in range(rows[0].dim())]
-    out = torch.zeros(shape, dtype=rows[0].dtype)
-    for index, row in enumerate(rows):
-        out[(index, *[slice(0, n) for n in row.shape])] = row
-    return out

@@ -1,4 +1,4 @@
-"""Training and evaluation data: JSONL, one example per line (stdlib only; images are checked later).
+"""Training and evaluation data: JSONL, one example per line (images are opened and checked later).
 
 Three shapes are accepted, images given by path relative to the JSONL file:
   {"messages": [...], "images": ["a.png", {"path": "b.pdf", "page": 2}]}   chat format of transformers/TRL
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlmcli.inputs.documents import PageRef
 from vlmcli.prompts import OCR_PROMPT, user_messages
 
 
@@ -29,6 +30,7 @@ class Example:
     kind: str  # "transcription" | "qa" | "chat"
     images: tuple[ImageRef, ...]
     messages: tuple[dict, ...]  # ends with the assistant turn that is the target
+    pages: tuple[PageRef, ...] = ()  # `images` opened and checked (finetune.collate.with_pages), once per run
 
     @property
     def target(self) -> str:

@@ -7,24 +7,20 @@ ANLS). Generation is vlmcli's own: greedy, with the prompts and pixels of
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import jiwer
 from rapidfuzz.distance import Levenshtein
+from vlmcli.finetune.collate import example_images
+from vlmcli.finetune.data import Example
 
-from finetune.collate import load_images
-from finetune.data import Example
-from vlmcli.config import GenerationSpec, PdfSpec
 from vlmcli.errors import VlmcliError
+from vlmcli.progress import NullProgress, Progress
+from vlmcli.specs import GenerationSpec, PdfSpec
+from vlmcli.text import normalize
 
 ANLS_THRESHOLD = 0.5  # DocVQA's ANLS: answers further than this count as 0
-
-
-def normalize(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().casefold()
 
 
 def anls(prediction: str, target: str) -> float:
@@ -49,16 +45,18 @@ class Report:
 
 
 def evaluate(loaded, examples: list[Example], pdf: PdfSpec, generation: GenerationSpec,
-             on_example: Callable[[int, int], None] | None = None) -> Report:
+             progress: Progress | None = None) -> Report:
     """Generate an answer for each example and score it; overall = corpus CER/WER and mean EM/ANLS."""
-    from vlmcli.generate import generate
+    from vlmcli.model.generate import generate
 
+    progress = progress or NullProgress()
+    progress.started(len(examples), "examples")
     report = Report()
     predictions: dict[str, list[tuple[str, str]]] = {}
     for index, example in enumerate(examples, start=1):
         started = time.perf_counter()
         try:
-            images = load_images(example, loaded.max_input_px, pdf)
+            images = example_images(example, loaded.max_input_px, pdf)
             generation_result = generate(loaded, example.prompt_messages, images, generation)
         except VlmcliError as error:
             report.examples.append({"line": example.line_number, "error": error.message})
@@ -69,8 +67,7 @@ def evaluate(loaded, examples: list[Example], pdf: PdfSpec, generation: Generati
                                 "prediction": prediction, **metrics, "image_tokens": generation_result.image_tokens,
                                 "seconds": round(time.perf_counter() - started, 3)})
         predictions.setdefault(example.kind, []).append((example.target, prediction))
-        if on_example:
-            on_example(index, len(examples))
+        progress.advanced(index)
     report.overall = _overall(report.examples, predictions)
     return report
 

@@ -8,12 +8,12 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image
+from vlmcli.finetune.runinfo import model_spec_from_run, read_run_info
 
-from finetune.runinfo import model_spec_from_run, read_run_info
 from vlmcli import model as model_loader
-from vlmcli.config import DType, GenerationSpec, ModelSpec, Quant, SplitSpec
 from vlmcli.errors import OutputError, UsageError
 from vlmcli.prompts import user_messages
+from vlmcli.specs import DType, GenerationSpec, ModelSpec, Quant, SplitSpec
 
 
 def export(adapter: Path, output: Path, base: ModelSpec | None = None, dtype: DType = DType.auto) -> dict:
@@ -41,7 +41,7 @@ def export(adapter: Path, output: Path, base: ModelSpec | None = None, dtype: DT
 
 def smoke_test(folder: Path) -> dict:
     """Load the exported folder as any user would, and answer one question about a blank page."""
-    from vlmcli.generate import generate
+    from vlmcli.model.generate import generate
 
     try:
         loaded = model_loader.load(ModelSpec(model_id=str(folder), offline=True), SplitSpec())

@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
-from finetune.stages import Stage
+from vlmcli.finetune.stages import Stage
 
 GRADIENT_CHECKPOINTING = {"use_reentrant": False}  # reentrant checkpointing breaks DDP with frozen parameters
 

@@ -1,22 +1,22 @@
 """run.json: the resolved settings of a training run, written next to its adapter (stdlib only).
 
 The next stage reads it (`--from`): the base model, its revision and quantization,
-and the earlier adapter it builds on.
+and the earlier adapter it builds on. Inference reads the fields listed in
+vlmcli/model/adapters.py, which names the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from finetune.stages import as_dict
 from vlmcli import __version__
-from vlmcli.config import DType, ModelSpec, Quant
 from vlmcli.errors import UsageError
-from vlmcli.manifest import atomic_write
-
-RUN_FILE = "run.json"
+from vlmcli.files import atomic_write
+from vlmcli.model.adapters import RUN_FILE
+from vlmcli.specs import DType, ModelSpec, Quant
 
 
 def write_run_info(request, details: dict[str, Any]) -> None:
@@ -24,7 +24,7 @@ def write_run_info(request, details: dict[str, Any]) -> None:
     spec: ModelSpec = request.model
     info = {
         "vlmcli_version": __version__,
-        "stage": as_dict(request.stage),
+        "stage": dataclasses.asdict(request.stage),
         "model": {"model_id": spec.model_id, "revision": spec.revision, "quantize": spec.quantize.value,
                   "dtype": spec.dtype.value},
         "parent_adapter": str(spec.adapter.resolve()) if spec.adapter else None,
@@ -59,3 +59,11 @@ def model_spec_from_run(info: dict[str, Any], folder: Path) -> ModelSpec:
         return ModelSpec(model_id=str(folder), dtype=DType(model.get("dtype", "auto")))
     return ModelSpec(model_id=model["model_id"], revision=model.get("revision"), quantize=Quant(model["quantize"]),
                      dtype=DType(model.get("dtype", "auto")), adapter=folder)
+
+
+def base_model_of(adapter: Path | None) -> ModelSpec:
+    """The base model an adapter was trained on (from its run.json), or the default model for an adapter that
+    PEFT wrote on its own, or for none."""
+    if adapter is not None and (adapter / RUN_FILE).is_file():
+        return model_spec_from_run(read_run_info(adapter), adapter)
+    return ModelSpec()

@@ -15,10 +15,11 @@ recipe (r=8, alpha=8, dropout 0.1, DoRA except under QLoRA, lr 1e-4).
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from vlmcli.errors import UsageError
 
@@ -108,10 +109,6 @@ def read_config(path: Path, number: int) -> dict[str, Any]:
     merged = {key: value for key, value in data.items() if key not in tables}
     merged.update(data.get(f"stage{number}", {}))
     return merged
-
-
-def as_dict(stage: Stage) -> dict[str, Any]:
-    return asdict(stage)
 
 
 def _coerce(stage: Stage, key: str, value: Any, source: str) -> Any:

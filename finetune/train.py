@@ -11,24 +11,42 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import (
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from vlmcli.finetune import checkpoints
+from vlmcli.finetune.collate import Collator, validate
+from vlmcli.finetune.data import Example, Problem, read_examples
+from vlmcli.finetune.evaluate import evaluate
+from vlmcli.finetune.lora import (
+    GRADIENT_CHECKPOINTING,
+    apply_stage,
+    parameter_groups,
+    trainable_summary,
+)
+from vlmcli.finetune.runinfo import write_run_info
+from vlmcli.finetune.stages import Stage
 
-from finetune import checkpoints
-from finetune.collate import Collator, validate
-from finetune.data import Example, Problem, read_examples
-from finetune.evaluate import evaluate
-from finetune.lora import GRADIENT_CHECKPOINTING, apply_stage, parameter_groups, trainable_summary
-from finetune.runinfo import write_run_info
-from finetune.stages import Stage
 from vlmcli import model as model_loader
-from vlmcli.config import GenerationSpec, ModelSpec, PdfSpec, Quant, SplitSpec
 from vlmcli.errors import InputError, ResourceError, TrainingDiverged, UsageError
+from vlmcli.progress import NullProgress, Progress
+from vlmcli.specs import (
+    TRAINING_EVAL_MAX_NEW_TOKENS,
+    GenerationSpec,
+    ModelSpec,
+    PdfSpec,
+    Quant,
+    SplitSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -41,40 +59,38 @@ class FinetuneRequest:
     resume: bool = False
     skip_bad_examples: bool = False
     pdf: PdfSpec = PdfSpec()
-    eval_max_new_tokens: int = 256
-
-
-Events = Callable[[str, dict], None]  # (event name, details): "note", "loaded", "started", "step", "log", "evaluated"
+    eval_max_new_tokens: int = TRAINING_EVAL_MAX_NEW_TOKENS
 
 
 class NonFiniteLoss(RuntimeError):
     pass
 
 
-def run(request: FinetuneRequest, events: Events = lambda name, details: None) -> dict:
+def run(request: FinetuneRequest, progress: Progress | None = None) -> dict:
     """Train one stage; return the summary also written to OUTPUT/run.json."""
-    train_examples = load_examples(request.data, request.skip_bad_examples, events)
-    eval_examples = load_examples(request.eval_data, request.skip_bad_examples, events) if request.eval_data else []
+    progress = progress or NullProgress()
+    train_examples = load_examples(request.data, request.skip_bad_examples, progress)
+    eval_examples = load_examples(request.eval_data, request.skip_bad_examples, progress) if request.eval_data else []
     if request.stage.full_finetune and request.model.quantize is not Quant.none:
         raise UsageError("full fine-tuning cannot train quantized weights", hint="drop --quantize, or train LoRA")
     if request.stage.max_minutes and _distributed():
         raise UsageError("max_minutes works in one process only", hint="set max_steps for distributed runs")
-    resume_from = _resume_point(request, events)
+    resume_from = _resume_point(request, progress)
     split = SplitSpec(split=request.stage.split, longest_edge_px=request.stage.longest_edge_px, bands=False)
+    progress.loading_model(request.model.model_id)
     loaded = model_loader.load(request.model, split, for_training=True,
                                unquantized_modules=tuple(request.stage.full_train))
-    events("loaded", {"device": loaded.device, "dtype": str(loaded.dtype)})
-    train_examples = _validated(train_examples, loaded, request, request.data, events)
-    eval_examples = _validated(eval_examples, loaded, request, request.eval_data, events) if eval_examples else []
+    progress.model_loaded()
+    train_examples = _validated(train_examples, loaded, request, request.data, progress)
+    eval_examples = _validated(eval_examples, loaded, request, request.eval_data, progress) if eval_examples else []
     summary = {"examples": len(train_examples), "eval_examples": len(eval_examples)}
     if eval_examples and is_main_process():
-        summary["eval_before"] = _evaluate(loaded, eval_examples, request, "before", events)
-    # The adapters' random init comes before the Trainer seeds: without this it followed whatever had used the
-    # process's generator before (a test run earlier in the process changed the outcome), not the stage's seed.
+        summary["eval_before"] = _evaluate(loaded, eval_examples, request, "before", progress)
+    # The adapters' random init must follow the stage's seed, not whatever drew from torch's generator before.
     set_seed(request.stage.seed)
     peft_model = apply_stage(loaded.model, request.stage, quantized=request.model.quantize is not Quant.none)
     summary.update(trainable_summary(peft_model))
-    trainer = _trainer(peft_model, loaded, train_examples, request, events)
+    trainer = _trainer(peft_model, loaded, train_examples, request, progress)
     if trainer.is_world_process_zero():
         write_run_info(request, {**summary, "status": "running"})
     result = _train(trainer, resume_from)
@@ -84,40 +100,41 @@ def run(request: FinetuneRequest, events: Events = lambda name, details: None) -
         loaded.processor.save_pretrained(str(request.output))  # a whole checkpoint: --model OUTPUT loads it
     if eval_examples and trainer.is_world_process_zero():
         after = dataclasses.replace(loaded, model=peft_model.eval())
-        summary["eval_after"] = _evaluate(after, eval_examples, request, "after", events)
+        summary["eval_after"] = _evaluate(after, eval_examples, request, "after", progress)
     if trainer.is_world_process_zero():
         write_run_info(request, {**summary, "status": "finished"})
     return summary
 
 
-def load_examples(path: Path, skip_bad: bool, events: Events = lambda name, details: None) -> list[Example]:
+def load_examples(path: Path, skip_bad: bool, progress: Progress | None = None) -> list[Example]:
     """Read and check a JSONL file (format, fields, files); bad lines fail or are skipped and reported."""
     if not path.is_file():
         raise InputError(f"{path}: no such data file")
     examples, problems = read_examples(path)
-    return _apply_policy(path, examples, problems, skip_bad, events)
+    return _apply_policy(path, examples, problems, skip_bad, progress or NullProgress())
 
 
-def _validated(examples: list[Example], loaded, request: FinetuneRequest, path: Path, events: Events) -> list[Example]:
+def _validated(examples: list[Example], loaded, request: FinetuneRequest, path: Path,
+               progress: Progress) -> list[Example]:
     good, problems = validate(examples, loaded.processor, loaded.image_token_id, loaded.max_input_px,
                               request.pdf, request.stage.max_length)
-    return _apply_policy(path, good, problems, request.skip_bad_examples, events)
+    return _apply_policy(path, good, problems, request.skip_bad_examples, progress)
 
 
 def _apply_policy(path: Path, good: list[Example], problems: list[Problem], skip_bad: bool,
-                  events: Events) -> list[Example]:
+                  progress: Progress) -> list[Example]:
     if problems and not skip_bad:
         listed = "; ".join(str(p) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
         raise InputError(f"{path}: {len(problems)} bad example(s): {listed}",
                          hint="fix them, or pass --on-bad-example skip to train without them")
     for problem in problems:
-        events("note", {"text": f"{path}: skipping {problem}"})
+        progress.note(f"{path}: skipping {problem}")
     if not good:
         raise InputError(f"{path}: no usable examples")
     return good
 
 
-def _resume_point(request: FinetuneRequest, events: Events) -> Path | None:
+def _resume_point(request: FinetuneRequest, progress: Progress) -> Path | None:
     folder = request.output / "checkpoints"
     if not request.resume:
         if checkpoints.checkpoints(folder) or any((request.output / name).exists()
@@ -127,9 +144,9 @@ def _resume_point(request: FinetuneRequest, events: Events) -> Path | None:
         return None
     latest, notes = checkpoints.latest_complete(folder, run_identity(request))
     for note in notes:
-        events("note", {"text": note})
+        progress.note(note)
     if latest is None:
-        events("note", {"text": "no complete checkpoint to resume from: starting at step 0"})
+        progress.note("no complete checkpoint to resume from: starting at step 0")
     return latest
 
 
@@ -141,7 +158,7 @@ def run_identity(request: FinetuneRequest) -> dict:
             "from_adapter": str(request.model.adapter.resolve()) if request.model.adapter else None}
 
 
-def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneRequest, events: Events) -> Trainer:
+def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneRequest, progress: Progress) -> Trainer:
     stage = request.stage
     args = TrainingArguments(
         output_dir=str(request.output / "checkpoints"), seed=stage.seed, data_seed=stage.seed,
@@ -160,7 +177,7 @@ def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneReque
     collator = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, request.pdf)
     trainer = _Trainer(model=peft_model, args=args, train_dataset=_ListDataset(examples), data_collator=collator,
                        optimizers=(optimizer, None),
-                       callbacks=[_Callbacks(events, run_identity(request), stage.max_minutes * 60)])
+                       callbacks=[_Callbacks(progress, run_identity(request), stage.max_minutes * 60)])
     trainer.remove_callback(PrinterCallback)  # it prints logs to stdout, which carries results only
     return trainer
 
@@ -187,10 +204,11 @@ def _train(trainer: Trainer, resume_from: Path | None):
                             hint="lower --batch-size or --longest-edge, or use --quantize 4bit") from None
 
 
-def _evaluate(loaded, examples: list[Example], request: FinetuneRequest, label: str, events: Events) -> dict:
+def _evaluate(loaded, examples: list[Example], request: FinetuneRequest, label: str, progress: Progress) -> dict:
     generation = GenerationSpec(max_new_tokens=request.eval_max_new_tokens)
     report = evaluate(loaded, examples, request.pdf, generation)
-    events("evaluated", {"label": label, **report.overall})
+    metrics = ", ".join(f"{key}={value:.4g}" for key, value in report.overall.items())
+    progress.note(f"eval {label} training: {metrics}")
     return report.overall
 
 
@@ -214,29 +232,30 @@ class _Trainer(Trainer):
 
 
 class _Callbacks(TrainerCallback):
-    """Progress events, and the completion marker written after each checkpoint is fully saved."""
+    """Progress reports, and the completion marker written after each checkpoint is fully saved."""
 
-    def __init__(self, events: Events, run: dict, budget_s: float = 0.0) -> None:
-        self.events, self.run, self.budget_s = events, run, budget_s
+    def __init__(self, progress: Progress, run: dict, budget_s: float = 0.0) -> None:
+        self.progress, self.run, self.budget_s = progress, run, budget_s
         self.started = time.monotonic()
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.monotonic()
         if state.is_world_process_zero:
-            self.events("started", {"max_steps": state.max_steps, "step": state.global_step})
+            self.progress.started(state.max_steps, "steps", done=state.global_step)
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            self.events("step", {"step": state.global_step, "max_steps": state.max_steps})
+            self.progress.advanced(state.global_step)
         if self.budget_s and time.monotonic() - self.started > self.budget_s:
             control.should_training_stop = True
             if state.is_world_process_zero:
-                self.events("note", {"text": f"max_minutes reached at step {state.global_step}; saving"})
+                self.progress.note(f"max_minutes reached at step {state.global_step}; saving")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
-            self.events("log", {"step": state.global_step, "loss": logs["loss"],
-                                "learning_rate": logs.get("learning_rate")})
+            self.progress.note(f"step {state.global_step}: loss {logs['loss']:.4f}, "
+                               f"lr {logs.get('learning_rate'):.3g}")
+            self.progress.advanced(state.global_step, {"loss": logs["loss"]})
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:

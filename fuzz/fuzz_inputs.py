@@ -24,7 +24,7 @@ import atheris
 with atheris.instrument_imports():
     from PIL import Image
 
-    from vlmcli import images
+    from vlmcli.inputs import images
     from vlmcli.errors import InputError
 
 PIXEL_BUDGET = 4096 * 4096  # far below Pillow's default: a fuzzer finds bombs fast, RAM is the limit here

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 apt_packages=""
 command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null || apt_packages="poppler-utils"
-# Printed and handwriting-style fonts for the synthetic training documents (finetune/synthetic/fonts.py).
+# Printed and handwriting-style fonts for the synthetic training documents (tools/synthetic/fonts.py).
 for package in fonts-dejavu-core fonts-liberation2 fonts-dkg-handwriting fonts-breip fonts-dancingscript \
                fonts-femkeklaver fonts-humor-sans fonts-bwht; do
   [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] \

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def draw_page(size=(400, 300), text="Hello 42", color="white") -> Image.Image:
@@ -43,13 +40,27 @@ def _no_network(monkeypatch, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_idefics3(tmp_path_factory) -> Path:
-    from checkpoints import build_tiny_checkpoint
+    from tools.models.build import build_test_checkpoint
 
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-idefics3"), "idefics3")
+    return build_test_checkpoint(tmp_path_factory.mktemp("tiny-idefics3"), "idefics3")
 
 
 @pytest.fixture(scope="session")
 def tiny_idefics2(tmp_path_factory) -> Path:
-    from checkpoints import build_tiny_checkpoint
+    from tools.models.build import build_test_checkpoint
 
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-idefics2"), "idefics2")
+    return build_test_checkpoint(tmp_path_factory.mktemp("tiny-idefics2"), "idefics2")
+
+
+def load_run(run):
+    """The model a run loads (what the pipeline does before its first page)."""
+    from vlmcli import model
+
+    return model.load(run.model, run.split)
+
+
+def always_load(monkeypatch, loaded) -> None:
+    """Every load in the pipeline returns `loaded`: a model loaded once serves several runs."""
+    from vlmcli import model
+
+    monkeypatch.setattr(model, "load", lambda spec, split, **kwargs: loaded)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import draw_page
 from transformers import AutoModelForImageTextToText
 from transformers.models.idefics3.modeling_idefics3 import eager_attention_forward
 
-from conftest import draw_page
-from vlmcli import attention
 from vlmcli import model as model_module
-from vlmcli.config import DType, ModelSpec, SplitSpec
-from vlmcli.generate import build_inputs, merge_rows
+from vlmcli.model.generate import build_inputs, merge_rows
+from vlmcli.model.levers import attention
 from vlmcli.prompts import user_messages
+from vlmcli.specs import DType, ModelSpec, SplitSpec
 
 
 def _qkv(dtype, heads=6, patches=40, requires_grad=False):

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.model
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "speed.py"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_speed_benchmark_smoke(tiny_idefics3, tmp_path):
     out = tmp_path / "speed.json"
-    command = [sys.executable, str(SCRIPT), "--checkpoint", str(tiny_idefics3), "--new-tokens", "3", "--out", str(out),
+    command = [sys.executable, "-m", "benchmarks.speed", "--checkpoint", str(tiny_idefics3), "--new-tokens", "3", "--out", str(out),
                "--only", "vlmcli ocr, dense A4", "--only", "card snippet as written", "--only", "matmul float32"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
     page = report["rows"]["vlmcli ocr, dense A4"]

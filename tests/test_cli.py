@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vlmcli import app as service
+from vlmcli import model
 from vlmcli.cli import app
-from vlmcli.config import DEFAULT_MODEL, KVCache, Quant
-from vlmcli.batch import FAILURE_REPORT_NAME
 from vlmcli.errors import ExitCode, InputError
-from vlmcli.manifest import MANIFEST_NAME
+from vlmcli.jobs import ocr as ocr_job
+from vlmcli.jobs.manifest import MANIFEST_NAME
+from vlmcli.jobs.ocr import FAILURE_REPORT_NAME
+from vlmcli.pipeline import ask as asking
+from vlmcli.pipeline.results import PageFailure, PageResult
+from vlmcli.specs import DEFAULT_MODEL, KVCache, Quant
 
 runner = CliRunner()
 
@@ -31,7 +34,7 @@ def test_ask_passes_specs(monkeypatch, page_png):
         calls.append((files, question, run, kwargs))
         return FakeAnswer()
 
-    monkeypatch.setattr(service, "ask", fake_ask)
+    monkeypatch.setattr(asking, "ask", fake_ask)
     result = runner.invoke(app, ["ask", str(page_png), str(page_png), "What is the total?", "--quantize", "4bit",
                                  "--no-split", "--longest-edge", "1024", "--page", "2", "--offline"])
     assert result.exit_code == 0, result.output
@@ -46,18 +49,18 @@ def test_ask_passes_specs(monkeypatch, page_png):
 
 def test_model_comes_from_the_environment(monkeypatch, page_png):
     seen = []
-    monkeypatch.setattr(service, "ask", lambda files, q, run, **kw: seen.append(run.model.model_id) or FakeAnswer())
+    monkeypatch.setattr(asking, "ask", lambda files, q, run, **kw: seen.append(run.model.model_id) or FakeAnswer())
     monkeypatch.setenv("VLMCLI_MODEL", "/models/mine")
     assert runner.invoke(app, ["ask", str(page_png), "q"]).exit_code == 0
     assert seen == ["/models/mine"]
 
 
 def _result(source, page, text="text"):
-    return service.PageResult(Path(source), page, text, 64, 3, 0.5, "stop")
+    return PageResult(Path(source), page, text, 64, 3, 0.5, "stop")
 
 
 def test_ocr_json_is_one_record_per_page(monkeypatch, tmp_path):
-    monkeypatch.setattr(service, "transcribe", lambda inputs, instruction, run, **kw: iter(
+    monkeypatch.setattr(ocr_job, "transcribe", lambda inputs, instruction, run, **kw: iter(
         [_result("a.pdf", 1, "first"), _result("a.pdf", 2, "second")]))
     result = runner.invoke(app, ["ocr", "a.pdf", "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -69,7 +72,7 @@ def test_ocr_json_is_one_record_per_page(monkeypatch, tmp_path):
 
 def test_ocr_passes_pages_prompt_and_handwriting(monkeypatch):
     calls = []
-    monkeypatch.setattr(service, "transcribe", lambda inputs, instruction, run, **kw: calls.append(
+    monkeypatch.setattr(ocr_job, "transcribe", lambda inputs, instruction, run, **kw: calls.append(
         (inputs, instruction, kw)) or iter([]))
     runner.invoke(app, ["ocr", "a.pdf", "--pages", "1-3,7", "--handwriting"])
     assert calls[0][2]["pages"] == "1-3,7" and "handwritten" in calls[0][1]
@@ -82,8 +85,8 @@ def test_ocr_partial_success_writes_the_good_files(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for name in ("a.pdf", "c.png"):
         Path(name).write_bytes(name.encode())
-    bad = service.PageFailure(Path("bad.png"), None, InputError("bad.png: not a supported image"))
-    monkeypatch.setattr(service, "transcribe", lambda *a, **kw: iter([_result("a.pdf", 1), bad, _result("c.png", 1)]))
+    bad = PageFailure(Path("bad.png"), None, InputError("bad.png: not a supported image"))
+    monkeypatch.setattr(ocr_job, "transcribe", lambda *a, **kw: iter([_result("a.pdf", 1), bad, _result("c.png", 1)]))
     out = tmp_path / "out"
     result = runner.invoke(app, ["ocr", "a.pdf", "bad.png", "c.png", "-o", str(out), "-f", "markdown"])
     assert result.exit_code == ExitCode.partial
@@ -183,7 +186,7 @@ def test_encrypted_pdf_exit_code_and_password(tmp_path, pdf_3_pages, monkeypatch
     result = runner.invoke(app, ["ocr", str(locked)])
     assert result.exit_code == ExitCode.encrypted and "--password" in result.stderr
     seen = []
-    monkeypatch.setattr(service, "load_model", lambda run: seen.append(run) or (_ for _ in ()).throw(SystemExit(0)))
+    monkeypatch.setattr(model, "load", lambda spec, split, **kw: seen.append(spec) or (_ for _ in ()).throw(SystemExit(0)))
     runner.invoke(app, ["ocr", str(locked), "--password", "pw"])
     assert seen, "with the right password the PDF opens and the model is loaded next"
 
@@ -196,7 +199,7 @@ def test_missing_poppler_exit_code(pdf_3_pages, monkeypatch, tmp_path):
 
 def test_ocr_batch_size_reaches_the_run_spec(monkeypatch):
     runs = []
-    monkeypatch.setattr(service, "transcribe", lambda inputs, instruction, run, **kw: runs.append(run) or iter([]))
+    monkeypatch.setattr(ocr_job, "transcribe", lambda inputs, instruction, run, **kw: runs.append(run) or iter([]))
     runner.invoke(app, ["ocr", "a.pdf", "--batch-size", "8"])
     runner.invoke(app, ["ocr", "a.pdf"])
     assert [run.batch_size for run in runs] == [8, 1]
@@ -205,8 +208,8 @@ def test_ocr_batch_size_reaches_the_run_spec(monkeypatch):
 
 def test_kv_cache_reaches_the_generation_spec(monkeypatch):
     runs = []
-    monkeypatch.setattr(service, "transcribe", lambda inputs, instruction, run, **kw: runs.append(run) or iter([]))
-    monkeypatch.setattr(service, "ask", lambda files, question, run, **kw: runs.append(run) or FakeAnswer())
+    monkeypatch.setattr(ocr_job, "transcribe", lambda inputs, instruction, run, **kw: runs.append(run) or iter([]))
+    monkeypatch.setattr(asking, "ask", lambda files, question, run, **kw: runs.append(run) or FakeAnswer())
     runner.invoke(app, ["ocr", "a.pdf", "--kv-cache", "dynamic"])
     runner.invoke(app, ["ocr", "a.pdf"])
     runner.invoke(app, ["ask", "a.png", "Total?", "--kv-cache", "static"])

@@ -11,18 +11,25 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_run
 from PIL import Image
 from typer.testing import CliRunner
+from vlmcli.finetune import checkpoints
+from vlmcli.finetune.collate import IGNORE_INDEX, Collator
+from vlmcli.finetune.data import read_examples
+from vlmcli.finetune.stages import resolve
+from vlmcli.finetune.train import FinetuneRequest, run, run_identity
 
-from finetune import checkpoints
-from finetune.collate import IGNORE_INDEX, Collator
-from finetune.data import read_examples
-from finetune.stages import resolve
-from finetune.train import FinetuneRequest, run, run_identity
-from vlmcli import app as service
 from vlmcli.cli import app
-from vlmcli.config import DType, GenerationSpec, ModelSpec, PdfSpec, Quant, SplitSpec
 from vlmcli.errors import CheckpointError, ExitCode, TrainingDiverged
+from vlmcli.progress import NullProgress
+from vlmcli.specs import (
+    ModelSpec,
+    PdfSpec,
+    Quant,
+    RunSpec,
+    SplitSpec,
+)
 
 pytestmark = pytest.mark.model
 COLORS = {"red": "cat", "green": "dog", "blue": "book", "black": "image"}  # one token each in the tiny vocabulary
@@ -56,7 +63,7 @@ def _cli(*args: str):
 
 def test_label_masking_token_by_token(tiny_idefics3, tiny_idefics2, dataset):
     for checkpoint in (tiny_idefics3, tiny_idefics2):
-        loaded = service.load_model(service.RunSpec(model=ModelSpec(model_id=str(checkpoint), offline=True)))
+        loaded = load_run(RunSpec(model=ModelSpec(model_id=str(checkpoint), offline=True)))
         examples, _ = read_examples(dataset)
         collate = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, PdfSpec())
         batch = collate(examples[:2])  # a question (short) and a transcription (longer): padding in row 0
@@ -88,14 +95,30 @@ def test_the_stage_seed_alone_decides_the_run(tiny_idefics3, dataset, tmp_path):
     assert all(torch.equal(adapters[0][key], adapters[1][key]) for key in adapters[0])
 
 
+class _Recorder(NullProgress):
+    """Keeps what training reports: the loss at each logged step, and the notes."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+        self.notes: list[str] = []
+
+    def advanced(self, done, metrics=None) -> None:
+        if metrics:
+            self.losses[done] = metrics["loss"]
+
+    def note(self, text, *, detail=False) -> None:
+        self.notes.append(text)
+
+
 def test_training_learns(tiny_idefics3, dataset, tmp_path):
     """Overfit eight examples: the loss falls clearly and the answers move toward the targets."""
-    losses = []
     request = _request(tiny_idefics3, dataset, tmp_path / "run", max_steps=60, batch_size=4, learning_rate=3e-2,
                        full_train_learning_rate=1e-2, full_train=["connector", "lm_head"], lora_rank=16,
                        lora_alpha=32)
     request = FinetuneRequest(**{**request.__dict__, "eval_data": dataset, "eval_max_new_tokens": 8})
-    summary = run(request, lambda name, details: losses.append(details["loss"]) if name == "log" else None)
+    progress = _Recorder()
+    summary = run(request, progress)
+    losses = list(progress.losses.values())
     assert losses[-1] < 0.5 * losses[0], losses
     before, after = summary["eval_before"], summary["eval_after"]
     assert after["cer"] < before["cer"] and after["anls"] > before["anls"]
@@ -130,7 +153,7 @@ def test_qlora_step_on_cpu(tiny_idefics3, dataset, tmp_path):
     config = json.loads((tmp_path / "q" / "adapter_config.json").read_text())
     assert config["use_dora"] is False  # no DoRA under QLoRA, as in the recipes
     assert config["base_model_name_or_path"] == str(tiny_idefics3)  # PEFT tools find the base from this
-    loaded = service.load_model(service.RunSpec(model=ModelSpec(model_id=str(tiny_idefics3), offline=True,
+    loaded = load_run(RunSpec(model=ModelSpec(model_id=str(tiny_idefics3), offline=True,
                                                                 quantize=Quant.nf4, adapter=tmp_path / "q")))
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in loaded.model.modules())
 
@@ -139,9 +162,8 @@ def test_resume_matches_an_uninterrupted_run(tiny_idefics3, dataset, tmp_path, m
     """T1 + T3: killed while saving checkpoint-6 (weights written, optimizer not), resumed from checkpoint-3."""
     from transformers import Trainer
 
-    straight: dict[int, float] = {}
-    run(_request(tiny_idefics3, dataset, tmp_path / "a"),
-        lambda name, d: straight.update({d["step"]: d["loss"]}) if name == "log" else None)
+    straight = _Recorder()
+    run(_request(tiny_idefics3, dataset, tmp_path / "a"), straight)
 
     original = Trainer._save_optimizer_and_scheduler
 
@@ -156,15 +178,13 @@ def test_resume_matches_an_uninterrupted_run(tiny_idefics3, dataset, tmp_path, m
     monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", original)
     half_saved = tmp_path / "b" / "checkpoints" / "checkpoint-6"
     assert (half_saved / "adapter_model.safetensors").is_file() and not (half_saved / checkpoints.MARKER).exists()
-    resumed: dict[int, float] = {}
-    notes: list[str] = []
+    resumed = _Recorder()
     request = FinetuneRequest(**{**_request(tiny_idefics3, dataset, tmp_path / "b").__dict__, "resume": True})
-    summary = run(request, lambda name, d: resumed.update({d["step"]: d["loss"]}) if name == "log" else
-                  notes.append(d["text"]) if name == "note" else None)
-    assert "checkpoint-6 was interrupted while saving (no completion marker); skipped" in notes
-    assert summary["global_step"] == 6 and sorted(resumed) == [4, 5, 6]
+    summary = run(request, resumed)
+    assert "checkpoint-6 was interrupted while saving (no completion marker); skipped" in resumed.notes
+    assert summary["global_step"] == 6 and sorted(resumed.losses) == [4, 5, 6]
     for step in (4, 5, 6):
-        assert resumed[step] == pytest.approx(straight[step], rel=1e-3)
+        assert resumed.losses[step] == pytest.approx(straight.losses[step], rel=1e-3)
     checkpoints.verify(half_saved)  # saved again, completely, by the resumed run
 
 
@@ -213,7 +233,7 @@ def _plant_pickle(checkpoint: Path, name: str, target: Path) -> None:
 
 
 def test_non_finite_loss_stops_training(tiny_idefics3, dataset, tmp_path, monkeypatch):
-    from finetune import train
+    from vlmcli.finetune import train
 
     original = train._Trainer.compute_loss
 
@@ -282,9 +302,9 @@ def test_ddp_two_cpu_processes(tiny_idefics3, dataset, tmp_path):
 def test_adapter_brings_its_training_resolution(tiny_idefics3, dataset, tmp_path):
     run(_request(tiny_idefics3, dataset, tmp_path / "run", max_steps=1, longest_edge_px=96, split=False))
     spec = ModelSpec(model_id=str(tiny_idefics3), offline=True, adapter=tmp_path / "run")
-    trained = service.load_model(service.RunSpec(model=spec))
+    trained = load_run(RunSpec(model=spec))
     assert trained.max_input_px == 96 and trained.processor.image_processor.do_image_splitting is False
-    chosen = service.load_model(service.RunSpec(model=spec, split=SplitSpec(split=True, longest_edge_px=128)))
+    chosen = load_run(RunSpec(model=spec, split=SplitSpec(split=True, longest_edge_px=128)))
     assert chosen.max_input_px == 128 and chosen.processor.image_processor.do_image_splitting is True
 
 

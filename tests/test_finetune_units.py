@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from vlmcli.finetune import stages
+from vlmcli.finetune.data import read_examples
+from vlmcli.finetune.evaluate import anls, score
 
-from finetune import stages
-from finetune.data import read_examples
-from finetune.evaluate import anls, score
 from vlmcli.errors import UsageError
 from vlmcli.prompts import OCR_PROMPT
 
@@ -120,9 +120,8 @@ def test_finetune_needs_data_and_output():
 
 def test_full_finetune_trains_every_weight_without_an_adapter():
     import torch
-
-    from finetune.lora import apply_stage, parameter_groups
-    from finetune.stages import resolve
+    from vlmcli.finetune.lora import apply_stage, parameter_groups
+    from vlmcli.finetune.stages import resolve
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
     stage = resolve(1, {"full_finetune": True, "learning_rate": 3e-4})
@@ -138,8 +137,8 @@ def test_out_of_memory_while_training_keeps_checkpoints(tmp_path):
 
     import pytest
     import torch
+    from vlmcli.finetune import train
 
-    from finetune import train
     from vlmcli.errors import ExitCode, ResourceError
 
     def out_of_memory(**kwargs):

@@ -2,11 +2,17 @@
 
 import pytest
 
-from vlmcli.documents import parse_pages
 from vlmcli.errors import UsageError
-from vlmcli.prompts import HANDWRITING_PROMPT, OCR_PROMPT, ocr_instruction, user_messages
-from vlmcli.repetition import loop_start
-from vlmcli.splitting import merge_band_texts, pdf_render_dpi, plan_bands
+from vlmcli.inputs.documents import parse_pages
+from vlmcli.inputs.geometry import pdf_render_dpi, plan_bands
+from vlmcli.model.repetition import loop_start
+from vlmcli.pipeline.bands import merge_band_texts
+from vlmcli.prompts import (
+    HANDWRITING_PROMPT,
+    OCR_PROMPT,
+    ocr_instruction,
+    user_messages,
+)
 
 
 @pytest.mark.parametrize("text, count, expected", [

@@ -6,12 +6,13 @@ import io
 import os
 
 import pytest
+from conftest import draw_page
 from PIL import Image
 
-from conftest import draw_page
-from vlmcli import documents, images, pdf
-from vlmcli.config import PdfSpec
 from vlmcli.errors import DependencyError, EncryptedPdfError, InputError, UsageError
+from vlmcli.inputs import documents, images, pages, poppler
+from vlmcli.jobs import ocr as ocr_job
+from vlmcli.specs import PdfSpec
 
 
 def _png_bytes(image: Image.Image, fmt="PNG", **kwargs) -> bytes:
@@ -130,7 +131,7 @@ def test_discover_walks_folders_in_order(tmp_path):
 def test_pdf_pages_render_at_the_model_resolution(pdf_3_pages):
     refs = documents.page_refs(pdf_3_pages, "2-3", PdfSpec())
     assert [(r.page_index, r.page_number, r.page_count) for r in refs] == [(1, 2, 3), (2, 3, 3)]
-    page = documents.load_page(refs[0], max_edge_px=800, bands=True, pdf_spec=PdfSpec())
+    page = pages.load_page(refs[0], max_input_px=800, bands=True, pdf=PdfSpec())
     assert page.mode == "RGB" and max(page.size) == pytest.approx(800, abs=2)
 
 
@@ -161,7 +162,7 @@ def test_encrypted_pdf_needs_the_password(encrypted_pdf):
         with pytest.raises(EncryptedPdfError, match="locked.pdf: PDF is encrypted"):
             documents.page_refs(encrypted_pdf, None, PdfSpec(password=password))
     refs = documents.page_refs(encrypted_pdf, None, PdfSpec(password="s3cret"))
-    page = documents.load_page(refs[0], 400, True, PdfSpec(password="s3cret"))
+    page = pages.load_page(refs[0], 400, True, PdfSpec(password="s3cret"))
     assert max(page.size) == pytest.approx(400, abs=2)
 
 
@@ -176,7 +177,7 @@ def test_owner_only_password_reads_without_one(pdf_3_pages, tmp_path):
 def test_missing_poppler_is_a_dependency_error(pdf_3_pages, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(DependencyError, match="poppler"):
-        pdf.page_count(pdf_3_pages, PdfSpec())
+        poppler.page_count(pdf_3_pages, PdfSpec())
 
 
 # --- More of the checklist (docs/reliability.md): each a bad input with its message -------------------------
@@ -263,13 +264,12 @@ def test_path_problems(tmp_path):
 def test_leading_dash_name_after_double_dash(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from vlmcli import app as service
     from vlmcli.cli import app
 
     monkeypatch.chdir(tmp_path)
     draw_page((40, 30)).save("-dash.png")
     seen = []
-    monkeypatch.setattr(service, "transcribe", lambda inputs, *a, **kw: seen.extend(inputs) or iter([]))
+    monkeypatch.setattr(ocr_job, "transcribe", lambda inputs, *a, **kw: seen.extend(inputs) or iter([]))
     assert CliRunner().invoke(app, ["ocr", "--", "-dash.png"]).exit_code == 0
     assert [p.name for p in seen] == ["-dash.png"]
 
@@ -297,7 +297,7 @@ def test_truncated_pdf_and_zero_pages(pdf_3_pages, tmp_path):
         refs = documents.page_refs(cut, None, PdfSpec())  # poppler may rebuild the xref and recover pages
         for ref in refs:
             try:
-                documents.load_page(ref, 64, True, PdfSpec())
+                pages.load_page(ref, 64, True, PdfSpec())
             except InputError:
                 pass  # a damaged page is an input error, never a traceback
     except InputError as error:
@@ -319,6 +319,6 @@ def test_enormous_mediabox_and_a_page_without_contents(tmp_path):
         del document.pages[2].obj["/Contents"]
     document.save(path)
     refs = documents.page_refs(path, None, PdfSpec())
-    sizes = [documents.load_page(ref, 512, True, PdfSpec()).size for ref in refs]
+    sizes = [pages.load_page(ref, 512, True, PdfSpec()).size for ref in refs]
     assert max(sizes[0]) <= 513 and sizes[1][0] <= 513 and sizes[1][1] * sizes[1][0] <= 512 * 512 * 40
-    assert images.to_rgb(documents.load_page(refs[2], 512, True, PdfSpec())).getextrema() == ((255, 255),) * 3
+    assert images.to_rgb(pages.load_page(refs[2], 512, True, PdfSpec())).getextrema() == ((255, 255),) * 3

@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import draw_page
 from typer.testing import CliRunner
 
-from conftest import draw_page
 from vlmcli.cli import app
 from vlmcli.errors import ExitCode
-from vlmcli.manifest import MANIFEST_NAME, TEMP_MARK
+from vlmcli.files import TEMP_MARK
+from vlmcli.jobs.manifest import MANIFEST_NAME
 
 pytestmark = pytest.mark.model
 PAGES = 12
@@ -30,9 +31,9 @@ PAGES = 12
 # suite itself runs as a background job (`cmd &` in a script), its children inherit SIGINT ignored.
 SLOW_CLI = ("import signal, sys, time\n"
             "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-            "from vlmcli import app\n"
-            "run_page = app._run_page\n"
-            "app._run_page = lambda *args, **kwargs: (time.sleep(0.15), run_page(*args, **kwargs))[1]\n"
+            "from vlmcli.pipeline import page\n"
+            "run_page = page._run_page\n"
+            "page._run_page = lambda *args, **kwargs: (time.sleep(0.15), run_page(*args, **kwargs))[1]\n"
             "from vlmcli.cli import main\n"
             "main()\n")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.synthetic.fonts import FONT_DIRS, find_fonts
+from tools.synthetic.fonts import FONT_DIRS, find_fonts
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.model

@@ -1,6 +1,6 @@
 """State machine over run / crash / resume for the manifest and the atomic writer (Hypothesis stateful).
 
-Runs go through the real `batch.run_ocr` (manifest, sink, atomic writes); only
+Runs go through the real `ocr_job.run_ocr` (manifest, sink, atomic writes); only
 reading a page is faked. A crash is an exception thrown out of the k-th fsync
 or rename, the two points where data becomes durable, and a crash at an fsync
 first loses half of the bytes written since that file's last fsync (a power
@@ -19,12 +19,20 @@ from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
-from vlmcli import app as service
-from vlmcli import batch, manifest
-from vlmcli.config import OutputFormat
-from vlmcli.documents import PageRef
+from vlmcli.files import TEMP_MARK
+from vlmcli.inputs.documents import PageRef
+from vlmcli.jobs import manifest
+from vlmcli.jobs import ocr as ocr_job
+from vlmcli.pipeline.results import PageResult
+from vlmcli.specs import OutputFormat, RunSpec
 
 DOCUMENTS = {"a.pdf": 3, "b.png": 1, "c.tiff": 2}  # name -> pages
 
@@ -87,7 +95,7 @@ class ManifestMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.out.exists())
     @rule()
     def sigkill_leaves_a_temporary_file(self) -> None:
-        (self.out / f".a.pdf.txt{manifest.TEMP_MARK}dead.tmp").write_text("half a fi")
+        (self.out / f".a.pdf.txt{TEMP_MARK}dead.tmp").write_text("half a fi")
         self.completed = False
 
     @invariant()
@@ -117,7 +125,7 @@ class ManifestMachine(RuleBasedStateMachine):
 
     def _run(self, out: Path, resume: bool, crash_at: int | None) -> bool:
         """One `vlmcli ocr -o out` run; True if it crashed."""
-        request = batch.OcrRequest(inputs=tuple(self.inputs), instruction="Read.", run=service.RunSpec(),
+        request = ocr_job.OcrRequest(inputs=tuple(self.inputs), instruction="Read.", run=RunSpec(),
                                    output_format=OutputFormat.text, out_dir=out, resume=resume)
         real_fsync, real_replace, calls = os.fsync, os.replace, [0]
 
@@ -134,20 +142,20 @@ class ManifestMachine(RuleBasedStateMachine):
                 return result
             return point
 
-        original_transcribe = service.transcribe
-        service.transcribe = self._transcribe
+        original_transcribe = ocr_job.transcribe
+        ocr_job.transcribe = self._transcribe
         os.fsync, os.replace = durability_point(real_fsync), durability_point(real_replace)
         try:
-            batch.run_ocr(request, write=lambda text: None)
+            ocr_job.run_ocr(request, write=lambda text: None)
             return False
         except Crash:
             return True
         finally:
             os.fsync, os.replace = real_fsync, real_replace
-            service.transcribe = original_transcribe
+            ocr_job.transcribe = original_transcribe
 
     def _transcribe(self, inputs, instruction, run, *, pages=None, progress=None, reuse=None):
-        """`app.transcribe` without a model: same order, same use of `reuse`; a page's text is known."""
+        """`transcribe` without a model: same order, same use of `reuse`; a page's text is known."""
         for path in inputs:
             count = DOCUMENTS[path.name]
             for index in range(count):
@@ -155,15 +163,15 @@ class ManifestMachine(RuleBasedStateMachine):
                 stored = reuse(ref) if reuse else None
                 if stored is None:
                     self.pages_read.append((path.name, index))
-                    stored = service.PageResult(path, index + 1, f"text of {path.name} page {index + 1}", 4, 3,
-                                                0.25, "stop")
+                    stored = PageResult(path, index + 1, f"text of {path.name} page {index + 1}", 4, 3,
+                                        0.25, "stop")
                 yield stored
 
     def _outputs(self, out: Path) -> dict[str, bytes]:
         if not out.exists():
             return {}
         return {p.name: p.read_bytes() for p in out.iterdir()
-                if p.is_file() and not p.name.startswith(".") and p.name != batch.FAILURE_REPORT_NAME}
+                if p.is_file() and not p.name.startswith(".") and p.name != ocr_job.FAILURE_REPORT_NAME}
 
     def _done_records(self) -> list[dict]:
         path = self.out / manifest.MANIFEST_NAME

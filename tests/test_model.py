@@ -4,27 +4,37 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import always_load, draw_page, load_run
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from checkpoints import force_loop
-from conftest import draw_page
-from vlmcli import app as service
+from tools.models.build import force_loop
 from vlmcli import model as model_module
-from vlmcli.config import DType, GenerationSpec, ModelSpec, Quant, SplitSpec
 from vlmcli.errors import DependencyError, ModelError, RefusedError
+from vlmcli.inputs.documents import page_refs
+from vlmcli.inputs.pages import page_images
+from vlmcli.pipeline import ask as asking
+from vlmcli.pipeline import page
+from vlmcli.pipeline.ask import ask
+from vlmcli.pipeline.results import PageResult
+from vlmcli.pipeline.transcribe import transcribe
+from vlmcli.specs import DType, GenerationSpec, ModelSpec, Quant, RunSpec, SplitSpec
 
 pytestmark = pytest.mark.model
 QUESTION = "What is written here?"
 
 
-def _run(checkpoint, split=None, bands=True, max_new_tokens=12, **model_kwargs) -> service.RunSpec:
+def _read_page(loaded, ref, run):
+    """One page read on its own, band by band, with its retries."""
+    return page._run_page(loaded, ref, page.prepare_page(loaded, ref, "Read.", run), run)
+
+
+def _run(checkpoint, split=None, bands=True, max_new_tokens=12, **model_kwargs) -> RunSpec:
     model_kwargs.setdefault("dtype", DType.float32)  # the same arithmetic as the plain script, on any CPU
-    return service.RunSpec(model=ModelSpec(model_id=str(checkpoint), offline=True, **model_kwargs),
+    return RunSpec(model=ModelSpec(model_id=str(checkpoint), offline=True, **model_kwargs),
                            split=SplitSpec(split=split, bands=bands),
                            generation=GenerationSpec(max_new_tokens=max_new_tokens))
 
@@ -52,43 +62,43 @@ def test_ask_matches_plain_transformers(request, tmp_path, family, split, size):
     image = draw_page(size, "7")
     path = tmp_path / "image.png"
     image.save(path)
-    answer = service.ask([path], QUESTION, _run(checkpoint, split=split, bands=False))
+    answer = ask([path], QUESTION, _run(checkpoint, split=split, bands=False))
     assert list(answer.token_ids) == _plain_transformers(checkpoint, image, split)
     assert answer.image_tokens > 0
 
 
 def test_split_changes_the_visual_tokens(tiny_idefics3, page_png):
-    split = service.ask([page_png], QUESTION, _run(tiny_idefics3, split=True, max_new_tokens=1))
-    whole = service.ask([page_png], QUESTION, _run(tiny_idefics3, split=False, max_new_tokens=1))
+    split = ask([page_png], QUESTION, _run(tiny_idefics3, split=True, max_new_tokens=1))
+    whole = ask([page_png], QUESTION, _run(tiny_idefics3, split=False, max_new_tokens=1))
     assert split.image_tokens > whole.image_tokens > 0
 
 
 def test_ask_and_ocr_see_the_same_pixels(tiny_idefics3, pdf_3_pages):
     run = _run(tiny_idefics3)
-    loaded = service.load_model(run)
-    ref = service.page_refs(pdf_3_pages, "2", run.pdf)[0]
-    asked = service.page_images(loaded, service._ask_page(pdf_3_pages, 2, run.pdf), run)
-    transcribed = service.page_images(loaded, ref, run)
+    loaded = load_run(run)
+    ref = page_refs(pdf_3_pages, "2", run.pdf)[0]
+    asked = page_images(asking._page(pdf_3_pages, 2, run.pdf), loaded.max_input_px, run.split, run.pdf)
+    transcribed = page.prepare_page(loaded, ref, "Read.", run).bands
     assert [a.tobytes() for a in asked] == [t.tobytes() for t in transcribed]
 
 
 def test_streaming_pieces_make_the_answer(tiny_idefics3, page_png):
     pieces: list[str] = []
-    answer = service.ask([page_png], QUESTION, _run(tiny_idefics3, max_new_tokens=20), on_text=pieces.append)
+    answer = ask([page_png], QUESTION, _run(tiny_idefics3, max_new_tokens=20), on_text=pieces.append)
     assert "".join(pieces).strip() == answer.text
 
 
 def test_ocr_of_a_pdf_and_an_image(tiny_idefics3, pdf_3_pages, page_png):
-    items = list(service.transcribe([pdf_3_pages, page_png], "Read.", _run(tiny_idefics3), pages="1,3"))
+    items = list(transcribe([pdf_3_pages, page_png], "Read.", _run(tiny_idefics3), pages="1,3"))
     assert [(i.source.name, i.page_number) for i in items] == [("doc.pdf", 1), ("doc.pdf", 3), ("page.png", 1)]
-    assert all(isinstance(i, service.PageResult) and i.image_tokens > 0 for i in items)
+    assert all(isinstance(i, PageResult) and i.image_tokens > 0 for i in items)
 
 
 def test_tall_pages_are_banded(tiny_idefics3, tmp_path):
     path = tmp_path / "receipt.png"
     draw_page((60, 400), "TOTAL 12.00").save(path)
-    banded = next(service.transcribe([path], "Read.", _run(tiny_idefics3)))
-    whole = next(service.transcribe([path], "Read.", _run(tiny_idefics3, bands=False)))
+    banded = next(transcribe([path], "Read.", _run(tiny_idefics3)))
+    whole = next(transcribe([path], "Read.", _run(tiny_idefics3, bands=False)))
     assert banded.bands > 1 and whole.bands == 1
     assert banded.image_tokens > whole.image_tokens
 
@@ -98,10 +108,10 @@ def test_bitsandbytes_quantization(tiny_idefics3, page_png, quantize):
     import bitsandbytes as bnb
 
     run = _run(tiny_idefics3, quantize=quantize)
-    loaded = service.load_model(run)
+    loaded = load_run(run)
     layer_type = bnb.nn.Linear4bit if quantize is Quant.nf4 else bnb.nn.Linear8bitLt
     assert any(isinstance(m, layer_type) for m in loaded.model.modules())
-    answer = service.ask([page_png], QUESTION, run)
+    answer = ask([page_png], QUESTION, run)
     assert answer.new_tokens > 0
 
 
@@ -123,30 +133,30 @@ def test_lora_adapter_changes_the_answer(tiny_idefics3, tmp_path, page_png):
     config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
     torch.manual_seed(1)
     get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
-    plain = service.ask([page_png], QUESTION, _run(tiny_idefics3))
-    adapted = service.ask([page_png], QUESTION, _run(tiny_idefics3, adapter=tmp_path / "adapter"))
+    plain = ask([page_png], QUESTION, _run(tiny_idefics3))
+    adapted = ask([page_png], QUESTION, _run(tiny_idefics3, adapter=tmp_path / "adapter"))
     assert adapted.token_ids != plain.token_ids
 
 
 def test_repetition_guard_ends_a_loop(tiny_idefics3, page_png):
     run = _run(tiny_idefics3, max_new_tokens=200)
-    loaded = service.load_model(run)
+    loaded = load_run(run)
     force_loop(loaded.model, loaded.processor.tokenizer)
-    ref = service.page_refs(page_png, None, run.pdf)[0]
-    result = service.transcribe_page(loaded, ref, "Read.", run)
+    ref = page_refs(page_png, None, run.pdf)[0]
+    result = _read_page(loaded, ref, run)
     assert result.finish_reason == "repetition"
     assert result.new_tokens < 200 and result.text == "a"
 
 
 def test_unknown_model_offline_is_a_dependency_error(page_png):
     with pytest.raises(DependencyError, match="not in the local cache and --offline is set"):
-        service.ask([page_png], QUESTION, _run("someone/not-a-model"))
+        ask([page_png], QUESTION, _run("someone/not-a-model"))
 
 
 def test_missing_checkpoint_directory(tmp_path, page_png):
-    run = service.RunSpec(model=ModelSpec(model_id=str(tmp_path / "nowhere")))
+    run = RunSpec(model=ModelSpec(model_id=str(tmp_path / "nowhere")))
     with pytest.raises(ModelError, match="not a checkpoint directory"):
-        service.ask([page_png], QUESTION, run)
+        ask([page_png], QUESTION, run)
 
 
 def test_remote_code_is_refused_unless_trusted(tmp_path, page_png):
@@ -161,11 +171,11 @@ def test_remote_code_is_refused_unless_trusted(tmp_path, page_png):
         "from transformers import PretrainedConfig\n"
         "class CustomConfig(PretrainedConfig):\n    model_type = 'my_custom_vlm'\n")
     with pytest.raises(RefusedError, match="needs its own Python code") as refused:
-        service.ask([page_png], QUESTION, _run(folder))
+        ask([page_png], QUESTION, _run(folder))
     assert "--trust-remote-code" in refused.value.hint
     assert not ran.exists()
     with pytest.raises(ModelError, match="model type 'my_custom_vlm' is not supported"):
-        service.ask([page_png], QUESTION, _run(folder, trust_remote_code=True))
+        ask([page_png], QUESTION, _run(folder, trust_remote_code=True))
     assert ran.exists()  # trusted: its code ran (and then the family check refused the model)
 
 
@@ -176,18 +186,20 @@ def test_pickle_only_weights_are_refused(tiny_idefics3, tmp_path, page_png):
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
     with pytest.raises(RefusedError, match="pickle") as refused:
-        service.ask([page_png], QUESTION, _run(folder))
+        ask([page_png], QUESTION, _run(folder))
     assert "--allow-pickle" in refused.value.hint
     # M2 override: read through torch's weights-only unpickler, the same answer as the safetensors original.
-    allowed = service.ask([page_png], QUESTION, _run(folder, allow_pickle=True))
-    assert allowed.token_ids == service.ask([page_png], QUESTION, _run(tiny_idefics3)).token_ids
+    allowed = ask([page_png], QUESTION, _run(folder, allow_pickle=True))
+    assert allowed.token_ids == ask([page_png], QUESTION, _run(tiny_idefics3)).token_ids
 
 
 def test_auto_dtype_is_float32_on_a_cpu_without_bf16(monkeypatch):
-    monkeypatch.setattr(model_module, "cpu_has_native_bf16", lambda: False)
-    assert model_module.resolve_dtype(model_module.DType.auto, "cpu") is torch.float32
-    monkeypatch.setattr(model_module, "cpu_has_native_bf16", lambda: True)
-    assert model_module.resolve_dtype(model_module.DType.auto, "cpu") is torch.bfloat16
+    from vlmcli.model import loading
+
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: False)
+    assert loading.resolve_dtype(DType.auto, "cpu") is torch.float32
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: True)
+    assert loading.resolve_dtype(DType.auto, "cpu") is torch.bfloat16
 
 
 def test_cli_ocr_end_to_end(tiny_idefics3, pdf_3_pages, page_png, tmp_path):
@@ -231,8 +243,8 @@ def test_cli_model_errors_exit_codes(tmp_path, page_png, model_id, code):
 def test_degenerate_image_sizes_are_read(request, tmp_path, family, size):
     path = tmp_path / "odd.png"
     Image.new("RGB", size, "white").save(path)
-    item = next(service.transcribe([path], "Read.", _run(request.getfixturevalue(f"tiny_{family}"), max_new_tokens=2)))
-    assert isinstance(item, service.PageResult) and item.image_tokens > 0
+    item = next(transcribe([path], "Read.", _run(request.getfixturevalue(f"tiny_{family}"), max_new_tokens=2)))
+    assert isinstance(item, PageResult) and item.image_tokens > 0
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux script(1) for a terminal")
@@ -254,22 +266,21 @@ def test_prefetching_changes_nothing_and_isolates_failures(tiny_idefics3, pdf_3_
     from vlmcli.errors import InputError
 
     run = _run(tiny_idefics3)
-    loaded = service.load_model(run)
-    one_by_one = [service.transcribe_page(loaded, ref, "Read.", run) for ref in service.page_refs(pdf_3_pages, None,
-                                                                                                   run.pdf)]
-    monkeypatch.setattr(service, "load_model", lambda run: loaded)
-    together = list(service.transcribe([pdf_3_pages], "Read.", run))
+    loaded = load_run(run)
+    one_by_one = [_read_page(loaded, ref, run) for ref in page_refs(pdf_3_pages, None, run.pdf)]
+    always_load(monkeypatch, loaded)
+    together = list(transcribe([pdf_3_pages], "Read.", run))
     assert [(r.text, r.new_tokens) for r in together] == [(r.text, r.new_tokens) for r in one_by_one]
 
-    original = service.page_images
+    original = page.page_images
 
-    def page_2_breaks(loaded, ref, run):
+    def page_2_breaks(ref, *args):
         if ref.page_number == 2:
             raise InputError("doc.pdf: page 2 is broken")
-        return original(loaded, ref, run)
+        return original(ref, *args)
 
-    monkeypatch.setattr(service, "page_images", page_2_breaks)
-    items = list(service.transcribe([pdf_3_pages], "Read.", run))
+    monkeypatch.setattr(page, "page_images", page_2_breaks)
+    items = list(transcribe([pdf_3_pages], "Read.", run))
     assert [type(i).__name__ for i in items] == ["PageResult", "PageFailure", "PageResult"]
     assert items[2].text == one_by_one[2].text
 
@@ -288,8 +299,8 @@ def test_same_tokens_as_the_unoptimised_eager_path(request, tmp_path, family):
     eager = model.generate(**inputs, do_sample=False, max_new_tokens=12)[0, inputs["input_ids"].shape[1]:].tolist()
     stop = set(model.generation_config.eos_token_id)
     eager = eager[:-1] if eager and eager[-1] in stop else eager
-    item = next(service.transcribe([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False)))
-    answer = service.ask([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False))
+    item = next(transcribe([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False)))
+    answer = ask([tmp_path / "p.png"], "Read.", _run(checkpoint, bands=False))
     assert list(answer.token_ids) == eager and item.new_tokens == answer.new_tokens
 
 
@@ -300,7 +311,7 @@ def test_quantized_load_releases_the_file_and_keeps_the_tokens(tiny_idefics3, tm
     image = draw_page((120, 90), "12.50")
     image.save(tmp_path / "p.png")
     run = _run(tiny_idefics3, bands=False, quantize=Quant.nf4)
-    answer = service.ask([tmp_path / "p.png"], QUESTION, run)
+    answer = ask([tmp_path / "p.png"], QUESTION, run)
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["lm_head"])
     plain = AutoModelForImageTextToText.from_pretrained(tiny_idefics3, dtype=torch.float32, quantization_config=quant)

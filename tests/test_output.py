@@ -9,16 +9,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vlmcli import app as service
 from vlmcli.cli import app
-from vlmcli.config import OutputFormat
 from vlmcli.errors import ExitCode, InputError
-from vlmcli.manifest import MANIFEST_NAME
-from vlmcli.output import Sink, atomic_write, render
+from vlmcli.files import atomic_write
+from vlmcli.jobs import ocr as ocr_job
+from vlmcli.jobs.manifest import MANIFEST_NAME
+from vlmcli.jobs.outputs import Sink, render
+from vlmcli.pipeline.results import PageFailure, PageResult
+from vlmcli.specs import OutputFormat
 
 
 def _page(source="a.pdf", number=1, text="héllo ✓ 𝔘"):
-    return service.PageResult(Path(source), number, text, 64, 3, 0.5, "stop")
+    return PageResult(Path(source), number, text, 64, 3, 0.5, "stop")
 
 
 def test_json_round_trips_unicode():
@@ -32,7 +34,7 @@ def test_text_pages_are_separated_by_form_feeds():
 
 
 def test_failed_page_is_a_json_record_and_absent_from_text():
-    failure = service.PageFailure(Path("a.pdf"), 2, InputError("a.pdf: broken"))
+    failure = PageFailure(Path("a.pdf"), 2, InputError("a.pdf: broken"))
     assert json.loads(render(failure, OutputFormat.json, True)) == {
         "source": "a.pdf", "page_number": 2, "error": "a.pdf: broken", "category": "input", "exit_code": 3,
         "attempts": 1}
@@ -65,7 +67,7 @@ def test_interrupt_exits_130_and_keeps_finished_files(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for name in ("first.png", "second.pdf"):
         Path(name).write_bytes(name.encode())
-    monkeypatch.setattr(service, "transcribe", interrupted)
+    monkeypatch.setattr(ocr_job, "transcribe", interrupted)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["ocr", "first.png", "second.pdf", "-o", str(out)])
     assert result.exit_code == ExitCode.interrupted

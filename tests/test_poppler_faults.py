@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vlmcli import documents
-from vlmcli.batch import FAILURE_REPORT_NAME
 from vlmcli.cli import app
-from vlmcli.config import PdfSpec
 from vlmcli.errors import ExitCode, PageTimeoutError, RasterizerError
+from vlmcli.inputs import documents, pages
+from vlmcli.jobs.ocr import FAILURE_REPORT_NAME
+from vlmcli.pipeline.results import PageResult
+from vlmcli.specs import PdfSpec
 
 REAL = {tool: shutil.which(tool) for tool in ("pdftoppm", "pdfinfo")}
 pytestmark = pytest.mark.skipif(None in REAL.values(), reason="needs poppler-utils")
@@ -68,7 +69,7 @@ def _read_all(path: Path, spec: PdfSpec) -> list:
     results = []
     for ref in documents.page_refs(path, None, spec):
         try:
-            results.append(documents.load_page(ref, 64, True, spec).size)
+            results.append(pages.load_page(ref, 64, True, spec).size)
         except Exception as exc:  # noqa: BLE001 - the test inspects which type came out
             results.append(exc)
     return results
@@ -116,12 +117,13 @@ def test_a_hanging_rasterizer_is_killed_at_the_timeout(pdf_3_pages, fake_poppler
 def test_a_hanging_pdfinfo_is_killed_and_the_batch_goes_on(pdf_3_pages, page_png, fake_poppler, tmp_path,
                                                            monkeypatch):
     fake_poppler("pdfinfo hangs")
-    from vlmcli import app as service
+    from vlmcli import model
+    from vlmcli.pipeline import transcribe
 
-    monkeypatch.setattr(service, "load_model", lambda run: object())
-    monkeypatch.setattr(service, "_read_page", lambda loaded, ref, prepared, run: service.PageResult(
+    monkeypatch.setattr(model, "load", lambda spec, split, **kwargs: object())
+    monkeypatch.setattr(transcribe, "read_prepared", lambda loaded, ref, prepared, run: PageResult(
         ref.source, ref.page_number, "text", 1, 1, 0.0, "stop"))
-    monkeypatch.setattr(service, "prepare_page", lambda *args: None)
+    monkeypatch.setattr(transcribe, "prepare_page", lambda *args: None)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["ocr", str(pdf_3_pages), str(page_png), "-o", str(out), "--page-timeout", "1"])
     assert result.exit_code == ExitCode.partial

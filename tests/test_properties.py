@@ -12,14 +12,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from vlmcli import images
-from vlmcli.app import PageResult
-from vlmcli.config import OutputFormat
-from vlmcli.documents import parse_pages
 from vlmcli.errors import InputError, UsageError
-from vlmcli.output import render
-from vlmcli.repetition import loop_start
-from vlmcli.splitting import MERGE_SIMILARITY, _normalize, merge_band_texts, plan_bands
+from vlmcli.inputs import images
+from vlmcli.inputs.documents import parse_pages
+from vlmcli.inputs.geometry import plan_bands
+from vlmcli.jobs.outputs import render
+from vlmcli.model.repetition import loop_start
+from vlmcli.pipeline.bands import MERGE_SIMILARITY, merge_band_texts
+from vlmcli.pipeline.results import PageResult
+from vlmcli.specs import OutputFormat
+from vlmcli.text import normalize
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PIXEL_BUDGET = 64 * 64  # a small Image.MAX_IMAGE_PIXELS, so "over the budget" is cheap to reach
@@ -127,7 +129,7 @@ def distinct_lines(draw) -> list[str]:
     words = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x2FF, exclude_categories=("Cs", "Cc", "Zl", "Zp")),
                     min_size=1, max_size=12)
     lines = draw(st.lists(st.lists(words, min_size=1, max_size=6).map(" ".join), min_size=1, max_size=25))
-    normalized = [_normalize(line) for line in lines]
+    normalized = [normalize(line) for line in lines]
     # The merge matches fuzzily (OCR of one line differs a little between bands): lines that
     # read alike to it are one line by design, so the property is about lines it can tell apart.
     assume(all(normalized))

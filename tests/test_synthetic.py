@@ -11,14 +11,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from vlmcli.finetune.data import read_examples
 
-from finetune.data import read_examples
-from finetune.synthetic import Counts, FontsMissing, random_look, random_receipt, random_text, require_fonts
-from finetune.synthetic import render_line, render_page, write_dataset
-from finetune.synthetic.__main__ import main
-from finetune.synthetic.render import (MAX_BLUR_RADIUS_PX, MAX_NOISE_SIGMA, MAX_ROTATION_DEG, PAGE_TEXT_FRACTION,
-                                       page_text_size_px)
-from finetune.synthetic.text import CHARSET, fresh_text
+from tools.synthetic import (
+    Counts,
+    FontsMissing,
+    random_look,
+    random_receipt,
+    random_text,
+    render_line,
+    render_page,
+    require_fonts,
+    write_dataset,
+)
+from tools.synthetic.__main__ import main
+from tools.synthetic.render import (
+    MAX_BLUR_RADIUS_PX,
+    MAX_NOISE_SIGMA,
+    MAX_ROTATION_DEG,
+    PAGE_TEXT_FRACTION,
+    page_text_size_px,
+)
+from tools.synthetic.text import CHARSET, fresh_text
 
 COUNTS = Counts(lines=30, hand=20, pages=3, receipts=4, heldout=8)
 MAX_CHARS = 20
@@ -171,12 +185,12 @@ def test_command_writes_a_dataset(fonts, tmp_path, capsys):
 
 
 def test_no_torch_import():
-    code = "import sys, finetune.synthetic.__main__; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = "import sys, tools.synthetic.__main__; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
 def test_fixed_canvases_and_random_character_lines(fonts, tmp_path):
-    from finetune.synthetic.write import Scale
+    from tools.synthetic.write import Scale
 
     scale = Scale(canvas_px=(512, 512), page_text_px=(14, 20), line_text_px=(14, 20), line_canvas_px=(256, 64),
                   receipt_canvas_px=(384, 384), random_chars_share=1.0)
@@ -193,10 +207,11 @@ def test_fixed_canvases_and_random_character_lines(fonts, tmp_path):
 def test_tiny_model_tokenizer_spells_answers_and_shortens_instructions(tmp_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from finetune.tiny_model import build
+    from tools.models.__main__ import reader_instructions
+    from tools.models.build import build_learn_to_read
     from vlmcli.prompts import OCR_PROMPT
 
-    build(tmp_path / "m", longest_edge_px=256)
+    build_learn_to_read(tmp_path / "m", reader_instructions(), longest_edge_px=256)
     tokenizer = AutoProcessor.from_pretrained(tmp_path / "m").tokenizer
     answer = "INV-48213 $12.50\n2.4.2021"
     assert tokenizer.decode(tokenizer(answer).input_ids) == answer

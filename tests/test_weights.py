@@ -9,9 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText
 
-from vlmcli import memory, weights
 from vlmcli import model as model_module
-from vlmcli.config import DType, ModelSpec, Quant, SplitSpec
+from vlmcli.model import loading, weights
+from vlmcli.model.levers import heap
+from vlmcli.specs import DType, ModelSpec, Quant, SplitSpec
 
 
 def _resaved(checkpoint: Path, out_dir: Path, *, dtype: torch.dtype, max_shard_size: str | None = None) -> Path:
@@ -57,7 +58,7 @@ def test_quantized_4bit_load_by_tensor_equals_transformers_load(tiny_idefics3):
     spec = ModelSpec(model_id=str(tiny_idefics3), dtype=DType.float32, quantize=Quant.nf4, offline=True)
     loaded = model_module.load(spec, SplitSpec())
     reference = AutoModelForImageTextToText.from_pretrained(
-        tiny_idefics3, dtype=torch.float32, quantization_config=model_module.quantization_config(Quant.nf4, torch.float32))
+        tiny_idefics3, dtype=torch.float32, quantization_config=loading.quantization_config(Quant.nf4, torch.float32))
     _assert_same_model(loaded.model, reference)
 
 
@@ -85,14 +86,14 @@ def test_quantizing_load_on_cpu_maps_big_allocations_then_restores_glibc_ceiling
         def malloc_trim(self, pad):
             calls.append(("trim", pad))
 
-    monkeypatch.setattr(memory, "_libc", FakeLibc)
-    with memory.heap_returned_while_quantizing("cuda", quantizing=True):
+    monkeypatch.setattr(heap, "_libc", FakeLibc)
+    with heap.heap_returned_while_quantizing("cuda", quantizing=True):
         pass
-    with memory.heap_returned_while_quantizing("cpu", quantizing=False):
+    with heap.heap_returned_while_quantizing("cpu", quantizing=False):
         pass
     assert calls == []
     with pytest.raises(RuntimeError):
-        with memory.heap_returned_while_quantizing("cpu", quantizing=True):
+        with heap.heap_returned_while_quantizing("cpu", quantizing=True):
             raise RuntimeError("load failed")
-    assert calls == [("mallopt", memory.M_MMAP_THRESHOLD, 64 * 1024),
-                     ("mallopt", memory.M_MMAP_THRESHOLD, memory.GLIBC_MMAP_THRESHOLD_MAX), ("trim", 0)]
+    assert calls == [("mallopt", heap.M_MMAP_THRESHOLD, 64 * 1024),
+                     ("mallopt", heap.M_MMAP_THRESHOLD, heap.GLIBC_MMAP_THRESHOLD_MAX), ("trim", 0)]

@@ -32,12 +32,21 @@ class ExitCode(IntEnum):
 class VlmcliError(Exception):
     """An error the user can fix. `hint` says how.
 
-    `category` names the kind of failure in the failure report (docling's
-    vocabulary where it fits), so a batch's failures can be counted by cause.
+    Each subclass names its exit code in its class statement. `category` names
+    the kind of failure in the failure report (docling's vocabulary where it
+    fits), so a batch's failures can be counted by cause; it is the exit code's
+    name unless the class says otherwise.
     """
 
     exit_code: ExitCode = ExitCode.input
     category: str = "input"
+
+    def __init_subclass__(cls, exit_code: ExitCode | None = None, category: str | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code, cls.category = exit_code, exit_code.name
+        if category is not None:
+            cls.category = category
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -45,66 +54,59 @@ class VlmcliError(Exception):
         self.hint = hint
 
 
-class UsageError(VlmcliError):
-    exit_code = ExitCode.usage
-    category = "usage"
+class UsageError(VlmcliError, exit_code=ExitCode.usage):
+    """A bad option or value, or a page range past the end."""
 
 
 class InputError(VlmcliError):
-    exit_code = ExitCode.input
+    """An input file that is missing, unreadable, corrupt, truncated, unsupported or over a limit."""
 
 
-class EncryptedPdfError(VlmcliError):
-    exit_code = ExitCode.encrypted
-    category = "encrypted"
-
-
-class OutputError(VlmcliError):
-    exit_code = ExitCode.output
-    category = "output"
-
-
-class DependencyError(VlmcliError):
-    exit_code = ExitCode.dependency
-    category = "dependency"
-
-
-class RefusedError(VlmcliError):
-    exit_code = ExitCode.refused
-    category = "policy"
-
-
-class ResourceError(VlmcliError):
-    exit_code = ExitCode.resource
-    category = "out_of_memory"
-
-
-class PageTimeoutError(ResourceError):
-    """A page went past --page-timeout (rendering or generation)."""
-
-    category = "timeout"
-
-
-class RasterizerError(InputError):
+class RasterizerError(InputError, category="backend_failure"):
     """poppler crashed, exited non-zero, or returned something other than the one page asked for."""
 
-    category = "backend_failure"
+
+class EncryptedPdfError(VlmcliError, exit_code=ExitCode.encrypted):
+    """A PDF whose password is missing or wrong."""
 
 
-class ModelError(VlmcliError):
-    exit_code = ExitCode.model
-    category = "model"
+class OutputError(VlmcliError, exit_code=ExitCode.output):
+    """Results cannot be written where the user asked."""
 
 
-class TrainingDiverged(VlmcliError):
-    exit_code = ExitCode.diverged
-    category = "diverged"
+class DependencyError(VlmcliError, exit_code=ExitCode.dependency):
+    """A system tool, package, device or offline model that the run needs is not there."""
 
 
-class CheckpointError(VlmcliError):
-    exit_code = ExitCode.checkpoint
-    category = "checkpoint"
+class RefusedError(VlmcliError, exit_code=ExitCode.refused, category="policy"):
+    """A checkpoint refused for safety: it needs remote code, or has only pickle weights."""
+
+
+class ResourceError(VlmcliError, exit_code=ExitCode.resource, category="out_of_memory"):
+    """Out of memory with no usable output."""
+
+
+class PageTimeoutError(ResourceError, category="timeout"):
+    """A page went past --page-timeout (rendering or generation)."""
+
+
+class ModelError(VlmcliError, exit_code=ExitCode.model):
+    """The checkpoint cannot be loaded, or is not of a supported family."""
+
+
+class TrainingDiverged(VlmcliError, exit_code=ExitCode.diverged):
+    """Training stopped on a non-finite loss."""
+
+
+class CheckpointError(VlmcliError, exit_code=ExitCode.checkpoint):
+    """A checkpoint to resume from is incomplete, damaged, foreign, or holds more than data in a pickle."""
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised by the CLI's handler so that it unwinds (and cleans up) like Ctrl-C."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (library messages run on), or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

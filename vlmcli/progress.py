@@ -1,31 +1,48 @@
-"""What the services report while they work (stdlib only); the CLI draws it with Rich, others may ignore it."""
+"""What long work reports while it runs (stdlib only): one protocol for reading pages and for training.
+
+The pipeline, the OCR job and fine-tuning call it; the CLI draws it on stderr
+(cli/console.py); a library caller may pass `NullProgress`. Work is counted in
+units (pages, training steps, examples): `started` says how many, `advanced`
+how far it got, and `note` is a line for the person watching.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from vlmcli.app import PageFailure, PageResult
+from collections.abc import Mapping
+from typing import Protocol
 
 
 class Progress(Protocol):
-    """What a caller may show while work runs (all optional to act on)."""
+    def loading_model(self, model_id: str) -> None:
+        """The checkpoint starts loading (the slow part before the first unit)."""
 
-    def loading_model(self, model_id: str) -> None: ...
-    def model_loaded(self) -> None: ...
-    def pages_started(self, total: int) -> None: ...
-    def page_finished(self, item: PageResult | PageFailure) -> None: ...
+    def model_loaded(self) -> None:
+        """The checkpoint is loaded."""
+
+    def started(self, total: int, unit: str, done: int = 0) -> None:
+        """`total` units of work begin (`done` of them already are, e.g. after a resume)."""
+
+    def advanced(self, done: int, metrics: Mapping[str, float] | None = None) -> None:
+        """`done` units are finished; `metrics` are numbers measured at this point (a training loss)."""
+
+    def note(self, text: str, *, detail: bool = False) -> None:
+        """A line for the user; `detail` lines are for those who asked for details (-v)."""
 
 
 class NullProgress:
+    """Reports nothing."""
+
     def loading_model(self, model_id: str) -> None:
         pass
 
     def model_loaded(self) -> None:
         pass
 
-    def pages_started(self, total: int) -> None:
+    def started(self, total: int, unit: str, done: int = 0) -> None:
         pass
 
-    def page_finished(self, item: PageResult | PageFailure) -> None:
+    def advanced(self, done: int, metrics: Mapping[str, float] | None = None) -> None:
+        pass
+
+    def note(self, text: str, *, detail: bool = False) -> None:
         pass

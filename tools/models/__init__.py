@@ -1,0 +1,1 @@
+"""The tiny-checkpoint builder (build.py) and its tokenizers (tokenizers.py); `python -m tools.models --help`."""

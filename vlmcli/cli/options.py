@@ -1,0 +1,119 @@
+"""Typer option aliases shared by the commands: each defined once, with its help text.
+
+Defaults are `None` ("not given") wherever a spec in `vlmcli/specs.py` owns the default.
+`with_run_options` gives a command the options that make a `RunSpec` (ask and ocr).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from vlmcli.specs import (
+    DEFAULT_MODEL,
+    MODEL_ENV_VAR,
+    Device,
+    DType,
+    KVCache,
+    OutputFormat,
+    Quant,
+)
+
+MODEL = "Model"
+IMAGES = "Splitting and resolution"
+
+ModelOpt = Annotated[str, typer.Option(
+    "--model", "-m", envvar=MODEL_ENV_VAR, rich_help_panel=MODEL,
+    help="Hub id or local checkpoint directory (Idefics2, Idefics3 or SmolVLM).")]
+RevisionOpt = Annotated[Optional[str], typer.Option(
+    rich_help_panel=MODEL, help="Branch, tag or commit of the hub checkpoint; pin a commit for reproducible runs.")]
+QuantizeOpt = Annotated[Quant, typer.Option(
+    rich_help_panel=MODEL, help="Quantize weights with bitsandbytes at load time (4bit = NF4 + double quantization).")]
+DTypeOpt = Annotated[DType, typer.Option(
+    rich_help_panel=MODEL, help="Compute dtype. auto: bfloat16 on GPUs, float32 on CPUs without native bf16.")]
+DeviceOpt = Annotated[Device, typer.Option(rich_help_panel=MODEL, help="Where to run the model.")]
+AdapterOpt = Annotated[Optional[Path], typer.Option(
+    rich_help_panel=MODEL, help="A PEFT LoRA adapter directory to apply on top of the model.")]
+OfflineOpt = Annotated[bool, typer.Option(
+    "--offline", rich_help_panel=MODEL, help="Never use the network; the model must be cached or local.")]
+TrustRemoteCodeOpt = Annotated[bool, typer.Option(
+    "--trust-remote-code", rich_help_panel=MODEL,
+    help="Run Python code shipped with the checkpoint (refused by default; read it and pin --revision first).")]
+AllowPickleOpt = Annotated[bool, typer.Option(
+    "--allow-pickle", rich_help_panel=MODEL,
+    help="Accept .bin (pickle) weights, read with torch's weights-only unpickler (refused by default).")]
+MaxNewTokensOpt = Annotated[Optional[int], typer.Option(
+    min=1, rich_help_panel=MODEL, help="Most tokens to generate per page or answer.")]
+KVCacheOpt = Annotated[KVCache, typer.Option(
+    "--kv-cache", rich_help_panel=MODEL,
+    help="auto: static on CPUs (faster decoding), dynamic on GPUs. static on a GPU compiles the decode step for "
+         "each batch shape first, then decodes faster: for long runs.")]
+
+SplitOpt = Annotated[Optional[bool], typer.Option(
+    "--split/--no-split", rich_help_panel=IMAGES, show_default="checkpoint's setting",
+    help="Cut each image into sub-images (Idefics3/SmolVLM tile grid, Idefics2 4 crops) so small text stays legible.")]
+LongestEdgeOpt = Annotated[Optional[int], typer.Option(
+    min=64, rich_help_panel=IMAGES, show_default="checkpoint's setting",
+    help="Resolution: the longest image edge in px the processor works at (SmolVLM: multiples of 512; "
+         "fewer px = fewer visual tokens).")]
+BandsOpt = Annotated[bool, typer.Option(
+    "--bands/--no-bands", rich_help_panel=IMAGES,
+    help="Cut pages larger than the model's input (long receipts, posters, 300-dpi scans) into overlapping bands.")]
+PasswordOpt = Annotated[Optional[str], typer.Option(help="Password of encrypted PDFs.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Report tokens and time per page on stderr.")]
+
+PagesOpt = Annotated[Optional[str], typer.Option(
+    help="PDF pages to read, 1-based: e.g. 1-3,7 or 5- (default: all).")]
+OutputDirOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", file_okay=False, help="Write one file per input into this folder instead of stdout.")]
+FormatOpt = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", help="text (pages separated by form feeds), markdown, or json (JSON Lines, one record per page).")]
+PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
+HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
+
+BATCH = "Batch and resume"
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", rich_help_panel=BATCH,
+    help="Skip the pages the manifest in the -o folder records as done with the same input, model and settings.")]
+PageTimeoutOpt = Annotated[Optional[float], typer.Option(
+    min=0.001, rich_help_panel=BATCH, show_default="none for generation; 120 s per poppler call",
+    help="Seconds one page may take: each poppler call, and its generation (all bands and retries together).")]
+BatchSizeOpt = Annotated[int, typer.Option(
+    "--batch-size", min=1, rich_help_panel=BATCH,
+    help="Pages per generate call. More pays on a GPU (pages per second); on a CPU it gains little.")]
+FailFastOpt = Annotated[bool, typer.Option(
+    "--fail-fast", rich_help_panel=BATCH, help="Stop at the first failed page or input, with that error's exit code.")]
+FailureReportOpt = Annotated[Optional[Path], typer.Option(
+    rich_help_panel=BATCH, show_default="OUTPUT/vlmcli-failures.jsonl with -o",
+    help="JSON Lines of failed pages: input, page_number, category, message, attempts, exit_code.")]
+
+
+# The options that make a RunSpec, in --help order, with their defaults (RunSpec.from_options's keywords).
+_RUN_OPTIONS = (
+    ("model", ModelOpt, DEFAULT_MODEL), ("revision", RevisionOpt, None), ("quantize", QuantizeOpt, Quant.none),
+    ("dtype", DTypeOpt, DType.auto), ("device", DeviceOpt, Device.auto), ("adapter", AdapterOpt, None),
+    ("offline", OfflineOpt, False), ("trust_remote_code", TrustRemoteCodeOpt, False),
+    ("allow_pickle", AllowPickleOpt, False), ("max_new_tokens", MaxNewTokensOpt, None),
+    ("kv_cache", KVCacheOpt, KVCache.auto), ("split", SplitOpt, None), ("longest_edge", LongestEdgeOpt, None),
+    ("bands", BandsOpt, True), ("password", PasswordOpt, None),
+)
+
+
+def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`command` with the run options added after its own; it receives them as one dict, `run_options`."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "run_options"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=alias)
+              for name, alias, default in _RUN_OPTIONS]
+
+    @functools.wraps(command)
+    def with_options(**given: Any) -> Any:
+        run_options = {name: given.pop(name) for name, _, _ in _RUN_OPTIONS}
+        return command(**given, run_options=run_options)
+
+    with_options.__signature__ = inspect.Signature([*own, *shared])  # what Typer reads the options from
+    return with_options

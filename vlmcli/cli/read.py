@@ -1,0 +1,95 @@
+"""`vlmcli ask` and `vlmcli ocr`: options → specs → one call → results on stdout.
+
+Nothing here imports torch: the pipeline and the job are imported inside the
+command bodies, so `--help` and input mistakes stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vlmcli.cli.console import RichProgress, print_error, print_note
+from vlmcli.cli.exits import reporting_errors, sigterm_as_interrupt
+from vlmcli.cli.options import (
+    BatchSizeOpt,
+    FailFastOpt,
+    FailureReportOpt,
+    FormatOpt,
+    HandwritingOpt,
+    OutputDirOpt,
+    PagesOpt,
+    PageTimeoutOpt,
+    PromptOpt,
+    ResumeOpt,
+    VerboseOpt,
+    with_run_options,
+)
+from vlmcli.errors import VlmcliError
+from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, OutputFormat, RunSpec
+
+
+@with_run_options
+def ask(
+    files: Annotated[list[Path], typer.Argument(help="Images or PDFs to look at (several are shown together).")],
+    question: Annotated[str, typer.Argument(help="The question, in quotes (always the last argument).")],
+    page: Annotated[int, typer.Option(min=1, help="Which page of a PDF to look at (1-based).")] = 1,
+    verbose: VerboseOpt = False, *, run_options: dict[str, Any],
+) -> None:
+    """Answer a question about images or PDF pages.  Example: vlmcli ask invoice.pdf "What is the total?" """
+    run = RunSpec.from_options(**run_options, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
+    stream = sys.stdout.isatty()
+    with reporting_errors(), RichProgress(verbose) as progress:
+        from vlmcli.pipeline import ask as asking
+
+        def on_text(piece: str) -> None:
+            progress.stop()
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        answer = asking.ask(files, question, run, page_number=page, progress=progress,
+                            on_text=on_text if stream else None)
+        progress.stop()
+        sys.stdout.write("\n" if stream else answer.text + "\n")
+        if verbose:
+            print_note(f"{answer.image_tokens} image tokens, {answer.new_tokens} new tokens, "
+                       f"{answer.seconds:.1f} s, {answer.finish_reason}")
+
+
+@with_run_options
+def ocr(
+    inputs: Annotated[list[Path], typer.Argument(help="Images, PDFs, or folders of them.")],
+    pages: PagesOpt = None, output: OutputDirOpt = None, output_format: FormatOpt = OutputFormat.text,
+    prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
+    resume: ResumeOpt = False, page_timeout: PageTimeoutOpt = None, fail_fast: FailFastOpt = False,
+    failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1,
+    verbose: VerboseOpt = False, *, run_options: dict[str, Any],
+) -> None:
+    """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
+    run = RunSpec.from_options(**run_options, page_timeout=page_timeout, batch_size=batch_size)
+    from vlmcli.prompts import ocr_instruction
+
+    with reporting_errors(), RichProgress(verbose) as progress, sigterm_as_interrupt():
+        from vlmcli.jobs import ocr as job
+
+        request = job.OcrRequest(
+            inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting), run=run, pages=pages,
+            output_format=output_format, out_dir=output, resume=resume, fail_fast=fail_fast,
+            failure_report=failure_report)
+        summary = job.run_ocr(request, write=_write_stdout, progress=progress, on_failure=_report_failure)
+        progress.stop()
+    print_note(summary.line())
+    raise typer.Exit(int(summary.exit_code))
+
+
+def _report_failure(failure) -> None:
+    page = f" (page {failure.page_number})" if failure.page_number else ""
+    print_error(VlmcliError(f"{failure.error.message}{page}; skipped", hint=failure.error.hint))
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()

@@ -1,0 +1,177 @@
+"""`vlmcli finetune`, `vlmcli eval`, `vlmcli export`: thin Typer commands over `vlmcli.finetune` (imported lazily).
+
+The only module of the CLI that imports `vlmcli.finetune` (import-linter keeps it so).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vlmcli.cli.console import RichProgress, print_note
+from vlmcli.cli.exits import reporting_errors
+from vlmcli.cli.options import (
+    AdapterOpt,
+    AllowPickleOpt,
+    DeviceOpt,
+    DTypeOpt,
+    LongestEdgeOpt,
+    MaxNewTokensOpt,
+    OfflineOpt,
+    PasswordOpt,
+    RevisionOpt,
+    SplitOpt,
+    TrustRemoteCodeOpt,
+)
+from vlmcli.errors import UsageError
+from vlmcli.specs import (
+    ANSWER_MAX_NEW_TOKENS,
+    DEFAULT_MODEL,
+    MODEL_ENV_VAR,
+    Device,
+    DType,
+    ModelSpec,
+    PdfSpec,
+    Quant,
+    RunSpec,
+)
+
+STAGE = "Stage settings (override the preset and --config)"
+
+
+class BadExamplePolicy(str, Enum):
+    skip = "skip"
+    fail = "fail"
+
+
+BaseModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", envvar=MODEL_ENV_VAR, rich_help_panel="Model",
+    help=f"Base checkpoint (default: the --from run's, else {DEFAULT_MODEL}).")]
+TrainQuantizeOpt = Annotated[Optional[Quant], typer.Option(
+    rich_help_panel="Model", help="4bit = QLoRA (NF4, double quantization). Default: the --from run's, else none.")]
+DataOpt = Annotated[Path, typer.Option(help="JSONL examples (see the README for the three accepted shapes).")]
+
+
+def _stage_option(help_text: str, *names: str, minimum: float | None = None):
+    return typer.Option(*names, rich_help_panel=STAGE, help=help_text, min=minimum)
+
+
+def finetune(
+    stage: Annotated[int, typer.Option(min=1, max=3, help="1: low resolution; 2: high resolution + splitting; "
+                                                           "3: instruction tuning on your tasks.")],
+    data: Annotated[Optional[Path], typer.Option(help="JSONL training examples (see the README).")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Folder for the adapter, run.json and checkpoints.")] = None,
+    eval_data: Annotated[Optional[Path], typer.Option(help="JSONL to evaluate before and after training.")] = None,
+    from_run: Annotated[Optional[Path], typer.Option("--from", help="Start from an earlier stage's --output.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file of stage settings (top level or [stageN]).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --output.")] = False,
+    on_bad_example: Annotated[BadExamplePolicy, typer.Option(help="Skip bad lines (reported) or stop.")] =
+    BadExamplePolicy.fail,
+    show_config: Annotated[bool, typer.Option(help="Print the resolved settings and exit.")] = False,
+    model: BaseModelOpt = None, revision: RevisionOpt = None, quantize: TrainQuantizeOpt = None,
+    dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, offline: OfflineOpt = False,
+    trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
+    lora_rank: Annotated[Optional[int], _stage_option("LoRA rank.", minimum=1)] = None,
+    lora_alpha: Annotated[Optional[int], _stage_option("LoRA alpha.", minimum=1)] = None,
+    lora_dropout: Annotated[Optional[float], _stage_option("LoRA dropout.", minimum=0)] = None,
+    dora: Annotated[Optional[bool], _stage_option("DoRA instead of plain LoRA.", "--dora/--no-dora")] = None,
+    learning_rate: Annotated[Optional[float], _stage_option("Learning rate of the LoRA weights.")] = None,
+    full_train_learning_rate: Annotated[Optional[float], _stage_option("Learning rate of fully trained modules.")] =
+    None,
+    epochs: Annotated[Optional[float], _stage_option("Passes over the data.")] = None,
+    max_steps: Annotated[Optional[int], _stage_option("Optimizer steps (overrides --epochs).")] = None,
+    batch_size: Annotated[Optional[int], _stage_option("Examples per device per step.", minimum=1)] = None,
+    grad_accum: Annotated[Optional[int], _stage_option("Gradient accumulation steps.", minimum=1)] = None,
+    max_length: Annotated[Optional[int], _stage_option("Longest example in tokens (never truncated).")] = None,
+    save_steps: Annotated[Optional[int], _stage_option("Checkpoint every N steps.", minimum=1)] = None,
+    seed: Annotated[Optional[int], _stage_option("Random seed.")] = None,
+    full: Annotated[Optional[bool], _stage_option(
+        "Train every weight instead of an adapter (small models, random weights); writes a whole checkpoint.",
+        "--full/--lora")] = None,
+    split: SplitOpt = None, longest_edge: LongestEdgeOpt = None, password: PasswordOpt = None,
+) -> None:
+    """Fine-tune with the staged LoRA / QLoRA recipe of the Idefics2 paper."""
+    overrides = dict(lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=dora,
+                     learning_rate=learning_rate, full_train_learning_rate=full_train_learning_rate, epochs=epochs,
+                     max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
+                     save_steps=save_steps, seed=seed, split=split, longest_edge_px=longest_edge,
+                     full_finetune=full)
+    with reporting_errors():
+        from vlmcli.finetune import stages
+        from vlmcli.finetune.runinfo import model_spec_from_run, read_run_info
+
+        file_overrides = stages.read_config(config, stage) if config else {}
+        resolved = stages.resolve(stage, file_overrides, overrides)
+        parent = model_spec_from_run(read_run_info(from_run), from_run) if from_run else ModelSpec()
+        spec = ModelSpec.from_options(base=parent, model=model, revision=revision, quantize=quantize, dtype=dtype,
+                                      device=device, adapter=parent.adapter, offline=offline,
+                                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        if show_config:
+            typer.echo(json.dumps({"stage": dataclasses.asdict(resolved), "model": _spec_dict(spec)}, indent=2))
+            return
+        from vlmcli.finetune.train import FinetuneRequest, is_main_process, run
+
+        if data is None or output is None:
+            raise UsageError("finetune needs --data and --output", hint="or --show-config to see the settings")
+        request = FinetuneRequest(stage=resolved, model=spec, data=data, output=output, eval_data=eval_data,
+                                  resume=resume, skip_bad_examples=on_bad_example is BadExamplePolicy.skip,
+                                  pdf=PdfSpec(password=password))
+        with RichProgress() as progress:
+            summary = run(request, progress)
+        if is_main_process():  # under a launcher every rank runs this command; one summary is enough
+            typer.echo(json.dumps(summary, default=str))
+
+
+def evaluate(
+    data: DataOpt,
+    adapter: AdapterOpt = None, model: BaseModelOpt = None, revision: RevisionOpt = None,
+    quantize: TrainQuantizeOpt = None, dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto,
+    offline: OfflineOpt = False, max_new_tokens: MaxNewTokensOpt = None, split: SplitOpt = None,
+    longest_edge: LongestEdgeOpt = None, password: PasswordOpt = None,
+) -> None:
+    """Score a model (and adapter) on JSONL data: CER/WER for transcriptions, exact match and ANLS for answers."""
+    with reporting_errors():
+        from vlmcli import model as models
+        from vlmcli.finetune.evaluate import evaluate as run_eval
+        from vlmcli.finetune.runinfo import base_model_of
+        from vlmcli.finetune.train import load_examples
+
+        run = RunSpec.from_options(base=base_model_of(adapter), model=model, revision=revision, quantize=quantize,
+                                   dtype=dtype, device=device, adapter=adapter, offline=offline,
+                                   max_new_tokens=max_new_tokens, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS,
+                                   split=split, longest_edge=longest_edge, bands=False, password=password)
+        examples = load_examples(data, skip_bad=False)
+        with RichProgress() as progress:
+            progress.loading_model(run.model.model_id)
+            loaded = models.load(run.model, run.split)
+            progress.model_loaded()
+            report = run_eval(loaded, examples, run.pdf, run.generation, progress)
+        print_note("eval: " + ", ".join(f"{k}={v:.4g}" for k, v in report.overall.items()))
+        typer.echo(json.dumps({"overall": report.overall, "examples": report.examples}, ensure_ascii=False))
+
+
+def export(
+    adapter: Annotated[Path, typer.Option(help="The adapter folder written by `vlmcli finetune`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New folder for the merged checkpoint.")],
+    model: BaseModelOpt = None, dtype: DTypeOpt = DType.auto, offline: OfflineOpt = False,
+) -> None:
+    """Merge an adapter into a standalone checkpoint (with processor and chat template) and smoke-test it."""
+    with reporting_errors():
+        from vlmcli.finetune.export import export as run_export
+
+        base = ModelSpec(model_id=model, offline=offline) if model else None
+        report = run_export(adapter, output, base=base, dtype=dtype)
+        print_note(f"exported to {output}; it loads and answers (smoke test: {report['smoke_test_tokens']} tokens)")
+        typer.echo(json.dumps(report))
+
+
+def _spec_dict(spec: ModelSpec) -> dict:
+    return {"model_id": spec.model_id, "revision": spec.revision, "quantize": spec.quantize.value,
+            "dtype": spec.dtype.value, "device": spec.device.value,
+            "from_adapter": str(spec.adapter) if spec.adapter else None}

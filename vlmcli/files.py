@@ -1,0 +1,64 @@
+"""Files that survive a kill: atomic writes, durable renames, content hashes (stdlib only).
+
+Every file vlmcli writes for the user or for a later run (outputs, the resume
+manifest, run.json, checkpoint markers) goes through `atomic_write`: readers see
+either nothing or the whole file. Temporary files carry `TEMP_MARK` in their
+name, so a run that a SIGKILL stopped leaves nothing that a later run cannot sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+TEMP_MARK = ".vlmcli-"
+_CHUNK_BYTES = 1 << 20
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see either nothing or the whole file, even after a power cut."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temp:
+            temp.write(text)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete temporary files that a killed run left in `folder` (recursively); how many."""
+    stale = [p for p in folder.rglob(f".*{TEMP_MARK}*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,243 @@
+"""Model inputs from messages and images, and `model.generate` on them (torch, transformers).
+
+Inference's one caller of the processor and of `generate`: greedy decoding,
+stop on the end-of-utterance token, a repetition guard that ends loops, and
+token-by-token streaming through a callback. (Training builds its inputs with
+the same processor and chat template in finetune/collate.py, adding labels.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
+from transformers.generation.streamers import BaseStreamer
+
+from vlmcli.errors import InputError, ResourceError
+from vlmcli.model.levers.heap import return_freed_heap
+from vlmcli.model.levers.image_features import encoded_images, pixels_per_call
+from vlmcli.model.loading import LoadedModel
+from vlmcli.model.padding import padded_rows, zero_padded_stack
+from vlmcli.model.repetition import loop_start
+from vlmcli.specs import GenerationSpec, KVCache
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What one generate call produced, and what it cost."""
+
+    text: str
+    token_ids: tuple[int, ...]  # the tokens behind `text` (after stop and loop truncation)
+    image_tokens: int
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+    finish_reason: str  # "stop" | "length" | "repetition" | "time"
+    first_token_s: float = 0.0  # from the call to the first new token: vision encoding + prefill
+
+
+def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.Image]) -> dict:
+    """Chat template + processor: the model inputs for one conversation, on the model's device."""
+    processor = loaded.processor
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    try:
+        inputs = processor(text=[text], images=[images], return_tensors="pt")
+    except ValueError as exc:
+        raise InputError(f"the processor refused the image ({exc})",
+                         hint="very small or extremely thin images may need padding") from None
+    inputs = inputs.to(loaded.device)
+    if loaded.device == "cpu":
+        return_freed_heap()
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
+    return dict(inputs)
+
+
+def merge_rows(loaded: LoadedModel, rows: list[dict]) -> dict:
+    """One batch from single-conversation inputs (`build_inputs`), padded as the processor pads a batch
+    (model/padding.py). Building rows one by one lets them be preprocessed on several threads."""
+    pad_id = loaded.processor.tokenizer.pad_token_id
+    batch = {"input_ids": padded_rows([row["input_ids"][0] for row in rows], pad_id, left=True),
+             "attention_mask": padded_rows([row["attention_mask"][0] for row in rows], 0, left=True)}
+    for key in ("pixel_values", "pixel_attention_mask"):
+        if key in rows[0]:
+            batch[key] = zero_padded_stack([row[key][0] for row in rows])
+    return batch
+
+
+def generate_batch(loaded: LoadedModel, inputs: dict, spec: GenerationSpec) -> list[Generation]:
+    """Greedy answers for the rows of `merge_rows`: one generate call, so a GPU reads many pages at once.
+
+    Rows stop on their own (end of utterance or a loop); `seconds` is the whole call's.
+    """
+    prompt_ids = inputs["input_ids"]
+    guard = _RepetitionGuard(prompt_ids.shape[1], spec)
+    first_token = _FirstToken()
+    started = time.perf_counter()
+    output = _greedy(loaded, inputs, spec, guard, first_token, ResourceError(
+        "out of memory while generating a batch", hint="lower --batch-size, or see --longest-edge / --quantize"))
+    seconds = time.perf_counter() - started
+    first_token_s = (first_token.at or started) - started
+    return [_row_generation(loaded, inputs, output, row, guard, spec, seconds, first_token_s)
+            for row in range(prompt_ids.shape[0])]
+
+
+def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: StoppingCriteria, streamer,
+            out_of_memory: ResourceError) -> torch.Tensor:
+    """The one `model.generate` call: greedy, stop tokens, the loop guard, `spec`'s optional limits."""
+    optional = {"repetition_penalty": spec.repetition_penalty} if spec.repetition_penalty != 1.0 else {}
+    if spec.max_time_s is not None:
+        optional["max_time"] = spec.max_time_s
+    optional.update(_cache_options(spec.kv_cache, loaded.device))
+    try:
+        with torch.inference_mode():
+            _encode_images_in_place(loaded, inputs)
+            return loaded.model.generate(
+                **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
+                eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([guard]), streamer=streamer, **optional,
+            )
+    except torch.OutOfMemoryError:
+        _release_cached_memory()
+        raise out_of_memory from None
+
+
+def _encode_images_in_place(loaded: LoadedModel, inputs: dict) -> None:
+    """Swap the pixels in `inputs` for the images' features (levers/image_features.py): a loop retry on the same
+    inputs reuses them instead of running the vision tower again, and the pixels are freed before the prefill."""
+    if "pixel_values" in inputs:
+        encoded = encoded_images(loaded.model, inputs, pixels_per_call(loaded.device))
+        inputs.clear()
+        inputs.update(encoded)
+
+
+def _cache_options(kv_cache: KVCache, device: str) -> dict:
+    """generate's cache argument. A static cache skips growing the cache every step, which decodes faster on a
+    CPU with the same tokens in float32 (tested). On a GPU transformers then compiles the decode step for each
+    batch shape first, which pays on long runs only: there it is opt-in (README, "Performance").
+    """
+    if kv_cache is KVCache.auto:
+        kv_cache = KVCache.static if device == "cpu" else KVCache.dynamic
+    return {"cache_implementation": "static"} if kv_cache is KVCache.static else {}
+
+
+def _row_generation(loaded, inputs, output, row: int, guard, spec: GenerationSpec, seconds: float,
+                    first_token_s: float) -> Generation:
+    """Row `row` of a generate call's output as a Generation (a single conversation is row 0)."""
+    prompt_ids, attention = inputs["input_ids"][row], inputs["attention_mask"][row]
+    new_ids = output[row, prompt_ids.shape[0]:].tolist()
+    ended = next((i for i, token in enumerate(new_ids) if token in loaded.stop_token_ids), None)
+    if ended is not None:
+        new_ids = new_ids[:ended + 1]  # what follows is padding: this row had finished
+    kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut(row), spec)
+    if ended is None and guard.cut(row) is None and len(new_ids) < spec.max_new_tokens:
+        finish_reason = "time"  # neither a stop token, a loop nor the length: max_time ended the call
+    text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=True).strip()
+    return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=int((prompt_ids == loaded.image_token_id).sum()),
+                      prompt_tokens=int(attention.sum()), new_tokens=len(new_ids), seconds=seconds,
+                      finish_reason=finish_reason, first_token_s=first_token_s)
+
+
+def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image], spec: GenerationSpec,
+             on_text: Callable[[str], None] | None = None) -> Generation:
+    """Answer one conversation greedily; stream text pieces to `on_text` as they are decoded."""
+    return generate_from_inputs(loaded, build_inputs(loaded, messages, images), spec, on_text)
+
+
+def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec,
+                         on_text: Callable[[str], None] | None = None) -> Generation:
+    """`generate` for inputs already built by `build_inputs` (so that can run ahead, on another thread)."""
+    guard = _RepetitionGuard(inputs["input_ids"].shape[1], spec)
+    streamer = _Streamer(loaded.processor.tokenizer, on_text)
+    started = time.perf_counter()
+    output = _greedy(loaded, inputs, spec, guard, streamer, ResourceError(
+        "out of memory while generating",
+        hint="try --longest-edge with a smaller value, --no-split, or --quantize 4bit"))
+    seconds = time.perf_counter() - started
+    return _row_generation(loaded, inputs, output, 0, guard, spec, seconds,
+                           first_token_s=(streamer.first_token_at or started) - started)
+
+
+def _release_cached_memory() -> None:
+    # The failed attempt's activations are garbage now; hand the cached blocks
+    # back so a retry at a lower resolution starts from a clean allocator.
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _finish(new_ids: list[int], stop_ids: list[int], cut_at: int | None,
+            spec: GenerationSpec) -> tuple[list[int], str]:
+    if cut_at is not None:
+        return new_ids[:cut_at], "repetition"
+    if new_ids and new_ids[-1] in stop_ids:
+        return new_ids[:-1], "stop"
+    return new_ids, "length" if len(new_ids) >= spec.max_new_tokens else "stop"
+
+
+class _RepetitionGuard(StoppingCriteria):
+    """Stops each row once its output ends in a loop; remembers, per row, where the loop began."""
+
+    def __init__(self, prompt_length: int, spec: GenerationSpec) -> None:
+        self.prompt_length = prompt_length
+        self.min_tokens = spec.repetition_min_tokens
+        self.min_repeats = spec.repetition_min_repeats
+        self.cut_at: list[int | None] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        if not self.cut_at:
+            self.cut_at = [None] * input_ids.shape[0]
+        generated_length = input_ids.shape[1] - self.prompt_length
+        if generated_length >= self.min_tokens:
+            for row, cut_at in enumerate(self.cut_at):
+                if cut_at is None:
+                    self.cut_at[row] = loop_start(input_ids[row, self.prompt_length:].tolist(),
+                                                  self.min_tokens, self.min_repeats)
+        done = [cut_at is not None for cut_at in self.cut_at]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    def cut(self, row: int) -> int | None:
+        return self.cut_at[row] if self.cut_at else None
+
+
+class _FirstToken(BaseStreamer):
+    """Notes when the first new token of a batch arrives (the first `put` is the prompt)."""
+
+    def __init__(self) -> None:
+        self.puts, self.at = 0, None
+
+    def put(self, value) -> None:
+        self.puts += 1
+        if self.puts == 2:
+            self.at = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+class _Streamer(TextStreamer):
+    """Notes when the first new token arrives; with `on_text`, also streams text (transformers' word-boundary logic)."""
+
+    def __init__(self, tokenizer, on_text: Callable[[str], None] | None) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.on_text = on_text
+        self.first_token_at: float | None = None
+        self._seen_prompt = False
+
+    def put(self, value) -> None:
+        if self._seen_prompt and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self._seen_prompt = True
+        if self.on_text is not None:
+            super().put(value)
+
+    def end(self) -> None:
+        if self.on_text is not None:
+            super().end()
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        if text:
+            self.on_text(text)

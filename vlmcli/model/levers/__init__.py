@@ -1,0 +1,8 @@
+"""Speed and memory levers beside transformers' plain path, each measured by benchmarks/speed.py (figures
+in the README, "Performance") and each giving transformers' own result (tested):
+
+- attention: the vision tower's attention on a CPU in bf16, computed as eager does, a few heads at a time;
+- image_features: a page's sub-images encoded a few at a time ahead of `generate`;
+- lean_processor: Idefics3's image processor making its float copies one sub-image at a time;
+- heap: glibc's heap given back to the OS after the load and each page's preprocessing.
+"""

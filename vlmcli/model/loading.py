@@ -1,0 +1,262 @@
+"""Load a checkpoint of the Idefics2 / Idefics3 / SmolVLM family (torch, transformers).
+
+Loading is strict on purpose: no remote code (`trust_remote_code=False`), no
+pickle weights (`use_safetensors=True`), and `--offline` never touches the
+network; `--trust-remote-code` and `--allow-pickle` lift the first two, one by
+one, for checkpoints the user vouches for. Each predictable failure becomes a
+`VlmcliError` naming the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub.utils import logging as hub_logging
+from safetensors import SafetensorError
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    BitsAndBytesConfig,
+    GenerationConfig,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
+from transformers.utils import GENERATION_CONFIG_NAME
+from transformers.utils import logging as transformers_logging
+
+import vlmcli.model.quiet  # noqa: F401 - before transformers pulls in bitsandbytes
+from vlmcli.errors import (
+    DependencyError,
+    ModelError,
+    RefusedError,
+    ResourceError,
+    first_line,
+)
+from vlmcli.model import adapters, weights
+from vlmcli.model.levers import attention, heap
+from vlmcli.model.levers.lean_processor import leaner_images
+from vlmcli.model.processor import configure_processor
+from vlmcli.specs import (
+    SUPPORTED_MODEL_TYPES,
+    Device,
+    DType,
+    ModelSpec,
+    Quant,
+    SplitSpec,
+)
+
+END_OF_UTTERANCE = "<end_of_utterance>"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to generate, with the processor configured for this run."""
+
+    model: Any
+    processor: Any
+    model_type: str
+    device: str
+    dtype: torch.dtype
+    stop_token_ids: list[int]
+    image_token_id: int
+    max_input_px: int  # longest page edge the processor takes before shrinking it
+
+
+def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
+               unquantized_modules: tuple[str, ...] = ()) -> LoadedModel:
+    """Load model, processor and optional adapter as `spec` says (through `vlmcli.model.load`).
+
+    For training, adapters (and the earlier stages they build on) are merged into
+    the weights, the model is left in train mode, and `auto` dtype is float32 on CPUs.
+    `unquantized_modules` stay in full precision under --quantize (modules trained fully).
+    """
+    # vlmcli draws its own spinner, and its own errors say what went wrong
+    # (huggingface_hub would otherwise log each retry of an unreachable hub).
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    hub_logging.set_verbosity_error()
+    config = _load_config(spec)
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec.dtype, device, for_training)
+    processor = _load_processor(spec)
+    chain = adapters.adapter_chain(spec.adapter) if spec.adapter is not None else []
+    # An adapter's fully trained modules replace whole layers: keep those unquantized.
+    unquantized_modules = (*unquantized_modules, *adapters.fully_trained_modules(chain))
+    with heap.heap_returned_while_quantizing(device, spec.quantize is not Quant.none):
+        model = _load_weights(spec, config, device, dtype, unquantized_modules)
+    if chain:
+        model = adapters.attach(model, chain, merge_all=for_training)
+    model.train(for_training)
+    if not for_training:
+        heap.lighten_for_inference(model, device)
+        attention.use_for_inference(model, device)
+    max_input_px = configure_processor(processor, config.model_type, adapters.trained_resolution(spec.adapter, split))
+    tokenizer = processor.tokenizer
+    return LoadedModel(
+        model=model, processor=processor, model_type=config.model_type, device=device, dtype=dtype,
+        stop_token_ids=_stop_token_ids(model, tokenizer),
+        image_token_id=int(config.image_token_id), max_input_px=max_input_px,
+    )
+
+
+def resolve_device(device: Device) -> str:
+    """The torch device; under torchrun/accelerate each process takes the GPU of its LOCAL_RANK."""
+    if device in (Device.auto, Device.cuda) and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}"
+    if device is Device.auto:
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    if device is Device.cuda and not torch.cuda.is_available():
+        raise DependencyError("--device cuda was asked for but CUDA is not available",
+                              hint="use --device cpu, or install a CUDA build of torch")
+    if device is Device.mps and not torch.backends.mps.is_available():
+        raise DependencyError("--device mps was asked for but MPS is not available", hint="use --device cpu")
+    return device.value
+
+
+def resolve_dtype(dtype: DType, device: str, for_training: bool = False) -> torch.dtype:
+    """`auto` picks what runs fast: bf16 on GPUs that have it, float32 on CPUs without native bf16.
+
+    Training on a CPU stays in float32 whatever the CPU: bf16 weights there would also mean bf16 optimizer updates.
+    """
+    if dtype is not DType.auto:
+        return getattr(torch, dtype.value)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() and not for_training else torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 matrix instructions (AVX512-BF16, AMX); elsewhere bf16 matmuls are emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def quantization_config(quantize: Quant, compute_dtype: torch.dtype,
+                        skip_modules: tuple[str, ...] = ()) -> BitsAndBytesConfig | None:
+    """bitsandbytes settings for --quantize: 4-bit is NF4 with double quantization; lm_head always stays as is."""
+    if quantize is Quant.none:
+        return None
+    try:
+        import bitsandbytes  # noqa: F401 - only to fail early with a clear message
+    except ImportError:
+        raise DependencyError("--quantize needs bitsandbytes", hint="pip install bitsandbytes") from None
+    # transformers matches these from the start of a module's full name, or as a suffix.
+    skip = ["lm_head", *(f".*{name}" for name in skip_modules)]
+    if quantize is Quant.int8:
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=skip)
+
+
+def _hub_kwargs(spec: ModelSpec) -> dict:
+    return {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code, "local_files_only": spec.offline}
+
+
+def _load_config(spec: ModelSpec) -> Any:
+    try:
+        config = AutoConfig.from_pretrained(spec.model_id, **_hub_kwargs(spec))
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise RefusedError(f"{spec.model_id}: the checkpoint needs its own Python code (trust_remote_code)",
+                               hint="vlmcli only runs the model code that ships with transformers; pass "
+                                    "--trust-remote-code if you have read that code and pinned --revision") from None
+        raise ModelError(f"{spec.model_id}: not a supported checkpoint ({first_line(exc)})") from None
+    except OSError as exc:
+        raise _not_found(spec, exc) from None
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelError(f"{spec.model_id}: model type '{config.model_type}' is not supported",
+                         hint=f"vlmcli supports {', '.join(SUPPORTED_MODEL_TYPES)} checkpoints")
+    return config
+
+
+def _load_processor(spec: ModelSpec) -> Any:
+    try:
+        return leaner_images(AutoProcessor.from_pretrained(spec.model_id, **_hub_kwargs(spec)))
+    except OSError as exc:
+        raise _not_found(spec, exc) from None
+    except ImportError as exc:
+        raise DependencyError(f"{spec.model_id}: the processor needs a missing package ({first_line(exc)})",
+                              hint="install the package named above") from None
+
+
+def _load_weights(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype,
+                  unquantized: tuple[str, ...]) -> Any:
+    # A checkpoint saved quantized carries its own quantization_config; passing
+    # one (even None) would make transformers rebuild full-size layers around it.
+    prequantized = getattr(config, "quantization_config", None) is not None
+    quant = None if prequantized else quantization_config(spec.quantize, dtype, unquantized)
+    options = {"dtype": dtype, "device_map": {"": device}, **({"quantization_config": quant} if quant else {})}
+    # Remote code and prequantized checkpoints keep transformers' own path, which knows their classes and layouts.
+    plain = not prequantized and type(config) in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
+    files = weights.safetensors_files(spec) if plain else None
+    try:
+        if files is not None:
+            return _load_read_by_tensor(spec, config, files, options)
+        # With --allow-pickle, transformers reads .bin files through torch.load(weights_only=True).
+        return AutoModelForImageTextToText.from_pretrained(
+            spec.model_id, **_hub_kwargs(spec), use_safetensors=not spec.allow_pickle or None, **options)
+    except OSError as exc:
+        if weights.has_only_pickle_weights(spec.model_id):
+            raise RefusedError(f"{spec.model_id}: weights are only in pickle format (.bin), which can run code",
+                               hint="convert the checkpoint to safetensors, or pass --allow-pickle to load it "
+                                    "with torch's weights-only unpickler") from None
+        raise _not_found(spec, exc) from None
+    except SafetensorError as exc:
+        raise weights.corrupt_weights(files[0].parent if files else Path(spec.model_id), exc) from None
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            raise ResourceError(f"{spec.model_id}: out of memory while loading",
+                                hint="try --quantize 4bit or a smaller model") from None
+        raise
+
+
+def _load_read_by_tensor(spec: ModelSpec, config: Any, files: list[Path], options: dict) -> Any:
+    """from_pretrained on weights read one tensor at a time (model/weights.py says why)."""
+    model_class = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)]
+    with ExitStack() as stack:
+        state = weights.lazy_state_dict(files, stack)
+        model = model_class.from_pretrained(None, config=config, state_dict=state, **options)
+    if (files[0].parent / GENERATION_CONFIG_NAME).is_file():
+        model.generation_config = GenerationConfig.from_pretrained(files[0].parent)
+    # from_pretrained names the model after its source; PEFT copies that into adapter_config.json.
+    model.config.name_or_path = model.name_or_path = spec.model_id
+    return model
+
+
+def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids: set[int] = set()
+    eos = model.generation_config.eos_token_id
+    ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    end_of_utterance = tokenizer.convert_tokens_to_ids(END_OF_UTTERANCE)
+    if isinstance(end_of_utterance, int) and end_of_utterance != tokenizer.unk_token_id:
+        ids.add(end_of_utterance)
+    return sorted(ids)
+
+
+def _not_found(spec: ModelSpec, exc: Exception) -> Exception:
+    if spec.offline:
+        return DependencyError(f"{spec.model_id}: model is not in the local cache and --offline is set",
+                               hint="run once without --offline to download it, or pass a local directory")
+    if _looks_like_path(spec.model_id):
+        return ModelError(f"{spec.model_id}: not a checkpoint directory ({first_line(exc)})")
+    return ModelError(f"{spec.model_id}: cannot load the model ({first_line(exc)})",
+                      hint="check the model id and --revision, your network, or pass a local directory")
+
+
+def _looks_like_path(model_id: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else is meant as a folder.
+    return model_id.startswith((".", "/", "~")) or model_id.count("/") > 1 or Path(model_id).exists()

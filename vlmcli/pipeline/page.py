@@ -1,0 +1,127 @@
+"""One page: prepared (pixels → model inputs), then generated, with its retries (no Typer or Rich).
+
+A page is generated band by band. Out of memory: again with fewer sub-images,
+down to one image without splitting. A band that loops: decoded once more with a
+repetition penalty. `--page-timeout`: all bands and retries of a page together.
+The model modules are imported inside functions, so planning a run (and its
+input errors) never imports torch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from PIL import Image
+
+from vlmcli.errors import PageTimeoutError, ResourceError, VlmcliError
+from vlmcli.inputs.documents import PageRef
+from vlmcli.inputs.pages import page_images
+from vlmcli.pipeline.results import PageFailure, PageResult, page_result
+from vlmcli.prompts import user_messages
+from vlmcli.specs import LOOP_RETRY_PENALTY, RunSpec
+
+
+@dataclass(frozen=True)
+class PreparedPage:
+    """A page's bands (pixels) and the model inputs built from them."""
+
+    bands: list[Image.Image]
+    inputs: list[dict]
+    instruction: str
+
+
+class PageAttemptsFailed(Exception):
+    """A page that failed after `attempts` generate passes (carries the last error)."""
+
+    def __init__(self, error: VlmcliError, attempts: int) -> None:
+        super().__init__(error.message)
+        self.error, self.attempts = error, attempts
+
+
+def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> PreparedPage:
+    """Model inputs for a page, one per band: everything before the model runs."""
+    bands = page_images(ref, loaded.max_input_px, run.split, run.pdf)
+    return PreparedPage(bands, _build(loaded, bands, instruction), instruction)
+
+
+def read_prepared(loaded, ref: PageRef, page: PreparedPage, run: RunSpec) -> PageResult | PageFailure:
+    """Generate a prepared page on its own (out-of-memory ladder and loop retry included)."""
+    try:
+        return _run_page(loaded, ref, page, run)
+    except PageAttemptsFailed as failed:
+        return PageFailure(ref.source, ref.page_number, failed.error, attempts=failed.attempts)
+    except VlmcliError as error:
+        return PageFailure(ref.source, ref.page_number, error)
+
+
+def page_timeout(run: RunSpec, ref: PageRef) -> PageTimeoutError:
+    return PageTimeoutError(f"{ref.source}: page {ref.page_number} went past --page-timeout "
+                            f"({run.page_timeout_s:g} s) while generating",
+                            hint="raise --page-timeout, or lower --max-new-tokens or --longest-edge")
+
+
+def _build(loaded, bands: list[Image.Image], instruction: str) -> list[dict]:
+    from vlmcli.model.generate import build_inputs
+
+    return [build_inputs(loaded, user_messages(instruction, 1), [band]) for band in bands]
+
+
+def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> PageResult:
+    """Generate every band of a page; after out of memory, again with fewer sub-images, until none are left."""
+    from vlmcli.model.processor import lower_resolution, resolution
+
+    deadline_s = time.monotonic() + run.page_timeout_s if run.page_timeout_s else None
+    attempts, current, inputs = 0, loaded, prepared.inputs
+    while True:
+        try:
+            generations, passes, decoding = _generate_bands(current, inputs, run, ref, deadline_s)
+            attempts += passes
+            break
+        except PageTimeoutError as error:
+            raise PageAttemptsFailed(error, attempts + 1) from None
+        except ResourceError as error:
+            attempts += 1
+            lower = lower_resolution(current)
+            if lower is None:
+                lowest = resolution(current)
+                raise PageAttemptsFailed(ResourceError(
+                    f"{ref.source}: {error.message}, down to {lowest['longest_edge_px']} px"
+                    f"{' with' if lowest['split'] else ' without'} sub-images", hint=error.hint), attempts) from None
+            current, inputs = lower, _build(lower, prepared.bands, prepared.instruction)
+    return page_result(ref, generations, attempts, decoding, resolution(current))
+
+
+def _generate_bands(loaded, band_inputs: list[dict], run: RunSpec, ref: PageRef,
+                    deadline_s: float | None) -> tuple[list, int, str]:
+    """One generation per band; a band that loops is decoded once more with a repetition penalty.
+
+    Returns the generations, the number of generate passes, and the decoding used.
+    """
+    from vlmcli.model.generate import generate_from_inputs
+
+    generations, passes, decoding = [], 0, "greedy"
+    for inputs in band_inputs:
+        spec = replace(run.generation, max_time_s=_time_left_s(deadline_s, run, ref))
+        generation = generate_from_inputs(loaded, inputs, spec)
+        passes += 1
+        if generation.finish_reason == "repetition":
+            retry_spec = replace(spec, repetition_penalty=LOOP_RETRY_PENALTY,
+                                 max_time_s=_time_left_s(deadline_s, run, ref))
+            retried = generate_from_inputs(loaded, inputs, retry_spec)
+            passes += 1
+            if retried.finish_reason != "repetition":
+                generation, decoding = retried, f"greedy+repetition_penalty={LOOP_RETRY_PENALTY:g}"
+        if generation.finish_reason == "time":
+            raise page_timeout(run, ref)
+        generations.append(generation)
+    return generations, passes, decoding
+
+
+def _time_left_s(deadline_s: float | None, run: RunSpec, ref: PageRef) -> float | None:
+    if deadline_s is None:
+        return None
+    left_s = deadline_s - time.monotonic()
+    if left_s <= 0:
+        raise page_timeout(run, ref)
+    return left_s

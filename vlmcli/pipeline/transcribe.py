@@ -1,0 +1,84 @@
+"""Transcribe the pages of many inputs, in order: plan them, load the model once, read them page by page or
+in batches (no Typer or Rich; callers get plain data).
+
+Everything cheap is checked before the model loads (files, pages, passwords), so
+a typo costs milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+
+from vlmcli import model
+from vlmcli.errors import VlmcliError
+from vlmcli.inputs.documents import PageRef, discover, page_refs
+from vlmcli.pipeline import prefetch
+from vlmcli.pipeline.page import prepare_page, read_prepared
+from vlmcli.pipeline.results import PageFailure, PageResult
+from vlmcli.progress import NullProgress, Progress
+from vlmcli.specs import RunSpec
+
+Reuse = Callable[[PageRef], PageResult | None]
+
+
+def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str | None = None,
+               progress: Progress | None = None, reuse: Reuse | None = None) -> Iterator[PageResult | PageFailure]:
+    """Yield one result (or failure) per page of every input, in order. Bad inputs are skipped.
+
+    `reuse` may return a page's result from an earlier run (the resume manifest):
+    that page is yielded as is and not read again; if every page is reused the
+    model is never loaded.
+    """
+    progress = progress or NullProgress()
+    planned: list[tuple[PageRef, PageResult | None]] = []
+    for path in discover(inputs):
+        try:
+            refs = page_refs(path, pages, run.pdf)
+        except VlmcliError as error:
+            yield PageFailure(path, None, error)  # at once: the user hears of a bad input before the model loads
+            continue
+        planned.extend((ref, reuse(ref) if reuse else None) for ref in refs)
+    todo = [ref for ref, stored in planned if stored is None]
+    loaded = None
+    if todo:
+        progress.loading_model(run.model.model_id)
+        loaded = model.load(run.model, run.split)
+        progress.model_loaded()
+    progress.started(len(planned), "pages")
+    results = _results(loaded, todo, instruction, run)
+    try:
+        for done, (ref, stored) in enumerate(planned, start=1):
+            item = stored if stored is not None else next(results)
+            if isinstance(item, PageResult):
+                progress.note(item.describe(), detail=True)
+            progress.advanced(done)
+            yield item
+    finally:
+        results.close()
+
+
+def _results(loaded, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+    """The pages of `todo`, read in order; page by page, or `run.batch_size` pages per generate call."""
+    if run.batch_size > 1:
+        from vlmcli.pipeline import batch
+
+        yield from batch.read(loaded, todo, instruction, run)
+        return
+    # The next page is rendered and preprocessed on a worker thread while the
+    # current one is generated (poppler, Pillow and the processor overlap the model).
+    prepared = prefetch.ahead(lambda ref: prepare_page(loaded, ref, instruction, run), todo)
+    try:
+        for ref in todo:
+            yield _read(loaded, ref, next(prepared), run)
+    finally:
+        prepared.close()
+
+
+def _read(loaded, ref: PageRef, prepared: Future, run: RunSpec) -> PageResult | PageFailure:
+    try:
+        page = prepared.result()
+    except VlmcliError as error:
+        return PageFailure(ref.source, ref.page_number, error)
+    return read_prepared(loaded, ref, page, run)

@@ -1,0 +1,160 @@
+"""Frozen specs: what to load, how a page becomes model input, how to decode (stdlib only).
+
+The defaults of every spec field live here; so do the token budgets of each
+command (`OCR_MAX_NEW_TOKENS` and the others). CLI options default to `None`
+("not given") wherever a spec owns the default, and `RunSpec.from_options` /
+`ModelSpec.from_options` are the one place where options become specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
+MODEL_ENV_VAR = "VLMCLI_MODEL"
+SUPPORTED_MODEL_TYPES = ("idefics2", "idefics3", "smolvlm")
+
+OCR_MAX_NEW_TOKENS = 1024  # per page: a dense page's transcription
+ANSWER_MAX_NEW_TOKENS = 512  # per answer: `ask` and `eval`
+TRAINING_EVAL_MAX_NEW_TOKENS = 256  # per example in `finetune --eval-data`, run before and after every stage
+
+# A looping page is decoded once more with this penalty: greedy still (so a resumed
+# run repeats it exactly), but a repeated unit becomes less likely than the way out.
+LOOP_RETRY_PENALTY = 1.3
+
+
+class Quant(str, Enum):
+    none = "none"
+    int8 = "8bit"
+    nf4 = "4bit"
+
+
+class DType(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class KVCache(str, Enum):
+    """How `generate` keeps keys and values: grown each step (dynamic) or preallocated (static)."""
+
+    auto = "auto"  # static on a CPU, dynamic on a GPU (model/generate.py says why)
+    static = "static"
+    dynamic = "dynamic"
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which checkpoint to load and how."""
+
+    model_id: str = DEFAULT_MODEL  # hub id or local directory
+    revision: str | None = None
+    quantize: Quant = Quant.none
+    dtype: DType = DType.auto
+    device: Device = Device.auto
+    adapter: Path | None = None  # a PEFT LoRA adapter directory
+    offline: bool = False
+    trust_remote_code: bool = False  # run Python code shipped with the checkpoint (--trust-remote-code)
+    allow_pickle: bool = False  # accept .bin weights, read with torch's weights-only unpickler (--allow-pickle)
+
+    @classmethod
+    def from_options(cls, *, base: ModelSpec | None = None, model: str | None = None, revision: str | None = None,
+                     quantize: Quant | None = None, dtype: DType = DType.auto, device: Device = Device.auto,
+                     adapter: Path | None = None, offline: bool = False, trust_remote_code: bool = False,
+                     allow_pickle: bool = False) -> ModelSpec:
+        """The spec of command-line options: a checkpoint, revision or quantization given wins over `base`'s
+        (an earlier training run's); the other settings are this run's own."""
+        base = base or cls()
+        return cls(model_id=model or base.model_id, revision=revision or base.revision,
+                   quantize=quantize or base.quantize, dtype=dtype, device=device, adapter=adapter,
+                   offline=offline, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a page becomes model input.
+
+    `split` and `longest_edge_px` map onto the processor's own settings
+    (None keeps the checkpoint's). `bands` lets vlmcli cut pages larger than
+    the model's input into overlapping horizontal bands, top to bottom.
+    """
+
+    split: bool | None = None
+    longest_edge_px: int | None = None
+    bands: bool = True
+    band_overlap: float = 0.12  # fraction of a band's height shared with the next band
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """Decoding settings: greedy unless told otherwise."""
+
+    max_new_tokens: int = OCR_MAX_NEW_TOKENS
+    min_new_tokens: int = 0  # benchmarks force equal lengths with min = max; users leave it at 0
+    repetition_min_tokens: int = 64  # a loop must cover this many tokens to stop generation
+    repetition_min_repeats: int = 4  # ...and repeat its unit at least this often
+    repetition_penalty: float = 1.0  # 1.0 = off; a looping page is retried once with LOOP_RETRY_PENALTY
+    max_time_s: float | None = None  # wall-clock cap of one generate call (what is left of --page-timeout)
+    kv_cache: KVCache = KVCache.auto
+
+
+@dataclass(frozen=True)
+class PdfSpec:
+    """How PDFs are opened."""
+
+    password: str | None = None
+    timeout_s: float = 120  # per poppler call (--page-timeout sets it); a hung rasterizer must not hang the run
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything about how pages become answers, shared by ask, ocr and eval."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    generation: GenerationSpec = field(default_factory=GenerationSpec)
+    pdf: PdfSpec = field(default_factory=PdfSpec)
+    page_timeout_s: float | None = None  # generation of one page, all bands and retries (poppler: pdf.timeout_s)
+    batch_size: int = 1  # ocr: pages per generate call (each band a row); more pays on a GPU
+
+    @classmethod
+    def from_options(cls, *, base: ModelSpec | None = None, model: str | None = None, revision: str | None = None,
+                     quantize: Quant | None = None, dtype: DType = DType.auto, device: Device = Device.auto,
+                     adapter: Path | None = None,
+                     offline: bool = False, trust_remote_code: bool = False, allow_pickle: bool = False,
+                     max_new_tokens: int | None = None, default_max_new_tokens: int = OCR_MAX_NEW_TOKENS,
+                     min_new_tokens: int = 0, repetition_min_tokens: int | None = None,
+                     kv_cache: KVCache = KVCache.auto, split: bool | None = None, longest_edge: int | None = None,
+                     bands: bool = True, password: str | None = None, page_timeout: float | None = None,
+                     batch_size: int = 1) -> RunSpec:
+        """The run the command-line options describe (keyword names are the options'); `None` = not given.
+
+        The model options go through `ModelSpec.from_options` (with `base`). `--page-timeout` bounds each
+        poppler call as well as a page's generation."""
+        pdf = PdfSpec(password=password, **({"timeout_s": page_timeout} if page_timeout else {}))
+        guard = {"repetition_min_tokens": repetition_min_tokens} if repetition_min_tokens else {}
+        return cls(
+            model=ModelSpec.from_options(base=base, model=model, revision=revision, quantize=quantize, dtype=dtype,
+                                         device=device, adapter=adapter, offline=offline,
+                                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle),
+            split=SplitSpec(split=split, longest_edge_px=longest_edge, bands=bands),
+            generation=GenerationSpec(max_new_tokens=max_new_tokens or default_max_new_tokens,
+                                      min_new_tokens=min_new_tokens, kv_cache=kv_cache, **guard),
+            pdf=pdf, page_timeout_s=page_timeout, batch_size=batch_size,
+        )
