@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from vlmcli.finetune.mixture import Source
 from vlmcli.finetune.stages import resolve
 from vlmcli.finetune.train import FinetuneRequest, run
 
@@ -56,7 +57,7 @@ def main() -> None:
                             "logging_steps": 1})
     steps = StepTimes()
     request = FinetuneRequest(stage=stage, model=ModelSpec(model_id=args.checkpoint, quantize=Quant(args.quantize)),
-                              data=work / "train.jsonl", output=work / "run")
+                              data=(Source(work / "train.jsonl"),), output=work / "run")
     summary = run(request, steps)
     result = {"quantize": args.quantize, "step_seconds": [round(t, 2) for t in steps.seconds],
               "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),

@@ -8,7 +8,7 @@ tokens breaks the model's image/token alignment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -88,16 +88,27 @@ def validate(examples: list[Example], processor: Any, image_token_id: int, max_i
 
 @dataclass
 class Collator:
-    """Loads, encodes and right-pads a batch of examples (frames and pixels padded with zeros)."""
+    """Loads, encodes and right-pads a batch of examples (frames and pixels padded with zeros).
+
+    An example whose source has its own resolution (`Example.resolution`) is read by the
+    processor configured for it in `readers` (processor, max_input_px): the processor's
+    resolution lives on the instance, so one copy per resolution, made once. Rows of one
+    batch may then hold different numbers of sub-images; the all-zero frames that pad
+    the shorter rows are dropped by the model before the vision encoder.
+    """
 
     processor: Any
     image_token_id: int
     max_input_px: int
     pdf: PdfSpec
+    readers: dict[tuple, tuple[Any, int]] = field(default_factory=dict)
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        encoded = [encode(e, example_images(e, self.max_input_px, self.pdf), self.processor, self.image_token_id)
-                   for e in examples]
+        encoded = []
+        for example in examples:
+            processor, max_input_px = self.readers.get(example.resolution, (self.processor, self.max_input_px))
+            encoded.append(encode(example, example_images(example, max_input_px, self.pdf), processor,
+                                  self.image_token_id))
         pad_id = self.processor.tokenizer.pad_token_id
         batch = {
             "input_ids": padded_rows([e["input_ids"] for e in encoded], pad_id, left=False),

@@ -31,6 +31,7 @@ class Example:
     images: tuple[ImageRef, ...]
     messages: tuple[dict, ...]  # ends with the assistant turn that is the target
     pages: tuple[PageRef, ...] = ()  # `images` opened and checked (finetune.collate.with_pages), once per run
+    resolution: tuple[bool | None, int | None] | None = None  # its source's (split, longest_edge_px); None: the stage's
 
     @property
     def target(self) -> str:

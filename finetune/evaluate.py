@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import jiwer
 from rapidfuzz.distance import Levenshtein
@@ -21,6 +22,7 @@ from vlmcli.specs import GenerationSpec, PdfSpec
 from vlmcli.text import normalize
 
 ANLS_THRESHOLD = 0.5  # DocVQA's ANLS: answers further than this count as 0
+SCORES = ("cer", "wer", "exact_match", "anls", "errors")
 
 
 def anls(prediction: str, target: str) -> float:
@@ -86,3 +88,23 @@ def _overall(rows: list[dict], predictions: dict[str, list[tuple[str, str]]]) ->
     if answered:
         overall.update(anls=sum(r["anls"] for r in answered) / len(answered))
     return overall
+
+
+def evaluate_sets(sets: list[tuple[str, Any, list[Example]]], pdf: PdfSpec, generation: GenerationSpec,
+                  before: dict | None, progress: Progress) -> dict[str, dict]:
+    """Each named set with its own (loaded model, examples); the overall metrics by name.
+
+    One note per set on stderr; after training (`before` given) each metric is shown beside
+    its value before, so what a stage forgot is visible next to what it learned.
+    """
+    results = {}
+    for name, loaded, examples in sets:
+        overall = evaluate(loaded, examples, pdf, generation).overall
+        earlier = (before or {}).get(name, {})
+        shown = [key for key in SCORES if key in overall and (key != "errors" or overall[key] or earlier.get(key))]
+        metrics = ", ".join(f"{key} {earlier[key]:.4g} -> {overall[key]:.4g}" if key in earlier
+                            else f"{key}={overall[key]:.4g}" for key in shown)
+        progress.note(f"eval {'after' if before is not None else 'before'} training, {name} "
+                      f"({overall['examples']} examples): {metrics}")
+        results[name] = overall
+    return results

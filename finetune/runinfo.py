@@ -1,7 +1,7 @@
 """run.json: the resolved settings of a training run, written next to its adapter (stdlib only).
 
 The next stage reads it (`--from`): the base model, its revision and quantization,
-and the earlier adapter it builds on. Inference reads the fields listed in
+the earlier adapter it builds on, and the data mixture it replays (finetune/mixture.py). Inference reads the fields listed in
 vlmcli/model/adapters.py, which names the file.
 """
 
@@ -28,8 +28,7 @@ def write_run_info(request, details: dict[str, Any]) -> None:
         "model": {"model_id": spec.model_id, "revision": spec.revision, "quantize": spec.quantize.value,
                   "dtype": spec.dtype.value},
         "parent_adapter": str(spec.adapter.resolve()) if spec.adapter else None,
-        "data": str(request.data), "eval_data": str(request.eval_data) if request.eval_data else None,
-        **details,
+        **details,  # the mixture ("data": each source's share and resolution), which a later stage replays
     }
     atomic_write(request.output / RUN_FILE, json.dumps(info, indent=2, default=str))
 

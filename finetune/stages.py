@@ -62,6 +62,12 @@ class Stage:
     # Train every weight, no adapter; the output is a whole checkpoint. For small models,
     # or weights that start random, where a low-rank update of random weights cannot learn.
     full_finetune: bool = False
+    # A stage started --from an earlier run draws this share of its examples from that run's
+    # mixture (finetune/mixture.py); 0 turns replay off. A quarter: continual-pretraining
+    # studies keep earlier skills with a few percent of replay under a mild shift and about
+    # a quarter under a strong one (Ibrahim et al. 2024, arXiv 2403.08763), and each stage
+    # here changes the task and the resolution; the new data still gets three draws in four.
+    replay: float = 0.25
 
 
 STAGE_1 = Stage(

@@ -23,21 +23,32 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from vlmcli.finetune import checkpoints
-from vlmcli.finetune.collate import Collator, validate
-from vlmcli.finetune.data import Example, Problem, read_examples
-from vlmcli.finetune.evaluate import evaluate
+from vlmcli.finetune import checkpoints, mixture
+from vlmcli.finetune.collate import Collator
+from vlmcli.finetune.data import Example
+from vlmcli.finetune.evaluate import evaluate_sets
 from vlmcli.finetune.lora import (
     GRADIENT_CHECKPOINTING,
     apply_stage,
     parameter_groups,
     trainable_summary,
 )
+from vlmcli.finetune.mixture import Source
 from vlmcli.finetune.runinfo import write_run_info
+from vlmcli.finetune.sampler import MixtureSampler
+from vlmcli.finetune.sources import (
+    Sourced,
+    effective_resolution,
+    read_sources,
+    reader_of,
+    readers,
+    replay_cut,
+    validate_sources,
+)
 from vlmcli.finetune.stages import Stage
 
 from vlmcli import model as model_loader
-from vlmcli.errors import InputError, ResourceError, TrainingDiverged, UsageError
+from vlmcli.errors import ResourceError, TrainingDiverged, UsageError
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.specs import (
     TRAINING_EVAL_MAX_NEW_TOKENS,
@@ -53,9 +64,9 @@ from vlmcli.specs import (
 class FinetuneRequest:
     stage: Stage
     model: ModelSpec  # model.adapter = the earlier stage this one builds on (--from), or None
-    data: Path
+    data: tuple[Source, ...]  # the mixture, replayed sources included (finetune/mixture.py)
     output: Path
-    eval_data: Path | None = None
+    eval_data: tuple[Source, ...] = ()  # each set is evaluated and reported on its own
     resume: bool = False
     skip_bad_examples: bool = False
     pdf: PdfSpec = PdfSpec()
@@ -69,69 +80,86 @@ class NonFiniteLoss(RuntimeError):
 def run(request: FinetuneRequest, progress: Progress | None = None) -> dict:
     """Train one stage; return the summary also written to OUTPUT/run.json."""
     progress = progress or NullProgress()
-    train_examples = load_examples(request.data, request.skip_bad_examples, progress)
-    eval_examples = load_examples(request.eval_data, request.skip_bad_examples, progress) if request.eval_data else []
-    if request.stage.full_finetune and request.model.quantize is not Quant.none:
-        raise UsageError("full fine-tuning cannot train quantized weights", hint="drop --quantize, or train LoRA")
-    if request.stage.max_minutes and _distributed():
-        raise UsageError("max_minutes works in one process only", hint="set max_steps for distributed runs")
+    stage = request.stage
+    train, evals = _read(request, progress)
     resume_from = _resume_point(request, progress)
-    split = SplitSpec(split=request.stage.split, longest_edge_px=request.stage.longest_edge_px, bands=False)
+    split = SplitSpec(split=stage.split, longest_edge_px=stage.longest_edge_px, bands=False)
     progress.loading_model(request.model.model_id)
-    loaded = model_loader.load(request.model, split, for_training=True,
-                               unquantized_modules=tuple(request.stage.full_train))
+    loaded = model_loader.load(request.model, split, for_training=True, unquantized_modules=tuple(stage.full_train))
     progress.model_loaded()
-    train_examples = _validated(train_examples, loaded, request, request.data, progress)
-    eval_examples = _validated(eval_examples, loaded, request, request.eval_data, progress) if eval_examples else []
-    summary = {"examples": len(train_examples), "eval_examples": len(eval_examples)}
-    if eval_examples and is_main_process():
-        summary["eval_before"] = _evaluate(loaded, eval_examples, request, "before", progress)
+    views = readers(loaded, [item.source for item in train + evals])
+    checked = dict(pdf=request.pdf, max_length=stage.max_length, skip_bad=request.skip_bad_examples,
+                   progress=progress)
+    train = validate_sources(train, loaded, views, **checked)
+    evals = validate_sources(evals, loaded, views, **checked) if evals else []
+    summary = _describe(train, evals, loaded, views)
+    eval_sets = [(entry["name"], reader_of(loaded, views, item.source), item.examples)
+                 for entry, item in zip(summary["eval_data"], evals)]
+    if eval_sets and is_main_process():
+        summary["eval_before"] = _evaluate(eval_sets, request, None, progress)
     # The adapters' random init must follow the stage's seed, not whatever drew from torch's generator before.
-    set_seed(request.stage.seed)
-    peft_model = apply_stage(loaded.model, request.stage, quantized=request.model.quantize is not Quant.none)
+    set_seed(stage.seed)
+    peft_model = apply_stage(loaded.model, stage, quantized=request.model.quantize is not Quant.none)
     summary.update(trainable_summary(peft_model))
-    trainer = _trainer(peft_model, loaded, train_examples, request, progress)
+    sampler = MixtureSampler([len(item.examples) for item in train], [s["share"] for s in summary["data"]],
+                             summary["draws_per_epoch"], stage.seed)
+    trainer = _trainer(peft_model, loaded, views, train, sampler, request, progress)
     if trainer.is_world_process_zero():
         write_run_info(request, {**summary, "status": "running"})
     result = _train(trainer, resume_from)
     summary.update(global_step=trainer.state.global_step, train_loss=result.training_loss)
     trainer.save_model(str(request.output))  # the adapter; the Trainer writes it on the main process only
-    if request.stage.full_finetune and trainer.is_world_process_zero():
+    if stage.full_finetune and trainer.is_world_process_zero():
         loaded.processor.save_pretrained(str(request.output))  # a whole checkpoint: --model OUTPUT loads it
-    if eval_examples and trainer.is_world_process_zero():
-        after = dataclasses.replace(loaded, model=peft_model.eval())
-        summary["eval_after"] = _evaluate(after, eval_examples, request, "after", progress)
+    if eval_sets and trainer.is_world_process_zero():
+        trained = [(name, dataclasses.replace(view, model=peft_model.eval()), examples)
+                   for name, view, examples in eval_sets]
+        summary["eval_after"] = _evaluate(trained, request, summary.get("eval_before", {}), progress)
     if trainer.is_world_process_zero():
         write_run_info(request, {**summary, "status": "finished"})
     return summary
 
 
+def _read(request: FinetuneRequest, progress: Progress) -> tuple[list[Sourced], list[Sourced]]:
+    """Every source and evaluation set read and checked before the model loads; replayed sources cut to size."""
+    stage = request.stage
+    train = read_sources(request.data, request.skip_bad_examples, progress)
+    evals = read_sources(request.eval_data, request.skip_bad_examples, progress) if request.eval_data else []
+    mixture.set_names(request.eval_data)
+    if stage.full_finetune and request.model.quantize is not Quant.none:
+        raise UsageError("full fine-tuning cannot train quantized weights", hint="drop --quantize, or train LoRA")
+    if stage.max_minutes and _distributed():
+        raise UsageError("max_minutes works in one process only", hint="set max_steps for distributed runs")
+    sizes = [len(item.examples) for item in train]
+    draws = _planned_draws(stage, mixture.draws_per_epoch(request.data, sizes))
+    return replay_cut(train, mixture.shares(request.data, sizes), draws, stage.seed), evals
+
+
 def load_examples(path: Path, skip_bad: bool, progress: Progress | None = None) -> list[Example]:
     """Read and check a JSONL file (format, fields, files); bad lines fail or are skipped and reported."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such data file")
-    examples, problems = read_examples(path)
-    return _apply_policy(path, examples, problems, skip_bad, progress or NullProgress())
+    return read_sources((Source(path),), skip_bad, progress)[0].examples
 
 
-def _validated(examples: list[Example], loaded, request: FinetuneRequest, path: Path,
-               progress: Progress) -> list[Example]:
-    good, problems = validate(examples, loaded.processor, loaded.image_token_id, loaded.max_input_px,
-                              request.pdf, request.stage.max_length)
-    return _apply_policy(path, good, problems, request.skip_bad_examples, progress)
+def _planned_draws(stage: Stage, draws_per_epoch: int) -> int:
+    """How many examples the stage will draw (fewer if max_minutes ends it early)."""
+    if stage.max_steps > 0:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        return stage.max_steps * stage.batch_size * stage.grad_accum * world_size
+    return math.ceil(stage.epochs * draws_per_epoch)
 
 
-def _apply_policy(path: Path, good: list[Example], problems: list[Problem], skip_bad: bool,
-                  progress: Progress) -> list[Example]:
-    if problems and not skip_bad:
-        listed = "; ".join(str(p) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
-        raise InputError(f"{path}: {len(problems)} bad example(s): {listed}",
-                         hint="fix them, or pass --on-bad-example skip to train without them")
-    for problem in problems:
-        progress.note(f"{path}: skipping {problem}")
-    if not good:
-        raise InputError(f"{path}: no usable examples")
-    return good
+def _describe(train: list[Sourced], evals: list[Sourced], loaded, views: dict) -> dict:
+    """The mixture as trained (shares, examples, the resolution each source was read at), for run.json."""
+    sources = tuple(item.source for item in train)
+    sizes = [len(item.examples) for item in train]
+    data = [{**item.source.as_dict(), "share": share, "examples": size,
+             **effective_resolution(loaded, views, item.source)}
+            for item, share, size in zip(train, mixture.shares(sources, sizes), sizes)]
+    names = mixture.set_names(tuple(item.source for item in evals))
+    eval_data = [{**item.source.as_dict(), "name": name, "examples": len(item.examples),
+                  **effective_resolution(loaded, views, item.source)} for item, name in zip(evals, names)]
+    return {"examples": sum(sizes), "eval_examples": sum(len(item.examples) for item in evals), "data": data,
+            "draws_per_epoch": mixture.draws_per_epoch(sources, sizes), "eval_data": eval_data}
 
 
 def _resume_point(request: FinetuneRequest, progress: Progress) -> Path | None:
@@ -158,7 +186,8 @@ def run_identity(request: FinetuneRequest) -> dict:
             "from_adapter": str(request.model.adapter.resolve()) if request.model.adapter else None}
 
 
-def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneRequest, progress: Progress) -> Trainer:
+def _trainer(peft_model, loaded, views: dict, train: list[Sourced], sampler: MixtureSampler,
+             request: FinetuneRequest, progress: Progress) -> Trainer:
     stage = request.stage
     args = TrainingArguments(
         output_dir=str(request.output / "checkpoints"), seed=stage.seed, data_seed=stage.seed,
@@ -174,10 +203,13 @@ def _trainer(peft_model, loaded, examples: list[Example], request: FinetuneReque
         dataloader_num_workers=stage.dataloader_workers,
     )
     optimizer = torch.optim.AdamW(parameter_groups(peft_model, stage), lr=stage.learning_rate)
-    collator = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, request.pdf)
+    collator = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, request.pdf,
+                        readers={key: (view.processor, view.max_input_px) for key, view in views.items()})
+    examples = [example for item in train for example in item.examples]  # in source order, as the sampler counts
     trainer = _Trainer(model=peft_model, args=args, train_dataset=_ListDataset(examples), data_collator=collator,
                        optimizers=(optimizer, None),
                        callbacks=[_Callbacks(progress, run_identity(request), stage.max_minutes * 60)])
+    trainer.mixture_sampler = sampler
     trainer.remove_callback(PrinterCallback)  # it prints logs to stdout, which carries results only
     return trainer
 
@@ -204,12 +236,9 @@ def _train(trainer: Trainer, resume_from: Path | None):
                             hint="lower --batch-size or --longest-edge, or use --quantize 4bit") from None
 
 
-def _evaluate(loaded, examples: list[Example], request: FinetuneRequest, label: str, progress: Progress) -> dict:
+def _evaluate(sets: list[tuple], request: FinetuneRequest, before: dict | None, progress: Progress) -> dict:
     generation = GenerationSpec(max_new_tokens=request.eval_max_new_tokens)
-    report = evaluate(loaded, examples, request.pdf, generation)
-    metrics = ", ".join(f"{key}={value:.4g}" for key, value in report.overall.items())
-    progress.note(f"eval {label} training: {metrics}")
-    return report.overall
+    return evaluate_sets(sets, request.pdf, generation, before, progress)
 
 
 class _ListDataset(torch.utils.data.Dataset):
@@ -224,6 +253,11 @@ class _ListDataset(torch.utils.data.Dataset):
 
 
 class _Trainer(Trainer):
+    mixture_sampler: MixtureSampler | None = None
+
+    def _get_train_sampler(self, train_dataset=None):
+        return self.mixture_sampler or super()._get_train_sampler(train_dataset)
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not math.isfinite(float(loss)):

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from vlmcli.finetune import checkpoints
 from vlmcli.finetune.collate import IGNORE_INDEX, Collator
 from vlmcli.finetune.data import read_examples
+from vlmcli.finetune.mixture import Source
 from vlmcli.finetune.stages import resolve
 from vlmcli.finetune.train import FinetuneRequest, run, run_identity
 
@@ -24,6 +25,7 @@ from vlmcli.cli import app
 from vlmcli.errors import CheckpointError, ExitCode, TrainingDiverged
 from vlmcli.progress import NullProgress
 from vlmcli.specs import (
+    DType,
     ModelSpec,
     PdfSpec,
     Quant,
@@ -54,7 +56,8 @@ def dataset(tmp_path_factory) -> Path:
 
 def _request(checkpoint, dataset, output, stage=3, model_kwargs=None, **overrides) -> FinetuneRequest:
     spec = ModelSpec(model_id=str(checkpoint), offline=True, **(model_kwargs or {}))
-    return FinetuneRequest(stage=resolve(stage, {}, {**FAST, **overrides}), model=spec, data=dataset, output=output)
+    return FinetuneRequest(stage=resolve(stage, {}, {**FAST, **overrides}), model=spec, data=(Source(dataset),),
+                           output=output)
 
 
 def _cli(*args: str):
@@ -80,6 +83,31 @@ def test_label_masking_token_by_token(tiny_idefics3, tiny_idefics2, dataset):
             assert (labels[ids == loaded.image_token_id] == IGNORE_INDEX).all()
             assert (labels[mask == 0] == IGNORE_INDEX).all()
         assert (batch["attention_mask"][0] == 0).any(), "the shorter row is padded"
+
+
+def test_mixed_resolutions_collate_and_each_row_reads_as_alone(tiny_idefics3, dataset):
+    """A glyph-like source without splitting and a page-like one split into sub-images share one batch."""
+    from dataclasses import replace
+
+    from vlmcli.finetune.sources import readers
+
+    loaded = load_run(RunSpec(model=ModelSpec(model_id=str(tiny_idefics3), offline=True, dtype=DType.float32)))
+    small, large = Source(dataset, split=False, longest_edge_px=32), Source(dataset, split=True, longest_edge_px=64)
+    views = readers(loaded, [small, large])
+    collate = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, PdfSpec(),
+                       readers={key: (view.processor, view.max_input_px) for key, view in views.items()})
+    example = read_examples(dataset)[0][1]  # a transcription of a 64x48 page
+    rows = [replace(example, resolution=small.resolution), replace(example, resolution=large.resolution)]
+    batch = collate(rows)
+    image_tokens = (batch["input_ids"] == loaded.image_token_id).sum(dim=1).tolist()
+    assert image_tokens == [4, 20] and batch["pixel_values"].shape[1] == 5  # 1 image; 2x2 sub-images + global
+    assert loaded.processor.image_processor.do_image_splitting is True  # the loaded processor is not changed
+    with torch.no_grad():
+        mixed = loaded.model(**batch).logits
+        for row, alone in enumerate(rows):
+            single = collate([alone])
+            length = single["input_ids"].shape[1]
+            assert torch.allclose(mixed[row, :length], loaded.model(**single).logits[0], atol=1e-4)
 
 
 def test_the_stage_seed_alone_decides_the_run(tiny_idefics3, dataset, tmp_path):
@@ -115,12 +143,12 @@ def test_training_learns(tiny_idefics3, dataset, tmp_path):
     request = _request(tiny_idefics3, dataset, tmp_path / "run", max_steps=60, batch_size=4, learning_rate=3e-2,
                        full_train_learning_rate=1e-2, full_train=["connector", "lm_head"], lora_rank=16,
                        lora_alpha=32)
-    request = FinetuneRequest(**{**request.__dict__, "eval_data": dataset, "eval_max_new_tokens": 8})
+    request = FinetuneRequest(**{**request.__dict__, "eval_data": (Source(dataset),), "eval_max_new_tokens": 8})
     progress = _Recorder()
     summary = run(request, progress)
     losses = list(progress.losses.values())
     assert losses[-1] < 0.5 * losses[0], losses
-    before, after = summary["eval_before"], summary["eval_after"]
+    before, after = summary["eval_before"]["train"], summary["eval_after"]["train"]
     assert after["cer"] < before["cer"] and after["anls"] > before["anls"]
 
 
@@ -132,12 +160,27 @@ def test_three_stages_chain_and_ask_uses_the_adapter(tiny_idefics3, dataset, tmp
     summary = json.loads(first.stdout)
     assert summary["global_step"] == 2
     second = _cli("finetune", "--stage", "2", "-o", tmp_path / "s2", "--from", tmp_path / "s1", *common)
-    third = _cli("finetune", "--stage", "3", "-o", tmp_path / "s3", "--from", tmp_path / "s2", *common)
+    held_out = tmp_path / "held.jsonl"
+    held_out.write_text("".join(line.replace('"red.png"', f'"{dataset.parent / "red.png"}"') + "\n"
+                                for line in dataset.read_text().splitlines()[:2]))
+    third = _cli("finetune", "--stage", "3", "-o", tmp_path / "s3", "--from", tmp_path / "s2", *common,
+                 "--eval-data", held_out, "--eval-data", f"{held_out}:name=unsplit,split=false",
+                 "--eval-max-new-tokens", "4")
     assert second.exit_code == 0 and third.exit_code == 0, second.output + third.output
     run_info = json.loads((tmp_path / "s3" / "run.json").read_text())
     assert run_info["model"]["model_id"] == str(tiny_idefics3) and run_info["status"] == "finished"
     assert run_info["parent_adapter"] == str((tmp_path / "s2").resolve())
     assert run_info["stage"]["number"] == 3 and run_info["stage"]["lora_rank"] == 4
+    # Stage 3 replays stage 2's mixture by default (which replayed stage 1's), each at its own resolution.
+    mix = [(d["share"], d["split"], d["replay_of"], d["examples"]) for d in run_info["data"]]
+    assert mix == [(0.75, True, None, 9), (0.1875, True, str((tmp_path / "s2").resolve()), 1),
+                   (0.0625, False, str((tmp_path / "s2").resolve()), 1)]  # replay cut to its 4 * share draws
+    # Every evaluation set is reported before and after, in the summary and on stderr.
+    summary = json.loads(third.stdout)
+    assert set(summary["eval_before"]) == set(summary["eval_after"]) == {"held", "unsplit"}
+    assert summary["eval_after"]["unsplit"]["image_tokens"] < summary["eval_after"]["held"]["image_tokens"]
+    assert "eval before training, unsplit (2 examples): cer=" in third.stderr
+    assert "eval after training, unsplit (2 examples): cer " in third.stderr and " -> " in third.stderr
     base = _cli("ask", page_png, "What is this?", "--model", tiny_idefics3, "--offline", "--dtype", "float32")
     adapted = _cli("ask", page_png, "What is this?", "--model", tiny_idefics3, "--offline", "--dtype", "float32",
                    "--adapter", tmp_path / "s3")

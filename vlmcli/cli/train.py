@@ -33,6 +33,7 @@ from vlmcli.specs import (
     ANSWER_MAX_NEW_TOKENS,
     DEFAULT_MODEL,
     MODEL_ENV_VAR,
+    TRAINING_EVAL_MAX_NEW_TOKENS,
     Device,
     DType,
     ModelSpec,
@@ -64,10 +65,16 @@ def _stage_option(help_text: str, *names: str, minimum: float | None = None):
 def finetune(
     stage: Annotated[int, typer.Option(min=1, max=3, help="1: low resolution; 2: high resolution + splitting; "
                                                            "3: instruction tuning on your tasks.")],
-    data: Annotated[Optional[Path], typer.Option(help="JSONL training examples (see the README).")] = None,
+    data: Annotated[Optional[list[str]], typer.Option(
+        help="JSONL training examples; repeat for a mixture: PATH, PATH:WEIGHT (its share of the draws) or "
+             "PATH:weight=W,split=false,longest_edge_px=N (see the README).")] = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Folder for the adapter, run.json and checkpoints.")] = None,
-    eval_data: Annotated[Optional[Path], typer.Option(help="JSONL to evaluate before and after training.")] = None,
+    eval_data: Annotated[Optional[list[str]], typer.Option(
+        help="JSONL to evaluate before and after training; repeat for several sets, each reported on its own "
+             "(PATH or PATH:name=N,split=false,longest_edge_px=N).")] = None,
+    eval_max_new_tokens: Annotated[Optional[int], typer.Option(
+        min=1, help="Most tokens to generate per --eval-data example.")] = None,
     from_run: Annotated[Optional[Path], typer.Option("--from", help="Start from an earlier stage's --output.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file of stage settings (top level or [stageN]).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --output.")] = False,
@@ -91,6 +98,11 @@ def finetune(
     max_length: Annotated[Optional[int], _stage_option("Longest example in tokens (never truncated).")] = None,
     save_steps: Annotated[Optional[int], _stage_option("Checkpoint every N steps.", minimum=1)] = None,
     seed: Annotated[Optional[int], _stage_option("Random seed.")] = None,
+    replay: Annotated[Optional[float], _stage_option(
+        "Share of the examples drawn from the --from run's training data, at its resolutions (0: no replay).",
+        minimum=0)] = None,
+    max_minutes: Annotated[Optional[float], _stage_option(
+        "Stop after this many minutes of training and save as at the end (0: no limit).", minimum=0)] = None,
     full: Annotated[Optional[bool], _stage_option(
         "Train every weight instead of an adapter (small models, random weights); writes a whole checkpoint.",
         "--full/--lora")] = None,
@@ -101,27 +113,36 @@ def finetune(
                      learning_rate=learning_rate, full_train_learning_rate=full_train_learning_rate, epochs=epochs,
                      max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
                      save_steps=save_steps, seed=seed, split=split, longest_edge_px=longest_edge,
-                     full_finetune=full)
+                     full_finetune=full, replay=replay, max_minutes=max_minutes)
     with reporting_errors():
-        from vlmcli.finetune import stages
+        from vlmcli.finetune import mixture, stages
         from vlmcli.finetune.runinfo import model_spec_from_run, read_run_info
 
-        file_overrides = stages.read_config(config, stage) if config else {}
-        resolved = stages.resolve(stage, file_overrides, overrides)
-        parent = model_spec_from_run(read_run_info(from_run), from_run) if from_run else ModelSpec()
+        file_settings = stages.read_config(config, stage) if config else {}
+        file_settings, file_data, file_eval = mixture.sources_in_config(file_settings, config)
+        resolved = stages.resolve(stage, file_settings, overrides)
+        earlier = (from_run, read_run_info(from_run)) if from_run else None
+        parent = model_spec_from_run(earlier[1], from_run) if earlier else ModelSpec()
         spec = ModelSpec.from_options(base=parent, model=model, revision=revision, quantize=quantize, dtype=dtype,
                                       device=device, adapter=parent.adapter, offline=offline,
                                       trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        own = [mixture.parse_source(text) for text in data] if data else file_data
+        sources = mixture.training_sources(own, resolved.replay, earlier)
+        eval_sets = tuple(mixture.parse_source(text, "--eval-data") for text in eval_data) if eval_data else \
+            tuple(file_eval)
         if show_config:
-            typer.echo(json.dumps({"stage": dataclasses.asdict(resolved), "model": _spec_dict(spec)}, indent=2))
+            typer.echo(json.dumps({"stage": dataclasses.asdict(resolved), "model": _spec_dict(spec),
+                                   "data": [s.as_dict() for s in sources],
+                                   "eval_data": [s.as_dict() for s in eval_sets]}, indent=2))
             return
         from vlmcli.finetune.train import FinetuneRequest, is_main_process, run
 
-        if data is None or output is None:
+        if not own or output is None:
             raise UsageError("finetune needs --data and --output", hint="or --show-config to see the settings")
-        request = FinetuneRequest(stage=resolved, model=spec, data=data, output=output, eval_data=eval_data,
+        request = FinetuneRequest(stage=resolved, model=spec, data=sources, output=output, eval_data=eval_sets,
                                   resume=resume, skip_bad_examples=on_bad_example is BadExamplePolicy.skip,
-                                  pdf=PdfSpec(password=password))
+                                  pdf=PdfSpec(password=password),
+                                  eval_max_new_tokens=eval_max_new_tokens or TRAINING_EVAL_MAX_NEW_TOKENS)
         with RichProgress() as progress:
             summary = run(request, progress)
         if is_main_process():  # under a launcher every rank runs this command; one summary is enough

@@ -51,8 +51,16 @@ def lower_resolution(loaded: Any) -> Any | None:
         lower = SplitSpec(split=False)
     else:
         return None
+    return at_resolution(loaded, lower)
+
+
+def at_resolution(loaded: Any, split: SplitSpec) -> Any:
+    """A copy of a `LoadedModel` whose processor works at `split` (what it leaves unset stays as loaded).
+
+    The copy shares the model; the original processor is not touched.
+    """
     processor = copy.deepcopy(loaded.processor)
-    max_input_px = configure_processor(processor, loaded.model_type, lower)
+    max_input_px = configure_processor(processor, loaded.model_type, split)
     return dataclasses.replace(loaded, processor=processor, max_input_px=max_input_px)
 
 
