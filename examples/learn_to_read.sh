@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Show that vlmcli's pipeline teaches a model to read: synthetic documents, a small Idefics3 model
 # with random weights, the three `vlmcli finetune` stages, and `vlmcli eval` on held-out sets after each.
+# Each stage after the first replays the data of the stage before it (vlmcli's default, a quarter of the
+# draws, each source at its own resolution); the same stages again with --replay 0 show what is lost without.
 #
-#   bash examples/learn_to_read.sh            # the full run (about 30 minutes on 2 CPU cores);
+#   bash examples/learn_to_read.sh            # the full run (about 30 minutes on 2 quiet CPU cores);
 #                                             # writes runs/learn_to_read/ and docs/learn_to_read.md
 #   QUICK=1 RUN=/tmp/l2r bash examples/learn_to_read.sh   # stage 1 on single characters, about 2 minutes
 #                                                         # (the test suite's)
+#   SHORT=1 RUN=/tmp/l2r bash examples/learn_to_read.sh   # replay in minutes: the single characters, then short
+#                                             # stages 1-3 (capped in steps, not minutes) with and without replay;
+#                                             # writes docs/learn_to_read_replay.md
 #
 #   STAGE1=DIR bash examples/learn_to_read.sh  # stages 2 and 3 (about 15 minutes) from a stage-1 model
 #                                             # trained elsewhere: benchmarks/gpu_session.sh PARTS=train brings
@@ -65,32 +70,67 @@ if [ "$QUICK" = 1 ]; then  # one character per 64 px image: the first thing a ra
   exit 0
 fi
 
-timed data "$PY" -m tools.synthetic "$DATA" --seed 0 --glyphs 3000 --lines 8000 --hand 4000 --pages 300 --receipts 300 \
+SHORT=${SHORT:-0}
+if [ "$SHORT" = 1 ]; then COUNTS=(--lines 2000 --hand 1000 --pages 100 --receipts 100); else
+  COUNTS=(--lines 8000 --hand 4000 --pages 300 --receipts 300); fi
+timed data "$PY" -m tools.synthetic "$DATA" --seed 0 --glyphs 3000 "${COUNTS[@]}" \
   --heldout 50 --max-chars 16 --canvas-px 512 512 --page-text-px 14 20 --line-text-px 14 20 \
   --line-canvas-px 256 64 --receipt-canvas-px 384 384
 timed model "$PY" -m tools.models learn-to-read "$RUN/model"
-cat "$DATA/lines_train.jsonl" "$DATA/hand_train.jsonl" > "$DATA/stage1.jsonl"  # the Trainer shuffles
+cat "$DATA/lines_train.jsonl" "$DATA/hand_train.jsonl" > "$DATA/stage1.jsonl"  # the sampler shuffles
 
 SETS=(glyphs_heldout lines_heldout lines_heldout_newfont hand_heldout hand_heldout_newfont pages_heldout qa_heldout)
+STAGE_DATA=([1]=stage1 [2]=pages_train [3]=qa_train)
+OWN_SET=([1]=lines_heldout [2]=pages_heldout [3]=qa_heldout)
+# SHORT=1: stages capped in optimizer steps instead of minutes, so a busy machine changes the time, not the result.
+STEPS=([1]=40 [2]=20 [3]=20)
+
+stage() {  # stage N NAME FROM [FLAGS...]: one stage of the recipe on its data, from the run FROM
+  local number=$1 name=$2 from=$3
+  local -a cap=()
+  if [ "$SHORT" = 1 ]; then cap=(--max-minutes 0 --max-steps "${STEPS[$number]}"); fi
+  "${VLMCLI[@]}" finetune --stage "$number" --data "$DATA/${STAGE_DATA[$number]}.jsonl" --output "$RUN/$name" \
+    --from "$RUN/$from" --config "$CONFIG" --offline "${cap[@]}" "${@:4}" > "$RUN/$name.json"
+}
+
 if [ -n "$STAGE1" ]; then  # the same data recipe; only stage 1 was trained elsewhere
   rm -rf "$RUN/stage1" && cp -r "$STAGE1" "$RUN/stage1"
+  # Its run.json names the other machine's files: replay the lines of the same recipe generated here.
+  "$PY" -c 'import json, sys; p = sys.argv[1]; info = json.load(open(p)); info["data"] = [{"path": sys.argv[2],
+"share": 1.0, "split": True, "longest_edge_px": 256}]; json.dump(info, open(p, "w"), indent=2)' \
+    "$RUN/stage1/run.json" "$(realpath "$DATA/stage1.jsonl")"
 else
+  if [ "$SHORT" = 1 ]; then SETS=(glyphs_heldout); fi
   timed eval_untrained evaluate_all untrained "$RUN/model" "${SETS[@]}"
   # Stage 1 begins with single characters (the QUICK run), the one task the random model learns in minutes
-  # here, then goes on to lines from those weights: shapes first, then reading them in order.
+  # here, then goes on to lines from those weights (replaying the characters): shapes first, then reading them.
   timed glyphs "${VLMCLI[@]}" finetune --stage 1 --data "$DATA/glyphs_train.jsonl" --output "$RUN/glyphs" \
     --model "$RUN/model" --config "$CONFIG" --no-split --longest-edge 64 --epochs 2 --offline > "$RUN/glyphs.json"
   timed eval_glyphs evaluate_all glyphs "$RUN/glyphs" glyphs_heldout lines_heldout hand_heldout
-  timed stage1 "${VLMCLI[@]}" finetune --stage 1 --data "$DATA/stage1.jsonl" --output "$RUN/stage1" \
-    --from "$RUN/glyphs" --config "$CONFIG" --offline > "$RUN/stage1.json"
+  timed stage1 stage 1 stage1 glyphs
 fi
+if [ "$SHORT" = 1 ]; then SETS=(glyphs_heldout "${OWN_SET[1]}"); fi
 timed eval_stage1 evaluate_all stage1 "$RUN/stage1" "${SETS[@]}"
-timed stage2 "${VLMCLI[@]}" finetune --stage 2 --data "$DATA/pages_train.jsonl" --output "$RUN/stage2" \
-  --from "$RUN/stage1" --config "$CONFIG" --offline > "$RUN/stage2.json"
-timed eval_stage2 evaluate_all stage2 "$RUN/stage2" "${SETS[@]}"
-timed stage3 "${VLMCLI[@]}" finetune --stage 3 --data "$DATA/qa_train.jsonl" --output "$RUN/stage3" \
-  --from "$RUN/stage2" --config "$CONFIG" --offline > "$RUN/stage3.json"
-timed eval_stage3 evaluate_all stage3 "$RUN/stage3" "${SETS[@]}"
+for number in 2 3; do
+  if [ "$SHORT" = 1 ]; then SETS=(glyphs_heldout "${OWN_SET[$number]}"); fi
+  timed "stage$number" stage "$number" "stage$number" "stage$((number - 1))"
+  timed "eval_stage$number" evaluate_all "stage$number" "$RUN/stage$number" "${SETS[@]}"
+done
+
+# The same stages without replay: what the single characters (and each stage's own task) come to then.
+if [ -z "$STAGE1" ]; then
+  previous=glyphs
+  for number in 1 2 3; do
+    timed "stage${number}_noreplay" stage "$number" "stage${number}_noreplay" "$previous" --replay 0
+    timed "eval_stage${number}_noreplay" evaluate_all "stage${number}_noreplay" "$RUN/stage${number}_noreplay" \
+      glyphs_heldout "${OWN_SET[$number]}"
+    previous=stage${number}_noreplay
+  done
+fi
+if [ "$SHORT" = 1 ]; then
+  "$PY" examples/learn_to_read/report.py "$RUN" --short --out docs/learn_to_read_replay.md
+  exit 0
+fi
 
 # The paper's splitting claim, and the visual-token budget: the same model, the same pages.
 splitting_and_budget() {

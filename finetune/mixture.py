@@ -14,10 +14,14 @@ A weight is the source's share of the examples drawn. Sources without one share
 what the weighted ones leave, in proportion to their size (so unweighted sources
 alone are the files concatenated); when every source has a weight, the weights
 are normalised. Replay (a stage started `--from` an earlier run) takes the stage's
-`replay` share of the draws for the earlier run's mixture, in that mixture's own
-proportions and resolutions, and the stage's own sources keep their proportions in
-the rest. An epoch is as many draws as the stage's own sources hold, plus the
-replayed share on top, so the new data is seen as often as without replay.
+`replay` share of the draws for the data the earlier run trained on, each source at
+the resolution it was trained at, and the stage's own sources keep their proportions
+in the rest. That data is grouped by the run it was first trained in (the earlier
+run's own sources, and those it replayed in turn), and each group gets an equal part
+of the replayed share, split within it as that run split it: so the first stage's
+data keeps its part in the third stage instead of fading to a share of a share.
+An epoch is as many draws as the stage's own sources hold, plus the replayed share
+on top, so the new data is seen as often as without replay.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class Source:
     weight: float | None = None  # own sources: as given (None = by size); replayed ones: their share of all draws
     split: bool | None = None  # None: the stage's setting
     longest_edge_px: int | None = None  # None: the stage's setting
-    replay_of: Path | None = None  # the earlier run (--from) this source is replayed from
+    replay_of: Path | None = None  # replayed: the earlier run whose own training data this was
     name: str | None = None  # eval sets: the name in reports (default: the file's stem)
 
     @property
@@ -123,18 +127,24 @@ def training_sources(own: list[Source], replay: float, earlier: tuple[Path, dict
                          "without a weight", hint="give every source a weight, or keep the weights below 1 in all")
     if earlier is None or replay == 0:
         return tuple(own)
-    folder, info = earlier
-    return (*own, *(replace(s, weight=s.weight * replay, replay_of=folder) for s in earlier_mixture(info)))
+    groups: dict[Path, list[Source]] = {}
+    for source in earlier_mixture(*earlier):
+        groups.setdefault(source.replay_of, []).append(source)
+    replayed = [replace(s, weight=replay / len(groups) * s.weight / sum(g.weight for g in group))
+                for group in groups.values() for s in group]
+    return (*own, *replayed)
 
 
-def earlier_mixture(info: dict[str, Any]) -> list[Source]:
-    """What an earlier run trained on, from its run.json: each source with its share and resolution."""
+def earlier_mixture(folder: Path, info: dict[str, Any]) -> list[Source]:
+    """What an earlier run trained on, from its run.json: each source with its share, resolution and origin."""
     data = info.get("data")
     if isinstance(data, str):  # a single file, as run.json recorded it before mixtures
         stage = info.get("stage", {})
-        return [Source(Path(data), 1.0, split=stage.get("split"), longest_edge_px=stage.get("longest_edge_px"))]
+        return [Source(Path(data), 1.0, split=stage.get("split"), longest_edge_px=stage.get("longest_edge_px"),
+                       replay_of=folder)]
     return [Source(Path(item["path"]), float(item["share"]), split=item.get("split"),
-                   longest_edge_px=item.get("longest_edge_px")) for item in data or []]
+                   longest_edge_px=item.get("longest_edge_px"),
+                   replay_of=Path(item["replay_of"]) if item.get("replay_of") else folder) for item in data or []]
 
 
 def shares(sources: tuple[Source, ...], sizes: list[int]) -> list[float]:

@@ -171,10 +171,11 @@ def test_three_stages_chain_and_ask_uses_the_adapter(tiny_idefics3, dataset, tmp
     assert run_info["model"]["model_id"] == str(tiny_idefics3) and run_info["status"] == "finished"
     assert run_info["parent_adapter"] == str((tmp_path / "s2").resolve())
     assert run_info["stage"]["number"] == 3 and run_info["stage"]["lora_rank"] == 4
-    # Stage 3 replays stage 2's mixture by default (which replayed stage 1's), each at its own resolution.
+    # Stage 3 replays by default what stage 2 trained on: stage 2's data and, as stage 2 replayed it, stage 1's,
+    # an equal part each, each at the resolution it was trained at.
     mix = [(d["share"], d["split"], d["replay_of"], d["examples"]) for d in run_info["data"]]
-    assert mix == [(0.75, True, None, 9), (0.1875, True, str((tmp_path / "s2").resolve()), 1),
-                   (0.0625, False, str((tmp_path / "s2").resolve()), 1)]  # replay cut to its 4 * share draws
+    assert mix == [(0.75, True, None, 9), (0.125, True, str((tmp_path / "s2").resolve()), 1),
+                   (0.125, False, str((tmp_path / "s1").resolve()), 1)]  # replay cut to its 4 * share draws
     # Every evaluation set is reported before and after, in the summary and on stderr.
     summary = json.loads(third.stdout)
     assert set(summary["eval_before"]) == set(summary["eval_after"]) == {"held", "unsplit"}

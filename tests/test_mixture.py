@@ -52,6 +52,11 @@ def test_weights_sizes_and_replay_make_the_shares():
     sources = mixture.training_sources([pages, lines], 0.25, (Path("runs/s1"), earlier))
     assert mixture.shares(sources, [300, 12_000, 5, 5]) == pytest.approx([0.525, 0.225, 0.2, 0.05])
     assert sources[3].resolution == (False, 64) and sources[3].replay_of == Path("runs/s1")
+    # What the earlier run replayed in turn keeps an equal part: each earlier run's data gets half of 0.25 here.
+    earlier["data"][1]["replay_of"] = "runs/glyphs"
+    sources = mixture.training_sources([pages, lines], 0.25, (Path("runs/s1"), earlier))
+    assert mixture.shares(sources, [300, 12_000, 5, 5]) == pytest.approx([0.525, 0.225, 0.125, 0.125])
+    assert [s.replay_of for s in sources[2:]] == [Path("runs/s1"), Path("runs/glyphs")]
     assert mixture.draws_per_epoch(sources, [300, 12_000, 5, 5]) == 16_400  # own data once, replay on top
     assert mixture.training_sources([pages], 0.0, (Path("runs/s1"), earlier)) == (pages,)
     with pytest.raises(UsageError, match="add up to 1.2, which leaves nothing"):
@@ -64,6 +69,7 @@ def test_a_run_json_from_before_mixtures_is_replayed_at_its_stage_resolution():
     old = {"data": "data/lines.jsonl", "stage": {"split": False, "longest_edge_px": 128}}
     (replayed,) = mixture.training_sources([Source(Path("p"))], 0.25, (Path("runs/s1"), old))[1:]
     assert (replayed.path, replayed.weight, replayed.resolution) == (Path("data/lines.jsonl"), 0.25, (False, 128))
+    assert replayed.replay_of == Path("runs/s1")
 
 
 def test_source_syntax(tmp_path):
