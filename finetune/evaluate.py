@@ -94,8 +94,8 @@ def evaluate_sets(sets: list[tuple[str, Any, list[Example]]], pdf: PdfSpec, gene
                   before: dict | None, progress: Progress) -> dict[str, dict]:
     """Each named set with its own (loaded model, examples); the overall metrics by name.
 
-    One note per set on stderr; after training (`before` given) each metric is shown beside
-    its value before, so what a stage forgot is visible next to what it learned.
+    One note per set on stderr; after training (`before` given) each metric reads
+    `before -> after`, so what a stage forgot is visible next to what it learned.
     """
     results = {}
     for name, loaded, examples in sets:

@@ -118,7 +118,7 @@ def sources_in_config(settings: dict[str, Any], config: Path | None
 
 
 def training_sources(own: list[Source], replay: float, earlier: tuple[Path, dict] | None) -> tuple[Source, ...]:
-    """The stage's own sources, then the earlier run's mixture replayed at `replay` of the draws."""
+    """The stage's own sources, then what the earlier run trained on at `replay` of the draws (module docstring)."""
     if not 0 <= replay < 1:
         raise UsageError(f"replay = {replay} must be at least 0 and below 1", hint="--replay 0 turns replay off")
     weighted = sum(s.weight for s in own if s.weight is not None)

@@ -1,8 +1,8 @@
 """run.json: the resolved settings of a training run, written next to its adapter (stdlib only).
 
 The next stage reads it (`--from`): the base model, its revision and quantization,
-the earlier adapter it builds on, and the data mixture it replays (finetune/mixture.py). Inference reads the fields listed in
-vlmcli/model/adapters.py, which names the file.
+the earlier adapter it builds on, and the data mixture it replays (finetune/mixture.py).
+Inference reads the fields listed in vlmcli/model/adapters.py, which names the file.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def _read(request: FinetuneRequest, progress: Progress) -> tuple[list[Sourced], 
     stage = request.stage
     train = read_sources(request.data, request.skip_bad_examples, progress)
     evals = read_sources(request.eval_data, request.skip_bad_examples, progress) if request.eval_data else []
-    mixture.set_names(request.eval_data)
+    mixture.set_names(request.eval_data)  # two sets of one name fail here, not after loading
     if stage.full_finetune and request.model.quantize is not Quant.none:
         raise UsageError("full fine-tuning cannot train quantized weights", hint="drop --quantize, or train LoRA")
     if stage.max_minutes and _distributed():
@@ -256,7 +256,9 @@ class _Trainer(Trainer):
     mixture_sampler: MixtureSampler | None = None
 
     def _get_train_sampler(self, train_dataset=None):
-        return self.mixture_sampler or super()._get_train_sampler(train_dataset)
+        if self.mixture_sampler is None:
+            return super()._get_train_sampler(train_dataset)
+        return self.mixture_sampler
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)

@@ -109,8 +109,8 @@ def kept_table(results: dict) -> list[str]:
     """Earlier skills kept: after each stage, its own task and the single characters, with and without replay."""
     rows = ["| after | its own task (held-out) | own task, with replay | own task, without replay | "
             "single characters kept, with replay | without replay |", "|---|---|---|---|---|---|"]
-    glyphs = results.get(("glyphs", "glyphs_heldout", ""))
-    rows.append(f"| single characters (stage 1, 64 px) | single characters | {_cell(glyphs, 'cer')} | – | – | – |")
+    glyphs = _cell(results.get(("glyphs", "glyphs_heldout", "")), "cer")  # both runs start from this model
+    rows.append(f"| single characters (stage 1, 64 px) | single characters | {glyphs} | {glyphs} | – | – |")
     for model, label, dataset, metric in STAGE_TASKS:
         cells = [_cell(results.get((name, dataset, "")), metric) for name in (model, f"{model}_noreplay")]
         kept = [_cell(results.get((name, "glyphs_heldout", "")), "cer") for name in (model, f"{model}_noreplay")]

@@ -66,17 +66,20 @@ def finetune(
     stage: Annotated[int, typer.Option(min=1, max=3, help="1: low resolution; 2: high resolution + splitting; "
                                                            "3: instruction tuning on your tasks.")],
     data: Annotated[Optional[list[str]], typer.Option(
+        metavar="PATH[:WEIGHT]",
         help="JSONL training examples; repeat for a mixture: PATH, PATH:WEIGHT (its share of the draws) or "
              "PATH:weight=W,split=false,longest_edge_px=N (see the README).")] = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Folder for the adapter, run.json and checkpoints.")] = None,
     eval_data: Annotated[Optional[list[str]], typer.Option(
+        metavar="PATH[:name=N]",
         help="JSONL to evaluate before and after training; repeat for several sets, each reported on its own "
              "(PATH or PATH:name=N,split=false,longest_edge_px=N).")] = None,
     eval_max_new_tokens: Annotated[Optional[int], typer.Option(
         min=1, help="Most tokens to generate per --eval-data example.")] = None,
     from_run: Annotated[Optional[Path], typer.Option("--from", help="Start from an earlier stage's --output.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file of stage settings (top level or [stageN]).")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        help="TOML file of stage settings (top level or \\[stageN]) and \\[\\[data]] sources.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --output.")] = False,
     on_bad_example: Annotated[BadExamplePolicy, typer.Option(help="Skip bad lines (reported) or stop.")] =
     BadExamplePolicy.fail,
