@@ -59,13 +59,16 @@ evaluate_all() {  # evaluate_all MODEL_NAME MODEL_DIR SET...
   for set in "$@"; do evaluate "$name" "$dir" "$set"; done
 }
 
+# Single characters: one 64 px image each, two epochs whatever the clock says (stage 1's time cap is for lines).
+GLYPHS=(--no-split --longest-edge 64 --epochs 2 --max-minutes 0 --offline)
+
 if [ "$QUICK" = 1 ]; then  # one character per 64 px image: the first thing a random model learns to read
   timed data "$PY" -m tools.synthetic "$DATA" --seed 0 --glyphs 3000 --lines 0 --hand 0 --pages 0 --receipts 0 \
     --heldout 60 > /dev/null
   timed model "$PY" -m tools.models learn-to-read "$RUN/model" > /dev/null
   timed eval_untrained evaluate untrained "$RUN/model" glyphs_heldout
   timed stage1 "${VLMCLI[@]}" finetune --stage 1 --data "$DATA/glyphs_train.jsonl" --output "$RUN/stage1" \
-    --model "$RUN/model" --config "$CONFIG" --no-split --longest-edge 64 --epochs 2 --offline > "$RUN/stage1.json"
+    --model "$RUN/model" --config "$CONFIG" "${GLYPHS[@]}" > "$RUN/stage1.json"
   timed eval_stage1 evaluate stage1 "$RUN/stage1" glyphs_heldout
   exit 0
 fi
@@ -105,7 +108,7 @@ else
   # Stage 1 begins with single characters (the QUICK run), the one task the random model learns in minutes
   # here, then goes on to lines from those weights (replaying the characters): shapes first, then reading them.
   timed glyphs "${VLMCLI[@]}" finetune --stage 1 --data "$DATA/glyphs_train.jsonl" --output "$RUN/glyphs" \
-    --model "$RUN/model" --config "$CONFIG" --no-split --longest-edge 64 --epochs 2 --offline > "$RUN/glyphs.json"
+    --model "$RUN/model" --config "$CONFIG" "${GLYPHS[@]}" > "$RUN/glyphs.json"
   timed eval_glyphs evaluate_all glyphs "$RUN/glyphs" glyphs_heldout lines_heldout hand_heldout
   timed stage1 stage 1 stage1 glyphs
 fi
