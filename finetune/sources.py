@@ -73,6 +73,7 @@ def readers(loaded: Any, sources: list[Source]) -> dict[tuple, Any]:
 
 
 def reader_of(loaded: Any, views: dict[tuple, Any], source: Source) -> Any:
+    """The loaded model as the source is read: its own resolution's copy, or the stage's."""
     return views.get(source.resolution, loaded)
 
 
