@@ -14,7 +14,7 @@ from vlmcli.errors import ExitCode, InputError
 from vlmcli.files import atomic_write
 from vlmcli.jobs import ocr as ocr_job
 from vlmcli.jobs.manifest import MANIFEST_NAME
-from vlmcli.jobs.outputs import Sink, render
+from vlmcli.jobs.outputs import PlainRendering, Sink, render
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.specs import OutputFormat
 
@@ -51,7 +51,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
 
 def test_sink_names_files_without_collisions(tmp_path):
     written = []
-    sink = Sink(OutputFormat.text, tmp_path, [Path("x/a.pdf"), Path("y/a.pdf")], written.append)
+    sink = Sink(PlainRendering(OutputFormat.text), tmp_path, [Path("x/a.pdf"), Path("y/a.pdf")], written.append)
     for source in ("x/a.pdf", "y/a.pdf"):
         sink.add(_page(source))
     sink.flush()

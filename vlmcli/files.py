@@ -15,15 +15,20 @@ from pathlib import Path
 
 TEMP_MARK = ".vlmcli-"
 _CHUNK_BYTES = 1 << 20
+_UMASK = os.umask(0o022)  # read once, at import (single-threaded): written files get the usual permissions
+os.umask(_UMASK)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see either nothing or the whole file, even after a power cut."""
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write `content` (text as UTF-8) to `path` so that readers see either nothing or the whole file, even after
+    a power cut."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp", dir=path.parent)
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
+        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes files only their owner may read
+        with os.fdopen(handle, "wb") as temp:
+            temp.write(data)
             temp.flush()
             os.fsync(temp.fileno())
         os.replace(temp_name, path)

@@ -15,8 +15,19 @@ from pathlib import Path
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 MODEL_ENV_VAR = "VLMCLI_MODEL"
 SUPPORTED_MODEL_TYPES = ("idefics2", "idefics3", "smolvlm")
+# Short names for the common checkpoints; `--model` takes either.
+MODEL_ALIASES = {
+    "smolvlm-256m": "HuggingFaceTB/SmolVLM-256M-Instruct",
+    "smolvlm-500m": "HuggingFaceTB/SmolVLM-500M-Instruct",
+    "granite-docling": "ibm-granite/granite-docling-258M",
+    "smoldocling": "ds4sd/SmolDocling-256M-preview",
+}
 
 OCR_MAX_NEW_TOKENS = 1024  # per page: a dense page's transcription
+DOCTAGS_MAX_NEW_TOKENS = 8192  # per page from a DocTags model: markup and boxes cost tokens (Docling's own limit)
+# A DocTags table repeats its cell tags legitimately (a row of equal cells is a short unit repeated): a loop must
+# cover this many tokens before the guard ends it, an eighth of the page's budget.
+DOCTAGS_REPETITION_MIN_TOKENS = 1024
 ANSWER_MAX_NEW_TOKENS = 512  # per answer: `ask` and `eval`
 TRAINING_EVAL_MAX_NEW_TOKENS = 256  # per example in `finetune --eval-data`, run before and after every stage
 
@@ -57,6 +68,9 @@ class OutputFormat(str, Enum):
     text = "text"
     markdown = "markdown"
     json = "json"
+    html = "html"
+    doctags = "doctags"  # a DocTags model's raw output
+    pdf = "pdf"  # a searchable PDF: the page images with an invisible text layer
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,8 @@ class ModelSpec:
         """The spec of command-line options: a checkpoint, revision or quantization given wins over `base`'s
         (an earlier training run's); the other settings are this run's own."""
         base = base or cls()
-        return cls(model_id=model or base.model_id, revision=revision or base.revision,
+        return cls(model_id=MODEL_ALIASES.get(model, model) if model else base.model_id,
+                   revision=revision or base.revision,
                    quantize=quantize or base.quantize, dtype=dtype, device=device, adapter=adapter,
                    offline=offline, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
@@ -142,12 +157,17 @@ class RunSpec:
                      min_new_tokens: int = 0, repetition_min_tokens: int | None = None,
                      kv_cache: KVCache = KVCache.auto, split: bool | None = None, longest_edge: int | None = None,
                      bands: bool = True, password: str | None = None, page_timeout: float | None = None,
-                     batch_size: int = 1) -> RunSpec:
+                     batch_size: int = 1, doctags: bool = False) -> RunSpec:
         """The run the command-line options describe (keyword names are the options'); `None` = not given.
 
         The model options go through `ModelSpec.from_options` (with `base`). `--page-timeout` bounds each
-        poppler call as well as a page's generation."""
+        poppler call as well as a page's generation. A DocTags checkpoint (`doctags`) reads a page whole, as it
+        was trained to, with DocTags' token budget and a loop guard that lets tables repeat their cells."""
         pdf = PdfSpec(password=password, **({"timeout_s": page_timeout} if page_timeout else {}))
+        if doctags:
+            if default_max_new_tokens == OCR_MAX_NEW_TOKENS:  # a page's transcription, not an answer
+                default_max_new_tokens = DOCTAGS_MAX_NEW_TOKENS
+            repetition_min_tokens, bands = repetition_min_tokens or DOCTAGS_REPETITION_MIN_TOKENS, False
         guard = {"repetition_min_tokens": repetition_min_tokens} if repetition_min_tokens else {}
         return cls(
             model=ModelSpec.from_options(base=base, model=model, revision=revision, quantize=quantize, dtype=dtype,

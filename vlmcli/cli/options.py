@@ -16,6 +16,7 @@ import typer
 
 from vlmcli.specs import (
     DEFAULT_MODEL,
+    MODEL_ALIASES,
     MODEL_ENV_VAR,
     Device,
     DType,
@@ -29,7 +30,8 @@ IMAGES = "Splitting and resolution"
 
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", envvar=MODEL_ENV_VAR, rich_help_panel=MODEL,
-    help="Hub id or local checkpoint directory (Idefics2, Idefics3 or SmolVLM).")]
+    help="Hub id or local checkpoint directory (Idefics2, Idefics3 or SmolVLM), or a short name: "
+         + ", ".join(f"{alias} ({model_id})" for alias, model_id in MODEL_ALIASES.items()) + ".")]
 RevisionOpt = Annotated[Optional[str], typer.Option(
     rich_help_panel=MODEL, help="Branch, tag or commit of the hub checkpoint; pin a commit for reproducible runs.")]
 QuantizeOpt = Annotated[Quant, typer.Option(
@@ -72,7 +74,13 @@ PagesOpt = Annotated[Optional[str], typer.Option(
 OutputDirOpt = Annotated[Optional[Path], typer.Option(
     "--output", "-o", file_okay=False, help="Write one file per input into this folder instead of stdout.")]
 FormatOpt = Annotated[OutputFormat, typer.Option(
-    "--format", "-f", help="text (pages separated by form feeds), markdown, or json (JSON Lines, one record per page).")]
+    "--format", "-f",
+    help="text (pages separated by form feeds), markdown, json (JSON Lines, one record per page), html, "
+         "pdf (a searchable PDF per input, with -o), doctags (a DocTags model's raw output). With a DocTags "
+         "model, markdown, html, json and text are converted from its DocTags (pip install 'vlmcli[docling]').")]
+TablesOpt = Annotated[Optional[Path], typer.Option(
+    "--tables", file_okay=False,
+    help="With a DocTags model: write every table as CSV into this folder (<input>.p<page>.t<k>.csv).")]
 PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
 

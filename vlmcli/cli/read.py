@@ -25,6 +25,7 @@ from vlmcli.cli.options import (
     PageTimeoutOpt,
     PromptOpt,
     ResumeOpt,
+    TablesOpt,
     VerboseOpt,
     with_run_options,
 )
@@ -40,9 +41,9 @@ def ask(
     verbose: VerboseOpt = False, *, run_options: dict[str, Any],
 ) -> None:
     """Answer a question about images or PDF pages.  Example: vlmcli ask invoice.pdf "What is the total?" """
-    run = RunSpec.from_options(**run_options, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
     stream = sys.stdout.isatty()
     with reporting_errors(), RichProgress(verbose) as progress:
+        run, _ = _run_spec(run_options, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
         from vlmcli.pipeline import ask as asking
 
         def on_text(piece: str) -> None:
@@ -65,24 +66,33 @@ def ocr(
     pages: PagesOpt = None, output: OutputDirOpt = None, output_format: FormatOpt = OutputFormat.text,
     prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
     resume: ResumeOpt = False, page_timeout: PageTimeoutOpt = None, fail_fast: FailFastOpt = False,
-    failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1,
+    failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1, tables: TablesOpt = None,
     verbose: VerboseOpt = False, *, run_options: dict[str, Any],
 ) -> None:
     """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
-    run = RunSpec.from_options(**run_options, page_timeout=page_timeout, batch_size=batch_size)
     from vlmcli.prompts import ocr_instruction
 
     with reporting_errors(), RichProgress(verbose) as progress, sigterm_as_interrupt():
+        run, doctags = _run_spec(run_options, page_timeout=page_timeout, batch_size=batch_size)
         from vlmcli.jobs import ocr as job
 
         request = job.OcrRequest(
-            inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting), run=run, pages=pages,
+            inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting, doctags), run=run, pages=pages,
             output_format=output_format, out_dir=output, resume=resume, fail_fast=fail_fast,
-            failure_report=failure_report)
+            failure_report=failure_report, doctags=doctags, tables_dir=tables)
         summary = job.run_ocr(request, write=_write_stdout, progress=progress, on_failure=_report_failure)
         progress.stop()
     print_note(summary.line())
     raise typer.Exit(int(summary.exit_code))
+
+
+def _run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
+    """The run the options describe, with the defaults of what the checkpoint writes (DocTags or text), which
+    its tokenizer's files tell before the model loads; and whether it writes DocTags."""
+    from vlmcli.model.profile import read_profile
+
+    doctags = read_profile(RunSpec.from_options(**run_options).model).doctags
+    return RunSpec.from_options(**run_options, **more, doctags=doctags), doctags
 
 
 def _report_failure(failure) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from vlmcli.errors import ExitCode, OutputError, UsageError
 from vlmcli.files import file_sha256, remove_stale_temp_files
 from vlmcli.inputs.documents import PageRef
-from vlmcli.jobs import manifest
+from vlmcli.jobs import manifest, renderings
 from vlmcli.jobs.outputs import Sink, check_output_dir
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.pipeline.transcribe import transcribe
@@ -45,6 +45,8 @@ class OcrRequest:
     resume: bool = False
     fail_fast: bool = False
     failure_report: Path | None = None  # default: OUT/vlmcli-failures.jsonl with -o, none without
+    doctags: bool = False  # the checkpoint writes DocTags (model/profile.py)
+    tables_dir: Path | None = None  # a DocTags model's tables as CSV files here
 
 
 @dataclass
@@ -67,6 +69,8 @@ def run_ocr(request: OcrRequest, write: Callable[[str], None], progress: Progres
     if request.resume and request.out_dir is None:
         raise UsageError("--resume needs -o/--output: the manifest of finished pages lives in the output folder")
     progress = progress or NullProgress()
+    rendering = renderings.choose(request.output_format, doctags_model=request.doctags, out_dir=request.out_dir,
+                                  tables_dir=request.tables_dir, pdf=request.run.pdf)
     report_path = request.failure_report or (request.out_dir / FAILURE_REPORT_NAME if request.out_dir else None)
     summary = OcrSummary(failure_report=report_path)
     if request.out_dir is not None:
@@ -75,7 +79,7 @@ def run_ocr(request: OcrRequest, write: Callable[[str], None], progress: Progres
     if report_path is not None:
         report_path.unlink(missing_ok=True)  # it describes an earlier run; failed pages are tried again
     pages = _Pages(request, progress)
-    sink = Sink(request.output_format, request.out_dir, list(request.inputs), write=write)
+    sink = Sink(rendering, request.out_dir, list(request.inputs), write=write)
     failure_codes: list[ExitCode] = []
     items = iter(transcribe(list(request.inputs), request.instruction, request.run, pages=request.pages,
                             progress=progress, reuse=pages.reuse))
