@@ -17,10 +17,12 @@ import typer
 from vlmcli.specs import (
     DEFAULT_MODEL,
     MODEL_ENV_VAR,
+    AnswerFormat,
     Device,
     DType,
     KVCache,
     OutputFormat,
+    PdfRenderer,
     Quant,
 )
 
@@ -65,6 +67,10 @@ BandsOpt = Annotated[bool, typer.Option(
     "--bands/--no-bands", rich_help_panel=IMAGES,
     help="Cut pages larger than the model's input (long receipts, posters, 300-dpi scans) into overlapping bands.")]
 PasswordOpt = Annotated[Optional[str], typer.Option(help="Password of encrypted PDFs.")]
+PdfRendererOpt = Annotated[PdfRenderer, typer.Option(
+    "--pdf-renderer", help="Who reads PDFs. auto: poppler where it is installed, else PDFium (pypdfium2).")]
+CacheOpt = Annotated[bool, typer.Option(
+    "--cache/--no-cache", help="Keep and reuse page texts in the page cache (see `vlmcli cache info`).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Report tokens and time per page on stderr.")]
 
 PagesOpt = Annotated[Optional[str], typer.Option(
@@ -75,6 +81,17 @@ FormatOpt = Annotated[OutputFormat, typer.Option(
     "--format", "-f", help="text (pages separated by form feeds), markdown, or json (JSON Lines, one record per page).")]
 PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
+
+SEARCH = "Questions over whole documents"
+SearchPagesOpt = Annotated[Optional[str], typer.Option(
+    rich_help_panel=SEARCH, help="Search only these pages of each PDF, 1-based: e.g. 3-7 or 1-3,9 (default: all).")]
+TopKOpt = Annotated[int, typer.Option(
+    "--top-k", min=1, rich_help_panel=SEARCH, help="Most pages the model reads, best-ranked first.")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", rich_help_panel=SEARCH, help="Say \"not found\" rather than give an answer the page text does not contain.")]
+AnswerFormatOpt = Annotated[AnswerFormat, typer.Option(
+    "--format", "-f", help="text (the answer and its citation) or json (one object: answer, citations, pages ranked "
+                           "and read, tokens, seconds).")]
 
 BATCH = "Batch and resume"
 ResumeOpt = Annotated[bool, typer.Option(
@@ -100,7 +117,8 @@ _RUN_OPTIONS = (
     ("offline", OfflineOpt, False), ("trust_remote_code", TrustRemoteCodeOpt, False),
     ("allow_pickle", AllowPickleOpt, False), ("max_new_tokens", MaxNewTokensOpt, None),
     ("kv_cache", KVCacheOpt, KVCache.auto), ("split", SplitOpt, None), ("longest_edge", LongestEdgeOpt, None),
-    ("bands", BandsOpt, True), ("password", PasswordOpt, None),
+    ("bands", BandsOpt, True), ("password", PasswordOpt, None), ("pdf_renderer", PdfRendererOpt, PdfRenderer.auto),
+    ("cache", CacheOpt, True),
 )
 
 

@@ -1,4 +1,4 @@
-"""`vlmcli ask` and `vlmcli ocr`: options → specs → one call → results on stdout.
+"""`vlmcli ocr`: options → specs → one call → results on stdout.
 
 Nothing here imports torch: the pipeline and the job are imported inside the
 command bodies, so `--help` and input mistakes stay fast.
@@ -29,34 +29,7 @@ from vlmcli.cli.options import (
     with_run_options,
 )
 from vlmcli.errors import VlmcliError
-from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, OutputFormat, RunSpec
-
-
-@with_run_options
-def ask(
-    files: Annotated[list[Path], typer.Argument(help="Images or PDFs to look at (several are shown together).")],
-    question: Annotated[str, typer.Argument(help="The question, in quotes (always the last argument).")],
-    page: Annotated[int, typer.Option(min=1, help="Which page of a PDF to look at (1-based).")] = 1,
-    verbose: VerboseOpt = False, *, run_options: dict[str, Any],
-) -> None:
-    """Answer a question about images or PDF pages.  Example: vlmcli ask invoice.pdf "What is the total?" """
-    run = RunSpec.from_options(**run_options, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
-    stream = sys.stdout.isatty()
-    with reporting_errors(), RichProgress(verbose) as progress:
-        from vlmcli.pipeline import ask as asking
-
-        def on_text(piece: str) -> None:
-            progress.stop()
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-
-        answer = asking.ask(files, question, run, page_number=page, progress=progress,
-                            on_text=on_text if stream else None)
-        progress.stop()
-        sys.stdout.write("\n" if stream else answer.text + "\n")
-        if verbose:
-            print_note(f"{answer.image_tokens} image tokens, {answer.new_tokens} new tokens, "
-                       f"{answer.seconds:.1f} s, {answer.finish_reason}")
+from vlmcli.specs import OutputFormat, RunSpec
 
 
 @with_run_options

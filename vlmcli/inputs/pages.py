@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from vlmcli.inputs import images, poppler
+from vlmcli.inputs import images, pdfs
 from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.geometry import (
     cut_bands,
@@ -30,6 +30,6 @@ def load_page(ref: PageRef, max_input_px: int, bands: bool, pdf: PdfSpec) -> Ima
     """The page as an RGB image. PDFs are rendered at the DPI the model needs, never larger."""
     if not ref.is_pdf:
         return images.load_image(ref.source, ref.page_index)
-    width_in, height_in = poppler.page_size_in(ref.source, ref.page_number, pdf)
+    width_in, height_in = pdfs.page_size_in(ref.source, ref.page_number, pdf)
     dpi = pdf_render_dpi(width_in, height_in, max_input_px, bands)
-    return poppler.render_page(ref.source, ref.page_number, dpi, pdf)
+    return pdfs.render_page(ref.source, ref.page_number, dpi, pdf)
