@@ -62,3 +62,12 @@ def _folder_digest(folder: Path | None) -> list | None:
     if folder is None or not folder.is_dir():
         return None
     return sorted((p.name, file_sha256(p)) for p in folder.iterdir() if p.is_file())
+
+
+def image_settings(run: RunSpec, renderer: str) -> dict:
+    """What decides a page's encoded image features: the weights, their precision, the device, the pixels."""
+    model_id = run.model.model_id
+    return {"model": model_id, "model_files": _folder_stamp(Path(model_id)), "revision": run.model.revision,
+            "adapter": _folder_digest(run.model.adapter), "quantize": run.model.quantize.value,
+            "dtype": run.model.dtype.value, "device": run.model.device.value, "split": dataclasses.asdict(run.split),
+            "pdf_renderer": renderer}

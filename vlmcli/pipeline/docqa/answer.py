@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,8 @@ class DocAnswer:
             "pages_read": [{"source": str(read.ref.source), "page_number": read.ref.page_number,
                             "answer": read.reading.text, "grounding": read.grounding and read.grounding.level,
                             "image_tokens": read.reading.image_tokens, "new_tokens": read.reading.new_tokens,
-                            "seconds": round(read.reading.seconds, 3), "finish_reason": read.reading.finish_reason}
+                            "seconds": round(read.reading.seconds, 3), "finish_reason": read.reading.finish_reason,
+                            "features_cached": read.reading.features_cached}
                            for read in self.reads],
             "image_tokens": sum(read.reading.image_tokens for read in self.reads),
             "new_tokens": sum(read.reading.new_tokens for read in self.reads),
@@ -99,31 +101,35 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     progress = progress or NullProgress()
     refs = [ref for path in discover(inputs) for ref in page_refs(path, search.pages, run.pdf)]
     ocr_run = dataclasses.replace(run, generation=dataclasses.replace(run.generation, max_new_tokens=OCR_MAX_NEW_TOKENS))
-    reader = reader or VlmReader(run, ocr_run, progress)
-    ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, pdfs.renderer(run.pdf)))
-    cache = PageCache(warn=progress.note) if run.cache else None
-    try:
+    renderer = pdfs.renderer(run.pdf)
+    progress.note(f"PDFs are read by {renderer}", detail=True)
+    ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, renderer))
+    with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
+        reader = reader or VlmReader(run, ocr_run, progress, cache,
+                                     keys.settings_fingerprint(keys.image_settings(run, renderer)))
         texts = page_texts(refs, run.pdf, ocr_settings, reader.transcribe, cache, progress)
-    finally:
-        if cache is not None:
-            cache.close()
+        answer = _search(question, texts, reader, search, progress, on_text, on_discard)
+    if answer.citation is not None:
+        answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
+    return dataclasses.replace(answer, seconds=time.perf_counter() - started,
+                               name_files=len({ref.source for ref in refs}) > 1)
+
+
+def _search(question: str, texts: list[PageText], reader: Reader, search: SearchSpec, progress: Progress,
+            on_text: OnText | None, on_discard: Callable[[], None]) -> DocAnswer:
     ranked = [RankedPage(texts[r.index], r.score) for r in rank(question, [page.text for page in texts])]
     for item in ranked:
         progress.note(f"{item.page.ref.source} page {item.page.ref.page_number}: score {item.score:.3f}, "
                       f"text from {item.page.source}", detail=True)
-    candidates = _candidates(ranked, search.top_k)
-    answer = _read(question, candidates, reader, search.strict, progress, on_text, on_discard)
-    if answer.citation is not None:
-        answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
-    return dataclasses.replace(answer, ranked=ranked, seconds=time.perf_counter() - started,
-                               name_files=len({ref.source for ref in refs}) > 1)
+    answer = _read(question, _candidates(ranked, search.top_k), reader, search.strict, progress, on_text, on_discard)
+    return dataclasses.replace(answer, ranked=ranked)
 
 
 def _candidates(ranked: list[RankedPage], top_k: int) -> list[RankedPage]:
     """The pages to read: the `top_k` best that share a word with the question; if none does (a question about
     the look of a page), the first `top_k` pages."""
     matching = [item for item in ranked if item.score > 0]
-    return (matching or sorted(ranked, key=lambda item: (str(item.page.ref.source), item.page.ref.page_index)))[:top_k]
+    return (matching or ranked)[:top_k]  # all scores 0: `rank` kept the pages in order
 
 
 def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: bool, progress: Progress,
@@ -169,8 +175,9 @@ def _grounded(question: str, reads: list[PageRead], page: PageText, grounding: G
 def _describe(read: PageRead, answered: bool) -> str:
     found = (f"in the page text ({read.grounding.level})" if read.grounding else
              "an answer not in the page text" if answered else "no answer")
+    features = ", image features from the cache" if read.reading.features_cached else ""
     return (f"{read.ref.source} page {read.ref.page_number}: {found}; {read.reading.new_tokens} new tokens, "
-            f"{read.reading.seconds:.1f} s")
+            f"{read.reading.seconds:.1f} s{features}")
 
 
 def _labelled(citation: Citation, pdf: PdfSpec, progress: Progress) -> Citation:
