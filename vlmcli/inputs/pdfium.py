@@ -24,6 +24,7 @@ from vlmcli.specs import PdfSpec
 
 INSTALL_HINT = "pip install pypdfium2, or install poppler (apt-get install poppler-utils, brew install poppler)"
 _REPAIR_HINT = "the file may be damaged; try repairing it with qpdf or re-exporting it"
+WORKER = [sys.executable, "-m", "vlmcli.inputs.pdfium_worker"]
 
 
 def installed() -> bool:
@@ -67,6 +68,19 @@ def page_text(path: Path, page_number: int, spec: PdfSpec) -> str:
         "utf-8", "replace")
 
 
+def page_texts(path: Path, page_numbers: list[int], spec: PdfSpec) -> list[str]:
+    """The text layers of several 1-based pages in one child process (starting one costs more than reading a
+    page's text); if that child fails, page by page, so only a page that fails itself raises."""
+    try:
+        output = _run(path, "texts", [str(number) for number in page_numbers], spec,
+                      f"reading the text of {len(page_numbers)} pages")
+        return [str(text) for text in json.loads(output)]
+    except (RasterizerError, PageTimeoutError):
+        if len(page_numbers) == 1:
+            raise
+        return [page_text(path, number, spec) for number in page_numbers]
+
+
 def page_labels(path: Path, spec: PdfSpec) -> list[str]:
     """The printed label of every page (`/PageLabels`), '' where the PDF defines none."""
     labels = json.loads(_run(path, "labels", [], spec, "reading the page labels"))
@@ -77,7 +91,7 @@ def _run(path: Path, operation: str, args: list[str], spec: PdfSpec, doing: str)
     if not installed():
         raise DependencyError("no PDF reader: poppler is not on PATH and pypdfium2 is not installed",
                               hint=INSTALL_HINT)
-    argv = [sys.executable, "-m", "vlmcli.inputs.pdfium_worker", operation, str(path), *args]
+    argv = [*WORKER, operation, str(path), *args]
     try:
         finished = run_child(argv, spec.timeout_s, stdin=json.dumps({"password": spec.password}).encode())
     except TimedOut:

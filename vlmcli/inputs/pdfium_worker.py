@@ -1,6 +1,9 @@
 """The PDFium side of vlmcli/inputs/pdfium.py: one operation on one PDF, run in a child process (pypdfium2).
 
-    python -m vlmcli.inputs.pdfium_worker count|size|render|text|labels PATH [PAGE_NUMBER [DPI]]
+    python -m vlmcli.inputs.pdfium_worker count|labels PATH
+    python -m vlmcli.inputs.pdfium_worker size|text PATH PAGE_NUMBER
+    python -m vlmcli.inputs.pdfium_worker render PATH PAGE_NUMBER DPI
+    python -m vlmcli.inputs.pdfium_worker texts PATH PAGE_NUMBER...     (a JSON list, one text per page)
 
 The password comes as JSON on stdin, never on the command line. Results go to
 stdout (a PPM image for `render`, UTF-8 text or JSON otherwise); a failure is
@@ -54,12 +57,14 @@ def _answer(document, operation: str, numbers: list[str]) -> bytes:
         return str(len(document)).encode()
     if operation == "labels":
         return json.dumps([document.get_page_label(index) for index in range(len(document))]).encode()
+    if operation == "texts":
+        return json.dumps([_text(_page(document, int(number))) for number in numbers]).encode()
     page = _page(document, int(numbers[0]))
     width_pt, height_pt = page.get_size()  # after the page's /Rotate, as it is drawn
     if operation == "size":
         return f"{width_pt / POINTS_PER_INCH} {height_pt / POINTS_PER_INCH}".encode()
     if operation == "text":
-        return page.get_textpage().get_text_range().replace("\r\n", "\n").encode("utf-8", "replace")
+        return _text(page).encode("utf-8", "replace")
     if operation == "render":
         return _render(page, width_pt, height_pt, float(numbers[1]))
     raise ValueError(f"unknown operation {operation!r}")
@@ -69,6 +74,10 @@ def _page(document, page_number: int):
     if not 1 <= page_number <= len(document):
         raise Refused("no_page", f"page {page_number} of {len(document)}")
     return document[page_number - 1]
+
+
+def _text(page) -> str:
+    return page.get_textpage().get_text_range().replace("\r\n", "\n")
 
 
 def _render(page, width_pt: float, height_pt: float, dpi: float) -> bytes:

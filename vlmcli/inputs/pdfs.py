@@ -39,9 +39,12 @@ def render_page(path: Path, page_number: int, dpi: float, spec: PdfSpec) -> Imag
     return _backend(spec).render_page(path, page_number, dpi, spec)
 
 
-def page_text(path: Path, page_number: int, spec: PdfSpec) -> str:
-    """The text layer of one 1-based page (empty for a scan)."""
-    return _backend(spec).page_text(path, page_number, spec)
+def page_texts(path: Path, page_numbers: list[int], spec: PdfSpec) -> list[str]:
+    """The text layers of these 1-based pages (empty for a scan): one pdftotext call per page, or one PDFium child
+    for all of them."""
+    if _backend(spec) is pdfium:
+        return pdfium.page_texts(path, page_numbers, spec)
+    return [poppler.page_text(path, number, spec) for number in page_numbers]
 
 
 def page_labels(path: Path, spec: PdfSpec) -> list[str]:

@@ -152,8 +152,7 @@ class _Pages:
 
     def record(self, item: PageResult) -> int:
         """Make a finished page durable; 1 if it came from the manifest (nothing to write), else 0."""
-        if self._cache is not None:
-            self._cache.put_text(self._hash(item.source), item.page_number - 1, OCR, item.text, self.fingerprint)
+        self._write_through(item)
         if self._manifest is None:
             return 0
         if (item.source, item.page_number) in self._reused:
@@ -165,6 +164,11 @@ class _Pages:
             raise OutputError(f"{self._manifest.path}: cannot record the finished page ({exc.strerror or exc})",
                               hint="free space or fix the folder, then rerun with --resume") from None
         return 0
+
+    def _write_through(self, item: PageResult) -> None:
+        if self._cache is None or self._cache.disabled or not item.source.is_file():
+            return
+        self._cache.put_text(self._hash(item.source), item.page_number - 1, OCR, item.text, self.fingerprint)
 
     def _key(self, source: Path, page_index: int) -> str:
         return manifest.page_key(self._hash(source), page_index, self.fingerprint)

@@ -12,12 +12,11 @@ import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from vlmcli.model.levers.image_features import PIXEL_KEYS, encoded_images, pixels_per_call
-from vlmcli.model.loading import LoadedModel
 
 Stored = tuple[bytes, str, tuple[int, ...]]  # raw bytes, dtype name, shape (sub-images, tokens, hidden)
 
 
-def encode(loaded: LoadedModel, inputs: dict) -> tuple[dict, Stored]:
+def encode(loaded, inputs: dict) -> tuple[dict, Stored]:
     """`inputs` with their sub-images encoded (as `generate` would), and those features as bytes to keep."""
     with torch.inference_mode():
         encoded = encoded_images(loaded.model, inputs, pixels_per_call(loaded.device))
@@ -26,7 +25,7 @@ def encode(loaded: LoadedModel, inputs: dict) -> tuple[dict, Stored]:
     return encoded, (data, str(features.dtype).removeprefix("torch."), tuple(features.shape))
 
 
-def restore(loaded: LoadedModel, inputs: dict, stored: Stored) -> dict | None:
+def restore(loaded, inputs: dict, stored: Stored) -> dict | None:
     """`inputs` with the stored features in place of their pixels; None if they do not fit these inputs (another
     dtype, or another number of image tokens)."""
     data, dtype_name, shape = stored

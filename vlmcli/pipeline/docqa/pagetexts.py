@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlmcli.cache.store import OCR, TEXT_LAYER, PageCache
-from vlmcli.errors import VlmcliError
+from vlmcli.errors import PageTimeoutError, RasterizerError, VlmcliError
 from vlmcli.files import file_sha256
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef
@@ -40,11 +40,11 @@ def page_texts(refs: list[PageRef], pdf: PdfSpec, ocr_settings: str, transcribe:
     """The text of every page in `refs`, in order. Pages without a text layer or cached OCR are OCRed now,
     with a progress bar; `ocr_settings` is the fingerprint their text is cached under (that of `vlmcli ocr`)."""
     hashes = _Hashes()
+    layers = _text_layers(refs, pdf, hashes, cache, progress)
     found: list[PageText | None] = []
-    for ref in refs:
-        text = _text_layer(ref, pdf, hashes, cache)
-        if text is not None:
-            found.append(PageText(ref, text, FROM_TEXT_LAYER))
+    for ref, layer in zip(refs, layers):
+        if layer is not None and has_text(layer):
+            found.append(PageText(ref, layer, FROM_TEXT_LAYER))
             continue
         cached = cache.get_text(hashes(ref.source), ref.page_index, OCR, ocr_settings) if cache else None
         found.append(PageText(ref, cached, FROM_CACHED_OCR) if cached is not None else None)
@@ -66,17 +66,27 @@ def has_text(text: str) -> bool:
     return sum(char.isalnum() for char in visible) >= MIN_TEXT_CHARS and unreadable <= MAX_UNREADABLE * len(visible)
 
 
-def _text_layer(ref: PageRef, pdf: PdfSpec, hashes: _Hashes, cache: PageCache | None) -> str | None:
-    """The page's text layer if it has a usable one (cached per renderer, whose texts differ in spacing)."""
-    if not ref.is_pdf:
-        return None
+def _text_layers(refs: list[PageRef], pdf: PdfSpec, hashes: _Hashes, cache: PageCache | None,
+                 progress: Progress) -> list[str | None]:
+    """Each page's text layer (None for images, and for pages whose text cannot be read), from the cache or the
+    PDF. Cached per renderer, whose texts differ in spacing."""
     renderer = pdfs.renderer(pdf)
-    text = cache.get_text(hashes(ref.source), ref.page_index, TEXT_LAYER, renderer) if cache else None
-    if text is None:
-        text = pdfs.page_text(ref.source, ref.page_number, pdf)
-        if cache:
-            cache.put_text(hashes(ref.source), ref.page_index, TEXT_LAYER, text, renderer)
-    return text if has_text(text) else None
+    layers: dict[PageRef, str | None] = {}
+    for ref in refs:
+        if ref.is_pdf and cache:
+            layers[ref] = cache.get_text(hashes(ref.source), ref.page_index, TEXT_LAYER, renderer)
+    for source in dict.fromkeys(ref.source for ref in refs if ref.is_pdf and layers.get(ref) is None):
+        missing = [ref for ref in refs if ref.source == source and layers.get(ref) is None]
+        try:
+            texts = pdfs.page_texts(source, [ref.page_number for ref in missing], pdf)
+        except (RasterizerError, PageTimeoutError) as error:
+            progress.note(f"{error.message}; those pages are transcribed instead")
+            continue
+        for ref, text in zip(missing, texts):
+            layers[ref] = text
+            if cache:
+                cache.put_text(hashes(source), ref.page_index, TEXT_LAYER, text, renderer)
+    return [layers.get(ref) for ref in refs]
 
 
 def _transcribed(ref: PageRef, transcribe: Transcriber, settings: str, hashes: _Hashes, cache: PageCache | None,
