@@ -19,6 +19,7 @@ from vlmcli.pipeline import ask as asking
 from vlmcli.pipeline.docqa import answer as docqa
 from vlmcli.pipeline.docqa.reader import Reading
 from vlmcli.pipeline.results import PageResult
+from vlmcli.progress import NullProgress
 from vlmcli.prompts import NOT_FOUND_REPLY, OCR_PROMPT
 from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, OCR_MAX_NEW_TOKENS, RunSpec, SearchSpec
 
@@ -212,3 +213,33 @@ def test_a_damaged_cache_warns_and_the_answer_still_comes(monkeypatch, contract,
     result = runner.invoke(app, ["ask", str(contract), "termination notice period?"])
     assert result.exit_code == 0 and result.stdout == "30 days (page 5)\n"
     assert result.stderr.count("was damaged") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_folder_is_searched_and_an_unreadable_file_in_it_skipped(contract, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "contract.pdf").write_bytes(contract.read_bytes())
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    notes = []
+
+    class Notes(NullProgress):
+        def note(self, text, *, detail=False):
+            notes.append(text)
+
+    answer = docqa.ask_documents([folder], "termination notice period?", RUN, SearchSpec(),
+                                 reader=FakeReader({("contract.pdf", 5): "30 days"}), progress=Notes())
+    assert answer.line() == f"30 days ({folder / 'contract.pdf'}, page 5)"
+    assert any("broken.pdf" in note and "skipped" in note for note in notes)
+
+
+def test_a_rejected_streamed_answer_is_taken_off_the_terminal(capsys):
+    from vlmcli.cli.ask import _Terminal
+    from vlmcli.cli.console import RichProgress
+
+    terminal = _Terminal(RichProgress())  # stderr is no terminal here: it draws nothing
+    terminal.write("NOT FOUND")
+    terminal.write("\nsecond line")
+    terminal.erase()
+    assert capsys.readouterr().out == "NOT FOUND\nsecond line" + "\r\x1b[2K" + "\x1b[1A\x1b[2K"
+    terminal.erase()  # nothing left to take back
+    assert capsys.readouterr().out == ""

@@ -48,7 +48,7 @@ def ask(
                              hint="--page N reads one page; --pages searches a range")
         if page is None and _searches(files):
             _ask_documents(files, question, run, SearchSpec(pages=pages, top_k=top_k, strict=strict),
-                           answer_format, progress)
+                           answer_format, progress, verbose)
         else:
             _ask_pages(files, question, run, page or 1, answer_format, progress, verbose)
 
@@ -61,11 +61,13 @@ def _searches(files: list[Path]) -> bool:
 
 
 def _ask_documents(files: list[Path], question: str, run: RunSpec, search: SearchSpec, answer_format: AnswerFormat,
-                   progress: RichProgress) -> None:
+                   progress: RichProgress, verbose: bool) -> None:
     from vlmcli.pipeline.docqa.answer import ask_documents
     from vlmcli.pipeline.docqa.citation import cite
 
-    terminal = _Terminal(progress) if answer_format is AnswerFormat.text and sys.stdout.isatty() else None
+    # Streamed only without -v: its notes on stderr would land inside the text that may be taken back.
+    streams = answer_format is AnswerFormat.text and sys.stdout.isatty() and not verbose
+    terminal = _Terminal(progress) if streams else None
     answer = ask_documents(files, question, run, search, progress=progress,
                            on_text=terminal.write if terminal else None,
                            on_discard=terminal.erase if terminal else lambda: None)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vlmcli.cache import keys
 from vlmcli.cache.store import PageCache
-from vlmcli.errors import UsageError, VlmcliError
+from vlmcli.errors import InputError, UsageError, VlmcliError
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, is_pdf, page_refs
 from vlmcli.pipeline.docqa.citation import Citation, cite, not_found
@@ -49,15 +49,15 @@ class PageRead:
 @dataclass(frozen=True)
 class DocAnswer:
     question: str
-    answer: str | None  # None: not found on any page read
-    grounded: bool
-    citation: Citation | None
-    moved_from: PageRef | None  # the page that was read, when the answer was found on another candidate
-    ranked: list[RankedPage]
     reads: list[PageRead]
-    seconds: float
-    name_files: bool  # several files: citations name the file
+    answer: str | None = None  # None: not found on any page read
+    grounded: bool = False
     grounding: str | None = None  # how the answer was found in the cited page's text: exact, number or fuzzy
+    citation: Citation | None = None
+    moved_from: PageRef | None = None  # the page that was read, when the answer was found on another candidate
+    ranked: list[RankedPage] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    name_files: bool = False  # several files: citations name the file
 
     @property
     def found(self) -> bool:
@@ -92,15 +92,18 @@ class DocAnswer:
 
 def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: SearchSpec, *,
                   reader: Reader | None = None, progress: Progress | None = None, on_text: OnText | None = None,
-                  on_discard: Callable[[], None] = lambda: None) -> DocAnswer:
+                  on_discard: Callable[[], None] = lambda: None, ocr_run: RunSpec | None = None) -> DocAnswer:
     """Answer `question` from the pages of `inputs` (PDFs, images, folders). `on_text` streams each page's answer
-    as it is generated; `on_discard` is called when that answer is then rejected (not on the page, or "not found")."""
+    as it is generated; `on_discard` is called when that answer is then rejected (not on the page, or "not found").
+    Pages without text are transcribed with `ocr_run` (default: `run` with `vlmcli ocr`'s token budget, so that
+    their text is cached under the same key as `vlmcli ocr`'s)."""
     started = time.perf_counter()
     if not question.strip():
         raise UsageError("the question is empty")
     progress = progress or NullProgress()
-    refs = [ref for path in discover(inputs) for ref in page_refs(path, search.pages, run.pdf)]
-    ocr_run = dataclasses.replace(run, generation=dataclasses.replace(run.generation, max_new_tokens=OCR_MAX_NEW_TOKENS))
+    refs = _refs(discover(inputs), search, run.pdf, progress)
+    ocr_run = ocr_run or dataclasses.replace(
+        run, generation=dataclasses.replace(run.generation, max_new_tokens=OCR_MAX_NEW_TOKENS))
     renderer = pdfs.renderer(run.pdf)
     progress.note(f"PDFs are read by {renderer}", detail=True)
     ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, renderer))
@@ -113,6 +116,22 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
         answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
     return dataclasses.replace(answer, seconds=time.perf_counter() - started,
                                name_files=len({ref.source for ref in refs}) > 1)
+
+
+def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progress) -> list[PageRef]:
+    """The pages to search. One input that cannot be read is the command's error; among several (a folder),
+    it is skipped with a note."""
+    refs: list[PageRef] = []
+    for path in paths:
+        try:
+            refs.extend(page_refs(path, search.pages, pdf))
+        except VlmcliError as error:
+            if len(paths) == 1:
+                raise
+            progress.note(f"{error.message}; skipped")
+    if not refs:
+        raise InputError("no page to search: none of the inputs could be read")
+    return refs
 
 
 def _search(question: str, texts: list[PageText], reader: Reader, search: SearchSpec, progress: Progress,
@@ -152,9 +171,9 @@ def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: b
         on_discard()
     ungrounded = next((read for read in reads if is_answer(read.reading.text)), None)
     if ungrounded is None or strict:
-        return DocAnswer(question, None, False, None, None, [], reads, 0.0, False)
-    citation = Citation(ungrounded.ref.source, ungrounded.ref.page_number)
-    return DocAnswer(question, ungrounded.reading.text, False, citation, None, [], reads, 0.0, False)
+        return DocAnswer(question, reads)
+    return DocAnswer(question, reads, answer=ungrounded.reading.text,
+                     citation=Citation(ungrounded.ref.source, ungrounded.ref.page_number))
 
 
 def _elsewhere(answer: str, candidates: list[RankedPage], read: RankedPage) -> tuple[PageText, Grounding] | None:
@@ -167,9 +186,9 @@ def _elsewhere(answer: str, candidates: list[RankedPage], read: RankedPage) -> t
 
 def _grounded(question: str, reads: list[PageRead], page: PageText, grounding: Grounding, *,
               moved_from: PageRef | None = None) -> DocAnswer:
-    citation = Citation(page.ref.source, page.ref.page_number, evidence=grounding.evidence)
-    return DocAnswer(question, reads[-1].reading.text, True, citation, moved_from, [], reads, 0.0, False,
-                     grounding.level)
+    return DocAnswer(question, reads, answer=reads[-1].reading.text, grounded=True, grounding=grounding.level,
+                     citation=Citation(page.ref.source, page.ref.page_number, evidence=grounding.evidence),
+                     moved_from=moved_from)
 
 
 def _describe(read: PageRead, answered: bool) -> str:
