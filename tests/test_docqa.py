@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tools.pdfs import label_pages, mixed_pdf, scanned_pdf, text_pdf
+from vlmcli.cache.store import PageCache
 from vlmcli.cli import app
 from vlmcli.errors import ExitCode, InputError
 from vlmcli.inputs.documents import PageRef
@@ -153,12 +154,21 @@ def test_ocr_writes_through_so_ask_transcribes_nothing(monkeypatch, tmp_path):
     texts = {1: "Deposit: 1,800 EUR.", 2: "Keys: two."}
     monkeypatch.setattr(ocr_job, "transcribe", lambda inputs, instruction, run, **kw: iter(
         [PageResult(path, n, texts[n], 64, 5, 0.1, "stop") for n in (1, 2)]))
+    unkept = ocr_job.OcrRequest(inputs=(path,), instruction=OCR_PROMPT, run=dataclasses.replace(ocr_run, cache=False))
+    assert ocr_job.run_ocr(unkept, write=lambda text: None).pages_ok == 2
+    assert _ocr_pages() == 0  # --no-cache: nothing written through
     request = ocr_job.OcrRequest(inputs=(path,), instruction=OCR_PROMPT, run=ocr_run)
     assert ocr_job.run_ocr(request, write=lambda text: None).pages_ok == 2
+    assert _ocr_pages() == 2
     reader = FakeReader({("scan.pdf", 1): "1800 EUR"})
     answer = _ask([path], "How much is the deposit?", reader)
     assert reader.transcribed == [] and answer.line() == "1800 EUR (page 1)"
     assert {p.page.source for p in answer.ranked} == {"cached_ocr"}
+
+
+def _ocr_pages() -> int:
+    with PageCache() as cache:
+        return cache.info().get("ocr_pages", 0)
 
 
 # --- the command line -----------------------------------------------------------------------------------------

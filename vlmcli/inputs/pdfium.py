@@ -89,8 +89,7 @@ def page_labels(path: Path, spec: PdfSpec) -> list[str]:
 
 def _run(path: Path, operation: str, args: list[str], spec: PdfSpec, doing: str) -> bytes:
     if not installed():
-        raise DependencyError("no PDF reader: poppler is not on PATH and pypdfium2 is not installed",
-                              hint=INSTALL_HINT)
+        raise DependencyError("PDFium (pypdfium2) is not installed", hint=INSTALL_HINT)
     argv = [*WORKER, operation, str(path), *args]
     try:
         finished = run_child(argv, spec.timeout_s, stdin=json.dumps({"password": spec.password}).encode())

@@ -57,7 +57,7 @@ class DocAnswer:
     moved_from: PageRef | None = None  # the page that was read, when the answer was found on another candidate
     ranked: list[RankedPage] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
-    name_files: bool = False  # several files: citations name the file
+    name_files: bool = False  # several files, or a folder: citations name the file
 
     @property
     def found(self) -> bool:
@@ -66,7 +66,8 @@ class DocAnswer:
     def line(self) -> str:
         """The answer and its citation, or the "not found" line (text output)."""
         if self.answer is None:
-            return not_found([(read.ref.source, read.ref.page_number) for read in self.reads], name_file=self.name_files)
+            pages_read = [(read.ref.source, read.ref.page_number) for read in self.reads]
+            return not_found(pages_read, name_file=self.name_files)
         return f"{self.answer} {cite(self.citation, name_file=self.name_files, grounded=self.grounded)}"
 
     def record(self) -> dict:
@@ -115,7 +116,7 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     if answer.citation is not None:
         answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
     return dataclasses.replace(answer, seconds=time.perf_counter() - started,
-                               name_files=len({ref.source for ref in refs}) > 1)
+                               name_files=len({ref.source for ref in refs}) > 1 or any(p.is_dir() for p in inputs))
 
 
 def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progress) -> list[PageRef]:

@@ -26,7 +26,8 @@ class Citation:
 def cite(citation: Citation, *, name_file: bool, grounded: bool = True) -> str:
     """`(page 12)`, `(report.pdf, page 12, "x")`, `(page 12, not found in the page text)`."""
     parts = [str(citation.source)] if name_file else []
-    label = f', "{citation.page_label}"' if citation.page_label and citation.page_label != str(citation.page_number) else ""
+    shown = citation.page_label and citation.page_label != str(citation.page_number)
+    label = f', "{citation.page_label}"' if shown else ""
     parts.append(f"page {citation.page_number}{label}")
     if not grounded:
         parts.append("not found in the page text")

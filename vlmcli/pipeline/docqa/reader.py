@@ -84,7 +84,9 @@ class VlmReader:
             return inputs, False
         from vlmcli.model.levers import cached_features
 
-        file_hash = self._hashes.setdefault(ref.source, file_sha256(ref.source))
+        if ref.source not in self._hashes:
+            self._hashes[ref.source] = file_sha256(ref.source)
+        file_hash = self._hashes[ref.source]
         stored = self.cache.get_features(file_hash, ref.page_index, self.image_key)
         restored = stored and cached_features.restore(loaded, inputs, (stored.data, stored.dtype, stored.shape))
         if restored:
