@@ -47,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="/tmp/standin")
     parser.add_argument("--documents", type=int, default=50)
+    parser.add_argument("--max-pages", type=int, default=40, help="pages per document: 10 to this")
     parser.add_argument("--answer-tokens", type=int, default=16)
     parser.add_argument("--ocr-tokens", type=int, default=64)
     parser.add_argument("--scanned-pages", type=int, default=3)
@@ -55,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vlmcli-docqa-") as folder:
         os.environ["VLMCLI_CACHE_DIR"] = str(Path(folder) / "cache")
-        report = {"retrieval": retrieval(Path(folder), args.documents)}
+        report = {"retrieval": retrieval(Path(folder), args.documents, args.max_pages)}
         if not args.skip_model:
             report["questions"] = questions(Path(folder), args)
     report["machine"] = _machine()
@@ -63,7 +64,7 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
-def retrieval(folder: Path, documents: int) -> dict:
+def retrieval(folder: Path, documents: int, max_pages: int) -> dict:
     """hit@1 and hit@3 of the text-layer ranking, and its seconds per question (extraction once per document)."""
     from tools.pdfs import text_pdf
     from vlmcli.inputs import pdfs
@@ -77,7 +78,7 @@ def retrieval(folder: Path, documents: int) -> dict:
     unanswered_top: list[float] = []
     answered_top: list[float] = []
     for number in range(documents):
-        pages, asked = _document(rng, number)
+        pages, asked = _document(rng, number, max_pages)
         path = text_pdf(folder / f"doc{number}.pdf", pages)
         started = time.perf_counter()
         texts = pdfs.page_texts(path, list(range(1, len(pages) + 1)), PdfSpec())
@@ -105,10 +106,10 @@ def retrieval(folder: Path, documents: int) -> dict:
             "median_top_score_unanswerable": sorted(unanswered_top)[len(unanswered_top) // 2] if unanswered_top else None}
 
 
-def _document(rng: random.Random, number: int) -> tuple[list[str], list[tuple[str, int | None]]]:
+def _document(rng: random.Random, number: int, max_pages: int) -> tuple[list[str], list[tuple[str, int | None]]]:
     """Pages of filler in one document kind, two planted facts, distractor facts about other people; questions."""
     kind = ("receipt", "form", "prose")[number % 3]
-    pages = [_filler(rng, kind) for _ in range(rng.randint(10, 40))]
+    pages = [_filler(rng, kind) for _ in range(rng.randint(10, max(10, max_pages)))]
     people = rng.sample(NAMES, 6)
     facts = rng.sample(FACTS, 2)
     asked: list[tuple[str, int | None]] = []
