@@ -52,11 +52,12 @@ def main() -> None:
     parser.add_argument("--ocr-tokens", type=int, default=64)
     parser.add_argument("--scanned-pages", type=int, default=3)
     parser.add_argument("--skip-model", action="store_true", help="retrieval only")
+    parser.add_argument("--skip-retrieval", action="store_true", help="seconds per question only")
     parser.add_argument("--out", type=Path, default=HERE / "docqa.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vlmcli-docqa-") as folder:
         os.environ["VLMCLI_CACHE_DIR"] = str(Path(folder) / "cache")
-        report = {"retrieval": retrieval(Path(folder), args.documents, args.max_pages)}
+        report = {} if args.skip_retrieval else {"retrieval": retrieval(Path(folder), args.documents, args.max_pages)}
         if not args.skip_model:
             report["questions"] = questions(Path(folder), args)
     report["machine"] = _machine()

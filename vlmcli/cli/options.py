@@ -70,7 +70,8 @@ PasswordOpt = Annotated[Optional[str], typer.Option(help="Password of encrypted 
 PdfRendererOpt = Annotated[PdfRenderer, typer.Option(
     "--pdf-renderer", help="Who reads PDFs. auto: poppler where it is installed, else PDFium (pypdfium2).")]
 CacheOpt = Annotated[bool, typer.Option(
-    "--cache/--no-cache", help="Keep and reuse page texts in the page cache (see `vlmcli cache info`).")]
+    "--cache/--no-cache",
+    help="Keep and reuse page texts and image features in the page cache (see `vlmcli cache info`).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Report tokens and time per page on stderr.")]
 
 PagesOpt = Annotated[Optional[str], typer.Option(
