@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vlmcli.pipeline.docqa.citation import Citation, cite, not_found
-from vlmcli.pipeline.docqa.grounding import fold, ground, is_answer, numbers
+from vlmcli.pipeline.docqa.grounding import FUZZY_MIN_CHARS, fold, ground, is_answer, numbers
 from vlmcli.pipeline.docqa.pagetexts import has_text
 from vlmcli.pipeline.docqa.retrieval import rank
 
@@ -46,7 +46,7 @@ def test_no_shared_word_ranks_every_page_zero_in_order():
     assert rank("anything", []) == []
 
 
-PAGE = ("ANNUAL REPORT\nTotal revenue for fiscal year 2023 was $4,213 million, up 7 per-\ncent on the year.\n"
+PAGE = ("ANNUAL REPORT, eyes only\nTotal revenue for fiscal year 2023 was $4,213 million, up 7 per-\ncent on the year.\n"
         "Chief executive: Jane O\u2019Neil\nThe e\ufb03ciency programme ended.")
 
 
@@ -64,7 +64,7 @@ def test_grounded_answers(answer, level, evidence):
     assert grounding is not None and grounding.level == level and grounding.evidence.startswith(evidence)
 
 
-@pytest.mark.parametrize("answer", ["John Smith", "2022", "$5,000", "Jo", "", "   "])
+@pytest.mark.parametrize("answer", ["John Smith", "2022", "$5,000", "Jo", "", "   ", "yes"])
 def test_answers_the_page_does_not_hold(answer):
     assert ground(answer, PAGE) is None
 
@@ -79,8 +79,11 @@ def test_not_found_replies_are_not_answers():
        st.integers(0, 200), st.integers(3, 40))
 def test_any_piece_of_a_page_is_grounded_on_it(page, start, length):
     piece = page[start:start + length]
-    if len(fold(piece).strip(" ")) >= 3:
+    if len(fold(piece).strip(" ")) >= FUZZY_MIN_CHARS:
         assert ground(piece, page) is not None
+    words = page.split()[start % 7:start % 7 + 3]
+    if words:
+        assert ground(" ".join(words), page).level == "exact"  # whole words, whatever the spacing
 
 
 def test_number_formats_agree():

@@ -2,7 +2,7 @@
 
 Three tests, in order, on text folded the way a reader compares (Unicode NFKC,
 case, whitespace, dashes and quotes unified, soft hyphens and words hyphenated
-across lines joined): the answer occurs verbatim ("exact"); every number in
+across lines joined): the answer occurs verbatim, as whole words ("exact"); every number in
 the answer occurs on the page, thousands separators aside ("number"); or a
 span of the page matches the answer at rapidfuzz's partial ratio >= 90
 ("fuzzy", for OCR'd text and small slips; answers of 4 characters or more).
@@ -83,8 +83,9 @@ class _FoldedPage:
 
 
 def _exact(needle: str, page: _FoldedPage) -> Grounding | None:
-    offset = page.text.find(needle)
-    return Grounding("exact", page.line_at(offset), 100.0) if offset >= 0 else None
+    # Whole words only: "yes" is not in "eyes", "4 km" not in "14 km".
+    found = re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", page.text)
+    return Grounding("exact", page.line_at(found.start()), 100.0) if found else None
 
 
 def _numbers(needle: str, page: _FoldedPage) -> Grounding | None:
