@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -253,3 +255,12 @@ def test_a_rejected_streamed_answer_is_taken_off_the_terminal(capsys):
     assert capsys.readouterr().out == "NOT FOUND\nsecond line" + "\r\x1b[2K" + "\x1b[1A\x1b[2K"
     terminal.erase()  # nothing left to take back
     assert capsys.readouterr().out == ""
+
+
+def test_the_cli_imports_no_search_library():
+    code = ("import sys, vlmcli.cli; from vlmcli.cli import main; sys.argv = ['vlmcli', 'ask', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "loaded = {'bm25s', 'Stemmer', 'rapidfuzz', 'pypdfium2', 'platformdirs', 'torch'} & set(sys.modules)\n"
+            "assert not loaded, loaded")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-1000:]
