@@ -40,6 +40,12 @@ def _no_network(monkeypatch, tmp_path_factory):
     monkeypatch.delenv("VLMCLI_MODEL", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _private_page_cache(monkeypatch, tmp_path_factory):
+    """Each test has its own page cache folder, never the user's."""
+    monkeypatch.setenv("VLMCLI_CACHE_DIR", str(tmp_path_factory.mktemp("vlmcli-cache")))
+
+
 @pytest.fixture(scope="session")
 def tiny_idefics3(tmp_path_factory) -> Path:
     from tools.models.build import build_test_checkpoint

@@ -34,3 +34,12 @@ def user_messages(instruction: str, image_count: int) -> list[dict]:
     content: list[dict] = [{"type": "image"} for _ in range(image_count)]
     content.append({"type": "text", "text": instruction})
     return [{"role": "user", "content": content}]
+
+
+NOT_FOUND_REPLY = "NOT FOUND"
+
+
+def page_question(question: str) -> str:
+    """The instruction for answering a question from one page of a document (`ask` over whole documents)."""
+    return ("Answer the question using only this page. Reply with the exact words from the page. "
+            f"If the page does not contain the answer, reply exactly: {NOT_FOUND_REPLY}.\nQuestion: {question}")

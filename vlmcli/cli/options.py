@@ -18,11 +18,14 @@ from vlmcli.specs import (
     DEFAULT_MODEL,
     MODEL_ALIASES,
     MODEL_ENV_VAR,
+    AnswerFormat,
     Device,
     DType,
     KVCache,
     OutputFormat,
+    PdfRenderer,
     Quant,
+    RunSpec,
 )
 
 MODEL = "Model"
@@ -67,6 +70,11 @@ BandsOpt = Annotated[bool, typer.Option(
     "--bands/--no-bands", rich_help_panel=IMAGES,
     help="Cut pages larger than the model's input (long receipts, posters, 300-dpi scans) into overlapping bands.")]
 PasswordOpt = Annotated[Optional[str], typer.Option(help="Password of encrypted PDFs.")]
+PdfRendererOpt = Annotated[PdfRenderer, typer.Option(
+    "--pdf-renderer", help="Who reads PDFs. auto: poppler where it is installed, else PDFium (pypdfium2).")]
+CacheOpt = Annotated[bool, typer.Option(
+    "--cache/--no-cache",
+    help="Keep and reuse page texts and image features in the page cache (see `vlmcli cache info`).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Report tokens and time per page on stderr.")]
 
 PagesOpt = Annotated[Optional[str], typer.Option(
@@ -83,6 +91,17 @@ TablesOpt = Annotated[Optional[Path], typer.Option(
     help="With a DocTags model: write every table as CSV into this folder (<input>.p<page>.t<k>.csv).")]
 PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
+
+SEARCH = "Questions over whole documents"
+SearchPagesOpt = Annotated[Optional[str], typer.Option(
+    rich_help_panel=SEARCH, help="Search only these pages of each PDF, 1-based: e.g. 3-7 or 1-3,9 (default: all).")]
+TopKOpt = Annotated[int, typer.Option(
+    "--top-k", min=1, rich_help_panel=SEARCH, help="Most pages the model reads, best-ranked first.")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", rich_help_panel=SEARCH, help="Say \"not found\" rather than give an answer the page text does not contain.")]
+AnswerFormatOpt = Annotated[AnswerFormat, typer.Option(
+    "--format", "-f", help="text (the answer and its citation) or json (one object: answer, citations, pages ranked "
+                           "and read, tokens, seconds).")]
 
 BATCH = "Batch and resume"
 ResumeOpt = Annotated[bool, typer.Option(
@@ -108,7 +127,8 @@ _RUN_OPTIONS = (
     ("offline", OfflineOpt, False), ("trust_remote_code", TrustRemoteCodeOpt, False),
     ("allow_pickle", AllowPickleOpt, False), ("max_new_tokens", MaxNewTokensOpt, None),
     ("kv_cache", KVCacheOpt, KVCache.auto), ("split", SplitOpt, None), ("longest_edge", LongestEdgeOpt, None),
-    ("bands", BandsOpt, True), ("password", PasswordOpt, None),
+    ("bands", BandsOpt, True), ("password", PasswordOpt, None), ("pdf_renderer", PdfRendererOpt, PdfRenderer.auto),
+    ("cache", CacheOpt, True),
 )
 
 
@@ -125,3 +145,12 @@ def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     with_options.__signature__ = inspect.Signature([*own, *shared])  # what Typer reads the options from
     return with_options
+
+
+def run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
+    """The run the options describe, with the defaults of what the checkpoint writes (DocTags or text), which
+    its tokenizer's files tell before the model loads; and whether it writes DocTags."""
+    from vlmcli.model.profile import read_profile
+
+    doctags = read_profile(RunSpec.from_options(**run_options).model).doctags
+    return RunSpec.from_options(**run_options, **more, doctags=doctags), doctags

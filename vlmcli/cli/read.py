@@ -1,4 +1,4 @@
-"""`vlmcli ask` and `vlmcli ocr`: options → specs → one call → results on stdout.
+"""`vlmcli ocr`: options → specs → one call → results on stdout.
 
 Nothing here imports torch: the pipeline and the job are imported inside the
 command bodies, so `--help` and input mistakes stay fast.
@@ -27,37 +27,11 @@ from vlmcli.cli.options import (
     ResumeOpt,
     TablesOpt,
     VerboseOpt,
+    run_spec,
     with_run_options,
 )
 from vlmcli.errors import VlmcliError
-from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, OutputFormat, RunSpec
-
-
-@with_run_options
-def ask(
-    files: Annotated[list[Path], typer.Argument(help="Images or PDFs to look at (several are shown together).")],
-    question: Annotated[str, typer.Argument(help="The question, in quotes (always the last argument).")],
-    page: Annotated[int, typer.Option(min=1, help="Which page of a PDF to look at (1-based).")] = 1,
-    verbose: VerboseOpt = False, *, run_options: dict[str, Any],
-) -> None:
-    """Answer a question about images or PDF pages.  Example: vlmcli ask invoice.pdf "What is the total?" """
-    stream = sys.stdout.isatty()
-    with reporting_errors(), RichProgress(verbose) as progress:
-        run, _ = _run_spec(run_options, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
-        from vlmcli.pipeline import ask as asking
-
-        def on_text(piece: str) -> None:
-            progress.stop()
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-
-        answer = asking.ask(files, question, run, page_number=page, progress=progress,
-                            on_text=on_text if stream else None)
-        progress.stop()
-        sys.stdout.write("\n" if stream else answer.text + "\n")
-        if verbose:
-            print_note(f"{answer.image_tokens} image tokens, {answer.new_tokens} new tokens, "
-                       f"{answer.seconds:.1f} s, {answer.finish_reason}")
+from vlmcli.specs import OutputFormat
 
 
 @with_run_options
@@ -73,7 +47,7 @@ def ocr(
     from vlmcli.prompts import ocr_instruction
 
     with reporting_errors(), RichProgress(verbose) as progress, sigterm_as_interrupt():
-        run, doctags = _run_spec(run_options, page_timeout=page_timeout, batch_size=batch_size)
+        run, doctags = run_spec(run_options, page_timeout=page_timeout, batch_size=batch_size)
         from vlmcli.jobs import ocr as job
 
         request = job.OcrRequest(
@@ -84,15 +58,6 @@ def ocr(
         progress.stop()
     print_note(summary.line())
     raise typer.Exit(int(summary.exit_code))
-
-
-def _run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
-    """The run the options describe, with the defaults of what the checkpoint writes (DocTags or text), which
-    its tokenizer's files tell before the model loads; and whether it writes DocTags."""
-    from vlmcli.model.profile import read_profile
-
-    doctags = read_profile(RunSpec.from_options(**run_options).model).doctags
-    return RunSpec.from_options(**run_options, **more, doctags=doctags), doctags
 
 
 def _report_failure(failure) -> None:

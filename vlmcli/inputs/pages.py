@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from vlmcli.inputs import images, poppler
+from vlmcli.inputs import images, pdfs
 from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.geometry import (
     cut_bands,
@@ -50,16 +50,16 @@ def load_page(ref: PageRef, max_input_px: int, bands: bool, pdf: PdfSpec) -> Ima
     """The page as an RGB image. PDFs are rendered at the DPI the model needs, never larger."""
     if not ref.is_pdf:
         return images.load_image(ref.source, ref.page_index)
-    width_in, height_in = poppler.page_size_in(ref.source, ref.page_number, pdf)
+    width_in, height_in = pdfs.page_size_in(ref.source, ref.page_number, pdf)
     dpi = pdf_render_dpi(width_in, height_in, max_input_px, bands)
-    return poppler.render_page(ref.source, ref.page_number, dpi, pdf)
+    return pdfs.render_page(ref.source, ref.page_number, dpi, pdf)
 
 
 def page_image_and_geometry(ref: PageRef, max_input_px: int, pdf: PdfSpec) -> tuple[Image.Image, PageGeometry]:
     """The whole page as the model read it (not banded), and its size in pixels and points."""
     image = load_page(ref, max_input_px, bands=False, pdf=pdf)
     if ref.is_pdf:
-        width_in, height_in = poppler.page_size_in(ref.source, ref.page_number, pdf)
+        width_in, height_in = pdfs.page_size_in(ref.source, ref.page_number, pdf)
     else:
         dpi = _image_dpi(ref)
         width_in, height_in = image.width / dpi, image.height / dpi

@@ -13,21 +13,16 @@ manifest is reopened, and the file is rewritten without it, atomically.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
+from vlmcli.cache.keys import settings_fingerprint
 from vlmcli.files import atomic_write
 
 MANIFEST_NAME = ".vlmcli-manifest.jsonl"
 FORMAT_VERSION = 1
-
-
-def settings_fingerprint(settings: dict) -> str:
-    """A short stable hash of the run settings that decide a page's text (any JSON-able dict)."""
-    canonical = json.dumps(settings, sort_keys=True, ensure_ascii=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+__all__ = ["MANIFEST_NAME", "Manifest", "page_key", "settings_fingerprint"]
 
 
 def page_key(input_sha256: str, page_index: int, fingerprint: str) -> str:

@@ -18,15 +18,18 @@ from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlmcli.cache import keys
+from vlmcli.cache.store import OCR, PageCache
 from vlmcli.errors import ExitCode, OutputError, UsageError
 from vlmcli.files import file_sha256, remove_stale_temp_files
+from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef
 from vlmcli.jobs import manifest, renderings
 from vlmcli.jobs.outputs import Sink, check_output_dir
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.pipeline.transcribe import transcribe
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.specs import KVCache, OutputFormat, RunSpec
+from vlmcli.specs import OutputFormat, RunSpec
 
 FAILURE_REPORT_NAME = "vlmcli-failures.jsonl"
 # What the manifest keeps of a finished page: all of it but its source and number,
@@ -113,33 +116,18 @@ def batch_exit_code(succeeded: int, failures: list[ExitCode]) -> ExitCode:
 
 def run_settings(request: OcrRequest) -> dict:
     """Everything besides the input and page that decides a page's text: the manifest key's fingerprint."""
-    run = request.run
-    model_id = run.model.model_id
-    return {
-        "model": model_id, "model_files": _folder_stamp(Path(model_id)), "revision": run.model.revision,
-        "adapter": _folder_digest(run.model.adapter), "quantize": run.model.quantize.value,
-        "dtype": run.model.dtype.value, "prompt": request.instruction, "split": dataclasses.asdict(run.split),
-        "generation": _generation_settings(run.generation),
-        # Batched rows are padded, a static cache is longer than the text: in bf16 either may change the rounding.
-        **({"batch_size": run.batch_size} if run.batch_size > 1 else {}),
-        **({"kv_cache": run.generation.kv_cache.value} if run.generation.kv_cache is not KVCache.auto else {}),
-    }
-
-
-def _generation_settings(spec) -> dict:
-    # Keys added to GenerationSpec since manifests were first written are listed apart, so old keys still match.
-    settings = dataclasses.asdict(dataclasses.replace(spec, max_time_s=None))
-    del settings["kv_cache"]
-    return settings
+    return keys.run_settings(request.run, request.instruction, pdfs.renderer(request.run.pdf))
 
 
 class _Pages:
-    """The manifest side of a run: which pages are done, and recording the new ones."""
+    """The manifest side of a run: which pages are done, and recording the new ones (written through to the page
+    cache too, where `vlmcli ask` finds the text of scanned pages)."""
 
     def __init__(self, request: OcrRequest, progress: Progress) -> None:
         self.fingerprint = manifest.settings_fingerprint(run_settings(request))
         self._hashes: dict[Path, str] = {}  # an input is hashed once per run
         self._reused: set[tuple[Path, int]] = set()
+        self._cache = PageCache(warn=progress.note) if request.run.cache else None
         self._manifest = None
         if request.out_dir is not None:
             self._manifest = manifest.Manifest(request.out_dir / manifest.MANIFEST_NAME, resume=request.resume)
@@ -153,6 +141,8 @@ class _Pages:
     def __exit__(self, *exc_info) -> None:
         if self._manifest is not None:
             self._manifest.close()
+        if self._cache is not None:
+            self._cache.close()
 
     def reuse(self, ref: PageRef) -> PageResult | None:
         if self._manifest is None:
@@ -166,6 +156,7 @@ class _Pages:
 
     def record(self, item: PageResult) -> int:
         """Make a finished page durable; 1 if it came from the manifest (nothing to write), else 0."""
+        self._write_through(item)
         if self._manifest is None:
             return 0
         if (item.source, item.page_number) in self._reused:
@@ -178,10 +169,18 @@ class _Pages:
                               hint="free space or fix the folder, then rerun with --resume") from None
         return 0
 
+    def _write_through(self, item: PageResult) -> None:
+        if self._cache is None or self._cache.disabled or not item.source.is_file():
+            return
+        self._cache.put_text(self._hash(item.source), item.page_number - 1, OCR, item.text, self.fingerprint)
+
     def _key(self, source: Path, page_index: int) -> str:
+        return manifest.page_key(self._hash(source), page_index, self.fingerprint)
+
+    def _hash(self, source: Path) -> str:
         if source not in self._hashes:
             self._hashes[source] = file_sha256(source)
-        return manifest.page_key(self._hashes[source], page_index, self.fingerprint)
+        return self._hashes[source]
 
 
 def _append_failure(path: Path, failure: PageFailure) -> None:
@@ -192,17 +191,3 @@ def _append_failure(path: Path, failure: PageFailure) -> None:
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _folder_stamp(folder: Path) -> list | None:
-    """Names, sizes and modification times of a local checkpoint's files (hashing GBs of weights per run is too slow)."""
-    if not folder.is_dir():
-        return None
-    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
-
-
-def _folder_digest(folder: Path | None) -> list | None:
-    """Content hashes of an adapter's files (adapters are small, and retraining keeps their sizes)."""
-    if folder is None or not folder.is_dir():
-        return None
-    return sorted((p.name, file_sha256(p)) for p in folder.iterdir() if p.is_file())

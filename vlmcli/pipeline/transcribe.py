@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vlmcli import model
 from vlmcli.errors import VlmcliError
+from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, page_refs
 from vlmcli.pipeline import prefetch
 from vlmcli.pipeline.page import prepare_page, read_prepared
@@ -46,6 +47,8 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
         progress.loading_model(run.model.model_id)
         loaded = model.load(run.model, run.split)
         progress.model_loaded()
+    if any(ref.is_pdf for ref, _ in planned):
+        progress.note(f"PDFs are read by {pdfs.renderer(run.pdf)}", detail=True)
     progress.started(len(planned), "pages")
     results = _results(loaded, todo, instruction, run)
     try:
