@@ -81,6 +81,7 @@ class Sink:
         self._good_pages = 0
         self._any_output = False
         self._used_names: set[Path] = set()
+        self._assigned: dict[Path, Path] = {}
 
     def add(self, item: PageResult | PageFailure) -> None:
         if self.out_dir is None:
@@ -108,16 +109,34 @@ class Sink:
             self.written.append(target)
         self._current, self._chunks, self._good_pages = None, [], 0
 
+    def assign(self, documents: list[Path]) -> None:
+        """Name the output files of `documents` now, in this order, whatever order they are completed in."""
+        if self.out_dir is not None:
+            for source in documents:
+                if source not in self._assigned:
+                    self._assigned[source] = self._target(source)
+
+    def targets(self) -> list[Path]:
+        """The output files named so far."""
+        return list(self._assigned.values())
+
     def _target(self, source: Path) -> Path:
-        relative = Path(source.name)
-        for root in self.inputs:
-            if root.is_dir() and source.is_relative_to(root):
-                relative = source.relative_to(root)
-                break
-        target = self.out_dir / (str(relative) + SUFFIXES[self.fmt])
+        if source in self._assigned:
+            return self._assigned[source]
+        relative = relative_name(source, self.inputs)
+        target = self.out_dir / (relative + SUFFIXES[self.fmt])
         counter = 2
         while target in self._used_names:  # x/a.pdf and y/a.pdf given together
             target = self.out_dir / f"{relative}-{counter}{SUFFIXES[self.fmt]}"
             counter += 1
         self._used_names.add(target)
         return target
+
+
+def relative_name(source: Path, inputs: list[Path]) -> str:
+    """A document's path relative to the folder input it was found in, or its file name: its output file's
+    name before the suffix, and its shard key."""
+    for root in inputs:
+        if root.is_dir() and source.is_relative_to(root):
+            return source.relative_to(root).as_posix()
+    return source.name
