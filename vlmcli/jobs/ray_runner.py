@@ -114,6 +114,7 @@ def _read_on_ray(ray, refs: list[PageRef], todo: list[int], request: OcrRequest,
     context.max_errored_blocks = 0  # a block that fails for good stops the job: never a page silently lost
     context.enable_progress_bars, context.print_on_execution_start = False, False  # the driver reports progress
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
+    logging.getLogger("ray.data._internal.execution.streaming_executor").setLevel(logging.WARNING)  # "finished"
     actors, cpus, gpus = _resources(ray, spec)
     progress.note(f"Ray: {len(todo)} page(s) to {actors} actor(s), {cpus:g} CPU and {gpus:g} GPU each", detail=True)
     rows = [page_row(position, refs[position]) for position in todo]
