@@ -140,7 +140,8 @@ def main() -> None:
     local_s = (rows[0]["s_per_page"] + rows[3]["s_per_page"]) / 2
     overhead_s = rows[1]["s_per_page"] - local_s
     lines = [f"# python -m benchmarks.ray_overhead --pages {args.pages} --new-tokens {args.new_tokens}   "
-             f"({datetime.date.today()}, {platform.machine()} {cores} cores, shared machine; checkpoint "
+             f"({datetime.date.today()}, {platform.machine()} {cores} cores, shared machine, load average "
+             f"{os.getloadavg()[0]:.1f} at the end; checkpoint "
              f"{'tiny test' if args.checkpoint is None else checkpoint}; ray {ray.__version__}, torch "
              f"{torch.__version__})",
              f"ray.init: {ray_init_s:.1f} s; the outputs of every run equal each other's: {same}",
