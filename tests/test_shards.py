@@ -170,3 +170,29 @@ def test_four_shard_processes_one_killed_then_finished_by_three_equal_one_run(ti
     status = job_status(out)
     assert (status.total.planned, status.total.done, status.total.pending, status.total.failed_inputs) == (10, 10, 0, 1)
     assert not list(out.rglob(f".*{TEMP_MARK}*.tmp"))
+
+
+def test_status_counts_each_page_once_across_manifests(tmp_path):
+    """A page done anywhere is done (even where another shard failed it); planned and not done is pending."""
+    def shard_manifest(label, plan, done=(), failed=()):
+        with manifest.Manifest(tmp_path / manifest.manifest_name(label), resume=False) as written:
+            written.record_plan(plan, ["gone.pdf"] if label == "2-of-2" else [], label)
+            for key in done:
+                written.record_done(key, {"text": key})
+            for key in failed:
+                written.record_failed(key, {"category": "timeout"})
+
+    shard_manifest("1-of-2", ["k1", "k2"], done=["k1"], failed=["k2"])
+    shard_manifest("2-of-2", ["k3", "k4"])  # killed before its first page
+    shard_manifest("1-of-3", ["k2"], done=["k2"])  # a rerun with another N read k2 again
+    (tmp_path / manifest.manifest_name("3-of-3")).write_text('{"v": 1, "key": "k4", "rec')  # torn
+    result = runner.invoke(app, ["status", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows[0] == ["run", "planned", "done", "failed", "pending", "bad", "inputs"]
+    assert rows[1:] == [["1/2", "2", "2", "0", "0", "0"], ["1/3", "1", "1", "0", "0", "0"],
+                        ["2/2", "2", "0", "0", "2", "1"], [".vlmcli-manifest.3-of-3.jsonl", "0", "0", "0", "0", "0"],
+                        ["all", "(each", "page", "once)", "4", "2", "0", "2", "1"]]
+    assert "1 torn manifest line(s)" in result.stderr
+    assert '"total": {"planned": 4, "done": 2, "failed": 0, "pending": 2, "failed_inputs": 1}' in runner.invoke(
+        app, ["status", str(tmp_path), "-f", "json"]).stdout
