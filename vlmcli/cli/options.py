@@ -129,8 +129,9 @@ ShardCountOpt = Annotated[Optional[int], typer.Option(
     help="N for a Kubernetes Indexed Job (its completions); the shard is JOB_COMPLETION_INDEX + 1.")]
 RayOpt = Annotated[Optional[str], typer.Option(
     "--ray", metavar="auto|local|ADDRESS", rich_help_panel=SCALE,
-    help="Read the pages on a Ray cluster (pip install 'vlmcli[ray]'): auto joins the running cluster, local "
-         "starts one on this machine, or a cluster address. Needs -o on a folder every node sees.")]
+    help="Read the pages on a Ray cluster (pip install 'vlmcli\\[ray]'): auto joins the running cluster, local "
+         "starts one on this machine, or a cluster address. Needs -o; the inputs must be at the same path on "
+         "every node.")]
 RayActorsOpt = Annotated[Optional[int], typer.Option(
     "--ray-actors", min=1, rich_help_panel=SCALE, show_default="one per GPU of the cluster, else 1",
     help="Copies of the model (Ray actors) reading pages at once.")]
