@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from vlmcli.cache import keys
 from vlmcli.cache.store import FILE_NAME, OCR, TEXT_LAYER, Features, PageCache
 from vlmcli.cli import app
-from vlmcli.jobs import manifest
 from vlmcli.jobs import ocr as ocr_job
 from vlmcli.prompts import OCR_PROMPT
 from vlmcli.specs import GenerationSpec, KVCache, ModelSpec, Quant, RunSpec, SplitSpec
@@ -101,8 +100,8 @@ def test_fingerprints_are_those_of_existing_manifests():
         model=ModelSpec(model_id="x/y", revision="abc", quantize=Quant.nf4),
         split=SplitSpec(split=False, longest_edge_px=1024),
         generation=GenerationSpec(kv_cache=KVCache.static, max_new_tokens=99), batch_size=4))
-    assert manifest.settings_fingerprint(ocr_job.run_settings(plain)) == "370b8e172b44d19a9341e8b82cc024e5"
-    assert manifest.settings_fingerprint(ocr_job.run_settings(chosen)) == "9bd5fbcbc30b5c8c0cf4d3fc5fbd2a3c"
+    assert keys.settings_fingerprint(ocr_job.run_settings(plain)) == "370b8e172b44d19a9341e8b82cc024e5"
+    assert keys.settings_fingerprint(ocr_job.run_settings(chosen)) == "9bd5fbcbc30b5c8c0cf4d3fc5fbd2a3c"
     poppler = keys.settings_fingerprint(keys.run_settings(RunSpec(), OCR_PROMPT, "poppler"))
     assert poppler == "370b8e172b44d19a9341e8b82cc024e5"
     assert keys.settings_fingerprint(keys.run_settings(RunSpec(), OCR_PROMPT, "pdfium")) != poppler

@@ -52,12 +52,22 @@ def fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def remove_stale_temp_files(folder: Path) -> int:
-    """Delete temporary files that a killed run left in `folder` (recursively); how many."""
-    stale = [p for p in folder.rglob(f".*{TEMP_MARK}*.tmp") if p.is_file()]
+def remove_stale_temp_files(folder: Path, only_for: set[Path] | None = None) -> int:
+    """Delete temporary files that a killed run left in `folder` (recursively); how many.
+
+    With `only_for`, only those of writes to these paths: several processes may share a folder, and the
+    others' temporary files are writes in progress.
+    """
+    stale = [p for p in folder.rglob(f".*{TEMP_MARK}*.tmp")
+             if p.is_file() and (only_for is None or _temp_target(p) in only_for)]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def _temp_target(temp: Path) -> Path:
+    """The file an `atomic_write` temporary file was for: `.NAME.vlmcli-XXXX.tmp` -> NAME beside it."""
+    return temp.with_name(temp.name[1:temp.name.rfind(TEMP_MARK)])
 
 
 def file_sha256(path: Path) -> str:

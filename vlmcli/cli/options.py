@@ -154,3 +154,27 @@ def run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
 
     doctags = read_profile(RunSpec.from_options(**run_options).model).doctags
     return RunSpec.from_options(**run_options, **more, doctags=doctags), doctags
+SCALE = "Job arrays and clusters"
+ShardOpt = Annotated[Optional[str], typer.Option(
+    "--shard", metavar="K/N", rich_help_panel=SCALE,
+    show_default="from SLURM_ARRAY_TASK_ID/COUNT, or JOB_COMPLETION_INDEX with --shard-count",
+    help="Read shard K of N (1-based): a fixed share of the documents, by a hash of each one's path, so N "
+         "processes into one -o folder read every document once. A rerun with another N resumes from all manifests.")]
+ShardCountOpt = Annotated[Optional[int], typer.Option(
+    "--shard-count", min=1, rich_help_panel=SCALE,
+    help="N for a Kubernetes Indexed Job (its completions); the shard is JOB_COMPLETION_INDEX + 1.")]
+RayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="auto|local|ADDRESS", rich_help_panel=SCALE,
+    help="Read the pages on a Ray cluster (pip install 'vlmcli\\[ray]'): auto joins the running cluster, local "
+         "starts one on this machine, or a cluster address. Needs -o; the inputs must be at the same path on "
+         "every node.")]
+RayActorsOpt = Annotated[Optional[int], typer.Option(
+    "--ray-actors", min=1, rich_help_panel=SCALE, show_default="one per GPU of the cluster, else 1",
+    help="Copies of the model (Ray actors) reading pages at once.")]
+RayActorCpusOpt = Annotated[Optional[float], typer.Option(
+    "--ray-actor-cpus", min=0.01, rich_help_panel=SCALE, show_default="1",
+    help="CPUs each actor reserves; its whole part (at least 1) is the actor's torch threads. Leave CPUs free "
+         "for Ray's own tasks: fractions are allowed.")]
+RayActorGpusOpt = Annotated[Optional[float], typer.Option(
+    "--ray-actor-gpus", min=0, rich_help_panel=SCALE, show_default="1 if the cluster has GPUs, else 0",
+    help="GPUs each actor reserves.")]

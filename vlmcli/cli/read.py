@@ -6,6 +6,7 @@ command bodies, so `--help` and input mistakes stay fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,13 +25,19 @@ from vlmcli.cli.options import (
     PagesOpt,
     PageTimeoutOpt,
     PromptOpt,
+    RayActorCpusOpt,
+    RayActorGpusOpt,
+    RayActorsOpt,
+    RayOpt,
     ResumeOpt,
+    ShardCountOpt,
+    ShardOpt,
     TablesOpt,
     VerboseOpt,
     run_spec,
     with_run_options,
 )
-from vlmcli.errors import VlmcliError
+from vlmcli.errors import UsageError, VlmcliError
 from vlmcli.specs import OutputFormat
 
 
@@ -41,6 +48,8 @@ def ocr(
     prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
     resume: ResumeOpt = False, page_timeout: PageTimeoutOpt = None, fail_fast: FailFastOpt = False,
     failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1, tables: TablesOpt = None,
+    shard: ShardOpt = None, shard_count: ShardCountOpt = None, ray: RayOpt = None, ray_actors: RayActorsOpt = None,
+    ray_actor_cpus: RayActorCpusOpt = None, ray_actor_gpus: RayActorGpusOpt = None,
     verbose: VerboseOpt = False, *, run_options: dict[str, Any],
 ) -> None:
     """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
@@ -53,11 +62,35 @@ def ocr(
         request = job.OcrRequest(
             inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting, doctags), run=run, pages=pages,
             output_format=output_format, out_dir=output, resume=resume, fail_fast=fail_fast,
-            failure_report=failure_report, doctags=doctags, tables_dir=tables)
-        summary = job.run_ocr(request, write=_write_stdout, progress=progress, on_failure=_report_failure)
+            failure_report=failure_report, doctags=doctags, tables_dir=tables, shard=_shard(shard, shard_count))
+        if ray is None:
+            summary = job.run_ocr(request, write=_write_stdout, progress=progress, on_failure=_report_failure)
+        else:
+            from vlmcli.jobs import ray_runner
+
+            spec = ray_runner.RaySpec(address=ray, actors=ray_actors, actor_cpus=ray_actor_cpus,
+                                      actor_gpus=ray_actor_gpus)
+            summary = ray_runner.run_ocr_on_ray(request, spec, write=_write_stdout, progress=progress,
+                                                on_failure=_report_failure)
         progress.stop()
     print_note(summary.line())
     raise typer.Exit(int(summary.exit_code))
+
+
+def _shard(option: str | None, shard_count: int | None):
+    """--shard K/N, else the job array's environment (said on stderr), else None."""
+    from vlmcli.jobs import shards
+
+    if option is not None:
+        if shard_count is not None:
+            raise UsageError("--shard and --shard-count do not go together", hint="--shard K/N says N already")
+        return shards.parse_shard(option)
+    found = shards.shard_from_environment(os.environ, shard_count)
+    if found is None:
+        return None
+    shard, variable = found
+    print_note(f"shard {shard.index}/{shard.count} (from {variable})")
+    return shard
 
 
 def _report_failure(failure) -> None:

@@ -131,7 +131,7 @@ class Sink:
         self._current: Path | None = None
         self._items: list[Item] = []
         self._any_output = False
-        self._used_names: set[Path] = set()
+        self._names: dict[Path, str] = {}  # an input's name in the output folder, given in listing order
 
     def add(self, item: Item) -> None:
         if self.out_dir is None and self.rendering.streams:
@@ -157,17 +157,35 @@ class Sink:
                 self.written.append(target)
         self._current, self._items = None, []
 
+    def assign(self, documents: list[Path]) -> None:
+        """Name the output files of `documents` now, in this order, whatever order they are completed in."""
+        for source in documents:
+            self._name(source)
+
+    def targets(self) -> list[Path]:
+        """The output files named so far (none without an output folder)."""
+        if self.out_dir is None:
+            return []
+        return [self.out_dir / (name + self.rendering.suffix) for name in self._names.values()]
+
     def _name(self, source: Path) -> str:
-        """The input's name in the output folder: its path under the folder given, else its file name; a second
-        input of the same name gets -2, -3..."""
-        relative = Path(source.name)
-        for root in self.inputs:
-            if root.is_dir() and source.is_relative_to(root):
-                relative = source.relative_to(root)
-                break
-        name, counter = str(relative), 2
-        while Path(name) in self._used_names:  # x/a.pdf and y/a.pdf given together
+        """The input's name in the output folder, before the suffix (relative_name); a second input of the same
+        name gets -2, -3..."""
+        if source in self._names:
+            return self._names[source]
+        relative = relative_name(source, self.inputs)
+        name, counter = relative, 2
+        while name in self._names.values():  # x/a.pdf and y/a.pdf given together
             name = f"{relative}-{counter}"
             counter += 1
-        self._used_names.add(Path(name))
+        self._names[source] = name
         return name
+
+
+def relative_name(source: Path, inputs: list[Path]) -> str:
+    """A document's path relative to the folder input it was found in, or its file name: its output file's
+    name before the suffix, and its shard key."""
+    for root in inputs:
+        if root.is_dir() and source.is_relative_to(root):
+            return source.relative_to(root).as_posix()
+    return source.name
