@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -143,6 +144,32 @@ def child_text_decode(checkpoint: str, context: str, tokens: int, dtype: str, _:
             "context": context, "dtype": dtype}
 
 
+def child_doctags_decode(checkpoint: str, page: str, tokens: int, dtype: str, _: str) -> dict:
+    """A granite-docling-sized model whose config says `use_cache: false`: decode speed as vlmcli generates (KV
+    cache on) and as its config would have transformers generate, on the same prompt (one 512 px image)."""
+    import torch
+    from PIL import Image
+
+    from vlmcli import model
+    from vlmcli.model.generate import build_inputs, generate_from_inputs
+    from vlmcli.prompts import DOCTAGS_PROMPT, user_messages
+
+    run = _run_spec(checkpoint, dtype, "none", tokens)
+    run = replace(run, split=replace(run.split, split=False))
+    loaded = model.load(run.model, run.split)
+    image = Image.open(page).convert("RGB")
+    with_cache = generate_from_inputs(loaded, build_inputs(loaded, user_messages(DOCTAGS_PROMPT, 1), [image]),
+                                      run.generation)
+    inputs = build_inputs(loaded, user_messages(DOCTAGS_PROMPT, 1), [image])
+    started = time.perf_counter()
+    with torch.inference_mode():
+        loaded.model.generate(**inputs, do_sample=False, max_new_tokens=tokens, min_new_tokens=tokens)
+    without_s = time.perf_counter() - started
+    return {"decode_tok_s": with_cache.new_tokens / with_cache.seconds, "config_decode_tok_s": tokens / without_s,
+            "use_cache_in_config": loaded.model.generation_config.use_cache, "new_tokens": with_cache.new_tokens,
+            "image_tokens": with_cache.image_tokens, "dtype": str(loaded.dtype).replace("torch.", "")}
+
+
 def child_matmul(_: str, __: str, ___: int, dtype: str, ____: str) -> dict:
     """GFLOP/s of a vision-encoder-shaped matmul (1024x768 @ 768x3072), best of 10."""
     import torch
@@ -171,7 +198,7 @@ def page_flops(checkpoint: str, image_tokens: int, prompt_tokens: int, new_token
 
 
 CHILDREN = {"vlmcli": child_vlmcli, "vlmcli_pdf": child_vlmcli_pdf, "ask": child_ask, "card": child_card,
-            "text_decode": child_text_decode, "matmul": child_matmul}
+            "text_decode": child_text_decode, "doctags_decode": child_doctags_decode, "matmul": child_matmul}
 
 
 def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str, tuple]:
@@ -190,6 +217,7 @@ def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str
         "card snippet as written (bf16, eager)": ("card", dense, "bfloat16", "eager"),
         "card snippet, float32 + sdpa": ("card", dense, "float32", "sdpa"),
         f"bare text model decode ({auto_dtype})": ("text_decode", "900", auto_dtype, "-"),
+        "granite-docling stand-in decode, KV cache vs its config": ("doctags_decode", dense, "auto", "-"),
         "matmul float32": ("matmul", "-", "float32", "-"),
         "matmul bfloat16": ("matmul", "-", "bfloat16", "-"),
     }
@@ -198,6 +226,7 @@ def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="/tmp/standin")
+    parser.add_argument("--granite-checkpoint", default="/tmp/granite-standin")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--only", action="append", help="run only contenders whose name contains this")
     parser.add_argument("--out", type=Path, default=HERE / "speed.json")
@@ -219,7 +248,8 @@ def main() -> None:
                                                         args.new_tokens, auto).items():
         if args.only and not any(part in name for part in args.only):
             continue
-        command = [sys.executable, "-m", "benchmarks.speed", "--child", kind, args.checkpoint, source,
+        checkpoint = _granite(args.granite_checkpoint) if kind == "doctags_decode" else args.checkpoint
+        command = [sys.executable, "-m", "benchmarks.speed", "--child", kind, checkpoint, source,
                    str(args.new_tokens), dtype, extra]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         rows[name] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
@@ -232,6 +262,9 @@ def main() -> None:
 
 def _summary(rows: dict, checkpoint: str, auto: str) -> dict:
     page, summary = rows.get("vlmcli ocr, dense A4", {}), {"auto_dtype": auto}
+    doctags = rows.get("granite-docling stand-in decode, KV cache vs its config", {})
+    if "config_decode_tok_s" in doctags:
+        summary["doctags_kv_cache_speedup"] = doctags["decode_tok_s"] / doctags["config_decode_tok_s"]
     if "page_s" not in page:
         return summary
     flops = page_flops(checkpoint, page["image_tokens"], page["prompt_tokens"], page["new_tokens"])
@@ -265,6 +298,13 @@ def _print_table(rows: dict, summary: dict) -> None:
         cells = [f"{row[c]:14.2f}" if isinstance(row.get(c), float) else f"{row.get(c, '-')!s:>14}" for c in columns]
         print(f"{name:44}" + "".join(cells))
     print(json.dumps(summary, indent=1))
+
+
+def _granite(checkpoint: str) -> str:
+    """The granite-docling stand-in, built on first use."""
+    if not Path(checkpoint, "config.json").exists():
+        subprocess.run([sys.executable, "-m", "tools.models", "granite-standin", checkpoint], check=True, cwd=ROOT)
+    return checkpoint
 
 
 def _run_spec(checkpoint: str, dtype: str, quantize: str, tokens: int):

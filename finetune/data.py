@@ -4,7 +4,8 @@ Three shapes are accepted, images given by path relative to the JSONL file:
   {"messages": [...], "images": ["a.png", {"path": "b.pdf", "page": 2}]}   chat format of transformers/TRL
   {"image": "a.png", "question": "...", "answer": "..."}                    question answering
   {"image": "scan.pdf", "page": 3, "text": "..."}                           transcription
-Question and transcription examples get the same prompts as `vlmcli ask` and `vlmcli ocr`.
+Question and transcription examples get the same prompts as `vlmcli ask` and `vlmcli ocr`; a transcription
+whose text is a DocTags page (`<doctag>...`) trains as is, with the DocTags instruction.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmcli.inputs.documents import PageRef
-from vlmcli.prompts import OCR_PROMPT, user_messages
+from vlmcli.prompts import DOCTAGS_PROMPT, OCR_PROMPT, user_messages
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,16 @@ def parse_example(record: Any, line_number: int, base: Path) -> Example:
     elif "text" in record:
         kind = "transcription"
         images = _images(record.get("image"), record.get("page"), base)
-        messages = user_messages(OCR_PROMPT, len(images)) + [_assistant(record["text"])]
+        messages = user_messages(_transcription_prompt(record["text"]), len(images)) + [_assistant(record["text"])]
     else:
         raise BadExample("expected 'messages', 'question'/'answer', or 'text'")
     _check(images, messages)
     return Example(line_number, kind, tuple(images), tuple(messages))
+
+
+def _transcription_prompt(target: Any) -> str:
+    """`vlmcli ocr`'s instruction for this target: a DocTags page is read with the DocTags instruction."""
+    return DOCTAGS_PROMPT if isinstance(target, str) and target.lstrip().startswith("<doctag>") else OCR_PROMPT
 
 
 def _images(value: Any, page: Any, base: Path) -> list[ImageRef]:

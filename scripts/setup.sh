@@ -23,4 +23,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned: a bare "torch>=" would let the resolver pull a multi-GB CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test,bench]"
+.venv/bin/python -m pip install -q -e ".[test,bench,docling,ray]"

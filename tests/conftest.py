@@ -35,7 +35,15 @@ def _no_network(monkeypatch, tmp_path_factory):
     home = tmp_path_factory.getbasetemp() / "hf-home"
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads the variable once, when it is first imported (perhaps before this fixture ran).
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.delenv("VLMCLI_MODEL", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _private_page_cache(monkeypatch, tmp_path_factory):
+    """Each test has its own page cache folder, never the user's."""
+    monkeypatch.setenv("VLMCLI_CACHE_DIR", str(tmp_path_factory.mktemp("vlmcli-cache")))
 
 
 @pytest.fixture(scope="session")

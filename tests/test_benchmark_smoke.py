@@ -26,3 +26,15 @@ def test_speed_benchmark_smoke(tiny_idefics3, tmp_path):
     assert report["rows"]["card snippet as written (bf16, eager)"]["new_tokens"] == 3
     assert {"floor_s_float32", "vlmcli_vs_floor_float32", "speedup_vs_card"} <= set(report["summary"])
     assert report["rows"]["vlmcli --help (median of 5)"]["wall_s"] > 0
+
+
+def test_docqa_benchmark_smoke(tmp_path):
+    """The retrieval half of benchmarks/docqa.py on one short document (the model half is the code of `ask`)."""
+    out = tmp_path / "docqa.json"
+    command = [sys.executable, "-m", "benchmarks.docqa", "--documents", "1", "--max-pages", "10", "--skip-model",
+               "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    retrieval = json.loads(out.read_text())["retrieval"]
+    assert retrieval["answerable_questions"] == 2 and retrieval["unanswerable_questions"] == 1
+    assert 0 <= retrieval["hit_at_1"] <= retrieval["hit_at_3"] <= 1 and retrieval["extract_ms_per_page"] > 0

@@ -191,8 +191,12 @@ def test_encrypted_pdf_exit_code_and_password(tmp_path, pdf_3_pages, monkeypatch
     assert seen, "with the right password the PDF opens and the model is loaded next"
 
 
-def test_missing_poppler_exit_code(pdf_3_pages, monkeypatch, tmp_path):
+def test_no_pdf_reader_at_all_exit_code(pdf_3_pages, monkeypatch, tmp_path):
+    """Without poppler, PDFium reads PDFs (tests/test_pdf_renderers.py); without either, exit 6 and how to fix it."""
+    from vlmcli.inputs import pdfium
+
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(pdfium, "installed", lambda: False)
     result = runner.invoke(app, ["ocr", str(pdf_3_pages)])
     assert result.exit_code == ExitCode.dependency and "poppler-utils" in result.stderr
 

@@ -7,7 +7,6 @@ whether files exist), and no temporary file left behind.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from typer.testing import CliRunner
 from vlmcli.cli import app
 from vlmcli.errors import ExitCode
 from vlmcli.files import TEMP_MARK
-from vlmcli.jobs.manifest import MANIFEST_NAME
+from vlmcli.jobs.manifest import MANIFEST_NAME, done_keys
 
 pytestmark = pytest.mark.model
 PAGES = 12
@@ -45,7 +44,7 @@ def _args(checkpoint: Path, inbox: Path, out: Path) -> list[str]:
 
 def _done_pages(out: Path) -> int:
     try:
-        return len((out / MANIFEST_NAME).read_text().splitlines())
+        return len(done_keys(out / MANIFEST_NAME))
     except FileNotFoundError:
         return 0
 
@@ -95,6 +94,6 @@ def test_sigint_then_sigkill_then_resume_is_byte_identical(tiny_idefics3, tmp_pa
     assert final.exit_code == 0, final.output
     assert f"{PAGES} pages ok ({done_after_kill} from the manifest), 0 failed" in final.stderr
     assert _files(out) == _files(tmp_path / "clean")
-    keys = [json.loads(line)["key"] for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    keys = done_keys(out / MANIFEST_NAME)
     assert len(keys) == len(set(keys)) == PAGES  # each page recorded once over the three runs
     assert not list(out.rglob(f".*{TEMP_MARK}*.tmp"))  # what SIGKILL left was swept

@@ -154,7 +154,7 @@ class ManifestMachine(RuleBasedStateMachine):
             os.fsync, os.replace = real_fsync, real_replace
             ocr_job.transcribe = original_transcribe
 
-    def _transcribe(self, inputs, instruction, run, *, pages=None, progress=None, reuse=None):
+    def _transcribe(self, inputs, instruction, run, *, pages=None, progress=None, reuse=None, on_plan=None):
         """`transcribe` without a model: same order, same use of `reuse`; a page's text is known."""
         for path in inputs:
             count = DOCUMENTS[path.name]

@@ -14,6 +14,7 @@ from conftest import draw_page
 from typer.testing import CliRunner
 
 from vlmcli import model
+from vlmcli.cache.keys import settings_fingerprint
 from vlmcli.cli import app
 from vlmcli.errors import EncryptedPdfError, ExitCode
 from vlmcli.files import TEMP_MARK
@@ -82,7 +83,7 @@ def test_interrupted_then_resumed_is_byte_identical(tiny_idefics3, folder, tmp_p
     _count_pages_read(monkeypatch, interrupt_on=3)
     interrupted = _ocr(tiny_idefics3, folder, "-o", out)
     assert interrupted.exit_code == ExitCode.interrupted and "interrupted" in interrupted.stderr
-    assert len((out / manifest.MANIFEST_NAME).read_text().splitlines()) == 2
+    assert len(manifest.done_keys(out / manifest.MANIFEST_NAME)) == 2
     assert not list(out.rglob("*.tmp"))
     calls = _count_pages_read(monkeypatch)
     resumed = _ocr(tiny_idefics3, folder, "-o", out, "--resume")
@@ -122,7 +123,7 @@ def test_the_key_covers_model_revision_adapter_prompt_resolution(tmp_path):
     base = ocr_job.OcrRequest(inputs=(), instruction="Read.", run=RunSpec(model=ModelSpec(adapter=adapter)))
 
     def fingerprint(request) -> str:
-        return manifest.settings_fingerprint(ocr_job.run_settings(request))
+        return settings_fingerprint(ocr_job.run_settings(request))
 
     def changed(**run_changes) -> ocr_job.OcrRequest:
         return dataclasses.replace(base, run=dataclasses.replace(base.run, **run_changes))
@@ -257,7 +258,7 @@ def test_generation_past_the_page_timeout_fails_that_page(tiny_idefics3, folder,
 
 
 def _fake_pages(names_and_failures):
-    def transcribe(inputs, instruction, run, *, pages=None, progress=None, reuse=None):
+    def transcribe(inputs, instruction, run, *, pages=None, progress=None, reuse=None, on_plan=None):
         for name, error in names_and_failures:
             if error is None:
                 yield PageResult(Path(name), 1, f"text of {name}", 4, 2, 0.1, "stop")
@@ -294,12 +295,13 @@ def test_sigterm_unwinds_like_ctrl_c(monkeypatch, tmp_path):
         yield next(pages)
 
     monkeypatch.setattr(ocr_job, "transcribe", terminated_after_one)
+    handler = signal.getsignal(signal.SIGTERM)
     result = runner.invoke(app, ["ocr", "a.png", "b.png", "-o", "out"])
     assert result.exit_code == ExitCode.terminated and "terminated" in result.stderr
     # a.png is done but not yet written (its file is written once the next input starts): the manifest has it
     assert [p.name for p in Path("out").iterdir()] == [manifest.MANIFEST_NAME]
-    assert len(Path("out", manifest.MANIFEST_NAME).read_text().splitlines()) == 1
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is only there while ocr runs
+    assert len(manifest.done_keys(Path("out", manifest.MANIFEST_NAME))) == 1
+    assert signal.getsignal(signal.SIGTERM) is handler  # vlmcli's handler is only there while ocr runs
 
 
 @pytest.mark.parametrize("fault, code", [(KeyboardInterrupt, ExitCode.interrupted),

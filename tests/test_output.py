@@ -13,8 +13,8 @@ from vlmcli.cli import app
 from vlmcli.errors import ExitCode, InputError
 from vlmcli.files import atomic_write
 from vlmcli.jobs import ocr as ocr_job
-from vlmcli.jobs.manifest import MANIFEST_NAME
-from vlmcli.jobs.outputs import Sink, render
+from vlmcli.jobs.manifest import MANIFEST_NAME, done_keys
+from vlmcli.jobs.outputs import PlainRendering, Sink, render
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.specs import OutputFormat
 
@@ -51,7 +51,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
 
 def test_sink_names_files_without_collisions(tmp_path):
     written = []
-    sink = Sink(OutputFormat.text, tmp_path, [Path("x/a.pdf"), Path("y/a.pdf")], written.append)
+    sink = Sink(PlainRendering(OutputFormat.text), tmp_path, [Path("x/a.pdf"), Path("y/a.pdf")], written.append)
     for source in ("x/a.pdf", "y/a.pdf"):
         sink.add(_page(source))
     sink.flush()
@@ -72,4 +72,4 @@ def test_interrupt_exits_130_and_keeps_finished_files(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["ocr", "first.png", "second.pdf", "-o", str(out)])
     assert result.exit_code == ExitCode.interrupted
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "first.png.txt"]  # second.pdf was not finished
-    assert len((out / MANIFEST_NAME).read_text().splitlines()) == 2  # ...but its page 1 is kept for --resume
+    assert len(done_keys(out / MANIFEST_NAME)) == 2  # ...but its page 1 is kept for --resume

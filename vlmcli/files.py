@@ -15,15 +15,20 @@ from pathlib import Path
 
 TEMP_MARK = ".vlmcli-"
 _CHUNK_BYTES = 1 << 20
+_UMASK = os.umask(0o022)  # read once, at import (single-threaded): written files get the usual permissions
+os.umask(_UMASK)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see either nothing or the whole file, even after a power cut."""
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write `content` (text as UTF-8) to `path` so that readers see either nothing or the whole file, even after
+    a power cut."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp", dir=path.parent)
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
+        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes files only their owner may read
+        with os.fdopen(handle, "wb") as temp:
+            temp.write(data)
             temp.flush()
             os.fsync(temp.fileno())
         os.replace(temp_name, path)
@@ -47,12 +52,22 @@ def fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def remove_stale_temp_files(folder: Path) -> int:
-    """Delete temporary files that a killed run left in `folder` (recursively); how many."""
-    stale = [p for p in folder.rglob(f".*{TEMP_MARK}*.tmp") if p.is_file()]
+def remove_stale_temp_files(folder: Path, only_for: set[Path] | None = None) -> int:
+    """Delete temporary files that a killed run left in `folder` (recursively); how many.
+
+    With `only_for`, only those of writes to these paths: several processes may share a folder, and the
+    others' temporary files are writes in progress.
+    """
+    stale = [p for p in folder.rglob(f".*{TEMP_MARK}*.tmp")
+             if p.is_file() and (only_for is None or _temp_target(p) in only_for)]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def _temp_target(temp: Path) -> Path:
+    """The file an `atomic_write` temporary file was for: `.NAME.vlmcli-XXXX.tmp` -> NAME beside it."""
+    return temp.with_name(temp.name[1:temp.name.rfind(TEMP_MARK)])
 
 
 def file_sha256(path: Path) -> str:

@@ -11,16 +11,21 @@ OCR_PROMPT = (
     "Transcribe all the text in this image exactly as written, in reading order. "
     "Keep the line breaks. Do not summarize, translate or add commentary."
 )
+# What DocTags checkpoints (granite-docling, SmolDocling) were trained to answer with a whole page's DocTags.
+DOCTAGS_PROMPT = "Convert this page to docling."
 HANDWRITING_PROMPT = (
     "Transcribe the handwritten text in this image exactly as written, in reading order, "
     "keeping the writer's line breaks, spelling and punctuation. Do not add commentary."
 )
 
 
-def ocr_instruction(prompt: str | None, handwriting: bool) -> str:
-    """The instruction for a transcription: a user's own prompt wins over the presets."""
+def ocr_instruction(prompt: str | None, handwriting: bool, doctags: bool = False) -> str:
+    """The instruction for a transcription: a user's own prompt wins over the presets; a DocTags
+    checkpoint gets the instruction it was trained on."""
     if prompt:
         return prompt
+    if doctags:
+        return DOCTAGS_PROMPT
     return HANDWRITING_PROMPT if handwriting else OCR_PROMPT
 
 
@@ -29,3 +34,12 @@ def user_messages(instruction: str, image_count: int) -> list[dict]:
     content: list[dict] = [{"type": "image"} for _ in range(image_count)]
     content.append({"type": "text", "text": instruction})
     return [{"role": "user", "content": content}]
+
+
+NOT_FOUND_REPLY = "NOT FOUND"
+
+
+def page_question(question: str) -> str:
+    """The instruction for answering a question from one page of a document (`ask` over whole documents)."""
+    return ("Answer the question using only this page. Reply with the exact words from the page. "
+            f"If the page does not contain the answer, reply exactly: {NOT_FOUND_REPLY}.\nQuestion: {question}")

@@ -15,8 +15,19 @@ from pathlib import Path
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 MODEL_ENV_VAR = "VLMCLI_MODEL"
 SUPPORTED_MODEL_TYPES = ("idefics2", "idefics3", "smolvlm")
+# Short names for the common checkpoints; `--model` takes either.
+MODEL_ALIASES = {
+    "smolvlm-256m": "HuggingFaceTB/SmolVLM-256M-Instruct",
+    "smolvlm-500m": "HuggingFaceTB/SmolVLM-500M-Instruct",
+    "granite-docling": "ibm-granite/granite-docling-258M",
+    "smoldocling": "ds4sd/SmolDocling-256M-preview",
+}
 
 OCR_MAX_NEW_TOKENS = 1024  # per page: a dense page's transcription
+DOCTAGS_MAX_NEW_TOKENS = 8192  # per page from a DocTags model: markup and boxes cost tokens (Docling's own limit)
+# A DocTags table repeats its cell tags legitimately (a row of equal cells is a short unit repeated): a loop must
+# cover this many tokens before the guard ends it, an eighth of the page's budget.
+DOCTAGS_REPETITION_MIN_TOKENS = 1024
 ANSWER_MAX_NEW_TOKENS = 512  # per answer: `ask` and `eval`
 TRAINING_EVAL_MAX_NEW_TOKENS = 256  # per example in `finetune --eval-data`, run before and after every stage
 
@@ -57,6 +68,22 @@ class OutputFormat(str, Enum):
     text = "text"
     markdown = "markdown"
     json = "json"
+    html = "html"
+    doctags = "doctags"  # a DocTags model's raw output
+    pdf = "pdf"  # a searchable PDF: the page images with an invisible text layer
+
+
+class AnswerFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class PdfRenderer(str, Enum):
+    """Who reads PDFs: poppler's tools, or PDFium (the pypdfium2 wheel, no system package)."""
+
+    auto = "auto"  # poppler where its tools are on PATH, else PDFium
+    poppler = "poppler"
+    pdfium = "pdfium"
 
 
 @dataclass(frozen=True)
@@ -81,7 +108,8 @@ class ModelSpec:
         """The spec of command-line options: a checkpoint, revision or quantization given wins over `base`'s
         (an earlier training run's); the other settings are this run's own."""
         base = base or cls()
-        return cls(model_id=model or base.model_id, revision=revision or base.revision,
+        return cls(model_id=MODEL_ALIASES.get(model, model) if model else base.model_id,
+                   revision=revision or base.revision,
                    quantize=quantize or base.quantize, dtype=dtype, device=device, adapter=adapter,
                    offline=offline, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
@@ -120,6 +148,19 @@ class PdfSpec:
 
     password: str | None = None
     timeout_s: float = 120  # per poppler call (--page-timeout sets it); a hung rasterizer must not hang the run
+    renderer: PdfRenderer = PdfRenderer.auto
+
+
+DEFAULT_TOP_K = 3  # pages `ask` reads with the model when it searches a whole document
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """How `ask` answers over whole documents: which pages it may search, how many it reads, how strict it is."""
+
+    pages: str | None = None  # --pages, 1-based, applied to every PDF
+    top_k: int = DEFAULT_TOP_K
+    strict: bool = False  # an answer not found in the page text becomes "not found"
 
 
 @dataclass(frozen=True)
@@ -132,6 +173,7 @@ class RunSpec:
     pdf: PdfSpec = field(default_factory=PdfSpec)
     page_timeout_s: float | None = None  # generation of one page, all bands and retries (poppler: pdf.timeout_s)
     batch_size: int = 1  # ocr: pages per generate call (each band a row); more pays on a GPU
+    cache: bool = True  # read and write the page cache (vlmcli/cache); --no-cache turns it off
 
     @classmethod
     def from_options(cls, *, base: ModelSpec | None = None, model: str | None = None, revision: str | None = None,
@@ -142,12 +184,19 @@ class RunSpec:
                      min_new_tokens: int = 0, repetition_min_tokens: int | None = None,
                      kv_cache: KVCache = KVCache.auto, split: bool | None = None, longest_edge: int | None = None,
                      bands: bool = True, password: str | None = None, page_timeout: float | None = None,
-                     batch_size: int = 1) -> RunSpec:
+                     batch_size: int = 1, cache: bool = True,
+                     pdf_renderer: PdfRenderer = PdfRenderer.auto, doctags: bool = False) -> RunSpec:
         """The run the command-line options describe (keyword names are the options'); `None` = not given.
 
         The model options go through `ModelSpec.from_options` (with `base`). `--page-timeout` bounds each
-        poppler call as well as a page's generation."""
-        pdf = PdfSpec(password=password, **({"timeout_s": page_timeout} if page_timeout else {}))
+        PDF reader's call as well as a page's generation. A DocTags checkpoint (`doctags`) reads a page whole, as
+        it was trained to, with DocTags' token budget and a loop guard that lets tables repeat their cells."""
+        pdf = PdfSpec(password=password, renderer=pdf_renderer,
+                      **({"timeout_s": page_timeout} if page_timeout else {}))
+        if doctags:
+            if default_max_new_tokens == OCR_MAX_NEW_TOKENS:  # a page's transcription, not an answer
+                default_max_new_tokens = DOCTAGS_MAX_NEW_TOKENS
+            repetition_min_tokens, bands = repetition_min_tokens or DOCTAGS_REPETITION_MIN_TOKENS, False
         guard = {"repetition_min_tokens": repetition_min_tokens} if repetition_min_tokens else {}
         return cls(
             model=ModelSpec.from_options(base=base, model=model, revision=revision, quantize=quantize, dtype=dtype,
@@ -156,5 +205,5 @@ class RunSpec:
             split=SplitSpec(split=split, longest_edge_px=longest_edge, bands=bands),
             generation=GenerationSpec(max_new_tokens=max_new_tokens or default_max_new_tokens,
                                       min_new_tokens=min_new_tokens, kv_cache=kv_cache, **guard),
-            pdf=pdf, page_timeout_s=page_timeout, batch_size=batch_size,
+            pdf=pdf, page_timeout_s=page_timeout, batch_size=batch_size, cache=cache,
         )

@@ -1,6 +1,7 @@
 """Build a tiny random-weight checkpoint (run from the repository root):
 
     python -m tools.models standin OUT_DIR [--cache DIR] [--no-check]   # SmolVLM-256M-Instruct stand-in
+    python -m tools.models granite-standin OUT_DIR                      # granite-docling-258M's sizes
     python -m tools.models learn-to-read OUT_DIR [--seed 0]             # the learn-to-read model
     python -m tools.models test OUT_DIR [--family idefics2]             # a test fixture
 
@@ -23,6 +24,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from tools.models.build import (
     DEFAULT_STANDIN_CACHE,
     FAMILIES,
+    build_granite_standin,
     build_learn_to_read,
     build_standin,
     build_test_checkpoint,
@@ -60,7 +62,7 @@ def check_standin(out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.models", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", choices=["standin", "learn-to-read", "test"])
+    parser.add_argument("recipe", choices=["standin", "granite-standin", "learn-to-read", "test"])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=DEFAULT_STANDIN_CACHE, help="standin: where the GGUF is kept")
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.recipe == "standin":
         out = build_standin(args.out_dir, args.cache, args.seed)
+    elif args.recipe == "granite-standin":
+        out = build_granite_standin(args.out_dir, args.seed)
     elif args.recipe == "learn-to-read":
         out = build_learn_to_read(args.out_dir, reader_instructions(), seed=args.seed,
                                   longest_edge_px=args.longest_edge, patch_px=args.patch_px, shuffle=args.shuffle)

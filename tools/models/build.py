@@ -32,6 +32,7 @@ from tools.models.tokenizers import (
     ROW_COL_TOKENS,
     bpe_tokenizer,
     char_tokenizer,
+    docling_tokenizer,
     smolvlm_tokenizer,
     token_ids,
 )
@@ -54,7 +55,17 @@ IDEFICS2_CHAT_TEMPLATE = (
     "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
 
+# granite-docling-258M's chat template, in the form the issue and the model card give it: the user's turn,
+# <|end_of_text|>, a newline, then the assistant's role.
+GRANITE_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|start_of_role|>{{ message['role'] }}<|end_of_role|>"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}{{ '<image>' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}<|end_of_text|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|start_of_role|>assistant<|end_of_role|>{% endif %}"
+)
+
 FAMILIES = ("idefics3", "idefics2")
+DOCLING_FLAVOURS = ("granite", "smoldocling")
 # Width of every test tower. bitsandbytes' CPU 4-bit kernel (used on AVX512-BF16 CPUs)
 # repacks weights in 64-wide blocks along in_features and 32-row blocks along
 # out_features, so 32 fails there; 64 with 4 heads / 2 KV heads (k/v out = 32) works.
@@ -90,6 +101,28 @@ def build_test_checkpoint(out_dir: Path, family: str = "idefics3", *, seed: int 
     else:
         config, processor = _idefics2_parts(tokenizer, image_size_px, longest_edge_px, image_splitting)
     return save_checkpoint(out_dir, config, processor, seed=seed, quiet=True)
+
+
+def build_docling_checkpoint(out_dir: Path, flavour: str = "granite", *, seed: int = 0, image_size_px: int = 32,
+                             longest_edge_px: int = 64, hidden: int = TEST_HIDDEN, layers: int = 2) -> Path:
+    """A tiny DocTags checkpoint. granite: granite-docling-258M's layout (llama text model, GPT2-style BPE with the
+    DocTags tags as special tokens, its chat template, `use_cache: false` in text_config and generation_config);
+    smoldocling: SmolDocling-256M-preview's (SmolVLM's tokenizer and chat template plus the DocTags tags)."""
+    if flavour not in DOCLING_FLAVOURS:
+        raise ValueError(f"flavour must be one of {DOCLING_FLAVOURS}, got {flavour!r}")
+    tokenizer = docling_tokenizer(flavour)
+    tower = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=4)
+    text = dict(tower, num_key_value_heads=2, max_position_embeddings=4096, rope_theta=100000.0)
+    generation = stop_on_end_of_utterance(tokenizer)
+    if flavour == "granite":
+        text["use_cache"] = False
+        generation = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                      pad_token_id=tokenizer.pad_token_id, use_cache=False)
+    config, processor = idefics3_parts(tokenizer, sub_image_px=image_size_px, longest_edge_px=longest_edge_px,
+                                       splitting=True, vision=dict(tower, patch_size=8), text=text)
+    if flavour == "granite":
+        processor.chat_template = GRANITE_CHAT_TEMPLATE
+    return save_checkpoint(out_dir, config, processor, seed=seed, generation=generation)
 
 
 def build_learn_to_read(out_dir: Path, instructions: list[str], *, seed: int = 0, longest_edge_px: int = 512,
@@ -129,6 +162,24 @@ def build_standin(out_dir: Path, cache: Path = DEFAULT_STANDIN_CACHE, seed: int 
                   pad_token_id=2))
     # generation_config.json of the real checkpoint, its bos 0 (vs text_config 1) included.
     generation = GenerationConfig(bos_token_id=0, eos_token_id=49279, pad_token_id=2)
+    return save_checkpoint(out_dir, config, processor, seed=seed, dtype=torch.bfloat16, generation=generation)
+
+
+def build_granite_standin(out_dir: Path, seed: int = 0) -> Path:
+    """granite-docling-258M's sizes (llama text model of 576 x 30 layers, vocabulary 100352, SigLIP-B/16-sized vision
+    tower at 512 px, pixel shuffle 4) and its `use_cache: false`, with the tiny DocTags tokenizer: for timing its
+    decoding, whose cost does not depend on which tokens the vocabulary holds."""
+    tokenizer = docling_tokenizer("granite")
+    config, processor = idefics3_parts(
+        tokenizer, sub_image_px=512, longest_edge_px=2048, splitting=True, scale_factor=4,
+        vision=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                    patch_size=16, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6),
+        text=dict(vocab_size=100352, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                  num_attention_heads=9, num_key_value_heads=3, head_dim=64, max_position_embeddings=8192,
+                  rope_theta=100000.0, hidden_act="silu", use_cache=False))
+    processor.chat_template = GRANITE_CHAT_TEMPLATE
+    generation = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                  pad_token_id=tokenizer.pad_token_id, use_cache=False)
     return save_checkpoint(out_dir, config, processor, seed=seed, dtype=torch.bfloat16, generation=generation)
 
 
@@ -177,7 +228,8 @@ def save_checkpoint(out_dir: Path, config, processor, *, seed: int = 0, dtype: t
 
 def stop_on_end_of_utterance(tokenizer) -> GenerationConfig:
     """Stop on <end_of_utterance> (what chat turns end with) as well as the plain eos."""
-    eos = sorted({tokenizer.convert_tokens_to_ids("<end_of_utterance>"), tokenizer.eos_token_id})
+    end_of_utterance = tokenizer.convert_tokens_to_ids("<end_of_utterance>")
+    eos = sorted({end_of_utterance, tokenizer.eos_token_id} - {tokenizer.unk_token_id, None})
     return GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos,
                             pad_token_id=tokenizer.pad_token_id)
 

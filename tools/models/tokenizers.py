@@ -178,3 +178,35 @@ def _byte_level_backend() -> Tokenizer:
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in specials])
     return backend
+
+
+# DocTags (granite-docling, SmolDocling): every tag an added special token, as in the real tokenizers.
+DOCTAGS_ELEMENTS = ["doctag", "otsl", "text", "title", "caption", "footnote", "formula", "code", "list_item",
+                    "ordered_list", "unordered_list", "page_header", "page_footer", "picture", "chart",
+                    *(f"section_header_level_{level}" for level in range(1, 7))]
+DOCTAGS_TOKENS = [*(f"<{tag}>" for name in DOCTAGS_ELEMENTS for tag in (name, f"/{name}")),
+                  *(f"<loc_{index}>" for index in range(500)),
+                  "<fcel>", "<ecel>", "<lcel>", "<ucel>", "<xcel>", "<ched>", "<rhed>", "<srow>", "<nl>",
+                  "<page_break>"]
+GRANITE_SPECIALS = ["<|end_of_text|>", "<|start_of_role|>", "<|end_of_role|>"]
+
+
+def docling_tokenizer(flavour: str) -> PreTrainedTokenizerFast:
+    """A DocTags tokenizer. granite: GPT2-style byte-level BPE, bos <|start_of_role|>, eos and pad
+    <|end_of_text|>, then the image tokens and DocTags tags as added special tokens. smoldocling: SmolVLM's
+    layout (bpe_tokenizer("idefics3")) with the DocTags tags added."""
+    if flavour == "smoldocling":
+        tokenizer = bpe_tokenizer("idefics3", vocab_size=512)
+        tokenizer.add_special_tokens({"additional_special_tokens": DOCTAGS_TOKENS})
+        return tokenizer
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=GRANITE_SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    backend.train_from_iterator(_CORPUS * 4, trainer)
+    added = [*IDEFICS3_IMAGE_TOKENS, *DOCTAGS_TOKENS]
+    backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in added])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|start_of_role|>",
+                                   eos_token="<|end_of_text|>", pad_token="<|end_of_text|>",
+                                   unk_token="<|end_of_text|>")

@@ -8,17 +8,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from vlmcli.errors import VlmcliError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 def print_error(error: VlmcliError) -> None:
@@ -53,27 +50,21 @@ class RichProgress:
         self.stop()
 
     def loading_model(self, model_id: str) -> None:
-        from rich.progress import Progress, SpinnerColumn, TextColumn  # not needed by --help
-
-        self._show(Progress(SpinnerColumn(), TextColumn("{task.description}"), **self._live_options()),
-                   f"Loading {model_id}…", total=None)
+        self._show(f"Loading {model_id}…", total=None)
 
     def model_loaded(self) -> None:
         if self._live is not None:
             self._live.update(self._task, description="Reading…")
 
     def started(self, total: int, unit: str, done: int = 0) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
-
-        self._show(Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), **self._live_options()), unit.capitalize(), total=total)
+        self._show(unit.capitalize(), total=total)
         if self._live is not None:
             self._live.update(self._task, completed=done)
 
     def advanced(self, done: int, metrics: Mapping[str, float] | None = None) -> None:
         if self._live is not None:
-            shown = {"description": ", ".join(f"{name} {value:.3g}" for name, value in metrics.items())} if metrics else {}
-            self._live.update(self._task, completed=done, **shown)
+            shown = ", ".join(f"{name} {value:.3g}" for name, value in (metrics or {}).items())
+            self._live.update(self._task, completed=done, **({"description": shown} if shown else {}))
 
     def note(self, text: str, *, detail: bool = False) -> None:
         if detail and not self.verbose:
@@ -88,12 +79,18 @@ class RichProgress:
             self._live.stop()
             self._live = None
 
-    def _live_options(self) -> dict:
-        return {"console": self.console, "transient": True, "redirect_stdout": False, "redirect_stderr": True}
-
-    def _show(self, live: Progress, description: str, total: int | None) -> None:
+    def _show(self, description: str, total: int | None) -> None:
+        """A spinner (no total) or a bar with a count and an ETA; only on a terminal."""
         self.stop()
-        if self.enabled:
-            self._live = live
-            self._task = live.add_task(description, total=total)
-            live.start()
+        if not self.enabled:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                   TimeRemainingColumn)
+
+        columns = [SpinnerColumn(), TextColumn("{task.description}")]
+        if total is not None:
+            columns += [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        self._live = Progress(*columns, console=self.console, transient=True, redirect_stdout=False,
+                              redirect_stderr=True)
+        self._task = self._live.add_task(description, total=total)
+        self._live.start()

@@ -1,4 +1,5 @@
-"""The `vlmcli` command: the Typer app, assembled here from the command modules (read.py, train.py)."""
+"""The `vlmcli` command: the Typer app, assembled here from the command modules (ask.py, read.py, status.py,
+train.py, cache.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 import typer
 
 from vlmcli import __version__
-from vlmcli.cli import read, train
+from vlmcli.cli import ask, cache, read, status, train
 
 app = typer.Typer(
     name="vlmcli", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
@@ -27,11 +28,13 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     """Read documents with a vision-language model."""
 
 
-app.command()(read.ask)
+app.command()(ask.ask)
 app.command()(read.ocr)
+app.command()(status.status)
 app.command()(train.finetune)
 app.command(name="eval")(train.evaluate)
 app.command()(train.export)
+app.add_typer(cache.app, name="cache")
 
 
 def main() -> None:

@@ -16,12 +16,16 @@ import typer
 
 from vlmcli.specs import (
     DEFAULT_MODEL,
+    MODEL_ALIASES,
     MODEL_ENV_VAR,
+    AnswerFormat,
     Device,
     DType,
     KVCache,
     OutputFormat,
+    PdfRenderer,
     Quant,
+    RunSpec,
 )
 
 MODEL = "Model"
@@ -29,7 +33,8 @@ IMAGES = "Splitting and resolution"
 
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", envvar=MODEL_ENV_VAR, rich_help_panel=MODEL,
-    help="Hub id or local checkpoint directory (Idefics2, Idefics3 or SmolVLM).")]
+    help="Hub id or local checkpoint directory (Idefics2, Idefics3 or SmolVLM), or a short name: "
+         + ", ".join(f"{alias} ({model_id})" for alias, model_id in MODEL_ALIASES.items()) + ".")]
 RevisionOpt = Annotated[Optional[str], typer.Option(
     rich_help_panel=MODEL, help="Branch, tag or commit of the hub checkpoint; pin a commit for reproducible runs.")]
 QuantizeOpt = Annotated[Quant, typer.Option(
@@ -65,6 +70,11 @@ BandsOpt = Annotated[bool, typer.Option(
     "--bands/--no-bands", rich_help_panel=IMAGES,
     help="Cut pages larger than the model's input (long receipts, posters, 300-dpi scans) into overlapping bands.")]
 PasswordOpt = Annotated[Optional[str], typer.Option(help="Password of encrypted PDFs.")]
+PdfRendererOpt = Annotated[PdfRenderer, typer.Option(
+    "--pdf-renderer", help="Who reads PDFs. auto: poppler where it is installed, else PDFium (pypdfium2).")]
+CacheOpt = Annotated[bool, typer.Option(
+    "--cache/--no-cache",
+    help="Keep and reuse page texts and image features in the page cache (see `vlmcli cache info`).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Report tokens and time per page on stderr.")]
 
 PagesOpt = Annotated[Optional[str], typer.Option(
@@ -72,9 +82,26 @@ PagesOpt = Annotated[Optional[str], typer.Option(
 OutputDirOpt = Annotated[Optional[Path], typer.Option(
     "--output", "-o", file_okay=False, help="Write one file per input into this folder instead of stdout.")]
 FormatOpt = Annotated[OutputFormat, typer.Option(
-    "--format", "-f", help="text (pages separated by form feeds), markdown, or json (JSON Lines, one record per page).")]
+    "--format", "-f",
+    help="text (pages separated by form feeds), markdown, json (JSON Lines, one record per page), html, "
+         "pdf (a searchable PDF per input, with -o), doctags (a DocTags model's raw output). With a DocTags "
+         "model, markdown, html, json and text are converted from its DocTags (pip install 'vlmcli[docling]').")]
+TablesOpt = Annotated[Optional[Path], typer.Option(
+    "--tables", file_okay=False,
+    help="With a DocTags model: write every table as CSV into this folder (<input>.p<page>.t<k>.csv).")]
 PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
+
+SEARCH = "Questions over whole documents"
+SearchPagesOpt = Annotated[Optional[str], typer.Option(
+    rich_help_panel=SEARCH, help="Search only these pages of each PDF, 1-based: e.g. 3-7 or 1-3,9 (default: all).")]
+TopKOpt = Annotated[int, typer.Option(
+    "--top-k", min=1, rich_help_panel=SEARCH, help="Most pages the model reads, best-ranked first.")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", rich_help_panel=SEARCH, help="Say \"not found\" rather than give an answer the page text does not contain.")]
+AnswerFormatOpt = Annotated[AnswerFormat, typer.Option(
+    "--format", "-f", help="text (the answer and its citation) or json (one object: answer, citations, pages ranked "
+                           "and read, tokens, seconds).")]
 
 BATCH = "Batch and resume"
 ResumeOpt = Annotated[bool, typer.Option(
@@ -100,7 +127,8 @@ _RUN_OPTIONS = (
     ("offline", OfflineOpt, False), ("trust_remote_code", TrustRemoteCodeOpt, False),
     ("allow_pickle", AllowPickleOpt, False), ("max_new_tokens", MaxNewTokensOpt, None),
     ("kv_cache", KVCacheOpt, KVCache.auto), ("split", SplitOpt, None), ("longest_edge", LongestEdgeOpt, None),
-    ("bands", BandsOpt, True), ("password", PasswordOpt, None),
+    ("bands", BandsOpt, True), ("password", PasswordOpt, None), ("pdf_renderer", PdfRendererOpt, PdfRenderer.auto),
+    ("cache", CacheOpt, True),
 )
 
 
@@ -117,3 +145,36 @@ def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     with_options.__signature__ = inspect.Signature([*own, *shared])  # what Typer reads the options from
     return with_options
+
+
+def run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
+    """The run the options describe, with the defaults of what the checkpoint writes (DocTags or text), which
+    its tokenizer's files tell before the model loads; and whether it writes DocTags."""
+    from vlmcli.model.profile import read_profile
+
+    doctags = read_profile(RunSpec.from_options(**run_options).model).doctags
+    return RunSpec.from_options(**run_options, **more, doctags=doctags), doctags
+SCALE = "Job arrays and clusters"
+ShardOpt = Annotated[Optional[str], typer.Option(
+    "--shard", metavar="K/N", rich_help_panel=SCALE,
+    show_default="from SLURM_ARRAY_TASK_ID/COUNT, or JOB_COMPLETION_INDEX with --shard-count",
+    help="Read shard K of N (1-based): a fixed share of the documents, by a hash of each one's path, so N "
+         "processes into one -o folder read every document once. A rerun with another N resumes from all manifests.")]
+ShardCountOpt = Annotated[Optional[int], typer.Option(
+    "--shard-count", min=1, rich_help_panel=SCALE,
+    help="N for a Kubernetes Indexed Job (its completions); the shard is JOB_COMPLETION_INDEX + 1.")]
+RayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="auto|local|ADDRESS", rich_help_panel=SCALE,
+    help="Read the pages on a Ray cluster (pip install 'vlmcli\\[ray]'): auto joins the running cluster, local "
+         "starts one on this machine, or a cluster address. Needs -o; the inputs must be at the same path on "
+         "every node.")]
+RayActorsOpt = Annotated[Optional[int], typer.Option(
+    "--ray-actors", min=1, rich_help_panel=SCALE, show_default="one per GPU of the cluster, else 1",
+    help="Copies of the model (Ray actors) reading pages at once.")]
+RayActorCpusOpt = Annotated[Optional[float], typer.Option(
+    "--ray-actor-cpus", min=0.01, rich_help_panel=SCALE, show_default="1",
+    help="CPUs each actor reserves; its whole part (at least 1) is the actor's torch threads. Leave CPUs free "
+         "for Ray's own tasks: fractions are allowed.")]
+RayActorGpusOpt = Annotated[Optional[float], typer.Option(
+    "--ray-actor-gpus", min=0, rich_help_panel=SCALE, show_default="1 if the cluster has GPUs, else 0",
+    help="GPUs each actor reserves.")]

@@ -1,4 +1,4 @@
-"""`vlmcli ask` and `vlmcli ocr`: options → specs → one call → results on stdout.
+"""`vlmcli ocr`: options → specs → one call → results on stdout.
 
 Nothing here imports torch: the pipeline and the job are imported inside the
 command bodies, so `--help` and input mistakes stay fast.
@@ -6,6 +6,7 @@ command bodies, so `--help` and input mistakes stay fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,39 +25,20 @@ from vlmcli.cli.options import (
     PagesOpt,
     PageTimeoutOpt,
     PromptOpt,
+    RayActorCpusOpt,
+    RayActorGpusOpt,
+    RayActorsOpt,
+    RayOpt,
     ResumeOpt,
+    ShardCountOpt,
+    ShardOpt,
+    TablesOpt,
     VerboseOpt,
+    run_spec,
     with_run_options,
 )
-from vlmcli.errors import VlmcliError
-from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, OutputFormat, RunSpec
-
-
-@with_run_options
-def ask(
-    files: Annotated[list[Path], typer.Argument(help="Images or PDFs to look at (several are shown together).")],
-    question: Annotated[str, typer.Argument(help="The question, in quotes (always the last argument).")],
-    page: Annotated[int, typer.Option(min=1, help="Which page of a PDF to look at (1-based).")] = 1,
-    verbose: VerboseOpt = False, *, run_options: dict[str, Any],
-) -> None:
-    """Answer a question about images or PDF pages.  Example: vlmcli ask invoice.pdf "What is the total?" """
-    run = RunSpec.from_options(**run_options, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
-    stream = sys.stdout.isatty()
-    with reporting_errors(), RichProgress(verbose) as progress:
-        from vlmcli.pipeline import ask as asking
-
-        def on_text(piece: str) -> None:
-            progress.stop()
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-
-        answer = asking.ask(files, question, run, page_number=page, progress=progress,
-                            on_text=on_text if stream else None)
-        progress.stop()
-        sys.stdout.write("\n" if stream else answer.text + "\n")
-        if verbose:
-            print_note(f"{answer.image_tokens} image tokens, {answer.new_tokens} new tokens, "
-                       f"{answer.seconds:.1f} s, {answer.finish_reason}")
+from vlmcli.errors import UsageError, VlmcliError
+from vlmcli.specs import OutputFormat
 
 
 @with_run_options
@@ -65,24 +47,50 @@ def ocr(
     pages: PagesOpt = None, output: OutputDirOpt = None, output_format: FormatOpt = OutputFormat.text,
     prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
     resume: ResumeOpt = False, page_timeout: PageTimeoutOpt = None, fail_fast: FailFastOpt = False,
-    failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1,
+    failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1, tables: TablesOpt = None,
+    shard: ShardOpt = None, shard_count: ShardCountOpt = None, ray: RayOpt = None, ray_actors: RayActorsOpt = None,
+    ray_actor_cpus: RayActorCpusOpt = None, ray_actor_gpus: RayActorGpusOpt = None,
     verbose: VerboseOpt = False, *, run_options: dict[str, Any],
 ) -> None:
     """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
-    run = RunSpec.from_options(**run_options, page_timeout=page_timeout, batch_size=batch_size)
     from vlmcli.prompts import ocr_instruction
 
     with reporting_errors(), RichProgress(verbose) as progress, sigterm_as_interrupt():
+        run, doctags = run_spec(run_options, page_timeout=page_timeout, batch_size=batch_size)
         from vlmcli.jobs import ocr as job
 
         request = job.OcrRequest(
-            inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting), run=run, pages=pages,
+            inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting, doctags), run=run, pages=pages,
             output_format=output_format, out_dir=output, resume=resume, fail_fast=fail_fast,
-            failure_report=failure_report)
-        summary = job.run_ocr(request, write=_write_stdout, progress=progress, on_failure=_report_failure)
+            failure_report=failure_report, doctags=doctags, tables_dir=tables, shard=_shard(shard, shard_count))
+        if ray is None:
+            summary = job.run_ocr(request, write=_write_stdout, progress=progress, on_failure=_report_failure)
+        else:
+            from vlmcli.jobs import ray_runner
+
+            spec = ray_runner.RaySpec(address=ray, actors=ray_actors, actor_cpus=ray_actor_cpus,
+                                      actor_gpus=ray_actor_gpus)
+            summary = ray_runner.run_ocr_on_ray(request, spec, write=_write_stdout, progress=progress,
+                                                on_failure=_report_failure)
         progress.stop()
     print_note(summary.line())
     raise typer.Exit(int(summary.exit_code))
+
+
+def _shard(option: str | None, shard_count: int | None):
+    """--shard K/N, else the job array's environment (said on stderr), else None."""
+    from vlmcli.jobs import shards
+
+    if option is not None:
+        if shard_count is not None:
+            raise UsageError("--shard and --shard-count do not go together", hint="--shard K/N says N already")
+        return shards.parse_shard(option)
+    found = shards.shard_from_environment(os.environ, shard_count)
+    if found is None:
+        return None
+    shard, variable = found
+    print_note(f"shard {shard.index}/{shard.count} (from {variable})")
+    return shard
 
 
 def _report_failure(failure) -> None:

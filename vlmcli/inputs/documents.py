@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlmcli.errors import InputError, UsageError
-from vlmcli.inputs import images, poppler
+from vlmcli.inputs import images, pdfs
 from vlmcli.specs import PdfSpec
 
 DOCUMENT_SUFFIXES = images.IMAGE_SUFFIXES | {".pdf"}
@@ -90,7 +90,7 @@ def _open(path: Path, pdf_spec: PdfSpec) -> tuple[bool, int]:
     """Whether the input is a PDF, and its page count, after checking that it opens."""
     _check_readable(path)
     if is_pdf(path):
-        return True, poppler.page_count(path, pdf_spec)
+        return True, pdfs.page_count(path, pdf_spec)
     # Decode once now, so a corrupt image is reported before the model loads (milliseconds, not a page's seconds).
     images.load_image(path)
     return False, images.count_frames(path)

@@ -1,4 +1,4 @@
-"""poppler's command-line tools, wrapped: page count, page size, one page rendered at a time.
+"""poppler's command-line tools, wrapped: page count, page size, one page rendered or its text layer read at a time.
 
 poppler runs as a child process in its own process group, so a crash or hang
 in its parsers stays out of vlmcli: every call has a timeout, after which the
@@ -9,10 +9,7 @@ the same guarded loader as image files, into the one page that was asked for.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 from PIL import Image
@@ -25,9 +22,11 @@ from vlmcli.errors import (
     RasterizerError,
 )
 from vlmcli.inputs import images
+from vlmcli.inputs.child import TimedOut, run_child, signal_name
 from vlmcli.specs import PdfSpec
 
 POINTS_PER_INCH = 72.0
+TOOLS = ("pdfinfo", "pdftoppm", "pdftotext")
 _POPPLER_HINT = "install poppler: apt-get install poppler-utils (Debian/Ubuntu) or brew install poppler (macOS)"
 _REPAIR_HINT = "the file may be damaged; try repairing it with qpdf or re-exporting it"
 
@@ -70,11 +69,23 @@ def render_page(path: Path, page_number: int, dpi: float, spec: PdfSpec) -> Imag
     except InputError as exc:
         raise RasterizerError(f"{path}: pdftoppm output for page {page_number} is not an image ({exc.message})",
                               hint=_REPAIR_HINT) from None
-    expected_bytes = _ppm_size(output)
+    expected_bytes = ppm_size(output)
     if expected_bytes is not None and expected_bytes != len(output):
         raise RasterizerError(f"{path}: pdftoppm returned {len(output)} bytes for page {page_number}, "
                               f"one page is {expected_bytes}", hint=_REPAIR_HINT)
     return page
+
+
+def page_text(path: Path, page_number: int, spec: PdfSpec) -> str:
+    """The text layer of one 1-based page, in reading order (pdftotext); empty for a scanned page."""
+    args = ["-f", str(page_number), "-l", str(page_number), "-enc", "UTF-8", *_password_args(spec), str(path), "-"]
+    output = _run(path, "pdftotext", args, spec, f"reading the text of page {page_number}")
+    return output.decode("utf-8", "replace").rstrip("\f")
+
+
+def installed() -> bool:
+    """Whether poppler's tools are all on PATH."""
+    return all(shutil.which(tool) for tool in TOOLS)
 
 
 def _pdfinfo(path: Path, spec: PdfSpec, page_number: int | None = None) -> dict[str, str]:
@@ -98,33 +109,16 @@ def _run(path: Path, tool: str, args: list[str], spec: PdfSpec, doing: str) -> b
     if executable is None:
         raise DependencyError(f"poppler ({tool}) is not installed or not on PATH", hint=_POPPLER_HINT)
     try:
-        child = subprocess.Popen([executable, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, start_new_session=True)
+        finished = run_child([executable, *args], spec.timeout_s)
     except OSError as exc:
         raise DependencyError(f"poppler ({tool}) cannot be run ({exc.strerror or exc})", hint=_POPPLER_HINT) from None
-    try:
-        out, err = child.communicate(timeout=spec.timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(child)
+    except TimedOut:
         raise PageTimeoutError(f"{path}: {tool} took over {spec.timeout_s:g} s {doing}; stopped it",
                                hint="the PDF may be damaged or hostile; raise --page-timeout if it is just large"
                                ) from None
-    except BaseException:  # Ctrl-C while poppler runs: never leave it behind
-        _kill_group(child)
-        raise
-    if child.returncode != 0:
-        raise _classify(path, tool, child.returncode, err.decode("utf-8", "replace"))
-    return out
-
-
-def _kill_group(child: subprocess.Popen) -> None:
-    # A wrapper script's own children share the group: killing only the child
-    # would leave them holding the pipes, and communicate() would wait on them.
-    try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    child.communicate()
+    if finished.returncode != 0:
+        raise _classify(path, tool, finished.returncode, finished.stderr.decode("utf-8", "replace"))
+    return finished.stdout
 
 
 def _classify(path: Path, tool: str, returncode: int, stderr: str) -> Exception:
@@ -137,15 +131,14 @@ def _classify(path: Path, tool: str, returncode: int, stderr: str) -> Exception:
     if "the last page (0)" in stderr:  # pdfinfo's way of saying the document has no pages
         return InputError(f"{path}: PDF has no pages")
     if returncode < 0:
-        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
-        return RasterizerError(f"{path}: {tool} crashed ({name})", hint=_REPAIR_HINT)
+        return RasterizerError(f"{path}: {tool} crashed ({signal_name(returncode)})", hint=_REPAIR_HINT)
     detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {returncode}"
     if tool == "pdfinfo":
         return InputError(f"{path}: not a readable PDF ({detail})", hint=_REPAIR_HINT)
     return RasterizerError(f"{path}: {tool} failed ({detail})", hint=_REPAIR_HINT)
 
 
-def _ppm_size(data: bytes) -> int | None:
+def ppm_size(data: bytes) -> int | None:
     """Bytes of one binary PPM/PGM image as its header announces it, or None if the header is odd."""
     fields: list[bytes] = []
     position = 0

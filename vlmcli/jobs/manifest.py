@@ -1,11 +1,19 @@
 """The resume manifest: one JSON line per finished page, fsynced before the next page starts (stdlib only).
 
-`--resume` trusts this file and nothing else: an output file that exists may be
-half of a run that was killed, a manifest line exists only once its page is
+`--resume` trusts the manifests and nothing else: an output file that exists may
+be half of a run that was killed, a manifest line exists only once its page is
 done. A page is found again by a key over everything that decides its text:
 the input's content hash, the page, and the run's settings (model, revision,
 adapter, prompt, resolution, decoding); change any of them and the page is
 read again.
+
+Each run writes one manifest: `.vlmcli-manifest.jsonl`, or one per shard of a
+job array (`.vlmcli-manifest.K-of-N.jsonl`), so shards never write to one file.
+`--resume` reads every manifest in the folder, so a rerun with another number
+of shards still skips finished pages. Besides finished pages, a manifest holds
+the run's plan (the keys of the pages it set out to read, and the inputs that
+could not be opened) and its failed pages, from which `vlmcli status` counts
+what is pending; a resumed run reads its failed pages again.
 
 A line torn by a power cut (no final newline, or not JSON) is dropped when the
 manifest is reopened, and the file is rewritten without it, atomically.
@@ -13,7 +21,6 @@ manifest is reopened, and the file is rewritten without it, atomically.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,13 +28,21 @@ from pathlib import Path
 from vlmcli.files import atomic_write
 
 MANIFEST_NAME = ".vlmcli-manifest.jsonl"
+_PREFIX, _SUFFIX = ".vlmcli-manifest", ".jsonl"
 FORMAT_VERSION = 1
 
 
-def settings_fingerprint(settings: dict) -> str:
-    """A short stable hash of the run settings that decide a page's text (any JSON-able dict)."""
-    canonical = json.dumps(settings, sort_keys=True, ensure_ascii=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+def manifest_name(shard_label: str | None) -> str:
+    """The manifest of a whole run, or of shard `K-of-N`."""
+    return MANIFEST_NAME if shard_label is None else f"{_PREFIX}.{shard_label}{_SUFFIX}"
+
+
+def manifest_paths(out_dir: Path) -> list[Path]:
+    """Every manifest in an output folder, sorted (temporary files of a rewrite are not manifests)."""
+    if not out_dir.is_dir():
+        return []
+    return sorted(p for p in out_dir.iterdir()
+                  if p.name.startswith(_PREFIX) and p.name.endswith(_SUFFIX) and p.is_file())
 
 
 def page_key(input_sha256: str, page_index: int, fingerprint: str) -> str:
@@ -36,17 +51,24 @@ def page_key(input_sha256: str, page_index: int, fingerprint: str) -> str:
 
 
 class Manifest:
-    """Done pages of an output folder; `record_done` is durable when it returns."""
+    """Done pages of an output folder; `record_done` is durable when it returns.
 
-    def __init__(self, path: Path, *, resume: bool) -> None:
+    With `resume`, the pages done in `others` (the folder's other manifests, which
+    other shards may be appending to) count as done too; they are only read.
+    """
+
+    def __init__(self, path: Path, *, resume: bool, others: list[Path] = ()) -> None:
         self.path = path
         self.dropped_lines = 0  # torn or foreign lines found when resuming
         self._done: dict[str, dict] = {}
+        self._elsewhere: dict[str, dict] = {}
         if resume and path.exists():
-            self._done = self._read()
+            self._done, self.dropped_lines = _read_done(path)
+        for other in others if resume else ():
+            self._elsewhere.update(_read_done(other)[0])
         # Rewrite what is kept (nothing, without --resume) before appending, so the
         # file never holds a torn line that the next record would be glued onto.
-        atomic_write(path, "".join(_line(key, record) for key, record in self._done.items()))
+        atomic_write(path, "".join(_line({"key": key, "record": record}) for key, record in self._done.items()))
         self._handle = open(path, "a", encoding="utf-8")
 
     def __enter__(self) -> Manifest:
@@ -60,38 +82,72 @@ class Manifest:
 
     def get(self, key: str) -> dict | None:
         """The stored record of a done page, or None."""
-        return self._done.get(key)
+        found = self._done.get(key)
+        return found if found is not None else self._elsewhere.get(key)
 
     def record_done(self, key: str, record: dict) -> None:
         """Append one page's record and fsync it."""
-        self._handle.write(_line(key, record))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        self._append({"key": key, "record": record})
         self._done[key] = record
+
+    def record_failed(self, key: str, failure: dict) -> None:
+        """Append a failed page (for `vlmcli status`; a resumed run reads it again)."""
+        self._append({"key": key, "failed": failure})
+
+    def record_plan(self, page_keys: list[str], failed_inputs: list[str], shard: str | None) -> None:
+        """Append what this run set out to do: its pages' keys, and the inputs that could not be opened."""
+        self._append({"plan": {"shard": shard, "pages": page_keys, "failed_inputs": failed_inputs}})
 
     def close(self) -> None:
         if not self._handle.closed:
             self._handle.close()
 
-    def _read(self) -> dict[str, dict]:
-        done: dict[str, dict] = {}
-        with open(self.path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                entry = _parse(line)
-                if entry is None:
-                    self.dropped_lines += 1
-                else:
-                    done[entry[0]] = entry[1]
-        return done
+    def _append(self, entry: dict) -> None:
+        self._handle.write(_line(entry))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
 
 
-def _line(key: str, record: dict) -> str:
+def read_entries(path: Path) -> tuple[list[dict], int]:
+    """The whole lines of a manifest as dicts (each has `key` and `record`, `key` and `failed`, or `plan`), and
+    how many lines were torn or foreign."""
+    entries, dropped = [], 0
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            entry = _parse_entry(line)
+            if entry is None:
+                dropped += 1
+            else:
+                entries.append(entry)
+    return entries, dropped
+
+
+def done_keys(path: Path) -> list[str]:
+    """The keys of a manifest's finished pages, in the order they were recorded."""
+    return [entry["key"] for entry in read_entries(path)[0] if "record" in entry]
+
+
+def _read_done(path: Path) -> tuple[dict[str, dict], int]:
+    try:
+        entries, dropped = read_entries(path)
+    except FileNotFoundError:  # another shard's manifest, rewritten or removed meanwhile
+        return {}, 0
+    return {entry["key"]: entry["record"] for entry in entries if "record" in entry}, dropped
+
+
+def _line(entry: dict) -> str:
     # ensure_ascii keeps every line plain ASCII: a lone surrogate in a page's text
     # cannot make the line unencodable, and a byte-level tear is easy to spot.
-    return json.dumps({"v": FORMAT_VERSION, "key": key, "record": record}, ensure_ascii=True) + "\n"
+    return json.dumps({"v": FORMAT_VERSION, **entry}, ensure_ascii=True) + "\n"
 
 
 def _parse(line: str) -> tuple[str, dict] | None:
+    """A finished page's (key, record), or None for any other line."""
+    entry = _parse_entry(line)
+    return (entry["key"], entry["record"]) if entry is not None and "record" in entry else None
+
+
+def _parse_entry(line: str) -> dict | None:
     if not line.endswith("\n"):
         return None  # the last line of a run killed mid-write
     try:
@@ -100,7 +156,9 @@ def _parse(line: str) -> tuple[str, dict] | None:
         return None
     if not isinstance(entry, dict) or entry.get("v") != FORMAT_VERSION:
         return None
-    key, record = entry.get("key"), entry.get("record")
-    if not isinstance(key, str) or not isinstance(record, dict):
-        return None
-    return key, record
+    if isinstance(entry.get("plan"), dict):
+        return entry
+    key = entry.get("key")
+    if isinstance(key, str) and (isinstance(entry.get("record"), dict) or isinstance(entry.get("failed"), dict)):
+        return entry
+    return None

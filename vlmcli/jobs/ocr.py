@@ -6,11 +6,14 @@ the page's record goes into the manifest (fsynced) first; an input's output
 file is written (atomically) once all its pages have been seen. A resumed run
 replays the manifest's records through the same renderer, so its files are
 byte for byte those of a run that was never interrupted.
+
+A shard of a job array (`--shard K/N`) reads its share of the documents (jobs/shards.py)
+into the same folder as the others, with a manifest and failure report of its own;
+each output file belongs to one shard and is named as in one unsharded run.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -18,20 +21,22 @@ from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlmcli.errors import ExitCode, OutputError, UsageError
-from vlmcli.files import file_sha256, remove_stale_temp_files
-from vlmcli.inputs.documents import PageRef
-from vlmcli.jobs import manifest
-from vlmcli.jobs.outputs import Sink, check_output_dir
+from vlmcli.cache import keys
+from vlmcli.cache.store import PageCache
+from vlmcli.errors import ExitCode, UsageError
+from vlmcli.files import remove_stale_temp_files
+from vlmcli.inputs import pdfs
+from vlmcli.inputs.documents import PageRef, discover
+from vlmcli.jobs import manifest, renderings
+from vlmcli.jobs.ledger import Ledger
+from vlmcli.jobs.outputs import Sink, check_output_dir, relative_name
+from vlmcli.jobs.shards import Shard
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.pipeline.transcribe import transcribe
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.specs import KVCache, OutputFormat, RunSpec
+from vlmcli.specs import OutputFormat, RunSpec
 
 FAILURE_REPORT_NAME = "vlmcli-failures.jsonl"
-# What the manifest keeps of a finished page: all of it but its source and number,
-# which come from the page being resumed (the same content may sit at another path).
-_RESULT_FIELDS = [f.name for f in dataclasses.fields(PageResult) if f.name not in ("source", "page_number")]
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class OcrRequest:
     resume: bool = False
     fail_fast: bool = False
     failure_report: Path | None = None  # default: OUT/vlmcli-failures.jsonl with -o, none without
+    shard: Shard | None = None  # a job array's share of the documents; None or 1/1: all of them
+    doctags: bool = False  # the checkpoint writes DocTags (model/profile.py)
+    tables_dir: Path | None = None  # a DocTags model's tables as CSV files here
 
 
 @dataclass
@@ -64,40 +72,105 @@ class OcrSummary:
 def run_ocr(request: OcrRequest, write: Callable[[str], None], progress: Progress | None = None,
             on_failure: Callable[[PageFailure], None] = lambda failure: None) -> OcrSummary:
     """Transcribe every page of every input; return counts and the exit code (see `batch_exit_code`)."""
-    if request.resume and request.out_dir is None:
-        raise UsageError("--resume needs -o/--output: the manifest of finished pages lives in the output folder")
     progress = progress or NullProgress()
-    report_path = request.failure_report or (request.out_dir / FAILURE_REPORT_NAME if request.out_dir else None)
-    summary = OcrSummary(failure_report=report_path)
-    if request.out_dir is not None:
-        check_output_dir(request.out_dir)
-        remove_stale_temp_files(request.out_dir)  # a SIGKILLed run cannot clean up after itself
-    if report_path is not None:
-        report_path.unlink(missing_ok=True)  # it describes an earlier run; failed pages are tried again
-    pages = _Pages(request, progress)
-    sink = Sink(request.output_format, request.out_dir, list(request.inputs), write=write)
-    failure_codes: list[ExitCode] = []
-    items = iter(transcribe(list(request.inputs), request.instruction, request.run, pages=request.pages,
-                            progress=progress, reuse=pages.reuse))
-    # Closing the generator (fail-fast, Ctrl-C) shuts its prefetch thread down now, not at garbage collection.
-    with pages, closing(items) if hasattr(items, "close") else nullcontext():
-        for item in items:
-            if isinstance(item, PageFailure):
-                summary.pages_failed += 1
-                failure_codes.append(item.error.exit_code)
-                if report_path is not None:
-                    _append_failure(report_path, item)
-                on_failure(item)
-            else:
-                summary.pages_ok += 1
-                summary.pages_reused += pages.record(item)
-            sink.add(item)  # a new input's first page: the previous input is complete and is written now
-            if request.fail_fast and isinstance(item, PageFailure):
-                summary.exit_code = item.error.exit_code
-                return summary  # the input in progress is not written: output only when complete
-        sink.flush()
-    summary.exit_code = batch_exit_code(summary.pages_ok, failure_codes)
-    return summary
+    with Job(request, write, progress, on_failure) as job:
+        items = iter(transcribe(job.documents, request.instruction, request.run, pages=request.pages,
+                                progress=progress, reuse=job.ledger.reuse, on_plan=job.planned))
+        # Closing the generator (fail-fast, Ctrl-C) shuts its prefetch thread down now, not at garbage collection.
+        with closing(items) if hasattr(items, "close") else nullcontext():
+            for item in items:
+                job.account(item)
+                job.sink.add(item)  # a new input's first page: the previous input is complete and is written now
+                if job.stopped_by(item):
+                    return job.summary  # the input in progress is not written: output only when complete
+            job.sink.flush()
+    return job.finish()
+
+
+class Job:
+    """One run's bookkeeping, whatever reads its pages: the documents of its shard, the manifest (`ledger`, which
+    also writes each page's text through to the page cache), the output files (`sink`), the failure report and
+    the counts.
+
+    Order of writes for each page, so that a kill at any instant loses nothing: `account` records the page
+    (fsynced) first; the caller hands an input's pages to the sink once all of them have been seen.
+    """
+
+    def __init__(self, request: OcrRequest, write: Callable[[str], None], progress: Progress,
+                 on_failure: Callable[[PageFailure], None]) -> None:
+        if request.resume and request.out_dir is None:
+            raise UsageError("--resume needs -o/--output: the manifest of finished pages lives in the output folder")
+        self.request, self.on_failure = request, on_failure
+        shard = request.shard if request.shard is not None and request.shard.count > 1 else None
+        label = shard.label if shard else None
+        self.report_path = request.failure_report or (
+            request.out_dir / _report_name(label) if request.out_dir else None)
+        self.summary = OcrSummary(failure_report=self.report_path)
+        self.documents = _documents(request.inputs, shard)
+        rendering = renderings.choose(request.output_format, doctags_model=request.doctags,
+                                      out_dir=request.out_dir, tables_dir=request.tables_dir, pdf=request.run.pdf)
+        self.sink = Sink(rendering, request.out_dir, list(request.inputs), write=write)
+        self.sink.assign(self.documents)
+        if request.out_dir is not None:
+            check_output_dir(request.out_dir)
+            # A SIGKILLed run cannot clean up after itself; a shard sweeps only its own files (others are running).
+            own = None if shard is None else {*self.sink.targets(), request.out_dir / manifest.manifest_name(label)}
+            remove_stale_temp_files(request.out_dir, only_for=own)
+        if self.report_path is not None:
+            self.report_path.unlink(missing_ok=True)  # it describes an earlier run; failed pages are tried again
+        self.ledger = Ledger(request.out_dir, keys.settings_fingerprint(run_settings(request)),
+                             resume=request.resume, shard_label=label, progress=progress,
+                             cache=PageCache(warn=progress.note) if request.run.cache else None)
+        if shard is not None:
+            progress.note(f"shard {shard.index}/{shard.count}: {len(self.documents)} input(s)")
+        self._failure_codes: list[ExitCode] = []
+        self._failed_inputs: list[Path] = []
+
+    def __enter__(self) -> Job:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.ledger.__exit__(*exc_info)
+
+    def planned(self, refs: list[PageRef]) -> None:
+        """Every page is known: record the plan (the inputs that failed so far could not be opened)."""
+        self.ledger.record_plan(refs, self._failed_inputs)
+
+    def account(self, item: PageResult | PageFailure) -> None:
+        """Count a page and make it durable: the manifest for a result, the report and manifest for a failure."""
+        if isinstance(item, PageResult):
+            self.summary.pages_ok += 1
+            self.summary.pages_reused += self.ledger.record(item)
+            return
+        self.summary.pages_failed += 1
+        self._failure_codes.append(item.error.exit_code)
+        if item.page_number is None:
+            self._failed_inputs.append(item.source)
+        self.ledger.record_failure(item)
+        if self.report_path is not None:
+            _append_failure(self.report_path, item)
+        self.on_failure(item)
+
+    def stopped_by(self, item: PageResult | PageFailure) -> bool:
+        """True if `--fail-fast` ends the run at this item (the summary then has its exit code)."""
+        if self.request.fail_fast and isinstance(item, PageFailure):
+            self.summary.exit_code = item.error.exit_code
+            return True
+        return False
+
+    def finish(self) -> OcrSummary:
+        self.summary.exit_code = batch_exit_code(self.summary.pages_ok, self._failure_codes)
+        return self.summary
+
+
+def _documents(inputs: tuple[Path, ...], shard: Shard | None) -> list[Path]:
+    """The documents this run reads, in listing order: each once, and only its shard's."""
+    listed = list(dict.fromkeys(discover(list(inputs))))
+    return listed if shard is None else [path for path in listed if shard.owns(relative_name(path, list(inputs)))]
+
+
+def _report_name(shard_label: str | None) -> str:
+    return FAILURE_REPORT_NAME if shard_label is None else f"vlmcli-failures.{shard_label}.jsonl"
 
 
 def batch_exit_code(succeeded: int, failures: list[ExitCode]) -> ExitCode:
@@ -109,75 +182,7 @@ def batch_exit_code(succeeded: int, failures: list[ExitCode]) -> ExitCode:
 
 def run_settings(request: OcrRequest) -> dict:
     """Everything besides the input and page that decides a page's text: the manifest key's fingerprint."""
-    run = request.run
-    model_id = run.model.model_id
-    return {
-        "model": model_id, "model_files": _folder_stamp(Path(model_id)), "revision": run.model.revision,
-        "adapter": _folder_digest(run.model.adapter), "quantize": run.model.quantize.value,
-        "dtype": run.model.dtype.value, "prompt": request.instruction, "split": dataclasses.asdict(run.split),
-        "generation": _generation_settings(run.generation),
-        # Batched rows are padded, a static cache is longer than the text: in bf16 either may change the rounding.
-        **({"batch_size": run.batch_size} if run.batch_size > 1 else {}),
-        **({"kv_cache": run.generation.kv_cache.value} if run.generation.kv_cache is not KVCache.auto else {}),
-    }
-
-
-def _generation_settings(spec) -> dict:
-    # Keys added to GenerationSpec since manifests were first written are listed apart, so old keys still match.
-    settings = dataclasses.asdict(dataclasses.replace(spec, max_time_s=None))
-    del settings["kv_cache"]
-    return settings
-
-
-class _Pages:
-    """The manifest side of a run: which pages are done, and recording the new ones."""
-
-    def __init__(self, request: OcrRequest, progress: Progress) -> None:
-        self.fingerprint = manifest.settings_fingerprint(run_settings(request))
-        self._hashes: dict[Path, str] = {}  # an input is hashed once per run
-        self._reused: set[tuple[Path, int]] = set()
-        self._manifest = None
-        if request.out_dir is not None:
-            self._manifest = manifest.Manifest(request.out_dir / manifest.MANIFEST_NAME, resume=request.resume)
-            if self._manifest.dropped_lines:
-                progress.note(f"{self._manifest.path}: {self._manifest.dropped_lines} torn or unreadable line(s) "
-                              "dropped; their pages are read again")
-
-    def __enter__(self) -> _Pages:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self._manifest is not None:
-            self._manifest.close()
-
-    def reuse(self, ref: PageRef) -> PageResult | None:
-        if self._manifest is None:
-            return None
-        stored = self._manifest.get(self._key(ref.source, ref.page_index))
-        if stored is None or not all(name in stored for name in _RESULT_FIELDS):
-            return None
-        self._reused.add((ref.source, ref.page_number))
-        return PageResult(source=ref.source, page_number=ref.page_number,
-                              **{name: stored[name] for name in _RESULT_FIELDS})
-
-    def record(self, item: PageResult) -> int:
-        """Make a finished page durable; 1 if it came from the manifest (nothing to write), else 0."""
-        if self._manifest is None:
-            return 0
-        if (item.source, item.page_number) in self._reused:
-            return 1
-        stored = {name: getattr(item, name) for name in _RESULT_FIELDS}
-        try:
-            self._manifest.record_done(self._key(item.source, item.page_number - 1), stored)
-        except OSError as exc:
-            raise OutputError(f"{self._manifest.path}: cannot record the finished page ({exc.strerror or exc})",
-                              hint="free space or fix the folder, then rerun with --resume") from None
-        return 0
-
-    def _key(self, source: Path, page_index: int) -> str:
-        if source not in self._hashes:
-            self._hashes[source] = file_sha256(source)
-        return manifest.page_key(self._hashes[source], page_index, self.fingerprint)
+    return keys.run_settings(request.run, request.instruction, pdfs.renderer(request.run.pdf))
 
 
 def _append_failure(path: Path, failure: PageFailure) -> None:
@@ -188,17 +193,3 @@ def _append_failure(path: Path, failure: PageFailure) -> None:
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _folder_stamp(folder: Path) -> list | None:
-    """Names, sizes and modification times of a local checkpoint's files (hashing GBs of weights per run is too slow)."""
-    if not folder.is_dir():
-        return None
-    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
-
-
-def _folder_digest(folder: Path | None) -> list | None:
-    """Content hashes of an adapter's files (adapters are small, and retraining keeps their sizes)."""
-    if folder is None or not folder.is_dir():
-        return None
-    return sorted((p.name, file_sha256(p)) for p in folder.iterdir() if p.is_file())

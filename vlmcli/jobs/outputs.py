@@ -1,7 +1,10 @@
-"""Render page results as text, markdown or JSON Lines, to stdout or to one file per input.
+"""Page results -> output: to stdout, or one file per input, rendered by a `Rendering`.
 
-Files are written atomically (temporary file + rename in the same folder), so
-an interrupted run never leaves a half-written file under the final name.
+The plain renderings (text, markdown, JSON Lines, raw DocTags) go page by page and
+stream; the others (documents of a DocTags model, HTML, searchable PDF: see
+renderings.py) need all pages of an input first. Files are written atomically
+(temporary file + rename in the same folder), once all pages of their input are
+done, so an interrupted run never leaves a half-written file under the final name.
 """
 
 from __future__ import annotations
@@ -10,41 +13,81 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from vlmcli.errors import OutputError
 from vlmcli.files import atomic_write
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.specs import OutputFormat
 
-SUFFIXES = {OutputFormat.text: ".txt", OutputFormat.markdown: ".md", OutputFormat.json: ".jsonl"}
+Item = PageResult | PageFailure
+SUFFIXES = {OutputFormat.text: ".txt", OutputFormat.markdown: ".md", OutputFormat.json: ".jsonl",
+            OutputFormat.html: ".html", OutputFormat.doctags: ".doctags", OutputFormat.pdf: ".pdf"}
 PAGE_BREAK = "\f\n"  # between pages in text output, as pdftotext does
+DOCTAGS_PAGE_BREAK = "<page_break>\n"  # between pages of raw DocTags, as Docling writes multi-page DocTags
 
 
-def render(item: PageResult | PageFailure, fmt: OutputFormat, first_in_stream: bool) -> str:
+class Rendering(Protocol):
+    suffix: str
+    streams: bool  # pages can be written as they come; otherwise an input's pages are rendered together
+
+    def page(self, item: Item, first_in_stream: bool) -> str:
+        """One page as it appears in a stream ("" for nothing)."""
+
+    def document(self, name: str, items: list[Item]) -> str | bytes:
+        """All pages of one input (named `name` in the output folder), in order."""
+
+
+class PlainRendering:
+    """Text, markdown, JSON Lines or raw DocTags: each page on its own."""
+
+    streams = True
+
+    def __init__(self, fmt: OutputFormat) -> None:
+        self.fmt, self.suffix = fmt, SUFFIXES[fmt]
+
+    def page(self, item: Item, first_in_stream: bool) -> str:
+        return render(item, self.fmt, first_in_stream)
+
+    def document(self, name: str, items: list[Item]) -> str:
+        chunks: list[str] = []
+        for item in items:
+            chunk = self.page(item, first_in_stream=not chunks)
+            if chunk:
+                chunks.append(chunk)
+        return "".join(chunks)
+
+
+def render(item: Item, fmt: OutputFormat, first_in_stream: bool) -> str:
     """One page as it appears in the output stream ("" for a failed page outside JSON)."""
     if fmt is OutputFormat.json:
-        line = json.dumps(record(item), ensure_ascii=False)
-        if not _encodable(line):
-            line = json.dumps(record(item), ensure_ascii=True)  # lone surrogates survive only as \u escapes
-        return line + "\n"
+        return json_line(record(item))
     if isinstance(item, PageFailure):
         return ""
-    text = item.text if _encodable(item.text) else item.text.encode("utf-8", "replace").decode("utf-8")
+    text = encodable(item.text)
     if fmt is OutputFormat.markdown:
         return f"<!-- {item.source.name}, page {item.page_number} -->\n\n{text}\n\n"
-    return ("" if first_in_stream else PAGE_BREAK) + text + "\n"
+    separator = DOCTAGS_PAGE_BREAK if fmt is OutputFormat.doctags else PAGE_BREAK
+    return ("" if first_in_stream else separator) + text + "\n"
 
 
-def _encodable(text: str) -> bool:
-    """False if `text` holds lone surrogates, which no UTF-8 file or terminal can take."""
+def json_line(data: dict) -> str:
+    line = json.dumps(data, ensure_ascii=False)
+    if encodable(line) != line:
+        line = json.dumps(data, ensure_ascii=True)  # lone surrogates survive only as \u escapes
+    return line + "\n"
+
+
+def encodable(text: str) -> str:
+    """`text` as UTF-8 can carry it: lone surrogates, which no file or terminal can take, replaced."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
-def record(item: PageResult | PageFailure) -> dict:
+def record(item: Item) -> dict:
     """The JSON record of a page."""
     if isinstance(item, PageFailure):
         return {"source": str(item.source), "page_number": item.page_number, "error": item.error.message,
@@ -69,55 +112,80 @@ def check_output_dir(out_dir: Path) -> None:
                           hint="choose another -o folder or fix its permissions") from None
 
 
+def write_file(target: Path, content: str | bytes) -> None:
+    """Write an output file atomically; a failure is the user's to fix (disk full, folder removed)."""
+    try:
+        atomic_write(target, content)
+    except OSError as exc:  # the file is absent, never half-written
+        raise OutputError(f"{target}: cannot write ({exc.strerror or exc})",
+                          hint="free space or fix the folder, then rerun with --resume") from None
+
+
 class Sink:
     """Collects page results; streams them to stdout or writes one file per input when it is complete."""
 
-    def __init__(self, fmt: OutputFormat, out_dir: Path | None, inputs: list[Path],
+    def __init__(self, rendering: Rendering, out_dir: Path | None, inputs: list[Path],
                  write: Callable[[str], None]) -> None:
-        self.fmt, self.out_dir, self.inputs, self.write = fmt, out_dir, inputs, write
+        self.rendering, self.out_dir, self.inputs, self.write = rendering, out_dir, inputs, write
         self.written: list[Path] = []
         self._current: Path | None = None
-        self._chunks: list[str] = []
-        self._good_pages = 0
+        self._items: list[Item] = []
         self._any_output = False
-        self._used_names: set[Path] = set()
+        self._names: dict[Path, str] = {}  # an input's name in the output folder, given in listing order
 
-    def add(self, item: PageResult | PageFailure) -> None:
-        if self.out_dir is None:
-            chunk = render(item, self.fmt, first_in_stream=not self._any_output)
+    def add(self, item: Item) -> None:
+        if self.out_dir is None and self.rendering.streams:
+            chunk = self.rendering.page(item, first_in_stream=not self._any_output)
             self._any_output = self._any_output or bool(chunk)
             self.write(chunk)
             return
         if item.source != self._current:
             self.flush()
             self._current = item.source
-        chunk = render(item, self.fmt, first_in_stream=not self._chunks)
-        if chunk:
-            self._chunks.append(chunk)
-        self._good_pages += isinstance(item, PageResult)
+        self._items.append(item)
 
     def flush(self) -> None:
-        """Write the file of the input in progress, if it has at least one good page."""
-        if self._current is not None and self._good_pages:
-            target = self._target(self._current)
-            try:
-                atomic_write(target, "".join(self._chunks))
-            except OSError as exc:  # disk full, folder removed: the file is absent, never half-written
-                raise OutputError(f"{target}: cannot write ({exc.strerror or exc})",
-                                  hint="free space or fix the folder, then rerun with --resume") from None
-            self.written.append(target)
-        self._current, self._chunks, self._good_pages = None, [], 0
+        """Render the input in progress, if it has at least one good page: into its file, or to stdout."""
+        if self._current is not None and any(isinstance(item, PageResult) for item in self._items):
+            name = self._name(self._current)
+            content = self.rendering.document(name, self._items)
+            if self.out_dir is None:
+                self.write(content)
+            else:
+                target = self.out_dir / (name + self.rendering.suffix)
+                write_file(target, content)
+                self.written.append(target)
+        self._current, self._items = None, []
 
-    def _target(self, source: Path) -> Path:
-        relative = Path(source.name)
-        for root in self.inputs:
-            if root.is_dir() and source.is_relative_to(root):
-                relative = source.relative_to(root)
-                break
-        target = self.out_dir / (str(relative) + SUFFIXES[self.fmt])
-        counter = 2
-        while target in self._used_names:  # x/a.pdf and y/a.pdf given together
-            target = self.out_dir / f"{relative}-{counter}{SUFFIXES[self.fmt]}"
+    def assign(self, documents: list[Path]) -> None:
+        """Name the output files of `documents` now, in this order, whatever order they are completed in."""
+        for source in documents:
+            self._name(source)
+
+    def targets(self) -> list[Path]:
+        """The output files named so far (none without an output folder)."""
+        if self.out_dir is None:
+            return []
+        return [self.out_dir / (name + self.rendering.suffix) for name in self._names.values()]
+
+    def _name(self, source: Path) -> str:
+        """The input's name in the output folder, before the suffix (relative_name); a second input of the same
+        name gets -2, -3..."""
+        if source in self._names:
+            return self._names[source]
+        relative = relative_name(source, self.inputs)
+        name, counter = relative, 2
+        while name in self._names.values():  # x/a.pdf and y/a.pdf given together
+            name = f"{relative}-{counter}"
             counter += 1
-        self._used_names.add(target)
-        return target
+        self._names[source] = name
+        return name
+
+
+def relative_name(source: Path, inputs: list[Path]) -> str:
+    """A document's path relative to the folder input it was found in, or its file name: its output file's
+    name before the suffix, and its shard key."""
+    for root in inputs:
+        if root.is_dir() and source.is_relative_to(root):
+            return source.relative_to(root).as_posix()
+    return source.name

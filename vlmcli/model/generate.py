@@ -96,8 +96,10 @@ def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: Stop
     try:
         with torch.inference_mode():
             _encode_images_in_place(loaded, inputs)
+            # use_cache: granite-docling's config turns the KV cache off, which makes each step re-read the prompt.
             return loaded.model.generate(
-                **inputs, do_sample=False, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
+                **inputs, do_sample=False, use_cache=True,
+                max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
                 eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
                 stopping_criteria=StoppingCriteriaList([guard]), streamer=streamer, **optional,
             )
@@ -133,10 +135,10 @@ def _row_generation(loaded, inputs, output, row: int, guard, spec: GenerationSpe
     ended = next((i for i, token in enumerate(new_ids) if token in loaded.stop_token_ids), None)
     if ended is not None:
         new_ids = new_ids[:ended + 1]  # what follows is padding: this row had finished
-    kept_ids, finish_reason = _finish(new_ids, loaded.stop_token_ids, guard.cut(row), spec)
+    kept_ids, finish_reason = _finish(new_ids, loaded, guard.cut(row), spec)
     if ended is None and guard.cut(row) is None and len(new_ids) < spec.max_new_tokens:
         finish_reason = "time"  # neither a stop token, a loop nor the length: max_time ended the call
-    text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=True).strip()
+    text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=not loaded.doctags).strip()
     return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=int((prompt_ids == loaded.image_token_id).sum()),
                       prompt_tokens=int(attention.sum()), new_tokens=len(new_ids), seconds=seconds,
                       finish_reason=finish_reason, first_token_s=first_token_s)
@@ -152,7 +154,8 @@ def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec
                          on_text: Callable[[str], None] | None = None) -> Generation:
     """`generate` for inputs already built by `build_inputs` (so that can run ahead, on another thread)."""
     guard = _RepetitionGuard(inputs["input_ids"].shape[1], spec)
-    streamer = _Streamer(loaded.processor.tokenizer, on_text)
+    streamer = _Streamer(loaded.processor.tokenizer, on_text, keep_special_tokens=loaded.doctags,
+                         dropped=_dropped_stop_texts(loaded))
     started = time.perf_counter()
     output = _greedy(loaded, inputs, spec, guard, streamer, ResourceError(
         "out of memory while generating",
@@ -162,6 +165,14 @@ def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec
                            first_token_s=(streamer.first_token_at or started) - started)
 
 
+def _dropped_stop_texts(loaded: LoadedModel) -> tuple[str, ...]:
+    """The text of the stop tokens that end an answer without being part of it (seen only with special tokens)."""
+    if not loaded.doctags:
+        return ()
+    ids = [i for i in loaded.stop_token_ids if i not in loaded.kept_stop_ids]
+    return tuple(loaded.processor.tokenizer.convert_ids_to_tokens(ids))
+
+
 def _release_cached_memory() -> None:
     # The failed attempt's activations are garbage now; hand the cached blocks
     # back so a retry at a lower resolution starts from a clean allocator.
@@ -169,12 +180,13 @@ def _release_cached_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _finish(new_ids: list[int], stop_ids: list[int], cut_at: int | None,
+def _finish(new_ids: list[int], loaded: LoadedModel, cut_at: int | None,
             spec: GenerationSpec) -> tuple[list[int], str]:
+    """The tokens of the text (a stop token is dropped unless it belongs to the text) and why generation ended."""
     if cut_at is not None:
         return new_ids[:cut_at], "repetition"
-    if new_ids and new_ids[-1] in stop_ids:
-        return new_ids[:-1], "stop"
+    if new_ids and new_ids[-1] in loaded.stop_token_ids:
+        return (new_ids if new_ids[-1] in loaded.kept_stop_ids else new_ids[:-1]), "stop"
     return new_ids, "length" if len(new_ids) >= spec.max_new_tokens else "stop"
 
 
@@ -221,9 +233,11 @@ class _FirstToken(BaseStreamer):
 class _Streamer(TextStreamer):
     """Notes when the first new token arrives; with `on_text`, also streams text (transformers' word-boundary logic)."""
 
-    def __init__(self, tokenizer, on_text: Callable[[str], None] | None) -> None:
-        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    def __init__(self, tokenizer, on_text: Callable[[str], None] | None, keep_special_tokens: bool = False,
+                 dropped: tuple[str, ...] = ()) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=not keep_special_tokens)
         self.on_text = on_text
+        self.dropped = dropped  # stop tokens' text, which the final text leaves out too
         self.first_token_at: float | None = None
         self._seen_prompt = False
 
@@ -239,5 +253,7 @@ class _Streamer(TextStreamer):
             super().end()
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        for stop_text in self.dropped:
+            text = text.replace(stop_text, "")
         if text:
             self.on_text(text)

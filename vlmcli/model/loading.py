@@ -41,6 +41,7 @@ from vlmcli.model import adapters, weights
 from vlmcli.model.levers import attention, heap
 from vlmcli.model.levers.lean_processor import leaner_images
 from vlmcli.model.processor import configure_processor
+from vlmcli.model.profile import DOCTAGS_END, has_doctags
 from vlmcli.specs import (
     SUPPORTED_MODEL_TYPES,
     Device,
@@ -65,6 +66,8 @@ class LoadedModel:
     stop_token_ids: list[int]
     image_token_id: int
     max_input_px: int  # longest page edge the processor takes before shrinking it
+    doctags: bool = False  # a DocTags checkpoint: its special tokens are its output, </doctag> ends it
+    kept_stop_ids: tuple[int, ...] = ()  # stop tokens that belong to the text (</doctag>)
 
 
 def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
@@ -97,10 +100,12 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
         attention.use_for_inference(model, device)
     max_input_px = configure_processor(processor, config.model_type, adapters.trained_resolution(spec.adapter, split))
     tokenizer = processor.tokenizer
+    doctags = has_doctags(tokenizer)
     return LoadedModel(
         model=model, processor=processor, model_type=config.model_type, device=device, dtype=dtype,
-        stop_token_ids=_stop_token_ids(model, tokenizer),
-        image_token_id=int(config.image_token_id), max_input_px=max_input_px,
+        stop_token_ids=_stop_token_ids(model, tokenizer, doctags),
+        image_token_id=int(config.image_token_id), max_input_px=max_input_px, doctags=doctags,
+        kept_stop_ids=(tokenizer.convert_tokens_to_ids(DOCTAGS_END),) if doctags else (),
     )
 
 
@@ -235,8 +240,8 @@ def _load_read_by_tensor(spec: ModelSpec, config: Any, files: list[Path], option
     return model
 
 
-def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    ids: set[int] = set()
+def _stop_token_ids(model: Any, tokenizer: Any, doctags: bool) -> list[int]:
+    ids: set[int] = {tokenizer.convert_tokens_to_ids(DOCTAGS_END)} if doctags else set()
     eos = model.generation_config.eos_token_id
     ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
     if tokenizer.eos_token_id is not None:

@@ -31,14 +31,14 @@ def safetensors_files(spec: ModelSpec) -> list[Path] | None:
 
     None leaves finding (and downloading) them to transformers, as before.
     """
-    single = _on_disk(spec, SINGLE_FILE)
+    single = file_on_disk(spec, SINGLE_FILE)
     if single is not None:
         return [single]
-    index = _on_disk(spec, SHARD_INDEX)
+    index = file_on_disk(spec, SHARD_INDEX)
     if index is None:
         return None
     shard_names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    shards = [_on_disk(spec, name) for name in shard_names]
+    shards = [file_on_disk(spec, name) for name in shard_names]
     return None if any(shard is None for shard in shards) else shards  # type: ignore[return-value]
 
 
@@ -64,7 +64,8 @@ def has_only_pickle_weights(model_id: str) -> bool:
     return folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin"))
 
 
-def _on_disk(spec: ModelSpec, filename: str) -> Path | None:
+def file_on_disk(spec: ModelSpec, filename: str) -> Path | None:
+    """One file of the checkpoint if it is on disk already (a local folder, or the hub cache), else None."""
     folder = Path(spec.model_id).expanduser()
     if folder.is_dir():
         path = folder / filename

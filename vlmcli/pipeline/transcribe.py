@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vlmcli import model
 from vlmcli.errors import VlmcliError
+from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, page_refs
 from vlmcli.pipeline import prefetch
 from vlmcli.pipeline.page import prepare_page, read_prepared
@@ -24,30 +25,33 @@ Reuse = Callable[[PageRef], PageResult | None]
 
 
 def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str | None = None,
-               progress: Progress | None = None, reuse: Reuse | None = None) -> Iterator[PageResult | PageFailure]:
+               progress: Progress | None = None, reuse: Reuse | None = None,
+               on_plan: Callable[[list[PageRef]], None] | None = None) -> Iterator[PageResult | PageFailure]:
     """Yield one result (or failure) per page of every input, in order. Bad inputs are skipped.
 
     `reuse` may return a page's result from an earlier run (the resume manifest):
     that page is yielded as is and not read again; if every page is reused the
-    model is never loaded.
+    model is never loaded. `on_plan` hears every page to be yielded, before the model loads.
     """
     progress = progress or NullProgress()
     planned: list[tuple[PageRef, PageResult | None]] = []
-    for path in discover(inputs):
-        try:
-            refs = page_refs(path, pages, run.pdf)
-        except VlmcliError as error:
-            yield PageFailure(path, None, error)  # at once: the user hears of a bad input before the model loads
-            continue
-        planned.extend((ref, reuse(ref) if reuse else None) for ref in refs)
+    for item in plan_pages(inputs, pages, run):
+        if isinstance(item, PageFailure):
+            yield item  # at once: the user hears of a bad input before the model loads
+        else:
+            planned.append((item, reuse(item) if reuse else None))
+    if on_plan is not None:
+        on_plan([ref for ref, _ in planned])
     todo = [ref for ref, stored in planned if stored is None]
     loaded = None
     if todo:
         progress.loading_model(run.model.model_id)
         loaded = model.load(run.model, run.split)
         progress.model_loaded()
+    if any(ref.is_pdf for ref, _ in planned):
+        progress.note(f"PDFs are read by {pdfs.renderer(run.pdf)}", detail=True)
     progress.started(len(planned), "pages")
-    results = _results(loaded, todo, instruction, run)
+    results = read_pages(loaded, todo, instruction, run)
     try:
         for done, (ref, stored) in enumerate(planned, start=1):
             item = stored if stored is not None else next(results)
@@ -59,8 +63,19 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
         results.close()
 
 
-def _results(loaded, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
-    """The pages of `todo`, read in order; page by page, or `run.batch_size` pages per generate call."""
+def plan_pages(inputs: list[Path], pages: str | None, run: RunSpec) -> Iterator[PageRef | PageFailure]:
+    """Every page to read of every input (folders expanded), in order; an input that cannot be opened is a
+    failure with no page number. Checks files, page ranges and passwords; loads no model."""
+    for path in discover(inputs):
+        try:
+            yield from page_refs(path, pages, run.pdf)
+        except VlmcliError as error:
+            yield PageFailure(path, None, error)
+
+
+def read_pages(loaded, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+    """The pages of `todo` with a loaded model, in order; page by page, or `run.batch_size` pages per generate
+    call."""
     if run.batch_size > 1:
         from vlmcli.pipeline import batch
 

@@ -1,0 +1,266 @@
+"""Questions over whole documents, orchestrated: real PDFs (text layers, scans, page labels), the real page cache,
+and a fake reader that answers from a script, so every path of the search is checked without a model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tools.pdfs import label_pages, mixed_pdf, scanned_pdf, text_pdf
+from vlmcli.cache.store import PageCache
+from vlmcli.cli import app
+from vlmcli.errors import ExitCode, InputError
+from vlmcli.inputs.documents import PageRef
+from vlmcli.jobs import ocr as ocr_job
+from vlmcli.pipeline import ask as asking
+from vlmcli.pipeline.docqa import answer as docqa
+from vlmcli.pipeline.docqa.reader import Reading
+from vlmcli.pipeline.results import PageResult
+from vlmcli.progress import NullProgress
+from vlmcli.prompts import NOT_FOUND_REPLY, OCR_PROMPT
+from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, OCR_MAX_NEW_TOKENS, RunSpec, SearchSpec
+
+runner = CliRunner()
+CONTRACT = [
+    "Service agreement between Acme Ltd and Beta GmbH. Signed in Berlin.",
+    "Payment is due within 45 days of the invoice date. Late payment costs 2 percent a month.",
+    "Either party may end the agreement. The termination notice period is described in the annex.",
+    "Confidential information stays confidential for five years after the end of the agreement.",
+    "Annex. Termination notice period: 30 days, in writing, to the registered address.",
+]
+RUN = RunSpec.from_options(default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
+
+
+class FakeReader:
+    """Answers from `answers` ({(file name, page number): text}, else NOT FOUND); transcribes from `ocr`."""
+
+    def __init__(self, answers: dict | None = None, ocr: dict | None = None) -> None:
+        self.answers, self.ocr = answers or {}, ocr or {}
+        self.read: list[tuple[str, int]] = []
+        self.transcribed: list[tuple[str, int]] = []
+
+    def transcribe(self, ref: PageRef) -> str:
+        self.transcribed.append((ref.source.name, ref.page_number))
+        if (ref.source.name, ref.page_number) not in self.ocr:
+            raise InputError(f"{ref.source}: not expected to be transcribed")
+        return self.ocr[ref.source.name, ref.page_number]
+
+    def answer(self, ref: PageRef, question: str, on_text) -> Reading:
+        self.read.append((ref.source.name, ref.page_number))
+        text = self.answers.get((ref.source.name, ref.page_number), NOT_FOUND_REPLY)
+        if on_text:
+            on_text(text)
+        return Reading(text, 64, 3, 0.01, "stop")
+
+
+@pytest.fixture(scope="module")
+def contract(tmp_path_factory) -> Path:
+    return text_pdf(tmp_path_factory.mktemp("docs") / "contract.pdf", CONTRACT)
+
+
+def _ask(inputs, question, reader, run=RUN, **search):
+    return docqa.ask_documents(list(inputs), question, run, SearchSpec(**search), reader=reader)
+
+
+def test_reads_in_rank_order_and_stops_at_the_first_grounded_answer(contract):
+    reader = FakeReader({("contract.pdf", 5): "30 days"})
+    answer = _ask([contract], "What is the termination notice period?", reader)
+    assert [p.page.ref.page_number for p in answer.ranked[:2]] == [5, 3]
+    assert reader.read == [("contract.pdf", 5)]
+    assert answer.line() == "30 days (page 5)" and answer.grounded and answer.grounding == "exact"
+    assert answer.citation.evidence.startswith("Annex. Termination notice period: 30 days")
+
+
+def test_an_answer_found_on_another_candidate_moves_the_citation(contract):
+    reader = FakeReader({("contract.pdf", 3): "30 days"})  # read on page 3, written on page 5
+    answer = _ask([contract], "termination period of the agreement?", reader)
+    assert reader.read[0] == ("contract.pdf", 3)
+    assert answer.line() == "30 days (page 5)" and answer.moved_from.page_number == 3
+    assert answer.record()["moved_from"] == {"source": str(contract), "page_number": 3}
+
+
+def test_not_found_lists_the_pages_read_and_cites_nothing(contract):
+    discarded = []
+    answer = docqa.ask_documents([contract], "When does the agreement end?", RUN, SearchSpec(), reader=FakeReader(),
+                                 on_discard=lambda: discarded.append(1))
+    read = [r.ref.page_number for r in answer.reads]
+    assert len(read) == 3 and len(discarded) == 3
+    assert answer.line() == f"not found in pages {', '.join(map(str, read))}"
+    record = answer.record()
+    assert record["found"] is False and record["grounded"] is False and record["citations"] == []
+
+
+def test_an_ungrounded_answer_is_flagged_and_strict_drops_it(contract):
+    reader = FakeReader({("contract.pdf", 2): "90 days"})
+    answer = _ask([contract], "When is payment due?", reader)
+    assert answer.line() == "90 days (page 2, not found in the page text)" and not answer.grounded
+    assert answer.record()["citations"][0]["evidence"] is None
+    strict = _ask([contract], "When is payment due?", FakeReader({("contract.pdf", 2): "90 days"}), strict=True)
+    assert strict.answer is None and strict.line() == "not found in page 2"  # the one page that matches
+
+
+def test_top_k_and_pages_bound_what_is_read(contract):
+    reader = FakeReader()
+    _ask([contract], "agreement termination", reader, top_k=1)
+    assert len(reader.read) == 1
+    answer = _ask([contract], "agreement termination", FakeReader(), pages="4-5")
+    assert sorted(p.page.ref.page_number for p in answer.ranked) == [4, 5]
+
+
+def test_several_files_cite_the_file(contract, tmp_path):
+    other = text_pdf(tmp_path / "invoice.pdf", ["Invoice 7 for March.", "Total due: 1,250.00 EUR"])
+    answer = _ask([contract, other], "What is the total due?", FakeReader({("invoice.pdf", 2): "1250.00 EUR"}))
+    assert answer.line() == f"1250.00 EUR ({other}, page 2)" and answer.grounding == "number"
+    missing = _ask([contract, other], "What is the total due?", FakeReader())
+    assert missing.line().startswith(f"not found in {other} page")
+
+
+def test_printed_page_labels_join_the_citation(tmp_path):
+    path = label_pages(text_pdf(tmp_path / "book.pdf", ["Preface.", "Contents.", "The capital is Paris."]),
+                       [(0, "r", 1), (2, "D", 5)])
+    answer = _ask([path], "What is the capital?", FakeReader({("book.pdf", 3): "Paris"}))
+    assert answer.line() == '(page 3, "5")'.join(["Paris ", ""]) and answer.citation.page_label == "5"
+
+
+def test_scanned_pages_are_transcribed_once_then_come_from_the_cache(tmp_path):
+    path = mixed_pdf(tmp_path / "mixed.pdf", ["Cover page of the lease.", "Rent is 900 EUR a month.",
+                                              "Signed by both parties."], scanned={1})
+    first = FakeReader({("mixed.pdf", 2): "900 EUR"}, ocr={("mixed.pdf", 2): "Rent is 900 EUR a month."})
+    answer = _ask([path], "How much is the rent?", first)
+    assert first.transcribed == [("mixed.pdf", 2)] and answer.line() == "900 EUR (page 2)"
+    sources = {p.page.ref.page_number: p.page.source for p in answer.ranked}
+    assert sources == {1: "text_layer", 2: "ocr", 3: "text_layer"}
+    again = FakeReader({("mixed.pdf", 2): "900 EUR"})
+    answer = _ask([path], "How much is the rent?", again)
+    assert again.transcribed == [] and answer.ranked[0].page.source == "cached_ocr"
+    uncached = FakeReader(ocr={("mixed.pdf", 2): "Rent is 900 EUR a month."})
+    _ask([path], "How much is the rent?", uncached, run=dataclasses.replace(RUN, cache=False))
+    assert uncached.transcribed == [("mixed.pdf", 2)]
+
+
+def test_a_page_that_cannot_be_transcribed_is_ranked_without_text(tmp_path):
+    path = scanned_pdf(tmp_path / "scan.pdf", ["Only an image."])
+    answer = _ask([path], "What is on it?", FakeReader())  # its transcribe raises for every page
+    assert answer.ranked[0].page.source == "none" and answer.line() == "not found in page 1"
+
+
+def test_ocr_writes_through_so_ask_transcribes_nothing(monkeypatch, tmp_path):
+    path = scanned_pdf(tmp_path / "scan.pdf", ["Deposit: 1,800 EUR.", "Keys: two."])
+    ocr_run = RunSpec.from_options(default_max_new_tokens=OCR_MAX_NEW_TOKENS)
+    texts = {1: "Deposit: 1,800 EUR.", 2: "Keys: two."}
+    monkeypatch.setattr(ocr_job, "transcribe", lambda inputs, instruction, run, **kw: iter(
+        [PageResult(path, n, texts[n], 64, 5, 0.1, "stop") for n in (1, 2)]))
+    unkept = ocr_job.OcrRequest(inputs=(path,), instruction=OCR_PROMPT, run=dataclasses.replace(ocr_run, cache=False))
+    assert ocr_job.run_ocr(unkept, write=lambda text: None).pages_ok == 2
+    assert _ocr_pages() == 0  # --no-cache: nothing written through
+    request = ocr_job.OcrRequest(inputs=(path,), instruction=OCR_PROMPT, run=ocr_run)
+    assert ocr_job.run_ocr(request, write=lambda text: None).pages_ok == 2
+    assert _ocr_pages() == 2
+    reader = FakeReader({("scan.pdf", 1): "1800 EUR"})
+    answer = _ask([path], "How much is the deposit?", reader)
+    assert reader.transcribed == [] and answer.line() == "1800 EUR (page 1)"
+    assert {p.page.source for p in answer.ranked} == {"cached_ocr"}
+
+
+def _ocr_pages() -> int:
+    with PageCache() as cache:
+        return cache.info().get("ocr_pages", 0)
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+
+def test_the_cli_searches_pdfs_and_reads_one_page_with_page(monkeypatch, contract, page_png):
+    searched, single = [], []
+    real = docqa.ask_documents
+    monkeypatch.setattr(docqa, "ask_documents", lambda files, question, run, search, **kw: searched.append(
+        (files, question, run, search)) or real(files, question, run, SearchSpec(),
+                                                 reader=FakeReader({("contract.pdf", 5): "30 days"})))
+    monkeypatch.setattr(asking, "ask", lambda files, question, run, **kw: single.append(kw) or _FakeAnswer())
+    result = runner.invoke(app, ["ask", str(contract), "termination notice period?", "--top-k", "2", "--strict",
+                                 "--pages", "2-5"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "30 days (page 5)\n"
+    files, question, run, search = searched[0]
+    assert search == SearchSpec(pages="2-5", top_k=2, strict=True) and run.generation.max_new_tokens == 512
+    assert runner.invoke(app, ["ask", str(contract), "q", "--page", "2"]).exit_code == 0
+    assert runner.invoke(app, ["ask", str(page_png), "q"]).exit_code == 0
+    assert [kw["page_number"] for kw in single] == [2, 1] and len(searched) == 1
+    both = runner.invoke(app, ["ask", str(contract), "q", "--page", "2", "--pages", "1-3"])
+    assert both.exit_code == ExitCode.usage and "--page and --pages" in both.stderr
+
+
+class _FakeAnswer:
+    text, image_tokens, new_tokens, seconds, finish_reason = "42", 64, 2, 0.1, "stop"
+
+
+def test_the_cli_json_and_not_found_exit_zero(monkeypatch, contract):
+    monkeypatch.setattr(docqa, "VlmReader", lambda *args, **kwargs: FakeReader({("contract.pdf", 5): "30 days"}))
+    result = runner.invoke(app, ["ask", str(contract), "termination notice period?", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["answer"] == "30 days" and record["found"] and record["grounded"]
+    assert record["citations"] == [{"source": str(contract), "page_number": 5, "page_label": None,
+                                    "evidence": "Annex. Termination notice period: 30 days, in writing, to the "
+                                                "registered address."}]
+    assert record["pages_ranked"][0] == {"source": str(contract), "page_number": 5,
+                                         "score": record["pages_ranked"][0]["score"], "text_source": "text_layer"}
+    assert [p["page_number"] for p in record["pages_read"]] == [5] and record["new_tokens"] == 3
+    assert {"image_tokens", "seconds"} <= set(record)
+    monkeypatch.setattr(docqa, "VlmReader", lambda *args, **kwargs: FakeReader())
+    result = runner.invoke(app, ["ask", str(contract), "Who is the landlord?"])
+    assert result.exit_code == 0 and result.stdout.startswith("not found in page")
+
+
+def test_a_damaged_cache_warns_and_the_answer_still_comes(monkeypatch, contract, tmp_path):
+    monkeypatch.setenv("VLMCLI_CACHE_DIR", str(tmp_path))
+    (tmp_path / "pages.sqlite3").write_bytes(b"not a database at all" * 50)
+    monkeypatch.setattr(docqa, "VlmReader", lambda *args, **kwargs: FakeReader({("contract.pdf", 5): "30 days"}))
+    result = runner.invoke(app, ["ask", str(contract), "termination notice period?"])
+    assert result.exit_code == 0 and result.stdout == "30 days (page 5)\n"
+    assert result.stderr.count("was damaged") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_folder_is_searched_and_an_unreadable_file_in_it_skipped(contract, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "contract.pdf").write_bytes(contract.read_bytes())
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    notes = []
+
+    class Notes(NullProgress):
+        def note(self, text, *, detail=False):
+            notes.append(text)
+
+    answer = docqa.ask_documents([folder], "termination notice period?", RUN, SearchSpec(),
+                                 reader=FakeReader({("contract.pdf", 5): "30 days"}), progress=Notes())
+    assert answer.line() == f"30 days ({folder / 'contract.pdf'}, page 5)"
+    assert any("broken.pdf" in note and "skipped" in note for note in notes)
+
+
+def test_a_rejected_streamed_answer_is_taken_off_the_terminal(capsys):
+    from vlmcli.cli.ask import _Terminal
+    from vlmcli.cli.console import RichProgress
+
+    terminal = _Terminal(RichProgress())  # stderr is no terminal here: it draws nothing
+    terminal.write("NOT FOUND")
+    terminal.write("\nsecond line")
+    terminal.erase()
+    assert capsys.readouterr().out == "NOT FOUND\nsecond line" + "\r\x1b[2K" + "\x1b[1A\x1b[2K"
+    terminal.erase()  # nothing left to take back
+    assert capsys.readouterr().out == ""
+
+
+def test_the_cli_imports_no_search_library():
+    code = ("import sys, vlmcli.cli; from vlmcli.cli import main; sys.argv = ['vlmcli', 'ask', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "loaded = {'bm25s', 'Stemmer', 'rapidfuzz', 'pypdfium2', 'platformdirs', 'torch'} & set(sys.modules)\n"
+            "assert not loaded, loaded")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-1000:]

@@ -1,0 +1,165 @@
+"""DocTags pages -> one DoclingDocument per input, and what it exports: Markdown, HTML, text, elements with
+their boxes, CSV tables (docling-core, the `vlmcli[docling]` extra, imported here only).
+
+A DocTags model's page can end anywhere (the token limit, a loop) or name a tag
+docling does not know; `repair` closes what is open and keeps unknown elements'
+text as text, so a page converts as far as it goes and nothing raises on it.
+Boxes: `<loc_N>` is N/500 of the page's width or height from its top-left corner.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from vlmcli.errors import DependencyError
+from vlmcli.inputs.pages import PageGeometry
+
+INSTALL_HINT = 'pip install "vlmcli[docling]"'
+LOC_SCALE = 500
+_TAG = re.compile(r"<(/?)([a-z_]+[0-9]*)>")
+_OPEN_FRAGMENT = re.compile(r"<[^<>]*$")  # a tag cut off by the end of generation
+_CONTAINERS = {"doctag", "otsl", "chart", "ordered_list", "unordered_list", "caption", "footnote", "formula",
+               "list_item", "page_footer", "page_header", "picture", "table", "text", "title", "document_index",
+               "code", "checkbox_selected", "checkbox_unselected", "form", "key_value_region", "paragraph",
+               "reference", "handwritten_text", "smiles", "inline",
+               *(f"section_header_level_{level}" for level in range(1, 7))}
+
+
+@dataclass(frozen=True)
+class DocTagsPage:
+    page_number: int  # 1-based, in the input
+    doctags: str
+    geometry: PageGeometry
+
+
+def require() -> None:
+    """Fail before any page is read if the conversion could not run."""
+    try:
+        import docling_core  # noqa: F401
+    except ImportError:
+        raise DependencyError("converting DocTags needs docling-core", hint=INSTALL_HINT) from None
+
+
+def repair(doctags: str) -> str:
+    """`doctags` made well-formed: a cut-off tag dropped, unknown elements turned into text, open elements
+    closed in order, and plain text (no tags at all) wrapped as one text element."""
+    text = _OPEN_FRAGMENT.sub("", doctags.strip())
+    if "<" not in text:
+        return f"<doctag><text>{text}</text></doctag>" if text else "<doctag></doctag>"
+    open_tags: list[str] = []
+
+    def visit(match: re.Match) -> str:
+        closing, name = match.group(1), match.group(2)
+        if name not in _CONTAINERS and not _is_token(name):
+            name = "text"  # keep the unknown element's words
+        if name not in _CONTAINERS:
+            return match.group(0)
+        if not closing:
+            open_tags.append(name)
+        elif name in open_tags:
+            while open_tags and open_tags.pop() != name:
+                pass
+        return f"<{closing}{name}>"
+
+    text = _TAG.sub(visit, text)
+    if "doctag" not in open_tags and not text.startswith("<doctag>"):
+        text, open_tags = "<doctag>" + text, ["doctag", *open_tags]
+    return text + "".join(f"</{name}>" for name in reversed(open_tags))
+
+
+def document(name: str, pages: list[DocTagsPage]) -> Any:
+    """One DoclingDocument of an input's pages, in order, numbered as in the input, boxes in page pixels."""
+    from docling_core.types.doc.document import DoclingDocument, DocTagsDocument
+
+    tagged = DocTagsDocument.from_doctags_and_image_pairs([repair(page.doctags) for page in pages], None)
+    doc = DoclingDocument.load_from_doctags(tagged, document_name=name)
+    _to_page_pixels(doc, pages)
+    return doc
+
+
+def elements(doc: Any, pages: list[DocTagsPage]) -> dict[int, list[dict]]:
+    """Per page number: each element's label, text and box, in page pixels (top-left origin) and in PDF points
+    (bottom-left origin, as PDF draws), as [left, top, right, bottom] and [x0, y0, x1, y1]."""
+    geometry = {page.page_number: page.geometry for page in pages}
+    found: dict[int, list[dict]] = {page.page_number: [] for page in pages}
+    for item, _level in doc.iterate_items(included_content_layers=_all_layers()):
+        for prov in getattr(item, "prov", []):
+            page = geometry.get(prov.page_no)
+            if page is None:
+                continue
+            box = prov.bbox
+            scale = page.width_pt / page.width_px
+            found[prov.page_no].append({
+                "label": str(item.label.value), "text": element_text(item, doc),
+                "bbox_px": [round(v, 1) for v in (box.l, box.t, box.r, box.b)],
+                "bbox_pt": [round(v, 2) for v in (box.l * scale, page.height_pt - box.b * scale, box.r * scale,
+                                                  page.height_pt - box.t * scale)]})
+    return found
+
+
+def element_text(item: Any, doc: Any) -> str:
+    """An element's words; a table's rows as lines of cells separated by spaces."""
+    if type(item).__name__ == "TableItem":
+        grid = item.data.grid
+        return "\n".join(" ".join(cell.text for cell in row if cell.text) for row in grid)
+    return getattr(item, "text", "") or ""
+
+
+def tables(doc: Any) -> list[tuple[int, int, str]]:
+    """Every table as CSV: (page number, 1-based index on its page, CSV text)."""
+    found, per_page = [], {}
+    for table in doc.tables:
+        page_number = table.prov[0].page_no if table.prov else 0
+        per_page[page_number] = per_page.get(page_number, 0) + 1
+        frame = table.export_to_dataframe(doc=doc)
+        named = not all(isinstance(column, int) for column in frame.columns)
+        found.append((page_number, per_page[page_number], frame.to_csv(index=False, header=named)))
+    return found
+
+
+def markdown(doc: Any) -> str:
+    return doc.export_to_markdown() + "\n"
+
+
+def html(doc: Any) -> str:
+    return doc.export_to_html() + "\n"
+
+
+def text(doc: Any) -> str:
+    return doc.export_to_text() + "\n"
+
+
+def _to_page_pixels(doc: Any, pages: list[DocTagsPage]) -> None:
+    """docling numbers the pages it is given 1..n on a unit square when it has no images; give them the
+    input's page numbers and sizes, and scale every box."""
+    from docling_core.types.doc.base import Size
+
+    numbers = {index: page for index, page in enumerate(pages, start=1)}
+    for item, _level in doc.iterate_items(included_content_layers=_all_layers()):
+        for prov in getattr(item, "prov", []):
+            page = numbers[prov.page_no]
+            box = prov.bbox
+            box.l, box.r = box.l * page.geometry.width_px, box.r * page.geometry.width_px
+            box.t, box.b = box.t * page.geometry.height_px, box.b * page.geometry.height_px
+            prov.page_no = page.page_number
+    renumbered = {}
+    for index, page_item in doc.pages.items():
+        page = numbers[index]
+        page_item.page_no = page.page_number
+        page_item.size = Size(width=page.geometry.width_px, height=page.geometry.height_px)
+        renumbered[page.page_number] = page_item
+    doc.pages = renumbered
+
+
+def _all_layers() -> set:
+    from docling_core.types.doc.document import ContentLayer
+
+    return set(ContentLayer)
+
+
+def _is_token(name: str) -> bool:
+    """Tags without a closing partner: boxes, table cells, row ends, page breaks."""
+    return name.startswith("loc_") or name in {"fcel", "ecel", "lcel", "ucel", "xcel", "nl", "ched", "rhed", "srow",
+                                               "page_break", "shed", "data", "column_header", "row_header"}

@@ -1,0 +1,143 @@
+"""The renderings that need all pages of an input: a DocTags model's document (Markdown, HTML, text, JSON,
+CSV tables), plain HTML, and the searchable PDF; and `choose`, which picks the rendering for a run."""
+
+from __future__ import annotations
+
+import html as html_escape
+from pathlib import Path
+
+from vlmcli.errors import UsageError
+from vlmcli.inputs.documents import page_ref
+from vlmcli.inputs.pages import PageGeometry, page_image_and_geometry
+from vlmcli.jobs import doctags
+from vlmcli.jobs.outputs import SUFFIXES, Item, PlainRendering, Rendering, encodable, json_line, record, write_file
+from vlmcli.pipeline.results import PageResult
+from vlmcli.specs import OutputFormat, PdfSpec
+
+UNIT_PAGE = PageGeometry(doctags.LOC_SCALE, doctags.LOC_SCALE, doctags.LOC_SCALE, doctags.LOC_SCALE)
+UNSTATED_EDGE_PX = 2048  # SmolVLM's processor edge, for a result that does not say what it was read at
+
+
+def choose(fmt: OutputFormat, *, doctags_model: bool, out_dir: Path | None, tables_dir: Path | None,
+           pdf: PdfSpec) -> Rendering:
+    """The rendering of `fmt` for this checkpoint; a combination that cannot work fails before any page is read."""
+    if fmt is OutputFormat.pdf and out_dir is None:
+        raise UsageError("-f pdf writes one PDF per input: it needs -o/--output")
+    if not doctags_model and (fmt is OutputFormat.doctags or tables_dir is not None):
+        option = "--tables" if tables_dir is not None else "-f doctags"
+        raise UsageError(f"{option} needs a DocTags checkpoint (granite-docling, SmolDocling)",
+                         hint="pass --model granite-docling or --model smoldocling")
+    if doctags_model and fmt is not OutputFormat.doctags:
+        doctags.require()
+    if fmt is OutputFormat.pdf:
+        return SearchablePdf(doctags_model, pdf)
+    if doctags_model and fmt is not OutputFormat.doctags:
+        return StructuredDocument(fmt, tables_dir, pdf)
+    return PlainHtml() if fmt is OutputFormat.html else PlainRendering(fmt)
+
+
+class PlainHtml:
+    """A plain model's pages as one HTML document: a section per page, its lines as paragraphs' lines."""
+
+    streams, suffix = False, SUFFIXES[OutputFormat.html]
+
+    def page(self, item: Item, first_in_stream: bool) -> str:
+        if not isinstance(item, PageResult):
+            return ""
+        lines = "<br>\n".join(html_escape.escape(line) for line in encodable(item.text).splitlines())
+        return f'<section id="page-{item.page_number}">\n<p>{lines}</p>\n</section>\n'
+
+    def document(self, name: str, items: list[Item]) -> str:
+        body = "".join(self.page(item, first_in_stream=False) for item in items)
+        return (f'<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>{html_escape.escape(name)}</title>\n'
+                f"</head>\n<body>\n{body}</body>\n</html>\n")
+
+
+class StructuredDocument:
+    """A DocTags model's pages as one DoclingDocument per input, exported as Markdown, HTML, text or JSON Lines
+    (each page's record with its elements' boxes, then a record with the whole document); tables to CSV."""
+
+    streams = False
+
+    def __init__(self, fmt: OutputFormat, tables_dir: Path | None, pdf: PdfSpec) -> None:
+        self.fmt, self.suffix, self.tables_dir, self.pdf = fmt, SUFFIXES[fmt], tables_dir, pdf
+
+    def page(self, item: Item, first_in_stream: bool) -> str:
+        raise AssertionError("DocTags documents are rendered whole")
+
+    def document(self, name: str, items: list[Item]) -> str:
+        pages = [doctags.DocTagsPage(item.page_number, item.text, self._geometry(item))
+                 for item in items if isinstance(item, PageResult)]
+        doc = doctags.document(name, pages)
+        if self.tables_dir is not None:
+            for page_number, index, csv in doctags.tables(doc):
+                write_file(self.tables_dir / f"{name}.p{page_number}.t{index}.csv", csv)
+        if self.fmt is OutputFormat.markdown:
+            return doctags.markdown(doc)
+        if self.fmt is OutputFormat.html:
+            return doctags.html(doc)
+        if self.fmt is OutputFormat.text:
+            return doctags.text(doc)
+        return self._json(doc, pages, items)
+
+    def _json(self, doc, pages: list[doctags.DocTagsPage], items: list[Item]) -> str:
+        found = doctags.elements(doc, pages)
+        geometry = {page.page_number: page.geometry for page in pages}
+        lines = []
+        for item in items:
+            extra = {}
+            if isinstance(item, PageResult):
+                page = geometry[item.page_number]
+                extra = {"page_width_px": page.width_px, "page_height_px": page.height_px,
+                         "page_width_pt": round(page.width_pt, 2), "page_height_pt": round(page.height_pt, 2),
+                         "elements": found[item.page_number]}
+            lines.append(json_line({**record(item), **extra}))
+        source = str(items[0].source)
+        return "".join(lines) + json_line({"source": source, "document": doc.export_to_dict()})
+
+    def _geometry(self, item: PageResult) -> PageGeometry:
+        if self.fmt is not OutputFormat.json:
+            return UNIT_PAGE  # Markdown, HTML and text carry no boxes
+        return _page(item, self.pdf)[1]
+
+
+class SearchablePdf:
+    """The input's pages as a searchable PDF (searchable_pdf.py)."""
+
+    streams, suffix = False, SUFFIXES[OutputFormat.pdf]
+
+    def __init__(self, doctags_model: bool, pdf: PdfSpec) -> None:
+        self.doctags_model, self.pdf = doctags_model, pdf
+
+    def page(self, item: Item, first_in_stream: bool) -> str:
+        raise AssertionError("searchable PDFs are written whole")
+
+    def document(self, name: str, items: list[Item]) -> bytes:
+        from vlmcli.jobs import searchable_pdf
+
+        pages = []
+        for item in items:
+            if isinstance(item, PageResult):
+                image, geometry = _page(item, self.pdf)
+                lines = self._lines(item, geometry, name) if self.doctags_model else \
+                    searchable_pdf.plain_lines(item.text, geometry)
+                pages.append(searchable_pdf.SearchablePage(image, geometry, lines))
+        return searchable_pdf.write_pdf(pages)
+
+    def _lines(self, item: PageResult, geometry: PageGeometry, name: str) -> list:
+        from vlmcli.jobs import searchable_pdf
+
+        page = doctags.DocTagsPage(item.page_number, item.text, geometry)
+        doc = doctags.document(name, [page])
+        scale = geometry.width_pt / geometry.width_px
+        lines = []
+        for element in doctags.elements(doc, [page])[item.page_number]:
+            left, top, right, bottom = (value * scale for value in element["bbox_px"])
+            lines.extend(searchable_pdf.boxed_lines(element["text"], (left, top, right, bottom)))
+        return lines
+
+
+def _page(item: PageResult, pdf: PdfSpec):
+    """The page's image as it was read (whole), and its geometry."""
+    max_input_px = item.longest_edge_px or UNSTATED_EDGE_PX
+    return page_image_and_geometry(page_ref(item.source, item.page_number, pdf), max_input_px, pdf)

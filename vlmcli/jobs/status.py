@@ -1,0 +1,77 @@
+"""How far an output folder's job has got, from its manifests alone (`vlmcli status OUT`; stdlib only).
+
+Every run (or shard) wrote its plan, its finished pages and its failed pages to
+its own manifest. A page counts once however many manifests name it: done if any
+manifest finished it, else failed if one failed it, else pending. A manifest
+with no plan (a run killed while listing its inputs) plans what it recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlmcli.errors import InputError
+from vlmcli.jobs import manifest
+
+
+@dataclass(frozen=True)
+class Counts:
+    planned: int
+    done: int
+    failed: int
+    pending: int
+    failed_inputs: int  # inputs that could not be opened (no pages to count)
+
+
+@dataclass(frozen=True)
+class ManifestStatus:
+    name: str
+    shard: str | None  # "K-of-N", or None for a whole run
+    counts: Counts
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    manifests: list[ManifestStatus]
+    total: Counts
+    dropped_lines: int  # torn lines (a run killed mid-write, or one appending right now)
+
+
+@dataclass(frozen=True)
+class _Read:
+    path: Path
+    planned: set[str]
+    failed_inputs: set[str]
+    shard: str | None
+
+
+def job_status(out_dir: Path) -> JobStatus:
+    """Pages planned, done, failed and pending, per manifest and over all of them (each page once)."""
+    paths = manifest.manifest_paths(out_dir)
+    if not paths:
+        raise InputError(f"{out_dir}: no vlmcli manifest here",
+                         hint="give the -o folder of a `vlmcli ocr` run (it holds .vlmcli-manifest*.jsonl)")
+    done, failed, reads, dropped = set(), set(), [], 0
+    for path in paths:
+        entries, torn = manifest.read_entries(path)
+        dropped += torn
+        own_done = {entry["key"] for entry in entries if "record" in entry}
+        own_failed = {entry["key"] for entry in entries if "failed" in entry}
+        done |= own_done
+        failed |= own_failed
+        plans = [entry["plan"] for entry in entries if "plan" in entry]
+        plan = plans[-1] if plans else {}
+        planned = set(plan.get("pages", ())) | own_done | own_failed
+        reads.append(_Read(path, planned, set(plan.get("failed_inputs", ())), plan.get("shard")))
+    failed -= done
+    rows = [ManifestStatus(read.path.name, read.shard, _counts(read.planned, done, failed, read.failed_inputs))
+            for read in reads]
+    everything = _counts(set().union(*(read.planned for read in reads)), done, failed,
+                         set().union(*(read.failed_inputs for read in reads)))
+    return JobStatus(rows, everything, dropped)
+
+
+def _counts(planned: set[str], done: set[str], failed: set[str], failed_inputs: set[str]) -> Counts:
+    finished, broken = len(planned & done), len(planned & failed)
+    return Counts(len(planned), finished, broken, len(planned) - finished - broken, len(failed_inputs))

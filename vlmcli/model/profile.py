@@ -1,0 +1,55 @@
+"""What a checkpoint writes, told from its tokenizer's files before the model loads (no torch).
+
+DocTags checkpoints (granite-docling, SmolDocling) carry the DocTags tags as added
+tokens; their output is markup with boxes, read with their own instruction, kept
+with its special tokens and converted afterwards. The files decide, not the name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vlmcli.model.weights import file_on_disk
+from vlmcli.specs import ModelSpec
+
+DOCTAGS_END = "</doctag>"
+# Tags every DocTags tokenizer adds; a chat model's tokenizer has none of them.
+DOCTAGS_TOKENS = ("<doctag>", DOCTAGS_END, "<otsl>")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "added_tokens.json")
+
+
+@dataclass(frozen=True)
+class CheckpointProfile:
+    doctags: bool = False  # the checkpoint answers a page with DocTags
+
+
+def read_profile(spec: ModelSpec) -> CheckpointProfile:
+    """The profile of the checkpoint `spec` names, from its tokenizer files: on disk, in the hub cache, or, for
+    a checkpoint not downloaded yet, its tokenizer_config.json first (the weights follow at load). A checkpoint
+    whose files cannot be had is given the plain profile; loading it then says what is wrong."""
+    path = next((found for name in _TOKENIZER_FILES if (found := file_on_disk(spec, name)) is not None), None)
+    path = path or _download(spec, "tokenizer_config.json")
+    if path is None:
+        return CheckpointProfile()
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return CheckpointProfile(doctags=all(f'"{token}"' in text for token in DOCTAGS_TOKENS))
+
+
+def has_doctags(tokenizer: Any) -> bool:
+    """True if a loaded tokenizer has the DocTags tags as single tokens."""
+    vocabulary = tokenizer.get_vocab()
+    return all(token in vocabulary for token in DOCTAGS_TOKENS)
+
+
+def _download(spec: ModelSpec, filename: str) -> Path | None:
+    if spec.offline or Path(spec.model_id).expanduser().is_dir():
+        return None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return Path(hf_hub_download(spec.model_id, filename, revision=spec.revision))
+    except (HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError, OSError, ValueError):
+        return None

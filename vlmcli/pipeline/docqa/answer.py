@@ -1,0 +1,213 @@
+"""A question over whole documents: find each page's text, rank the pages, read the best ones with the model in
+rank order, and stop at the first answer the page text supports (no Typer or Rich; plain data out).
+
+The citation is the page that was read, or, when its answer is on another of
+the candidate pages instead, that page. An answer on none of them is kept with
+`grounded: false` (or dropped under `--strict`); no answer at all is "not
+found" with the pages that were read, never a citation the text does not back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlmcli.cache import keys
+from vlmcli.cache.store import PageCache
+from vlmcli.errors import InputError, UsageError, VlmcliError
+from vlmcli.inputs import pdfs
+from vlmcli.inputs.documents import PageRef, discover, is_pdf, page_refs
+from vlmcli.pipeline.docqa.citation import Citation, cite, not_found
+from vlmcli.pipeline.docqa.grounding import Grounding, ground, is_answer
+from vlmcli.pipeline.docqa.pagetexts import PageText, page_texts
+from vlmcli.pipeline.docqa.reader import OnText, Reader, Reading, VlmReader
+from vlmcli.pipeline.docqa.retrieval import rank
+from vlmcli.progress import NullProgress, Progress
+from vlmcli.prompts import OCR_PROMPT
+from vlmcli.specs import OCR_MAX_NEW_TOKENS, PdfSpec, RunSpec, SearchSpec
+
+
+@dataclass(frozen=True)
+class RankedPage:
+    page: PageText
+    score: float
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """A page the model read: its answer and whether that page's text supports it."""
+
+    ref: PageRef
+    reading: Reading
+    grounding: Grounding | None
+
+
+@dataclass(frozen=True)
+class DocAnswer:
+    question: str
+    reads: list[PageRead]
+    answer: str | None = None  # None: not found on any page read
+    grounded: bool = False
+    grounding: str | None = None  # how the answer was found in the cited page's text: exact, number or fuzzy
+    citation: Citation | None = None
+    moved_from: PageRef | None = None  # the page that was read, when the answer was found on another candidate
+    ranked: list[RankedPage] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    name_files: bool = False  # several files, or a folder: citations name the file
+
+    @property
+    def found(self) -> bool:
+        return self.answer is not None
+
+    def line(self) -> str:
+        """The answer and its citation, or the "not found" line (text output)."""
+        if self.answer is None:
+            pages_read = [(read.ref.source, read.ref.page_number) for read in self.reads]
+            return not_found(pages_read, name_file=self.name_files)
+        return f"{self.answer} {cite(self.citation, name_file=self.name_files, grounded=self.grounded)}"
+
+    def record(self) -> dict:
+        """The JSON output."""
+        return {
+            "question": self.question, "answer": self.answer, "found": self.found, "grounded": self.grounded,
+            "grounding": self.grounding, "citations": [self.citation.record()] if self.citation else [],
+            "moved_from": None if self.moved_from is None else {"source": str(self.moved_from.source),
+                                                                "page_number": self.moved_from.page_number},
+            "pages_ranked": [{"source": str(r.page.ref.source), "page_number": r.page.ref.page_number,
+                              "score": round(r.score, 4), "text_source": r.page.source} for r in self.ranked],
+            "pages_read": [{"source": str(read.ref.source), "page_number": read.ref.page_number,
+                            "answer": read.reading.text, "grounding": read.grounding and read.grounding.level,
+                            "image_tokens": read.reading.image_tokens, "new_tokens": read.reading.new_tokens,
+                            "seconds": round(read.reading.seconds, 3), "finish_reason": read.reading.finish_reason,
+                            "features_cached": read.reading.features_cached}
+                           for read in self.reads],
+            "image_tokens": sum(read.reading.image_tokens for read in self.reads),
+            "new_tokens": sum(read.reading.new_tokens for read in self.reads),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: SearchSpec, *,
+                  reader: Reader | None = None, progress: Progress | None = None, on_text: OnText | None = None,
+                  on_discard: Callable[[], None] = lambda: None, ocr_run: RunSpec | None = None) -> DocAnswer:
+    """Answer `question` from the pages of `inputs` (PDFs, images, folders). `on_text` streams each page's answer
+    as it is generated; `on_discard` is called when that answer is then rejected (not on the page, or "not found").
+    Pages without text are transcribed with `ocr_run` (default: `run` with `vlmcli ocr`'s token budget, so that
+    their text is cached under the same key as `vlmcli ocr`'s)."""
+    started = time.perf_counter()
+    if not question.strip():
+        raise UsageError("the question is empty")
+    progress = progress or NullProgress()
+    refs = _refs(discover(inputs), search, run.pdf, progress)
+    ocr_run = ocr_run or dataclasses.replace(
+        run, generation=dataclasses.replace(run.generation, max_new_tokens=OCR_MAX_NEW_TOKENS))
+    renderer = pdfs.renderer(run.pdf)
+    progress.note(f"PDFs are read by {renderer}", detail=True)
+    ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, renderer))
+    with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
+        reader = reader or VlmReader(run, ocr_run, progress, cache,
+                                     keys.settings_fingerprint(keys.image_settings(run, renderer)))
+        texts = page_texts(refs, run.pdf, ocr_settings, reader.transcribe, cache, progress)
+        answer = _search(question, texts, reader, search, progress, on_text, on_discard)
+    if answer.citation is not None:
+        answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
+    return dataclasses.replace(answer, seconds=time.perf_counter() - started,
+                               name_files=len({ref.source for ref in refs}) > 1 or any(p.is_dir() for p in inputs))
+
+
+def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progress) -> list[PageRef]:
+    """The pages to search. One input that cannot be read is the command's error; among several (a folder),
+    it is skipped with a note."""
+    refs: list[PageRef] = []
+    for path in paths:
+        try:
+            refs.extend(page_refs(path, search.pages, pdf))
+        except VlmcliError as error:
+            if len(paths) == 1:
+                raise
+            progress.note(f"{error.message}; skipped")
+    if not refs:
+        raise InputError("no page to search: none of the inputs could be read")
+    return refs
+
+
+def _search(question: str, texts: list[PageText], reader: Reader, search: SearchSpec, progress: Progress,
+            on_text: OnText | None, on_discard: Callable[[], None]) -> DocAnswer:
+    ranked = [RankedPage(texts[r.index], r.score) for r in rank(question, [page.text for page in texts])]
+    for item in ranked:
+        progress.note(f"{item.page.ref.source} page {item.page.ref.page_number}: score {item.score:.3f}, "
+                      f"text from {item.page.source}", detail=True)
+    answer = _read(question, _candidates(ranked, search.top_k), reader, search.strict, progress, on_text, on_discard)
+    return dataclasses.replace(answer, ranked=ranked)
+
+
+def _candidates(ranked: list[RankedPage], top_k: int) -> list[RankedPage]:
+    """The pages to read: the `top_k` best that share a word with the question; if none does (a question about
+    the look of a page), the first `top_k` pages."""
+    matching = [item for item in ranked if item.score > 0]
+    return (matching or ranked)[:top_k]  # all scores 0: `rank` kept the pages in order
+
+
+def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: bool, progress: Progress,
+          on_text: OnText | None, on_discard: Callable[[], None]) -> DocAnswer:
+    """Read the candidates in rank order until an answer is grounded on one of them."""
+    reads: list[PageRead] = []
+    for rank_number, item in enumerate(candidates, start=1):
+        ref = item.page.ref
+        progress.note(f"reading {ref.source} page {ref.page_number} (rank {rank_number} of {len(candidates)})",
+                      detail=True)
+        reading = reader.answer(ref, question, on_text)
+        answered = is_answer(reading.text)
+        reads.append(PageRead(ref, reading, ground(reading.text, item.page.text) if answered else None))
+        progress.note(_describe(reads[-1], answered), detail=True)
+        if reads[-1].grounding is not None:
+            return _grounded(question, reads, item.page, reads[-1].grounding)
+        moved = _elsewhere(reading.text, candidates, item) if answered else None
+        if moved is not None:
+            return _grounded(question, reads, *moved, moved_from=ref)
+        on_discard()
+    ungrounded = next((read for read in reads if is_answer(read.reading.text)), None)
+    if ungrounded is None or strict:
+        return DocAnswer(question, reads)
+    return DocAnswer(question, reads, answer=ungrounded.reading.text,
+                     citation=Citation(ungrounded.ref.source, ungrounded.ref.page_number))
+
+
+def _elsewhere(answer: str, candidates: list[RankedPage], read: RankedPage) -> tuple[PageText, Grounding] | None:
+    """The first other candidate page whose text holds the answer."""
+    for item in candidates:
+        if item is not read and (grounding := ground(answer, item.page.text)) is not None:
+            return item.page, grounding
+    return None
+
+
+def _grounded(question: str, reads: list[PageRead], page: PageText, grounding: Grounding, *,
+              moved_from: PageRef | None = None) -> DocAnswer:
+    return DocAnswer(question, reads, answer=reads[-1].reading.text, grounded=True, grounding=grounding.level,
+                     citation=Citation(page.ref.source, page.ref.page_number, evidence=grounding.evidence),
+                     moved_from=moved_from)
+
+
+def _describe(read: PageRead, answered: bool) -> str:
+    found = (f"in the page text ({read.grounding.level})" if read.grounding else
+             "an answer not in the page text" if answered else "no answer")
+    features = ", image features from the cache" if read.reading.features_cached else ""
+    return (f"{read.ref.source} page {read.ref.page_number}: {found}; {read.reading.new_tokens} new tokens, "
+            f"{read.reading.seconds:.1f} s{features}")
+
+
+def _labelled(citation: Citation, pdf: PdfSpec, progress: Progress) -> Citation:
+    """The citation with its page's printed label, where the PDF defines one."""
+    if not is_pdf(citation.source):
+        return citation
+    try:
+        labels = pdfs.page_labels(citation.source, pdf)
+    except VlmcliError as error:
+        progress.note(f"{citation.source}: page labels unreadable ({error.message})", detail=True)
+        return citation
+    label = labels[citation.page_number - 1] if citation.page_number <= len(labels) else ""
+    return dataclasses.replace(citation, page_label=label or None)

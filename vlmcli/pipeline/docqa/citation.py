@@ -1,0 +1,49 @@
+"""Citations: computed from the page that was read and checked, never generated (pure).
+
+`page_number` is the 1-based index of the page in its file (as in `ocr --format
+json`); `page_label` is the printed label from the PDF's `/PageLabels` ("xii",
+"A-3"), shown when the PDF defines one that differs from the index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Citation:
+    source: Path
+    page_number: int
+    page_label: str | None = None
+    evidence: str | None = None  # the line of the page text that holds the answer; None when it is not there
+
+    def record(self) -> dict:
+        return {"source": str(self.source), "page_number": self.page_number, "page_label": self.page_label,
+                "evidence": self.evidence}
+
+
+def cite(citation: Citation, *, name_file: bool, grounded: bool = True) -> str:
+    """`(page 12)`, `(report.pdf, page 12, "x")`, `(page 12, not found in the page text)`."""
+    parts = [str(citation.source)] if name_file else []
+    shown = citation.page_label and citation.page_label != str(citation.page_number)
+    label = f', "{citation.page_label}"' if shown else ""
+    parts.append(f"page {citation.page_number}{label}")
+    if not grounded:
+        parts.append("not found in the page text")
+    return f"({', '.join(parts)})"
+
+
+def not_found(pages_read: list[tuple[Path, int]], *, name_file: bool) -> str:
+    """`not found in pages 4, 9, 12`, or per file: `not found in a.pdf pages 4, 9; b.pdf page 2`."""
+    if not pages_read:
+        return "not found (no page was read)"
+    by_file: dict[Path, list[int]] = {}
+    for source, page_number in pages_read:
+        by_file.setdefault(source, []).append(page_number)
+    groups = [(f"{source} " if name_file else "") + _pages(numbers) for source, numbers in by_file.items()]
+    return "not found in " + "; ".join(groups)
+
+
+def _pages(numbers: list[int]) -> str:
+    return ("page " if len(numbers) == 1 else "pages ") + ", ".join(map(str, numbers))
