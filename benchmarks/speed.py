@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -170,6 +171,19 @@ def child_doctags_decode(checkpoint: str, page: str, tokens: int, dtype: str, _:
             "image_tokens": with_cache.image_tokens, "dtype": str(loaded.dtype).replace("torch.", "")}
 
 
+def child_vlmcli_unpacked(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
+    """vlmcli's float32 page with the vision tower's linear layers left to nn.Linear (MKL), as without the lever."""
+    with _linear_unpacked():
+        return {**child_vlmcli(checkpoint, page, tokens, dtype, quantize), "linear": "nn.Linear"}
+
+
+def child_openvino(checkpoint: str, page: str, tokens: int, _: str, __: str) -> dict:
+    from benchmarks import openvino_contender
+
+    with _linear_unpacked():
+        return openvino_contender.child(checkpoint, page, tokens, _run_spec)
+
+
 def child_matmul(_: str, __: str, ___: int, dtype: str, ____: str) -> dict:
     """GFLOP/s of a vision-encoder-shaped matmul (1024x768 @ 768x3072), best of 10."""
     import torch
@@ -198,6 +212,7 @@ def page_flops(checkpoint: str, image_tokens: int, prompt_tokens: int, new_token
 
 
 CHILDREN = {"vlmcli": child_vlmcli, "vlmcli_pdf": child_vlmcli_pdf, "ask": child_ask, "card": child_card,
+            "vlmcli_unpacked": child_vlmcli_unpacked, "openvino": child_openvino,
             "text_decode": child_text_decode, "doctags_decode": child_doctags_decode, "matmul": child_matmul}
 
 
@@ -212,6 +227,8 @@ def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str
         "vlmcli ocr, 4-page PDF (per page)": ("vlmcli_pdf", str(pages["pdf4"]), "auto", "none"),
         "vlmcli ask, dense A4 (with load)": ("ask", dense, "auto", "none"),
         "vlmcli ocr, dense A4, --dtype float32": ("vlmcli", dense, "float32", "none"),
+        "vlmcli float32, vision linear unpacked": ("vlmcli_unpacked", dense, "float32", "none"),
+        "OpenVINO fp32 vision + vlmcli LM": ("openvino", dense, "float32", "-"),
         "vlmcli ocr, dense A4, --quantize 4bit": ("vlmcli", dense, "auto", "4bit"),
         "vlmcli ocr, dense A4, --quantize 8bit": ("vlmcli", dense, "auto", "8bit"),
         "card snippet as written (bf16, eager)": ("card", dense, "bfloat16", "eager"),
@@ -252,8 +269,7 @@ def main() -> None:
         command = [sys.executable, "-m", "benchmarks.speed", "--child", kind, checkpoint, source,
                    str(args.new_tokens), dtype, extra]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-        rows[name] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
-            "error": done.stderr.strip().splitlines()[-1]}
+        rows[name] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else _failed(done.stderr)
         print(f"{name:42} {json.dumps(rows[name])}", file=sys.stderr, flush=True)
     summary = _summary(rows, args.checkpoint, auto)
     args.out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
@@ -275,7 +291,9 @@ def _summary(rows: dict, checkpoint: str, auto: str) -> dict:
             summary[f"floor_s_{dtype}"] = flops / (rate * 1e9)
             summary[f"vlmcli_vs_floor_{dtype}"] = page["page_s"] / summary[f"floor_s_{dtype}"]
     for name, key in (("card snippet as written (bf16, eager)", "speedup_vs_card"),
-                      ("card snippet, float32 + sdpa", "speedup_vs_card_float32")):
+                      ("card snippet, float32 + sdpa", "speedup_vs_card_float32"),
+                      ("OpenVINO fp32 vision + vlmcli LM", "speedup_vs_openvino_vision"),
+                      ("vlmcli float32, vision linear unpacked", "speedup_vs_unpacked_linear")):
         if "page_s" in rows.get(name, {}):
             summary[key] = rows[name]["page_s"] / page["page_s"]
     text = rows.get(f"bare text model decode ({auto})", {})
@@ -324,6 +342,27 @@ def _auto_dtype() -> str:
 def _help_wall_s(runs: int = 5) -> float:
     return statistics.median(_timed(lambda: subprocess.run([sys.executable, "-m", "vlmcli", "--help"], check=True,
                                                            capture_output=True)) for _ in range(runs))
+
+
+def _failed(stderr: str) -> dict:
+    """A contender that did not run: skipped with a note when its optional engine is not installed."""
+    last = stderr.strip().splitlines()[-1]
+    if last.startswith("ModuleNotFoundError"):
+        return {"skipped": f"{last.split(': ', 1)[-1]} (optional: pip install it to run this row)"}
+    return {"error": last}
+
+
+@contextmanager
+def _linear_unpacked():
+    """Loads inside see a CPU without AVX2 flags, so levers/packed_linear.py leaves nn.Linear in place."""
+    from vlmcli.model import loading
+
+    flags = loading.cpu_flags
+    loading.cpu_flags = lambda: frozenset()
+    try:
+        yield
+    finally:
+        loading.cpu_flags = flags
 
 
 def _timed(action) -> float:

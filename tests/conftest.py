@@ -60,6 +60,14 @@ def tiny_idefics2(tmp_path_factory) -> Path:
     return build_test_checkpoint(tmp_path_factory.mktemp("tiny-idefics2"), "idefics2")
 
 
+@pytest.fixture
+def unpacked_linear(monkeypatch) -> None:
+    """Loads see a CPU without AVX2, so nn.Linear stays (levers/packed_linear.py): transformers' exact arithmetic."""
+    from vlmcli.model import loading
+
+    monkeypatch.setattr(loading, "cpu_flags", lambda: frozenset())
+
+
 def load_run(run):
     """The model a run loads (what the pipeline does before its first page)."""
     from vlmcli import model

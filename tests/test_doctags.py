@@ -67,6 +67,7 @@ def taught_granite(tiny_granite, report_page, tmp_path_factory) -> Path:
     for a free core at every operation)."""
     import torch
 
+    from vlmcli.finetune.mixture import Source
     from vlmcli.finetune.stages import resolve
     from vlmcli.finetune.train import FinetuneRequest, run
 
@@ -78,7 +79,7 @@ def taught_granite(tiny_granite, report_page, tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     try:
         run(FinetuneRequest(stage=stage, model=ModelSpec(model_id=str(tiny_granite), offline=True),
-                            data=report_page.parent / "train.jsonl", output=output))
+                            data=(Source(report_page.parent / "train.jsonl"),), output=output))
     finally:
         torch.set_num_threads(threads)
     return output

@@ -20,10 +20,10 @@ def _loaded(checkpoint):
 
 
 @pytest.mark.parametrize("family", ["idefics3", "idefics2"])
-def test_features_equal_get_image_features_of_the_whole_batch(request, family):
+def test_features_equal_get_image_features_of_the_whole_batch(request, family, unpacked_linear):
     """Two rows with different sub-image counts (so the shorter row has all-zero padding images), in calls
     of 1, 2 and all sub-images: the features equal transformers' one call on the whole batch (with its int64
-    pixel mask), bit for bit."""
+    pixel mask), bit for bit (with nn.Linear; packed layers round differently, tests/test_packed_linear.py)."""
     checkpoint = request.getfixturevalue(f"tiny_{family}")
     loaded = _loaded(checkpoint)
     pages = [[draw_page((400, 300), "12.50"), draw_page((300, 400), "7")], [draw_page((1000, 200), "x")]]

@@ -14,6 +14,9 @@ from vlmcli.model import loading, weights
 from vlmcli.model.levers import heap
 from vlmcli.specs import DType, ModelSpec, Quant, SplitSpec
 
+# The loaded modules are compared with transformers' as loaded: nn.Linear, not the packed inference layers.
+pytestmark = pytest.mark.usefixtures("unpacked_linear")
+
 
 def _resaved(checkpoint: Path, out_dir: Path, *, dtype: torch.dtype, max_shard_size: str | None = None) -> Path:
     """The checkpoint saved again in `dtype` (and in shards), with its processor files."""

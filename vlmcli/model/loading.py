@@ -38,7 +38,7 @@ from vlmcli.errors import (
     first_line,
 )
 from vlmcli.model import adapters, weights
-from vlmcli.model.levers import attention, heap
+from vlmcli.model.levers import attention, heap, packed_linear
 from vlmcli.model.levers.lean_processor import leaner_images
 from vlmcli.model.processor import configure_processor
 from vlmcli.model.profile import DOCTAGS_END, has_doctags
@@ -96,6 +96,7 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
         model = adapters.attach(model, chain, merge_all=for_training)
     model.train(for_training)
     if not for_training:
+        packed_linear.use_for_inference(model, device, dtype, cpu_flags())  # before the heap goes back: it frees
         heap.lighten_for_inference(model, device)
         attention.use_for_inference(model, device)
     max_input_px = configure_processor(processor, config.model_type, adapters.trained_resolution(spec.adapter, split))
@@ -141,11 +142,18 @@ def resolve_dtype(dtype: DType, device: str, for_training: bool = False) -> torc
 
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with bf16 matrix instructions (AVX512-BF16, AMX); elsewhere bf16 matmuls are emulated."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags of the first CPU in /proc/cpuinfo (empty where there is none, as on macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
 
 
 def quantization_config(quantize: Quant, compute_dtype: torch.dtype,

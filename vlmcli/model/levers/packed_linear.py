@@ -1,0 +1,70 @@
+"""The vision tower's float32 linear layers on an x86 CPU as oneDNN's prepacked GEMM (torch).
+
+nn.Linear on a CPU calls MKL's sgemm on the weight as stored. oneDNN, also inside
+torch's x86 builds, can reorder each weight once into the blocked layout its AVX2
+and AVX-512 kernels read; the vision tower's products (1024 patches per sub-image)
+then run faster, and they are most of a page's time in float32 (README,
+"Performance"). The arithmetic is float32 throughout, so results equal nn.Linear's
+to float32 rounding (tests/test_packed_linear.py).
+
+Where it applies: inference, float32 weights, a CPU with AVX2 and a torch built
+with oneDNN; that is `auto`'s choice on CPUs without native bf16. The language
+model keeps nn.Linear: its decode steps multiply one token at a time, where the
+packed layout is no faster. bf16 keeps transformers' path. Linear layers inside a
+quantized (bitsandbytes) or adapter (PEFT) wrapper are left as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+PATCHES_PER_CALL = 1024  # the rows one vision call multiplies (a 512 px sub-image of 16 px patches): oneDNN's hint
+
+
+class PackedLinear(torch.nn.Module):
+    """An nn.Linear for inference whose weight oneDNN has reordered; the original weight is released."""
+
+    def __init__(self, linear: torch.nn.Linear, rows_hint: int = PATCHES_PER_CALL) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach()
+        self.packed_weight = torch.ops.mkldnn._reorder_linear_weight(weight, rows_hint)
+        self.bias = None if linear.bias is None else linear.bias.detach()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, "none", [], "")
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def pays(device: str, dtype: torch.dtype, flags: frozenset[str]) -> bool:
+    """Whether packing is the faster path for inference with these settings on a CPU with these flags."""
+    return (device == "cpu" and dtype == torch.float32 and "avx2" in flags
+            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+
+
+def pack_vision_linears(model: Any) -> int:
+    """Replace the plain nn.Linear layers of the vision tower and connector with PackedLinear; how many."""
+    inner = getattr(model, "model", model)
+    parts = [getattr(inner, name, None) for name in ("vision_model", "connector")]
+    replaced = 0
+    for part in filter(None, parts):
+        for parent in list(part.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32:
+                    setattr(parent, name, PackedLinear(child))
+                    replaced += 1
+    return replaced
+
+
+def use_for_inference(model: Any, device: str, dtype: torch.dtype, flags: frozenset[str]) -> None:
+    """Pack the vision tower's linear layers when `pays` says so (a model loaded for inference)."""
+    if pays(device, dtype, flags) and not _has_adapters(model):
+        pack_vision_linears(model)
+
+
+def _has_adapters(model: Any) -> bool:
+    return getattr(model, "peft_config", None) is not None
