@@ -245,7 +245,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="/tmp/standin")
     parser.add_argument("--granite-checkpoint", default="/tmp/granite-standin")
     parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--only", action="append", help="run only contenders whose name contains this")
+    parser.add_argument("--only", action="append",
+                        help="run only this contender (its full name), or those whose name contains this")
+    parser.add_argument("--rounds", type=int, default=1, help="run the contenders this many times, alternating")
     parser.add_argument("--out", type=Path, default=HERE / "speed.json")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -261,16 +263,18 @@ def main() -> None:
 
     auto = _auto_dtype()
     rows: dict[str, dict] = {"vlmcli --help (median of 5)": {"wall_s": _help_wall_s()}}
-    for name, (kind, source, dtype, extra) in contenders(make_all(Path("/tmp/vlmcli-bench-pages")),
-                                                        args.new_tokens, auto).items():
-        if args.only and not any(part in name for part in args.only):
-            continue
-        checkpoint = _granite(args.granite_checkpoint) if kind == "doctags_decode" else args.checkpoint
-        command = [sys.executable, "-m", "benchmarks.speed", "--child", kind, checkpoint, source,
-                   str(args.new_tokens), dtype, extra]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-        rows[name] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else _failed(done.stderr)
-        print(f"{name:42} {json.dumps(rows[name])}", file=sys.stderr, flush=True)
+    chosen = _chosen(contenders(make_all(Path("/tmp/vlmcli-bench-pages")), args.new_tokens, auto), args.only)
+    runs: dict[str, list[dict]] = {name: [] for name in chosen}
+    for _ in range(args.rounds):  # rounds alternate the contenders, so a slower spell of the machine hits all
+        for name, (kind, source, dtype, extra) in chosen.items():
+            checkpoint = _granite(args.granite_checkpoint) if kind == "doctags_decode" else args.checkpoint
+            command = [sys.executable, "-m", "benchmarks.speed", "--child", kind, checkpoint, source,
+                       str(args.new_tokens), dtype, extra]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0
+                              else _failed(done.stderr))
+            print(f"{name:42} {json.dumps(runs[name][-1])}", file=sys.stderr, flush=True)
+    rows.update({name: _median_row(results) for name, results in runs.items()})
     summary = _summary(rows, args.checkpoint, auto)
     args.out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
     _print_table(rows, summary)
@@ -342,6 +346,25 @@ def _auto_dtype() -> str:
 def _help_wall_s(runs: int = 5) -> float:
     return statistics.median(_timed(lambda: subprocess.run([sys.executable, "-m", "vlmcli", "--help"], check=True,
                                                            capture_output=True)) for _ in range(runs))
+
+
+def _chosen(every: dict[str, tuple], only: list[str] | None) -> dict[str, tuple]:
+    if not only:
+        return every
+    return {name: value for name, value in every.items()
+            if any(part == name or (part not in every and part in name) for part in only)}
+
+
+def _median_row(results: list[dict]) -> dict:
+    """One row from a contender's rounds: each number the median over rounds; the page times all kept."""
+    if len(results) == 1 or any("page_s" not in r and "gflop_s" not in r and "decode_tok_s" not in r
+                                for r in results):
+        return results[-1]
+    row = {key: statistics.median(r[key] for r in results) if isinstance(value, float) else value
+           for key, value in results[0].items()}
+    if "page_s" in row:
+        row["page_s_rounds"] = [round(r["page_s"], 2) for r in results]
+    return row
 
 
 def _failed(stderr: str) -> dict:

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q "$@"
+# One worker per core; a file's tests stay in one worker (they share its fixtures and its local Ray instance).
+exec .venv/bin/python -m pytest -q -n auto --dist loadfile "$@"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Workers run side by side, one per core (scripts/test.sh): torch in each, and in the processes tests start,
+    # takes one thread, since a second would only wait for a core another worker holds. Set before torch loads.
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def draw_page(size=(400, 300), text="Hello 42", color="white") -> Image.Image:

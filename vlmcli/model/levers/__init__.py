@@ -2,6 +2,7 @@
 in the README, "Performance") and each giving transformers' own result (tested):
 
 - attention: the vision tower's attention on a CPU in bf16, computed as eager does, a few heads at a time;
+- packed_linear: the vision tower's linear layers on an x86 CPU in float32, prepacked for oneDNN;
 - image_features: a page's sub-images encoded a few at a time ahead of `generate`;
 - lean_processor: Idefics3's image processor making its float copies one sub-image at a time;
 - heap: glibc's heap given back to the OS after the load and each page's preprocessing.

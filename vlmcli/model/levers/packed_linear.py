@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from vlmcli.model.levers import heap
+
 PATCHES_PER_CALL = 1024  # the rows one vision call multiplies (a 512 px sub-image of 16 px patches): oneDNN's hint
 
 
@@ -50,14 +52,15 @@ def pack_vision_linears(model: Any) -> int:
     """Replace the plain nn.Linear layers of the vision tower and connector with PackedLinear; how many."""
     inner = getattr(model, "model", model)
     parts = [getattr(inner, name, None) for name in ("vision_model", "connector")]
-    replaced = 0
-    for part in filter(None, parts):
-        for parent in list(part.modules()):
-            for name, child in list(parent.named_children()):
-                if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32:
-                    setattr(parent, name, PackedLinear(child))
-                    replaced += 1
-    return replaced
+    places = [(parent, name) for part in filter(None, parts) for parent in part.modules()
+              for name, child in parent.named_children()
+              if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32]
+    for parent, name in places:  # (parent, name) pairs only, so each replaced weight is freed as it goes
+        setattr(parent, name, PackedLinear(getattr(parent, name)))
+        # The packed copy is a little larger than the weight it replaces, so it cannot reuse the freed
+        # block: give each back at once, or the heap holds both copies until the load ends.
+        heap.return_freed_heap()
+    return len(places)
 
 
 def use_for_inference(model: Any, device: str, dtype: torch.dtype, flags: frozenset[str]) -> None:
