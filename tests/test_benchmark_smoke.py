@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_speed_benchmark_smoke(tiny_idefics3, tmp_path):
     out = tmp_path / "speed.json"
     command = [sys.executable, "-m", "benchmarks.speed", "--checkpoint", str(tiny_idefics3), "--new-tokens", "3", "--out", str(out),
-               "--only", "vlmcli ocr, dense A4", "--only", "card snippet as written", "--only", "matmul float32"]
+               "--only", "vlmcli ocr, dense A4", "--only", "card snippet as written", "--only", "matmul float32",
+               "--only", "vlmcli float32, vision linear unpacked", "--only", "OpenVINO fp32 vision + vlmcli LM"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
@@ -26,6 +27,19 @@ def test_speed_benchmark_smoke(tiny_idefics3, tmp_path):
     assert report["rows"]["card snippet as written (bf16, eager)"]["new_tokens"] == 3
     assert {"floor_s_float32", "vlmcli_vs_floor_float32", "speedup_vs_card"} <= set(report["summary"])
     assert report["rows"]["vlmcli --help (median of 5)"]["wall_s"] > 0
+    assert "vlmcli ocr, dense A4, --dtype float32" not in report["rows"]  # a full name picks that row alone
+    assert report["rows"]["vlmcli float32, vision linear unpacked"]["linear"] == "nn.Linear"
+    openvino = report["rows"]["OpenVINO fp32 vision + vlmcli LM"]
+    assert openvino.get("new_tokens") == 3 or "pip install" in openvino.get("skipped", ""), openvino
+
+
+def test_rounds_report_medians_and_every_page_time():
+    from benchmarks.speed import _median_row
+
+    row = _median_row([{"page_s": 3.0, "decode_tok_s": 9.0, "dtype": "float32"},
+                       {"page_s": 5.0, "decode_tok_s": 7.0, "dtype": "float32"}])
+    assert row == {"page_s": 4.0, "decode_tok_s": 8.0, "dtype": "float32", "page_s_rounds": [3.0, 5.0]}
+    assert _median_row([{"page_s": 1.0}, {"error": "x"}]) == {"error": "x"}
 
 
 def test_docqa_benchmark_smoke(tmp_path):
