@@ -53,6 +53,19 @@ def test_a_packed_layer_computes_what_nn_linear_does(bias, shape):
 
 
 @needs_onednn
+def test_a_packed_model_saves_the_weights_it_was_loaded_with(tiny_idefics3, monkeypatch):
+    """`vlmcli export` saves a model loaded for inference: its state dict must be the checkpoint's."""
+    monkeypatch.setattr(loading, "cpu_flags", lambda: AVX2)
+    packed = model_module.load(ModelSpec(model_id=str(tiny_idefics3), dtype=DType.float32, offline=True), SplitSpec())
+    monkeypatch.setattr(loading, "cpu_flags", lambda: frozenset())
+    plain = model_module.load(ModelSpec(model_id=str(tiny_idefics3), dtype=DType.float32, offline=True), SplitSpec())
+    assert any(isinstance(m, PackedLinear) for m in packed.model.modules())
+    saved, expected = packed.model.state_dict(), plain.model.state_dict()
+    assert saved.keys() == expected.keys()
+    assert all(torch.equal(saved[key], expected[key]) for key in expected)
+
+
+@needs_onednn
 def test_a_page_reads_the_same_tokens_packed_or_not(tiny_idefics3, page_png, monkeypatch):
     run = RunSpec(model=ModelSpec(model_id=str(tiny_idefics3), dtype=DType.float32, offline=True),
                   split=SplitSpec(split=True), generation=GenerationSpec(max_new_tokens=12))

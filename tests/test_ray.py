@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -70,14 +71,20 @@ class KillAnActorOnce(NullProgress):
 
     def __init__(self) -> None:
         self.killed, self.done_at_kill, self.before, self.new = None, None, set(), set()
+        self.stopped = threading.Event()
 
     def advanced(self, done, metrics=None) -> None:
-        workers = set(_map_workers())
         if self.killed is None:
+            workers = set(_map_workers())
             self.killed, self.done_at_kill, self.before = min(workers), done, workers
             os.kill(self.killed, signal.SIGKILL)
-        else:
-            self.new |= workers - self.before
+            # Watched apart from the pages: on a busy machine the other actor may read every page left
+            # before the new one has started, so no page would come back after it appears.
+            threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(0.2):
+            self.new |= set(_map_workers()) - self.before
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +100,7 @@ def ray_run(ray_instance, tiny_idefics3, inbox, tmp_path_factory):
     summary = ray_runner.run_ocr_on_ray(_request(tiny_idefics3, inbox, out),
                                         ray_runner.RaySpec(actors=2, actor_cpus=0.5), write=lambda text: None,
                                         progress=killer)
+    killer.stopped.set()
     return out, summary, killer
 
 

@@ -38,6 +38,12 @@ class PackedLinear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, "none", [], "")
 
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        """Saved as the nn.Linear it replaced (`weight`, `bias`), so a loaded model saves a whole checkpoint."""
+        destination[prefix + "weight"] = self.packed_weight.to_dense()
+        if self.bias is not None:
+            destination[prefix + "bias"] = self.bias
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
@@ -70,4 +76,5 @@ def use_for_inference(model: Any, device: str, dtype: torch.dtype, flags: frozen
 
 
 def _has_adapters(model: Any) -> bool:
-    return getattr(model, "peft_config", None) is not None
+    """Unmerged PEFT layers (kept on a quantized base) wrap their nn.Linear as `base_layer`; merged ones are gone."""
+    return any(hasattr(module, "base_layer") for module in model.modules())
