@@ -180,8 +180,10 @@ def questions(folder: Path, args) -> dict:
 
 
 def _machine() -> dict:
-    flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[-1].split("\n", 1)[0] if Path("/proc/cpuinfo").exists() else ""
-    return {"cpus": os.cpu_count(), "avx2": " avx2" in flags, "avx512f": " avx512f" in flags,
+    from vlmcli.model.cpu import cpu_flags
+
+    flags = cpu_flags()
+    return {"cpus": os.cpu_count(), "avx2": "avx2" in flags, "avx512f": "avx512f" in flags,
             "avx512_bf16": "avx512_bf16" in flags}
 
 

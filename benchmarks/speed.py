@@ -300,8 +300,7 @@ def _chosen(every: dict[str, tuple], only: list[str] | None) -> dict[str, tuple]
 
 def _median_row(results: list[dict]) -> dict:
     """One row from a contender's rounds: each number the median over rounds; the page times all kept."""
-    if len(results) == 1 or any("page_s" not in r and "gflop_s" not in r and "decode_tok_s" not in r
-                                for r in results):
+    if len(results) == 1 or any("error" in r or "skipped" in r for r in results):
         return results[-1]
     row = {key: statistics.median(r[key] for r in results) if isinstance(value, float) else value
            for key, value in results[0].items()}

@@ -38,6 +38,7 @@ from vlmcli.errors import (
     first_line,
 )
 from vlmcli.model import adapters, weights
+from vlmcli.model.cpu import cpu_flags
 from vlmcli.model.levers import attention, heap, packed_linear
 from vlmcli.model.levers.lean_processor import leaner_images
 from vlmcli.model.processor import configure_processor
@@ -144,16 +145,6 @@ def cpu_has_native_bf16() -> bool:
     """True on CPUs with bf16 matrix instructions (AVX512-BF16, AMX); elsewhere bf16 matmuls are emulated."""
     flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def cpu_flags() -> frozenset[str]:
-    """The instruction-set flags of the first CPU in /proc/cpuinfo (empty where there is none, as on macOS)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return frozenset(line.partition(":")[2].split())
 
 
 def quantization_config(quantize: Quant, compute_dtype: torch.dtype,
