@@ -63,11 +63,17 @@ class Stage:
     # or weights that start random, where a low-rank update of random weights cannot learn.
     full_finetune: bool = False
     # A stage started --from an earlier run draws this share of its examples from that run's
-    # mixture (finetune/mixture.py); 0 turns replay off. A quarter: continual-pretraining
-    # studies keep earlier skills with a few percent of replay under a mild shift and about
-    # a quarter under a strong one (Ibrahim et al. 2024, arXiv 2403.08763), and each stage
-    # here changes the task and the resolution; the new data still gets three draws in four.
-    replay: float = 0.25
+    # mixture (finetune/mixture.py); 0 turns replay off. Half: each stage here changes the
+    # task and the resolution at once, a shift stronger than the one for which continual
+    # pretraining needed about a quarter (Ibrahim et al. 2024, arXiv 2403.08763); the
+    # Idefics2 recipe's stage 2 still drew most of its data from stage 1; and a quarter lost
+    # more than a quarter of an earlier skill where half kept most of it (README, "Replay").
+    replay: float = 0.5
+    # "example": each example's answer tokens averaged, then the examples, so a source's share
+    # of the draws is its share of the gradient (finetune/loss.py); "token": transformers' own
+    # average over every answer token of the batch, where long answers outweigh short ones;
+    # "auto": "example" when the stage draws from several sources (replay included), else "token".
+    loss_average: str = "auto"
 
 
 STAGE_1 = Stage(
@@ -84,6 +90,7 @@ STAGE_3 = replace(
     lora_targets=TEXT_LORA, lora_rank=8, lora_alpha=8, full_train_learning_rate=2e-5, split=True,
 )
 STAGES = {stage.number: stage for stage in (STAGE_1, STAGE_2, STAGE_3)}
+LOSS_AVERAGES = ("auto", "example", "token")
 FIELD_NAMES = {f.name for f in fields(Stage)} - {"number", "description"}
 
 
@@ -100,6 +107,8 @@ def resolve(number: int, file_overrides: dict[str, Any] | None = None,
             raise UsageError(f"{source}: unknown setting(s) {', '.join(unknown)}",
                              hint=f"known settings: {', '.join(sorted(FIELD_NAMES))}")
         stage = replace(stage, **{key: _coerce(stage, key, value, source) for key, value in given.items()})
+    if stage.loss_average not in LOSS_AVERAGES:
+        raise UsageError(f"loss_average = {stage.loss_average!r} must be one of {', '.join(LOSS_AVERAGES)}")
     return stage
 
 

@@ -23,7 +23,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from vlmcli.finetune import checkpoints, mixture
+from vlmcli.finetune import checkpoints, loss, mixture
 from vlmcli.finetune.collate import Collator
 from vlmcli.finetune.data import Example
 from vlmcli.finetune.evaluate import evaluate_sets
@@ -92,7 +92,7 @@ def run(request: FinetuneRequest, progress: Progress | None = None) -> dict:
                    progress=progress)
     train = validate_sources(train, loaded, views, **checked)
     evals = validate_sources(evals, loaded, views, **checked) if evals else []
-    summary = _describe(train, evals, loaded, views)
+    summary = {**_describe(train, evals, loaded, views), "loss_average": loss_average(stage, len(train))}
     eval_sets = [(entry["name"], reader_of(loaded, views, item.source), item.examples)
                  for entry, item in zip(summary["eval_data"], evals)]
     if eval_sets and is_main_process():
@@ -189,6 +189,7 @@ def run_identity(request: FinetuneRequest) -> dict:
 def _trainer(peft_model, loaded, views: dict, train: list[Sourced], sampler: MixtureSampler,
              request: FinetuneRequest, progress: Progress) -> Trainer:
     stage = request.stage
+    per_example = loss_average(stage, len(train)) == "example"
     args = TrainingArguments(
         output_dir=str(request.output / "checkpoints"), seed=stage.seed, data_seed=stage.seed,
         per_device_train_batch_size=stage.batch_size, gradient_accumulation_steps=stage.grad_accum,
@@ -201,17 +202,28 @@ def _trainer(peft_model, loaded, views: dict, train: list[Sourced], sampler: Mix
         ddp_find_unused_parameters=False, bf16=loaded.dtype == torch.bfloat16 and loaded.device != "cpu",
         remove_unused_columns=False, report_to="none", disable_tqdm=True,
         dataloader_num_workers=stage.dataloader_workers,
+        # A per-example mean is already a mean: scaling it by the process count would count it twice under DDP.
+        average_tokens_across_devices=not per_example,
     )
     optimizer = torch.optim.AdamW(parameter_groups(peft_model, stage), lr=stage.learning_rate)
     collator = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, request.pdf,
                         readers={key: (view.processor, view.max_input_px) for key, view in views.items()})
     examples = [example for item in train for example in item.examples]  # in source order, as the sampler counts
     trainer = _Trainer(model=peft_model, args=args, train_dataset=_ListDataset(examples), data_collator=collator,
-                       optimizers=(optimizer, None),
+                       optimizers=(optimizer, None), compute_loss_func=loss.per_example if per_example else None,
                        callbacks=[_Callbacks(progress, run_identity(request), stage.max_minutes * 60)])
+    if per_example:
+        trainer.loss_is_scaled_for_ga = False  # a mean per micro-batch: the Trainer divides by the accumulation steps
     trainer.mixture_sampler = sampler
     trainer.remove_callback(PrinterCallback)  # it prints logs to stdout, which carries results only
     return trainer
+
+
+def loss_average(stage: Stage, sources: int) -> str:
+    """The stage's loss average, "auto" resolved: per example when it draws from several sources."""
+    if stage.loss_average != "auto":
+        return stage.loss_average
+    return "example" if sources > 1 else "token"
 
 
 def _distributed() -> bool:

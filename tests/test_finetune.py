@@ -152,6 +152,18 @@ def test_training_learns(tiny_idefics3, dataset, tmp_path):
     assert after["cer"] < before["cer"] and after["anls"] > before["anls"]
 
 
+@pytest.mark.parametrize("average", ["example", "token"])
+def test_the_loss_of_a_step_is_the_same_with_gradient_accumulation(tiny_idefics3, dataset, tmp_path, average):
+    """Two examples in one batch, or one per micro-batch over two: the same draws, the same first loss."""
+    losses = []
+    for batch_size, grad_accum in ((2, 1), (1, 2)):
+        progress = _Recorder()
+        run(_request(tiny_idefics3, dataset, tmp_path / f"{average}{batch_size}", max_steps=1, batch_size=batch_size,
+                     grad_accum=grad_accum, logging_steps=1, loss_average=average), progress)
+        losses.append(progress.losses[1])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
 def test_three_stages_chain_and_ask_uses_the_adapter(tiny_idefics3, dataset, tmp_path, page_png):
     common = ["--data", dataset, "--max-steps", "2", "--save-steps", "2", "--lora-rank", "4", "--batch-size", "2",
               "--grad-accum", "1", "--offline"]
@@ -174,8 +186,9 @@ def test_three_stages_chain_and_ask_uses_the_adapter(tiny_idefics3, dataset, tmp
     # Stage 3 replays by default what stage 2 trained on: stage 2's data and, as stage 2 replayed it, stage 1's,
     # an equal part each, each at the resolution it was trained at.
     mix = [(d["share"], d["split"], d["replay_of"], d["examples"]) for d in run_info["data"]]
-    assert mix == [(0.75, True, None, 9), (0.125, True, str((tmp_path / "s2").resolve()), 1),
-                   (0.125, False, str((tmp_path / "s1").resolve()), 1)]  # replay cut to its 4 * share draws
+    assert mix == [(0.5, True, None, 9), (0.25, True, str((tmp_path / "s2").resolve()), 1),
+                   (0.25, False, str((tmp_path / "s1").resolve()), 1)]  # replay cut to its 4 * share draws
+    assert run_info["loss_average"] == "example"  # several sources: each example weighs the same (auto)
     # Every evaluation set is reported before and after, in the summary and on stderr.
     summary = json.loads(third.stdout)
     assert set(summary["eval_before"]) == set(summary["eval_after"]) == {"held", "unsplit"}

@@ -28,6 +28,7 @@ def test_precedence_preset_then_file_then_cli():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"lora_rnak": 4}, "unknown setting"), ({"lora_rank": "x"}, "is not a int"), ({"use_dora": 1}, "is not a bool"),
+    ({"loss_average": "batch"}, "must be one of auto, example, token"),
 ])
 def test_bad_overrides(overrides, message):
     with pytest.raises(UsageError, match=message):
@@ -148,3 +149,33 @@ def test_out_of_memory_while_training_keeps_checkpoints(tmp_path):
     with pytest.raises(ResourceError, match="out of memory while training; completed checkpoints are kept") as caught:
         train._train(trainer, None)
     assert caught.value.exit_code == ExitCode.resource and "--batch-size" in caught.value.hint
+
+
+def test_the_loss_weighs_every_example_the_same_whatever_its_answer_length():
+    """A one-token answer and a four-token answer count equally; prompt positions (-100) and empty rows not at all."""
+    from types import SimpleNamespace
+
+    import torch
+    from vlmcli.finetune.loss import per_example
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6, 11)
+    labels = torch.tensor([[-100, -100, -100, -100, 4, -100],  # a short answer: one scored token
+                           [-100, 1, 2, 3, 5, -100],  # a long one: four
+                           [-100] * 6])  # nothing to score (its answer did not fit): left out
+    token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100,
+                                                   reduction="none")
+    short, long = token_loss[0, 3], token_loss[1, :4].mean()
+    loss = per_example(SimpleNamespace(logits=logits), labels)
+    assert torch.allclose(loss, (short + long) / 2)
+    token_mean = (token_loss[0, 3] + token_loss[1, :4].sum()) / 5
+    assert not torch.allclose(loss, token_mean)  # transformers' average: the long answer weighs four times as much
+
+
+def test_auto_averages_per_example_only_when_the_stage_mixes_sources():
+    from vlmcli.finetune.train import loss_average
+
+    stage = stages.STAGES[2]
+    assert stage.loss_average == "auto"
+    assert (loss_average(stage, 1), loss_average(stage, 2)) == ("token", "example")  # replay makes two sources
+    assert loss_average(stages.resolve(2, {}, {"loss_average": "token"}), 3) == "token"

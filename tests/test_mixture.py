@@ -147,9 +147,9 @@ def test_show_config_shows_the_mixture_and_replays_the_earlier_run(tmp_path):
     args = ["finetune", "--stage", "3", "--show-config", "--from", str(earlier), "--data", "qa.jsonl",
             "--data", "lines.jsonl:weight=0.2,split=false", "--eval-data", "held.jsonl"]
     shown = json.loads(CliRunner().invoke(app, args).stdout)
-    assert shown["stage"]["replay"] == 0.25 and len(shown["data"]) == 3
+    assert shown["stage"]["replay"] == 0.5 and len(shown["data"]) == 3
     assert shown["data"][1]["weight"] == 0.2 and shown["data"][1]["split"] is False
-    assert shown["data"][2] == {"path": "/d/pages.jsonl", "weight": 0.25, "split": True, "longest_edge_px": 512,
+    assert shown["data"][2] == {"path": "/d/pages.jsonl", "weight": 0.5, "split": True, "longest_edge_px": 512,
                                 "replay_of": str(earlier.resolve())}
     assert [s["path"] for s in shown["eval_data"]] == [str(Path("held.jsonl").resolve())]
     off = json.loads(CliRunner().invoke(app, [*args, "--replay", "0"]).stdout)

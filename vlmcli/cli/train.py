@@ -50,6 +50,12 @@ class BadExamplePolicy(str, Enum):
     fail = "fail"
 
 
+class LossAverage(str, Enum):
+    auto = "auto"
+    example = "example"
+    token = "token"
+
+
 BaseModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", envvar=MODEL_ENV_VAR, rich_help_panel="Model",
     help=f"Base checkpoint (default: the --from run's, else {DEFAULT_MODEL}).")]
@@ -104,6 +110,10 @@ def finetune(
     replay: Annotated[Optional[float], _stage_option(
         "Share of the examples drawn from the --from run's training data, at its resolutions (0: no replay).",
         minimum=0)] = None,
+    loss_average: Annotated[Optional[LossAverage], _stage_option(
+        "example: every example weighs the same in the loss, so a source's share of the draws is its share of the "
+        "gradient; token: every answer token does (transformers' own), so long answers outweigh short ones; "
+        "auto (default): example when the stage draws from several sources, replay included, else token.")] = None,
     max_minutes: Annotated[Optional[float], _stage_option(
         "Stop after this many minutes of training and save as at the end (0: no limit).", minimum=0)] = None,
     full: Annotated[Optional[bool], _stage_option(
@@ -116,7 +126,8 @@ def finetune(
                      learning_rate=learning_rate, full_train_learning_rate=full_train_learning_rate, epochs=epochs,
                      max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
                      save_steps=save_steps, seed=seed, split=split, longest_edge_px=longest_edge,
-                     full_finetune=full, replay=replay, max_minutes=max_minutes)
+                     full_finetune=full, replay=replay, max_minutes=max_minutes,
+                     loss_average=loss_average.value if loss_average else None)
     with reporting_errors():
         from vlmcli.finetune import mixture, stages
         from vlmcli.finetune.runinfo import model_spec_from_run, read_run_info
