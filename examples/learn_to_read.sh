@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Show that vlmcli's pipeline teaches a model to read: synthetic documents, a small Idefics3 model
 # with random weights, the three `vlmcli finetune` stages, and `vlmcli eval` on held-out sets after each.
-# Each stage after the first replays the data of the stage before it (vlmcli's default, a quarter of the
+# Each stage after the first replays the data of the stages before it (vlmcli's default, half of the
 # draws, each source at its own resolution); the same stages again with --replay 0 show what is lost without.
 #
-#   bash examples/learn_to_read.sh            # the full run (about 30 minutes on 2 quiet CPU cores);
+#   bash examples/learn_to_read.sh            # the full run (about 45 minutes on 2 quiet CPU cores);
 #                                             # writes runs/learn_to_read/ and docs/learn_to_read.md
 #   QUICK=1 RUN=/tmp/l2r bash examples/learn_to_read.sh   # stage 1 on single characters, about 2 minutes
 #                                                         # (the test suite's)
@@ -59,8 +59,8 @@ evaluate_all() {  # evaluate_all MODEL_NAME MODEL_DIR SET...
   for set in "$@"; do evaluate "$name" "$dir" "$set"; done
 }
 
-# Single characters: one 64 px image each, two epochs whatever the clock says (stage 1's time cap is for lines).
-GLYPHS=(--no-split --longest-edge 64 --epochs 2 --max-minutes 0 --offline)
+# Single characters: one 64 px image each, two epochs (stage 1's step cap in stages.toml is for lines).
+GLYPHS=(--no-split --longest-edge 64 --epochs 2 --max-steps -1 --offline)
 
 if [ "$QUICK" = 1 ]; then  # one character per 64 px image: the first thing a random model learns to read
   timed data "$PY" -m tools.synthetic "$DATA" --seed 0 --glyphs 3000 --lines 0 --hand 0 --pages 0 --receipts 0 \
@@ -85,13 +85,14 @@ cat "$DATA/lines_train.jsonl" "$DATA/hand_train.jsonl" > "$DATA/stage1.jsonl"  #
 SETS=(glyphs_heldout lines_heldout lines_heldout_newfont hand_heldout hand_heldout_newfont pages_heldout qa_heldout)
 STAGE_DATA=([1]=stage1 [2]=pages_train [3]=qa_train)
 OWN_SET=([1]=lines_heldout [2]=pages_heldout [3]=qa_heldout)
-# SHORT=1: stages capped in optimizer steps instead of minutes, so a busy machine changes the time, not the result.
+# Stages are capped in optimizer steps (stages.toml), so a busy machine changes the time, not the result;
+# SHORT=1 caps them lower.
 STEPS=([1]=40 [2]=20 [3]=20)
 
 stage() {  # stage N NAME FROM [FLAGS...]: one stage of the recipe on its data, from the run FROM
   local number=$1 name=$2 from=$3
   local -a cap=()
-  if [ "$SHORT" = 1 ]; then cap=(--max-minutes 0 --max-steps "${STEPS[$number]}"); fi
+  if [ "$SHORT" = 1 ]; then cap=(--max-steps "${STEPS[$number]}"); fi
   "${VLMCLI[@]}" finetune --stage "$number" --data "$DATA/${STAGE_DATA[$number]}.jsonl" --output "$RUN/$name" \
     --from "$RUN/$from" --config "$CONFIG" --offline "${cap[@]}" "${@:4}" > "$RUN/$name.json"
 }

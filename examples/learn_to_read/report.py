@@ -34,8 +34,10 @@ READING = [
     "learned in this budget: stage 1 sees about 18,000 lines, and the training loss stays near 1.9-2.2 "
     "nats per token, the language prior, so every image gets a plausible string of the training "
     "distribution.",
-    "- Earlier skills: each stage after the first replays the data of the stages before it (a quarter of the "
-    "draws, shared equally by the earlier stages, each source at the resolution it was trained at; `--replay`). The same stages with `--replay 0` "
+    "- Earlier skills: each stage after the first replays the data of the stages before it (half of the "
+    "draws, shared equally by the earlier stages, each source at the resolution it was trained at; `--replay`; "
+    "the loss averaged per example, so each source's share of the draws is its share of the gradient). "
+    "The same stages with `--replay 0` "
     "are the comparison: the table above shows what the single characters come to after each stage with and "
     "without replay (docs/learn_to_read_replay.md is the same comparison with short stages).",
     "- It is a matter of examples, not of a broken path: on an H200 (benchmarks/gpu-last-run.txt, "
@@ -66,7 +68,7 @@ READING_GPU = [
     "- Stages 2 and 3, 3 minutes each on this CPU (83 and 33 steps of full fine-tuning, batch 4 and 8, at "
     "learning rates 5e-4 and 3e-4), did not learn pages or receipts in that budget, and without replay they erased "
     "the line reading stage 1 gave (printed CER 10.8 % → 41 % → 92 % in the round before replay). The paper "
-    "trains on mixtures; stages 2 and 3 now replay the stages before them by default (a quarter of the draws, "
+    "trains on mixtures; stages 2 and 3 now replay the stages before them by default (half of the draws, "
     "stage-1 lines at their 256 px), so the stage2 and stage3 columns show what replay keeps.",
     "- Splitting, on the one skill the model has (lines, trained split into 64 px sub-images at 256 px): read "
     "as trained, 80 visual tokens, 10.8 % CER; the same line squeezed into one 64 px image (16 tokens) or "
@@ -137,9 +139,10 @@ SHORT_READING = [
     "length (see docs/learn_to_read.md), and their columns show only that replay does not stop a stage from "
     "training on its own data.",
     "- Stages are capped in optimizer steps (stage 1: 40 steps of 16 examples, stages 2 and 3: 20 steps of 4 and "
-    "8), not minutes, so the result does not depend on how busy the machine was. With replay, a quarter of each "
-    "stage's draws come from the stages before it, shared equally by them, each source at its own resolution (characters at 64 px "
-    "without splitting, lines at 256 px split, pages at 512 px split).",
+    "8), not minutes, so the result does not depend on how busy the machine was. With replay, half of each "
+    "stage's draws come from the stages before it, shared equally by them, each source at its own resolution "
+    "(characters at 64 px without splitting, lines at 256 px split, pages at 512 px split), and the loss is "
+    "averaged per example.",
 ]
 
 
