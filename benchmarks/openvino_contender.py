@@ -1,7 +1,10 @@
-"""OpenVINO as the CPU engine of a page's vision work, for benchmarks/speed.py (needs `pip install openvino`).
+"""OpenVINO as the CPU engine of a page's vision work, for benchmarks/speed.py (needs `pip install openvino`;
+int8 weights also `pip install nncf`).
 
 The vision tower and connector (a sub-image's pixels in, its 64 visual tokens out)
-are converted with `openvino.convert_model` and compiled for the CPU in float32;
+are converted with `openvino.convert_model` and compiled for the CPU in float32
+(`weights="int8"`: the linear layers' weights compressed to int8 by
+`nncf.compress_weights`, per output channel, activations still float32);
 vlmcli's own generation then runs the language model on those features. A page's
 sub-images go to OpenVINO one at a time, as vlmcli sends them to torch (all of them
 before the language model starts, so torch's idle threads do not spin beside it), so the
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 
-def child(checkpoint: str, page: str, tokens: int, run_spec: Any) -> dict:
+def child(checkpoint: str, page: str, tokens: int, run_spec: Any, weights: str = "f32") -> dict:
     import numpy
     import openvino
     import torch
@@ -34,7 +37,12 @@ def child(checkpoint: str, page: str, tokens: int, run_spec: Any) -> dict:
     loaded = model.load(run.model, run.split)  # the caller turns vlmcli's packed linear layers off: torch's own ops
     inputs = prepare_page(loaded, page_refs(Path(page), None, run.pdf)[0], OCR_PROMPT, run).inputs[0]
     example = inputs["pixel_values"][:, :1]
-    compiled = openvino.compile_model(_converted(loaded.model, example), "CPU",
+    converted = _converted(loaded.model, example)
+    if weights == "int8":
+        import nncf
+
+        converted = nncf.compress_weights(converted)  # INT8_ASYM, per output channel: optimum-intel's int8 default
+    compiled = openvino.compile_model(converted, "CPU",
                                       {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
     converted_at = time.perf_counter()
     inputs = prepare_page(loaded, page_refs(Path(page), None, run.pdf)[0], OCR_PROMPT, run).inputs[0]
@@ -54,7 +62,8 @@ def child(checkpoint: str, page: str, tokens: int, run_spec: Any) -> dict:
             "first_token_s": prepared_at - converted_at + result.first_token_s,
             "decode_tok_s": (result.new_tokens - 1) / max(result.seconds - result.first_token_s, 1e-9),
             "image_tokens": result.image_tokens, "prompt_tokens": result.prompt_tokens,
-            "new_tokens": result.new_tokens, "dtype": "float32", "engine": f"openvino {openvino.__version__}"}
+            "new_tokens": result.new_tokens, "dtype": "float32", "weights": weights,
+            "engine": f"openvino {openvino.__version__}", "token_ids": list(result.token_ids)}
 
 
 def _converted(vlm: Any, example: Any) -> Any:

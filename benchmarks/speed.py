@@ -49,7 +49,8 @@ def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: 
             "first_token_s": prepared_at - loaded_at + result.first_token_s,
             "decode_tok_s": (result.new_tokens - 1) / max(result.seconds - result.first_token_s, 1e-9),
             "image_tokens": result.image_tokens, "prompt_tokens": result.prompt_tokens,
-            "new_tokens": result.new_tokens, "dtype": str(loaded.dtype).replace("torch.", "")}
+            "new_tokens": result.new_tokens, "dtype": str(loaded.dtype).replace("torch.", ""),
+            "quantize": quantize, "token_ids": list(result.token_ids)}
 
 
 def child_vlmcli_pdf(checkpoint: str, pdf: str, tokens: int, dtype: str, quantize: str) -> dict:
@@ -177,11 +178,17 @@ def child_vlmcli_unpacked(checkpoint: str, page: str, tokens: int, dtype: str, q
         return {**child_vlmcli(checkpoint, page, tokens, dtype, quantize), "linear": "nn.Linear"}
 
 
-def child_openvino(checkpoint: str, page: str, tokens: int, _: str, __: str) -> dict:
+def child_openvino(checkpoint: str, page: str, tokens: int, _: str, weights: str) -> dict:
     from benchmarks import openvino_contender
 
     with _linear_unpacked():
-        return openvino_contender.child(checkpoint, page, tokens, _run_spec)
+        return openvino_contender.child(checkpoint, page, tokens, _run_spec, weights)
+
+
+def child_llamacpp(checkpoint: str, page: str, tokens: int, _: str, text_type: str) -> dict:
+    from benchmarks import llamacpp_contender
+
+    return llamacpp_contender.child(checkpoint, page, tokens, text_type)
 
 
 def child_matmul(_: str, __: str, ___: int, dtype: str, ____: str) -> dict:
@@ -196,7 +203,7 @@ def child_matmul(_: str, __: str, ___: int, dtype: str, ____: str) -> dict:
 
 
 CHILDREN = {"vlmcli": child_vlmcli, "vlmcli_pdf": child_vlmcli_pdf, "ask": child_ask, "card": child_card,
-            "vlmcli_unpacked": child_vlmcli_unpacked, "openvino": child_openvino,
+            "vlmcli_unpacked": child_vlmcli_unpacked, "openvino": child_openvino, "llamacpp": child_llamacpp,
             "text_decode": child_text_decode, "doctags_decode": child_doctags_decode, "matmul": child_matmul}
 
 
@@ -212,7 +219,10 @@ def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str
         "vlmcli ask, dense A4 (with load)": ("ask", dense, "auto", "none"),
         "vlmcli ocr, dense A4, --dtype float32": ("vlmcli", dense, "float32", "none"),
         "vlmcli float32, vision linear unpacked": ("vlmcli_unpacked", dense, "float32", "none"),
-        "OpenVINO fp32 vision + vlmcli LM": ("openvino", dense, "float32", "-"),
+        "OpenVINO fp32 vision + vlmcli LM": ("openvino", dense, "float32", "f32"),
+        "OpenVINO int8-weight vision + vlmcli LM": ("openvino", dense, "float32", "int8"),
+        "llama.cpp, f32 text + f32 mmproj": ("llamacpp", dense, "float32", "f32"),
+        "llama.cpp, q8_0 text + f32 mmproj": ("llamacpp", dense, "float32", "q8_0"),
         "vlmcli ocr, dense A4, --quantize 4bit": ("vlmcli", dense, "auto", "4bit"),
         "vlmcli ocr, dense A4, --quantize 8bit": ("vlmcli", dense, "auto", "8bit"),
         "card snippet as written (bf16, eager)": ("card", dense, "bfloat16", "eager"),
@@ -238,7 +248,7 @@ def main() -> None:
     if args.child:
         kind, checkpoint, source, tokens, dtype, extra = args.child
         result = CHILDREN[kind](checkpoint, source, int(tokens), dtype, extra)
-        result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        result.setdefault("peak_rss_gb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
         return print(json.dumps(result))
     if not Path(args.checkpoint, "config.json").exists():
         subprocess.run([sys.executable, "-m", "tools.models", "standin", args.checkpoint, "--no-check"], check=True,

@@ -39,9 +39,16 @@ def summary(rows: dict, checkpoint: str, auto: str) -> dict:
     for name, key in (("card snippet as written (bf16, eager)", "speedup_vs_card"),
                       ("card snippet, float32 + sdpa", "speedup_vs_card_float32"),
                       ("OpenVINO fp32 vision + vlmcli LM", "speedup_vs_openvino_vision"),
+                      ("OpenVINO int8-weight vision + vlmcli LM", "speedup_vs_openvino_int8_vision"),
+                      ("llama.cpp, f32 text + f32 mmproj", "speedup_vs_llamacpp_f32"),
+                      ("llama.cpp, q8_0 text + f32 mmproj", "speedup_vs_llamacpp_q8_0"),
                       ("vlmcli float32, vision linear unpacked", "speedup_vs_unpacked_linear")):
         if "page_s" in rows.get(name, {}):
             summary[key] = rows[name]["page_s"] / page["page_s"]
+    reference = rows.get("vlmcli ocr, dense A4, --dtype float32", page)
+    for name, row in rows.items():  # lossy rows: how many of the float32 page's tokens they repeat before differing
+        if row.get("weights") == "int8" or (row.get("quantize") or "none") != "none":
+            summary[f"leading_equal_tokens: {name}"] = _leading_equal(row, reference)
     text = rows.get(f"bare text model decode ({auto})", {})
     if "decode_tok_s" in text:
         summary["decode_vs_text_model"] = page["decode_tok_s"] / text["decode_tok_s"]
@@ -53,6 +60,12 @@ def summary(rows: dict, checkpoint: str, auto: str) -> dict:
         if "page_s" in rows.get("vlmcli ocr, 1-page PDF", {}):
             summary["pdf_page_vs_one_page_pdf"] = pdf["page_s"] / rows["vlmcli ocr, 1-page PDF"]["page_s"]
     return summary
+
+
+def _leading_equal(row: dict, reference: dict) -> str:
+    ours, theirs = row.get("token_ids", []), reference.get("token_ids", [])
+    equal = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+    return f"{equal}/{len(theirs)}"
 
 
 def print_table(rows: dict, summary: dict) -> None:
