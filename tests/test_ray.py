@@ -39,7 +39,9 @@ def ray_instance():
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    ray.data.DataContext.get_current().execution_no_progress_timeout_s = 120  # a hang fails, not blocks
+    # A hang fails instead of blocking (Ray's default waits 30 minutes); 600 s leaves room for the actors' model
+    # loads and first pages on a busy 2-core machine.
+    ray.data.DataContext.get_current().execution_no_progress_timeout_s = 600
     yield ray
     ray.shutdown()
 
