@@ -5,8 +5,9 @@ that the PyPI sdist of llama-cpp-python vendors, and converts the checkpoint wit
 `convert_hf_to_gguf.py` (text model f32 and q8_0, vision tower + connector as an f32 mmproj). Without
 them the row is skipped with that hint. llama.cpp splits the page itself (Idefics3's slices of
 512 px, 64 tokens each); the row reports how many image tokens it encoded, so a difference in visual
-tokens shows. Times come from llama.cpp's own log, so the model load is left out as for the other
-rows: page = encoding every slice + the prompt's prefill (image tokens included) + the decode.
+tokens shows. Times come from llama.cpp's own verbose log, so the model load is left out as for the
+other rows: page = its prompt eval (every slice's encoding, the prefill of their image tokens and of
+the text) + the decode.
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ def run(request: FinetuneRequest, progress: Progress | None = None) -> dict:
     summary.update(trainable_summary(peft_model))
     sampler = MixtureSampler([len(item.examples) for item in train], [s["share"] for s in summary["data"]],
                              summary["draws_per_epoch"], stage.seed)
-    trainer = _trainer(peft_model, loaded, views, train, sampler, request, progress)
+    trainer = _trainer(peft_model, loaded, views, train, sampler, request, progress,
+                       per_example=summary["loss_average"] == "example")
     if trainer.is_world_process_zero():
         write_run_info(request, {**summary, "status": "running"})
     result = _train(trainer, resume_from)
@@ -187,9 +188,8 @@ def run_identity(request: FinetuneRequest) -> dict:
 
 
 def _trainer(peft_model, loaded, views: dict, train: list[Sourced], sampler: MixtureSampler,
-             request: FinetuneRequest, progress: Progress) -> Trainer:
+             request: FinetuneRequest, progress: Progress, per_example: bool) -> Trainer:
     stage = request.stage
-    per_example = loss_average(stage, len(train)) == "example"
     args = TrainingArguments(
         output_dir=str(request.output / "checkpoints"), seed=stage.seed, data_seed=stage.seed,
         per_device_train_batch_size=stage.batch_size, gradient_accumulation_steps=stage.grad_accum,
