@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CARD_PROMPT = "Can you describe this image?"
+DECODE_FLOAT16 = "decode-float16"  # a vlmcli row's last argument: --decode-dtype float16, not quantized
 
 
 def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
@@ -50,7 +51,8 @@ def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: 
             "decode_tok_s": (result.new_tokens - 1) / max(result.seconds - result.first_token_s, 1e-9),
             "image_tokens": result.image_tokens, "prompt_tokens": result.prompt_tokens,
             "new_tokens": result.new_tokens, "dtype": str(loaded.dtype).replace("torch.", ""),
-            "quantize": quantize, "token_ids": list(result.token_ids)}
+            "quantize": run.model.quantize.value, "decode_dtype": run.model.decode_dtype.value,
+            "token_ids": list(result.token_ids)}
 
 
 def child_vlmcli_pdf(checkpoint: str, pdf: str, tokens: int, dtype: str, quantize: str) -> dict:
@@ -218,6 +220,7 @@ def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str
         "vlmcli ocr, 4-page PDF (per page)": ("vlmcli_pdf", str(pages["pdf4"]), "auto", "none"),
         "vlmcli ask, dense A4 (with load)": ("ask", dense, "auto", "none"),
         "vlmcli ocr, dense A4, --dtype float32": ("vlmcli", dense, "float32", "none"),
+        "vlmcli ocr, dense A4, --decode-dtype float16": ("vlmcli", dense, "float32", DECODE_FLOAT16),
         "vlmcli float32, vision linear unpacked": ("vlmcli_unpacked", dense, "float32", "none"),
         "OpenVINO fp32 vision + vlmcli LM": ("openvino", dense, "float32", "f32"),
         "OpenVINO int8-weight vision + vlmcli LM": ("openvino", dense, "float32", "int8"),
@@ -283,11 +286,15 @@ def _granite(checkpoint: str) -> str:
 
 
 def _run_spec(checkpoint: str, dtype: str, quantize: str, tokens: int):
-    from vlmcli.specs import DType, Quant, RunSpec
+    """`quantize` is a --quantize value, or DECODE_FLOAT16 for unquantized weights with --decode-dtype float16."""
+    from vlmcli.specs import DecodeDType, DType, Quant, RunSpec
 
+    decode_dtype = DecodeDType.float16 if quantize == DECODE_FLOAT16 else DecodeDType.same
+    quantize = Quant.none.value if quantize == DECODE_FLOAT16 else quantize
     # Forced length (min = max) so contenders compare; the repetition guard is off for the same reason.
     return RunSpec.from_options(model=checkpoint, dtype=DType(dtype), quantize=Quant(quantize), offline=True,
-                                max_new_tokens=tokens, min_new_tokens=tokens, repetition_min_tokens=10**9)
+                                decode_dtype=decode_dtype, max_new_tokens=tokens, min_new_tokens=tokens,
+                                repetition_min_tokens=10**9)
 
 
 def _auto_dtype() -> str:

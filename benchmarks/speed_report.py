@@ -47,8 +47,13 @@ def summary(rows: dict, checkpoint: str, auto: str) -> dict:
             summary[key] = rows[name]["page_s"] / page["page_s"]
     reference = rows.get("vlmcli ocr, dense A4, --dtype float32", page)
     for name, row in rows.items():  # lossy rows: how many of the float32 page's tokens they repeat before differing
-        if row.get("weights") == "int8" or (row.get("quantize") or "none") != "none":
+        lossy = row.get("weights") == "int8" or row.get("decode_dtype") == "float16"
+        if lossy or (row.get("quantize") or "none") != "none":
             summary[f"leading_equal_tokens: {name}"] = _leading_equal(row, reference)
+    half = rows.get("vlmcli ocr, dense A4, --decode-dtype float16", {})
+    if "decode_tok_s" in half and "decode_tok_s" in reference:
+        summary["decode_float16_vs_float32"] = half["decode_tok_s"] / reference["decode_tok_s"]
+        summary["page_float16_decode_vs_float32"] = reference["page_s"] / half["page_s"]
     text = rows.get(f"bare text model decode ({auto})", {})
     if "decode_tok_s" in text:
         summary["decode_vs_text_model"] = page["decode_tok_s"] / text["decode_tok_s"]

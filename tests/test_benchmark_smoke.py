@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_speed_benchmark_smoke(tiny_idefics3, tmp_path):
     out = tmp_path / "speed.json"
     command = [sys.executable, "-m", "benchmarks.speed", "--checkpoint", str(tiny_idefics3), "--new-tokens", "3", "--out", str(out),
-               "--only", "vlmcli ocr, dense A4", "--only", "card snippet as written", "--only", "matmul float32",
+               "--only", "vlmcli ocr, dense A4", "--only", "--decode-dtype float16", "--only", "card snippet as written", "--only", "matmul float32",
                "--only", "vlmcli float32, vision linear unpacked", "--only", "OpenVINO", "--only", "llama.cpp"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -34,6 +34,8 @@ def test_speed_benchmark_smoke(tiny_idefics3, tmp_path):
         assert openvino.get("new_tokens") == 3 and openvino["image_tokens"] == page["image_tokens"], openvino
     agreement = report["summary"]["leading_equal_tokens: OpenVINO int8-weight vision + vlmcli LM"]
     assert agreement.endswith("/3")  # how many of the float32 page's tokens the lossy row repeats
+    assert report["rows"]["vlmcli ocr, dense A4, --decode-dtype float16"]["new_tokens"] == 3
+    assert report["summary"]["leading_equal_tokens: vlmcli ocr, dense A4, --decode-dtype float16"].endswith("/3")
     for text_type in ("f32", "q8_0"):  # built by benchmarks/llamacpp.sh, which the test suite does not run
         llamacpp = report["rows"][f"llama.cpp, {text_type} text + f32 mmproj"]
         assert "page_s" in llamacpp or "benchmarks/llamacpp.sh" in llamacpp["skipped"], llamacpp
@@ -59,6 +61,19 @@ def test_docqa_benchmark_smoke(tmp_path):
     assert retrieval["answerable_questions"] == 2 and retrieval["unanswerable_questions"] == 1
     assert 0 <= retrieval["hit_at_1"] <= retrieval["hit_at_3"] <= 1 and retrieval["extract_ms_per_page"] > 0
 
+
+def test_agreement_benchmark_smoke(tiny_idefics3, tmp_path):
+    """Each lossy option's tokens against float32's, page by page and prompt by prompt, with decode rates."""
+    out = tmp_path / "agreement.json"
+    command = [sys.executable, "-m", "benchmarks.agreement", "--checkpoint", str(tiny_idefics3), "--new-tokens", "3",
+               "--pages", "sparse", "--questions", "1", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert [(c["page"], c["prompt"]) for c in report["cases"]] == [
+        ("sparse", "ocr"), ("sparse", "What is the total amount due?"), ("small", "What is the capital of France?")]
+    assert all(0 <= n <= 3 for n in report["summary"]["leading_equal: decode-float16"])
+    assert report["summary"]["decode_speedup: decode-float16"] > 0
 
 def test_llamacpp_times_come_from_its_log():
     """Load is left out: the page is llama.cpp's prompt eval (slices encoded, image and text prefill) + decode."""

@@ -18,7 +18,7 @@ from vlmcli.jobs.manifest import MANIFEST_NAME
 from vlmcli.jobs.ocr import FAILURE_REPORT_NAME
 from vlmcli.pipeline import ask as asking
 from vlmcli.pipeline.results import PageFailure, PageResult
-from vlmcli.specs import DEFAULT_MODEL, KVCache, Quant
+from vlmcli.specs import DEFAULT_MODEL, DecodeDType, KVCache, Quant
 
 runner = CliRunner()
 
@@ -79,6 +79,14 @@ def test_ocr_passes_pages_prompt_and_handwriting(monkeypatch):
     runner.invoke(app, ["ocr", "a.pdf", "--prompt", "Only the title."])
     assert calls[1][1] == "Only the title."
 
+
+
+def test_ocr_passes_the_decode_dtype(monkeypatch):
+    runs = []
+    monkeypatch.setattr(ocr_job, "transcribe", lambda inputs, instruction, run, **kw: runs.append(run) or iter([]))
+    runner.invoke(app, ["ocr", "a.pdf", "--decode-dtype", "float16"])
+    runner.invoke(app, ["ocr", "a.pdf"])
+    assert [run.model.decode_dtype for run in runs] == [DecodeDType.float16, DecodeDType.same]
 
 def test_ocr_partial_success_writes_the_good_files(monkeypatch, tmp_path):
     """O3: one bad input among good ones: the others are written, the failure is reported, exit 10."""

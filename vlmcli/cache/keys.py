@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from vlmcli.files import file_sha256
-from vlmcli.specs import KVCache, RunSpec
+from vlmcli.specs import DecodeDType, KVCache, RunSpec
 
 # The renderer that read every PDF before the renderer could differ; runs that use it keep the old fingerprints.
 ORIGINAL_RENDERER = "poppler"
@@ -31,6 +31,7 @@ def run_settings(run: RunSpec, instruction: str, renderer: str = ORIGINAL_RENDER
         "generation": _generation_settings(run.generation),
         # Batched rows are padded, a static cache is longer than the text: in bf16 either may change the rounding.
         **({"batch_size": run.batch_size} if run.batch_size > 1 else {}),
+        **({"decode_dtype": run.model.decode_dtype.value} if run.model.decode_dtype is not DecodeDType.same else {}),
         **({"kv_cache": run.generation.kv_cache.value} if run.generation.kv_cache is not KVCache.auto else {}),
         # Two renderers draw the same page with slightly different pixels.
         **({"pdf_renderer": renderer} if renderer != ORIGINAL_RENDERER else {}),

@@ -19,6 +19,7 @@ from vlmcli.specs import (
     MODEL_ALIASES,
     MODEL_ENV_VAR,
     AnswerFormat,
+    DecodeDType,
     Device,
     DType,
     KVCache,
@@ -41,6 +42,10 @@ QuantizeOpt = Annotated[Quant, typer.Option(
     rich_help_panel=MODEL, help="Quantize weights with bitsandbytes at load time (4bit = NF4 + double quantization).")]
 DTypeOpt = Annotated[DType, typer.Option(
     rich_help_panel=MODEL, help="Compute dtype. auto: bfloat16 on GPUs, float32 on CPUs without native bf16.")]
+DecodeDTypeOpt = Annotated[DecodeDType, typer.Option(
+    rich_help_panel=MODEL,
+    help="The language model's weights for decoding, on a CPU computing in float32. float16: half the bytes each "
+         "new token reads, so faster decoding; lossy (11-bit layer inputs and outputs), token agreement in the README.")]
 DeviceOpt = Annotated[Device, typer.Option(rich_help_panel=MODEL, help="Where to run the model.")]
 AdapterOpt = Annotated[Optional[Path], typer.Option(
     rich_help_panel=MODEL, help="A PEFT LoRA adapter directory to apply on top of the model.")]
@@ -123,7 +128,8 @@ FailureReportOpt = Annotated[Optional[Path], typer.Option(
 # The options that make a RunSpec, in --help order, with their defaults (RunSpec.from_options's keywords).
 _RUN_OPTIONS = (
     ("model", ModelOpt, DEFAULT_MODEL), ("revision", RevisionOpt, None), ("quantize", QuantizeOpt, Quant.none),
-    ("dtype", DTypeOpt, DType.auto), ("device", DeviceOpt, Device.auto), ("adapter", AdapterOpt, None),
+    ("dtype", DTypeOpt, DType.auto), ("decode_dtype", DecodeDTypeOpt, DecodeDType.same),
+    ("device", DeviceOpt, Device.auto), ("adapter", AdapterOpt, None),
     ("offline", OfflineOpt, False), ("trust_remote_code", TrustRemoteCodeOpt, False),
     ("allow_pickle", AllowPickleOpt, False), ("max_new_tokens", MaxNewTokensOpt, None),
     ("kv_cache", KVCacheOpt, KVCache.auto), ("split", SplitOpt, None), ("longest_edge", LongestEdgeOpt, None),

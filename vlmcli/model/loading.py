@@ -35,16 +35,18 @@ from vlmcli.errors import (
     ModelError,
     RefusedError,
     ResourceError,
+    UsageError,
     first_line,
 )
 from vlmcli.model import adapters, weights
 from vlmcli.model.cpu import cpu_flags
-from vlmcli.model.levers import attention, heap, packed_linear
+from vlmcli.model.levers import attention, half_decode, heap, packed_linear
 from vlmcli.model.levers.lean_processor import leaner_images
 from vlmcli.model.processor import configure_processor
 from vlmcli.model.profile import DOCTAGS_END, has_doctags
 from vlmcli.specs import (
     SUPPORTED_MODEL_TYPES,
+    DecodeDType,
     Device,
     DType,
     ModelSpec,
@@ -87,6 +89,9 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     config = _load_config(spec)
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device, for_training)
+    half_decode_weights = spec.decode_dtype is DecodeDType.float16 and not for_training
+    if half_decode_weights:
+        check_half_decode(spec, device, dtype)
     processor = _load_processor(spec)
     chain = adapters.adapter_chain(spec.adapter) if spec.adapter is not None else []
     # An adapter's fully trained modules replace whole layers: keep those unquantized.
@@ -98,6 +103,8 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     model.train(for_training)
     if not for_training:
         packed_linear.use_for_inference(model, device, dtype, cpu_flags())  # before the heap goes back: it frees
+        if half_decode_weights:  # a quantized base, the one kind that keeps an adapter unmerged, was refused
+            half_decode.halve_language_model(model)
         heap.lighten_for_inference(model, device)
         attention.use_for_inference(model, device)
     max_input_px = configure_processor(processor, config.model_type, adapters.trained_resolution(spec.adapter, split))
@@ -139,6 +146,15 @@ def resolve_dtype(dtype: DType, device: str, for_training: bool = False) -> torc
     if device == "mps":
         return torch.float16
     return torch.bfloat16 if cpu_has_native_bf16() and not for_training else torch.float32
+
+
+def check_half_decode(spec: ModelSpec, device: str, dtype: torch.dtype) -> None:
+    """`--decode-dtype float16` halves float32 weights on a CPU; anywhere else it would do nothing: say so."""
+    if spec.quantize is not Quant.none or not half_decode.applies(device, dtype):
+        computes = f"{spec.quantize.value} weights" if spec.quantize is not Quant.none else str(dtype).split(".")[-1]
+        raise UsageError(f"--decode-dtype float16 is for float32 on a CPU; this run computes in {computes} on {device}",
+                         hint="leave out --decode-dtype (this dtype's decode already reads 2-byte or smaller "
+                              "weights), or run with --dtype float32 --device cpu")
 
 
 def cpu_has_native_bf16() -> bool:
