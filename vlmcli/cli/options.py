@@ -39,7 +39,9 @@ ModelOpt = Annotated[str, typer.Option(
 RevisionOpt = Annotated[Optional[str], typer.Option(
     rich_help_panel=MODEL, help="Branch, tag or commit of the hub checkpoint; pin a commit for reproducible runs.")]
 QuantizeOpt = Annotated[Quant, typer.Option(
-    rich_help_panel=MODEL, help="Quantize weights with bitsandbytes at load time (4bit = NF4 + double quantization).")]
+    rich_help_panel=MODEL,
+    help="Quantize weights with bitsandbytes at load time (4bit = NF4 + double quantization). On CPUs without "
+         "AVX-512 it saves memory, not time: bitsandbytes' layers are slower than float32 there.")]
 DTypeOpt = Annotated[DType, typer.Option(
     rich_help_panel=MODEL, help="Compute dtype. auto: bfloat16 on GPUs, float32 on CPUs without native bf16.")]
 DecodeDTypeOpt = Annotated[DecodeDType, typer.Option(
