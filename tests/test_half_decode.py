@@ -78,6 +78,18 @@ def test_the_head_decides_a_near_tie_as_float32_does():
     torch.testing.assert_close(head.gather(-1, top), full.gather(-1, top), rtol=1e-6, atol=1e-6)
 
 
+def test_the_head_refines_each_row_of_a_batched_step():
+    linear = _layer(seed=1)
+    x = torch.randn(3, 1, 48)  # three pages decoded together
+    with torch.inference_mode():
+        batched = HalfWeightHead(linear)(x)
+        one_by_one = torch.cat([HalfWeightHead(linear)(row[None]) for row in x])
+    torch.testing.assert_close(batched, one_by_one, rtol=1e-6, atol=1e-6)
+    exact = torch.nn.functional.linear(x, linear.weight.half().float(), linear.bias)
+    top = batched.topk(8, dim=-1).indices
+    torch.testing.assert_close(batched.gather(-1, top), exact.gather(-1, top), rtol=1e-6, atol=1e-6)
+
+
 def test_it_saves_as_the_float32_layer_it_replaced():
     linear = _layer()
     saved = HalfWeightLinear(linear).state_dict()
