@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.speed_report import decode_tok_s, leading_equal
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PROMPTS = ("ocr", "What is the total amount due?")
@@ -33,11 +35,6 @@ PROMPTS = ("ocr", "What is the total amount due?")
 QUESTIONS = ("What is the capital of France?", "Write a haiku about the sea.", "Explain photosynthesis briefly.",
              "List three prime numbers and say why they are prime.", "How do I make pancakes?",
              "What is 17 times 3? Show your steps.", "Describe a cat to a child.", "Why is the sky blue?")
-
-
-def leading_equal(ours: list[int], theirs: list[int]) -> int:
-    """Tokens before the first difference."""
-    return next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
 
 
 def main() -> None:
@@ -89,7 +86,7 @@ def _compared(read: dict, options: list[str]) -> dict:
     """Decode rates of every run, and how far each option's tokens follow float32's ("none")."""
     theirs = list(read["none"].token_ids)
     case = {"text_float32": read["none"].text[:200],
-            **{f"decode_tok_s: {name}": _decode_rate(result) for name, result in read.items()}}
+            **{f"decode_tok_s: {name}": decode_tok_s(result) for name, result in read.items()}}
     for name in options:
         ours = list(read[name].token_ids)
         case[f"leading_equal: {name}"] = leading_equal(ours, theirs)
@@ -102,10 +99,6 @@ def _blank(path: Path) -> Path:
 
     Image.new("RGB", (384, 384), "white").save(path)
     return path
-
-
-def _decode_rate(result) -> float:
-    return (result.new_tokens - 1) / max(result.seconds - result.first_token_s, 1e-9)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ def child(checkpoint: str, page: str, tokens: int, run_spec: Any, weights: str =
     import torch
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+    from benchmarks import speed_report
     from vlmcli import model
     from vlmcli.inputs.documents import page_refs
     from vlmcli.model.generate import generate_from_inputs
@@ -60,7 +61,7 @@ def child(checkpoint: str, page: str, tokens: int, run_spec: Any, weights: str =
     result = generate_from_inputs(loaded, inputs, run.generation)
     return {"load_s": converted_at - started, "page_s": time.perf_counter() - converted_at,
             "first_token_s": prepared_at - converted_at + result.first_token_s,
-            "decode_tok_s": (result.new_tokens - 1) / max(result.seconds - result.first_token_s, 1e-9),
+            "decode_tok_s": speed_report.decode_tok_s(result),
             "image_tokens": result.image_tokens, "prompt_tokens": result.prompt_tokens,
             "new_tokens": result.new_tokens, "dtype": "float32", "weights": weights,
             "engine": f"openvino {openvino.__version__}", "token_ids": list(result.token_ids)}

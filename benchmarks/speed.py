@@ -30,6 +30,7 @@ DECODE_FLOAT16 = "decode-float16"  # a vlmcli row's last argument: --decode-dtyp
 
 def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
     """`vlmcli ocr PAGE` through the pipeline: load, then render/preprocess and generate one page."""
+    from benchmarks import speed_report
     from vlmcli import model
     from vlmcli.inputs.documents import page_refs
     from vlmcli.model.generate import (
@@ -48,7 +49,7 @@ def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: 
     result = generate_from_inputs(loaded, band_inputs[0], run.generation)
     return {"load_s": loaded_at - started, "page_s": time.perf_counter() - loaded_at,
             "first_token_s": prepared_at - loaded_at + result.first_token_s,
-            "decode_tok_s": (result.new_tokens - 1) / max(result.seconds - result.first_token_s, 1e-9),
+            "decode_tok_s": speed_report.decode_tok_s(result),
             "image_tokens": result.image_tokens, "prompt_tokens": result.prompt_tokens,
             "new_tokens": result.new_tokens, "dtype": str(loaded.dtype).replace("torch.", ""),
             "quantize": run.model.quantize.value, "decode_dtype": run.model.decode_dtype.value,

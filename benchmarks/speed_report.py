@@ -6,6 +6,16 @@ import json
 from pathlib import Path
 
 
+def decode_tok_s(result) -> float:
+    """A generation's decode rate: the tokens after the first over the time after the first."""
+    return (result.new_tokens - 1) / max(result.seconds - result.first_token_s, 1e-9)
+
+
+def leading_equal(ours: list[int], theirs: list[int]) -> int:
+    """Tokens before the first difference."""
+    return next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+
+
 def page_flops(checkpoint: str, image_tokens: int, prompt_tokens: int, new_tokens: int) -> float:
     """Arithmetic of one page (shared/reference/perf_anchors.md §9): vision tiles + prefill + decode, 1 MAC = 2 FLOP."""
     config = json.loads(Path(checkpoint, "config.json").read_text())
@@ -68,9 +78,8 @@ def summary(rows: dict, checkpoint: str, auto: str) -> dict:
 
 
 def _leading_equal(row: dict, reference: dict) -> str:
-    ours, theirs = row.get("token_ids", []), reference.get("token_ids", [])
-    equal = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
-    return f"{equal}/{len(theirs)}"
+    theirs = reference.get("token_ids", [])
+    return f"{leading_equal(row.get('token_ids', []), theirs)}/{len(theirs)}"
 
 
 def print_table(rows: dict, summary: dict) -> None:

@@ -14,8 +14,9 @@ SmolVLM's and the Docling models' are, except magnitudes below float16's normal
 range, about 6e-5), and a decode step's layer inputs and outputs to float16 (11
 significant bits; bfloat16 keeps 8), except the largest logits, which the output
 layer computes again in float32 so that near ties are decided as float32 decides
-them. A step whose float16 product overflows is computed again in float32. Norms, attention, the residual stream and the KV cache stay
-float32. The vision tower is not touched: its products have 1024 rows.
+them. A step whose float16 product overflows is computed again in float32. Norms,
+attention, the residual stream and the KV cache stay float32. The vision tower is
+not touched: its products have 1024 rows.
 """
 
 from __future__ import annotations
@@ -42,8 +43,12 @@ class HalfWeightLinear(torch.nn.Module):
         self.bias = None if linear.bias is None else linear.bias.detach()
         self.bias16 = None if self.bias is None else self.bias.to(torch.float16)
 
+    def decodes(self, x: torch.Tensor) -> bool:
+        """Whether `x` is a decode step's few rows (the float16 path), not a prefill's many."""
+        return x.numel() <= DECODE_ROWS * self.in_features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() <= DECODE_ROWS * self.in_features:
+        if self.decodes(x):
             y = F.linear(x.to(torch.float16), self.weight16, self.bias16)
             # One reduction, in float32 so that the sum of finite logits cannot overflow: an inf or nan makes it one.
             if math.isfinite(y.sum(dtype=torch.float32)):
@@ -70,7 +75,7 @@ class HalfWeightHead(HalfWeightLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(x)
-        if x.numel() > DECODE_ROWS * self.in_features:
+        if not self.decodes(x):
             return y
         top = y.topk(HEAD_EXACT, dim=-1).indices
         exact = (self.weight16[top].to(x.dtype) @ x.unsqueeze(-1)).squeeze(-1)
@@ -85,16 +90,18 @@ def applies(device: str, dtype: torch.dtype) -> bool:
 
 
 def halve_language_model(model: Any) -> int:
-    """Replace the float32 nn.Linear layers of the language model and its head with HalfWeightLinear; how many."""
-    inner = getattr(model, "model", model)
-    parts = [getattr(inner, "text_model", None), getattr(model, "lm_head", None)]
-    places = [(parent, name) for part in filter(None, parts) for parent in part.modules()
-              for name, child in parent.named_children()
-              if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32]
-    if type(parts[1]) is torch.nn.Linear and parts[1].weight.dtype == torch.float32:
-        places.append((model, "lm_head"))
-    for parent, name in places:  # (parent, name) pairs only, so each float32 weight is freed as it goes
-        kind = HalfWeightHead if (parent, name) == (model, "lm_head") else HalfWeightLinear
+    """Replace the float32 nn.Linear layers of the language model with HalfWeightLinear and its head with
+    HalfWeightHead; how many."""
+    text_model = getattr(getattr(model, "model", model), "text_model", None)
+    places = [(parent, name, HalfWeightLinear) for parent in (text_model.modules() if text_model else ())
+              for name, child in parent.named_children() if _float32_linear(child)]
+    if _float32_linear(getattr(model, "lm_head", None)):
+        places.append((model, "lm_head", HalfWeightHead))
+    for parent, name, kind in places:  # (parent, name) pairs only, so each float32 weight is freed as it goes
         setattr(parent, name, kind(getattr(parent, name)))
     heap.return_freed_heap()
     return len(places)
+
+
+def _float32_linear(module: Any) -> bool:
+    return type(module) is torch.nn.Linear and module.weight.dtype == torch.float32
