@@ -115,12 +115,13 @@ def child_card(checkpoint: str, page: str, tokens: int, dtype: str, attn: str) -
 
 def child_text_decode(checkpoint: str, context: str, tokens: int, dtype: str, _: str) -> dict:
     """Decode speed of the bare language model with the same weights, context length and KV cache, and of the
-    VLM around it on the same context, alternated in one process (separate processes on this shared machine
+    VLM around it (vlmcli's layers) on the same context, alternated in one process (separate processes on this shared machine
     differ by 10-15 % from run to run, more than what the VLM could add per token)."""
     import torch
     from transformers import LlamaForCausalLM
 
     from vlmcli import model
+    from vlmcli.model.levers import split_decode
 
     run = _run_spec(checkpoint, dtype, "none", tokens)
     vlm = model.load(run.model, run.split).model
@@ -141,10 +142,15 @@ def child_text_decode(checkpoint: str, context: str, tokens: int, dtype: str, _:
                 seconds.append(time.perf_counter() - started)
         return (tokens - 1) / (seconds[1] - seconds[0])
 
+    # The bare model computes as transformers does; the VLM as vlmcli loaded it (decode products split in float32).
+    split = split_decode.unsplit_language_model(text) > 0  # its decoder layers are the VLM's: split again below
     rates = {"text": [], "vlm": []}
     for _ in range(2):
         rates["text"].append(decode_tok_s(text))
+        if split:
+            split_decode.split_language_model(vlm)
         rates["vlm"].append(decode_tok_s(vlm))
+        split_decode.unsplit_language_model(text)
     return {"decode_tok_s": statistics.mean(rates["text"]), "vlm_decode_tok_s": statistics.mean(rates["vlm"]),
             "context": context, "dtype": dtype}
 

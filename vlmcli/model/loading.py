@@ -40,7 +40,7 @@ from vlmcli.errors import (
 )
 from vlmcli.model import adapters, weights
 from vlmcli.model.cpu import cpu_flags
-from vlmcli.model.levers import attention, half_decode, heap, packed_linear
+from vlmcli.model.levers import attention, half_decode, heap, packed_linear, split_decode
 from vlmcli.model.levers.lean_processor import leaner_images
 from vlmcli.model.processor import configure_processor
 from vlmcli.model.profile import DOCTAGS_END, has_doctags
@@ -105,6 +105,8 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
         packed_linear.use_for_inference(model, device, dtype, cpu_flags())  # before the heap goes back: it frees
         if half_decode_weights:  # a quantized base, the one kind that keeps an adapter unmerged, was refused
             half_decode.halve_language_model(model)
+        elif split_decode.applies(device, dtype):  # quantized layers are not nn.Linear and stay as they are
+            split_decode.split_language_model(model)
         heap.lighten_for_inference(model, device)
         attention.use_for_inference(model, device)
     max_input_px = configure_processor(processor, config.model_type, adapters.trained_resolution(spec.adapter, split))

@@ -1,0 +1,90 @@
+"""The language model's decode products on a CPU in float32, split into row blocks run on all of torch's threads.
+
+A decode step multiplies a few rows (one per sequence) by every weight of the
+language model, so its time is the time to read those weights from memory.
+nn.Linear hands a one-row product to BLAS as a matrix-vector product, which reads
+the weight on one thread however many torch has. The same product written as a
+batch of row blocks of the weight (a view, no copy) goes through torch's bmm, which
+runs the blocks on all of torch's threads: the step reads its weights with every
+core. Products of many rows (the prefill) keep nn.Linear, which already uses every
+core there.
+
+The arithmetic is float32: results equal nn.Linear's to float32 rounding (the kernels
+sum in different orders) and a page reads the same tokens (tests/test_split_decode.py;
+token agreement over longer reads in benchmarks/agreement.py). The layers keep their
+parameters, so a head tied to the embeddings stays tied and checkpoints save as
+before. bf16 and GPUs keep nn.Linear; `--decode-dtype float16` has its own layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+DECODE_ROWS = 8  # products of at most this many rows are split: decode steps, one row per sequence
+BLOCKS_PER_THREAD = 2  # more blocks than threads, so a thread that finishes early takes another
+
+
+class SplitDecodeLinear(torch.nn.Linear):
+    """An nn.Linear, with the same parameter objects, whose products of few rows run as described above."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // self.in_features
+        blocks = row_blocks(self.out_features, torch.get_num_threads())
+        if rows > DECODE_ROWS or blocks == 1 or not self.weight.is_contiguous():
+            return F.linear(x, self.weight, self.bias)
+        weight = self.weight.view(blocks, self.out_features // blocks, self.in_features)
+        columns = x.reshape(rows, self.in_features).t().expand(blocks, -1, -1)
+        y = torch.bmm(weight, columns).reshape(self.out_features, rows).t()
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+
+def row_blocks(out_features: int, threads: int) -> int:
+    """How many equal row blocks to cut a weight of `out_features` rows into for `threads` threads (1: no split)."""
+    blocks = max(BLOCKS_PER_THREAD * threads, 2)
+    while out_features % blocks:
+        blocks -= 1
+    return blocks
+
+
+def applies(device: str, dtype: torch.dtype) -> bool:
+    """Whether decode products are split: inference on a CPU whose compute dtype is float32."""
+    return device == "cpu" and dtype == torch.float32
+
+
+def split_language_model(model: Any) -> int:
+    """Replace the float32 nn.Linear layers of the language model and its head with SplitDecodeLinear; how many."""
+    text_model = getattr(getattr(model, "model", model), "text_model", None)
+    places = [(parent, name) for parent in (text_model.modules() if text_model else ())
+              for name, child in parent.named_children() if _float32_linear(child)]
+    if _float32_linear(getattr(model, "lm_head", None)):
+        places.append((model, "lm_head"))
+    for parent, name in places:
+        setattr(parent, name, _sharing(SplitDecodeLinear, getattr(parent, name)))
+    return len(places)
+
+
+def unsplit_language_model(model: Any) -> int:
+    """The inverse of split_language_model (nn.Linear again, same parameters): the reference for agreement."""
+    places = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
+              if type(child) is SplitDecodeLinear]
+    for parent, name in places:
+        setattr(parent, name, _sharing(torch.nn.Linear, getattr(parent, name)))
+    return len(places)
+
+
+def _sharing(kind: type[torch.nn.Linear], linear: torch.nn.Linear) -> torch.nn.Linear:
+    """A `kind` holding `linear`'s own weight and bias objects (no copy; a tied head stays tied)."""
+    shared = kind.__new__(kind)
+    torch.nn.Module.__init__(shared)
+    shared.in_features, shared.out_features = linear.in_features, linear.out_features
+    shared.weight, shared.bias = linear.weight, linear.bias
+    return shared
+
+
+def _float32_linear(module: Any) -> bool:
+    return type(module) is torch.nn.Linear and module.weight.dtype == torch.float32
