@@ -73,7 +73,15 @@ def test_agreement_benchmark_smoke(tiny_idefics3, tmp_path):
     assert [(c["page"], c["prompt"]) for c in report["cases"]] == [
         ("sparse", "ocr"), ("sparse", "What is the total amount due?"), ("small", "What is the capital of France?")]
     assert all(0 <= n <= 3 for n in report["summary"]["leading_equal: decode-float16"])
+    assert report["summary"]["leading_equal: split-decode"] == [3, 3, 3]  # lossless up to the summation order
     assert report["summary"]["decode_speedup: decode-float16"] > 0
+
+
+def test_decode_products_benchmark_smoke():
+    command = [sys.executable, "-m", "benchmarks.decode_products", "--layers", "1", "--rounds", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "threads=1 SplitDecodeLinear" in result.stdout and "split speedup" in result.stdout
 
 def test_llamacpp_times_come_from_its_log():
     """Load is left out: the page is llama.cpp's prompt eval (slices encoded, image and text prefill) + decode."""

@@ -32,15 +32,25 @@ class SplitDecodeLinear(torch.nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        blocks = row_blocks(self.out_features, torch.get_num_threads())
-        if rows > DECODE_ROWS or blocks == 1 or not self.weight.is_contiguous():
+        blocked = self._blocked() if rows <= DECODE_ROWS else None
+        if blocked is None:
             return F.linear(x, self.weight, self.bias)
-        weight = self.weight.view(blocks, self.out_features // blocks, self.in_features)
-        columns = x.reshape(rows, self.in_features).t().expand(blocks, -1, -1)
-        y = torch.bmm(weight, columns).reshape(self.out_features, rows).t()
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*x.shape[:-1], self.out_features)
+        y = torch.bmm(blocked, x.reshape(rows, self.in_features).t().expand(blocked.shape[0], -1, -1))
+        y = y.view(x.shape[:-1] + (self.out_features,)) if rows == 1 else (
+            y.reshape(self.out_features, rows).t().reshape(x.shape[:-1] + (self.out_features,)))
+        return y if self.bias is None else y + self.bias
+
+    def _blocked(self) -> torch.Tensor | None:
+        """The weight viewed as (blocks, rows per block, in_features) for torch's thread count now; None: no split.
+        Kept between calls (a decode step calls every layer once), made again when the threads or weight change."""
+        threads, weight = torch.get_num_threads(), self.weight
+        cached = self.__dict__.get("_blocked_for")
+        if cached is None or cached[0] != threads or cached[1] is not weight:
+            blocks = row_blocks(self.out_features, threads)
+            view = (weight.detach().view(blocks, self.out_features // blocks, self.in_features)
+                    if blocks > 1 and weight.is_contiguous() else None)
+            cached = self.__dict__["_blocked_for"] = (threads, weight, view)
+        return cached[2]
 
 
 def row_blocks(out_features: int, threads: int) -> int:
