@@ -81,7 +81,7 @@ def test_decode_products_benchmark_smoke():
     command = [sys.executable, "-m", "benchmarks.decode_products", "--layers", "1", "--rounds", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "threads=1 SplitDecodeLinear" in result.stdout and "split speedup" in result.stdout
+    assert "rows=1 threads=1 SplitDecodeLinear" in result.stdout and "split speedup" in result.stdout
 
 def test_llamacpp_times_come_from_its_log():
     """Load is left out: the page is llama.cpp's prompt eval (slices encoded, image and text prefill) + decode."""
