@@ -8,7 +8,7 @@ random, so a step reads them from memory as a real decode step does. `--rows`: t
 rows each product multiplies (one per sequence decoded together). Prints the median
 milliseconds per step and the bytes read per second, one line per path, row count
 and thread count, and the speedup of the split path. `--split-up-to N` splits
-products of up to N rows instead of vlmcli's DECODE_ROWS (to find that threshold:
+products of up to N rows instead of vlmcli's SPLIT_ROWS (to find that threshold:
 beyond it vlmcli's layers are nn.Linear). Run from the repository root.
 """
 
@@ -33,7 +33,7 @@ def main() -> None:
     from vlmcli.model.levers import split_decode
 
     if args.split_up_to:
-        split_decode.DECODE_ROWS = args.split_up_to
+        split_decode.SPLIT_ROWS = args.split_up_to
     shapes = [(HIDDEN, HIDDEN), (KV, HIDDEN), (KV, HIDDEN), (HIDDEN, HIDDEN), (INTERMEDIATE, HIDDEN),
               (INTERMEDIATE, HIDDEN), (HIDDEN, INTERMEDIATE)] * args.layers + [(VOCAB, HIDDEN)]
     plain = [torch.nn.Linear(columns, out_features, bias=False) for out_features, columns in shapes]
@@ -45,7 +45,7 @@ def main() -> None:
     weight_bytes = sum(layer.weight.numel() * 4 for layer in plain)
     threads_max = torch.get_num_threads()
     print(f"{len(shapes)} products, {weight_bytes / 1e6:.0f} MB of float32 weights per step, "
-          f"split up to {split_decode.DECODE_ROWS} rows", flush=True)
+          f"split up to {split_decode.SPLIT_ROWS} rows", flush=True)
     for rows in args.rows:
         inputs = {size: torch.randn(rows, 1, size) for size in (HIDDEN, INTERMEDIATE)}
         for threads in sorted({1, threads_max}):

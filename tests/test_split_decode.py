@@ -10,7 +10,7 @@ from vlmcli.inputs.documents import page_refs
 from vlmcli.model.generate import generate_from_inputs
 from vlmcli.model.levers import split_decode
 from vlmcli.model.levers.half_decode import HalfWeightHead
-from vlmcli.model.levers.split_decode import DECODE_ROWS, SplitDecodeLinear, row_blocks
+from vlmcli.model.levers.split_decode import SPLIT_ROWS, SplitDecodeLinear, row_blocks
 from vlmcli.pipeline.page import prepare_page
 from vlmcli.specs import DecodeDType, DType, GenerationSpec, ModelSpec, RunSpec, SplitSpec
 
@@ -37,7 +37,7 @@ def test_row_blocks_divide_the_weight_two_per_thread_where_they_can(out_features
 
 
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("shape", [(1, 1, 48), (3, 1, 48), (DECODE_ROWS, 48)])
+@pytest.mark.parametrize("shape", [(1, 1, 48), (3, 1, 48), (SPLIT_ROWS, 48)])
 def test_a_decode_step_equals_nn_linear_to_float32_rounding(bias, shape):
     linear = _layer(bias=bias)
     split = _split(linear)
@@ -53,7 +53,7 @@ def test_a_decode_step_equals_nn_linear_to_float32_rounding(bias, shape):
 
 def test_many_rows_and_unsplittable_weights_are_nn_linear_exactly():
     linear, odd = _layer(), _layer(out_features=7)
-    prefill, step = torch.randn(2, DECODE_ROWS, 48), torch.randn(1, 1, 48)
+    prefill, step = torch.randn(2, SPLIT_ROWS, 48), torch.randn(1, 1, 48)
     with torch.inference_mode():
         assert torch.equal(_split(linear)(prefill), linear(prefill))
         assert torch.equal(_split(odd)(step), odd(step))

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 # Products of at most this many rows are split: decode steps (one row per sequence) and short prefills. Up to
 # here the split measured faster than nn.Linear on 2 threads; at a page's prefill (about 900 rows) they are level.
-DECODE_ROWS = 64
+SPLIT_ROWS = 64
 BLOCKS_PER_THREAD = 2  # more blocks than threads, so a thread that finishes early takes another
 
 
@@ -34,7 +34,7 @@ class SplitDecodeLinear(torch.nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        blocked = self._blocked() if rows <= DECODE_ROWS else None
+        blocked = self._blocked() if rows <= SPLIT_ROWS else None
         if blocked is None:
             return F.linear(x, self.weight, self.bias)
         y = torch.bmm(blocked, x.reshape(rows, self.in_features).t().expand(blocked.shape[0], -1, -1))
