@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from vlmcli.model.levers import heap
+from vlmcli.model.levers import heap, text_linears
 
 DECODE_ROWS = 8  # products of at most this many rows take the float16 path: decode steps, one per batch row
 HEAD_EXACT = 8  # logits per row recomputed in float32 (HalfWeightHead)
@@ -92,16 +92,9 @@ def applies(device: str, dtype: torch.dtype) -> bool:
 def halve_language_model(model: Any) -> int:
     """Replace the float32 nn.Linear layers of the language model with HalfWeightLinear and its head with
     HalfWeightHead; how many."""
-    text_model = getattr(getattr(model, "model", model), "text_model", None)
-    places = [(parent, name, HalfWeightLinear) for parent in (text_model.modules() if text_model else ())
-              for name, child in parent.named_children() if _float32_linear(child)]
-    if _float32_linear(getattr(model, "lm_head", None)):
-        places.append((model, "lm_head", HalfWeightHead))
-    for parent, name, kind in places:  # (parent, name) pairs only, so each float32 weight is freed as it goes
+    places = text_linears.float32_linears(model)
+    for parent, name in places:  # (parent, name) pairs only, so each float32 weight is freed as it goes
+        kind = HalfWeightHead if (parent, name) == (model, "lm_head") else HalfWeightLinear
         setattr(parent, name, kind(getattr(parent, name)))
     heap.return_freed_heap()
     return len(places)
-
-
-def _float32_linear(module: Any) -> bool:
-    return type(module) is torch.nn.Linear and module.weight.dtype == torch.float32

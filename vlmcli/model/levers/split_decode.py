@@ -23,6 +23,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from vlmcli.model.levers import text_linears
+
 # Products of at most this many rows are split: decode steps (one row per sequence) and short prefills. Up to
 # here the split measured faster than nn.Linear on 2 threads; at a page's prefill (about 900 rows) they are level.
 SPLIT_ROWS = 64
@@ -70,11 +72,7 @@ def applies(device: str, dtype: torch.dtype) -> bool:
 
 def split_language_model(model: Any) -> int:
     """Replace the float32 nn.Linear layers of the language model and its head with SplitDecodeLinear; how many."""
-    text_model = getattr(getattr(model, "model", model), "text_model", None)
-    places = [(parent, name) for parent in (text_model.modules() if text_model else ())
-              for name, child in parent.named_children() if _float32_linear(child)]
-    if _float32_linear(getattr(model, "lm_head", None)):
-        places.append((model, "lm_head"))
+    places = text_linears.float32_linears(model)
     for parent, name in places:
         setattr(parent, name, _sharing(SplitDecodeLinear, getattr(parent, name)))
     return len(places)
@@ -96,7 +94,3 @@ def _sharing(kind: type[torch.nn.Linear], linear: torch.nn.Linear) -> torch.nn.L
     shared.in_features, shared.out_features = linear.in_features, linear.out_features
     shared.weight, shared.bias = linear.weight, linear.bias
     return shared
-
-
-def _float32_linear(module: Any) -> bool:
-    return type(module) is torch.nn.Linear and module.weight.dtype == torch.float32
