@@ -187,6 +187,14 @@ def child_vlmcli_unpacked(checkpoint: str, page: str, tokens: int, dtype: str, q
         return {**child_vlmcli(checkpoint, page, tokens, dtype, quantize), "linear": "nn.Linear"}
 
 
+def child_vlmcli_transposed(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
+    """vlmcli's page with the vision tower's residual stream left transposed, as without levers/patch_layout.py."""
+    from vlmcli.model.levers import patch_layout
+
+    patch_layout.use_for_inference = lambda model, device: False  # this child process only
+    return {**child_vlmcli(checkpoint, page, tokens, dtype, quantize), "vision_stream": "transposed"}
+
+
 def child_openvino(checkpoint: str, page: str, tokens: int, _: str, weights: str) -> dict:
     from benchmarks import openvino_contender
 
@@ -212,7 +220,8 @@ def child_matmul(_: str, __: str, ___: int, dtype: str, ____: str) -> dict:
 
 
 CHILDREN = {"vlmcli": child_vlmcli, "vlmcli_pdf": child_vlmcli_pdf, "ask": child_ask, "card": child_card,
-            "vlmcli_unpacked": child_vlmcli_unpacked, "openvino": child_openvino, "llamacpp": child_llamacpp,
+            "vlmcli_unpacked": child_vlmcli_unpacked,
+            "vlmcli_transposed": child_vlmcli_transposed, "openvino": child_openvino, "llamacpp": child_llamacpp,
             "text_decode": child_text_decode, "doctags_decode": child_doctags_decode, "matmul": child_matmul}
 
 
@@ -229,6 +238,7 @@ def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str
         "vlmcli ocr, dense A4, --dtype float32": ("vlmcli", dense, "float32", "none"),
         "vlmcli ocr, dense A4, --decode-dtype float16": ("vlmcli", dense, "float32", DECODE_FLOAT16),
         "vlmcli float32, vision linear unpacked": ("vlmcli_unpacked", dense, "float32", "none"),
+        "vlmcli ocr, dense A4, vision stream transposed": ("vlmcli_transposed", dense, "auto", "none"),
         "OpenVINO fp32 vision + vlmcli LM": ("openvino", dense, "float32", "f32"),
         "OpenVINO int8-weight vision + vlmcli LM": ("openvino", dense, "float32", "int8"),
         "llama.cpp, f32 text + f32 mmproj": ("llamacpp", dense, "float32", "f32"),

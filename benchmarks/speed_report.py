@@ -52,7 +52,8 @@ def summary(rows: dict, checkpoint: str, auto: str) -> dict:
                       ("OpenVINO int8-weight vision + vlmcli LM", "speedup_vs_openvino_int8_vision"),
                       ("llama.cpp, f32 text + f32 mmproj", "speedup_vs_llamacpp_f32"),
                       ("llama.cpp, q8_0 text + f32 mmproj", "speedup_vs_llamacpp_q8_0"),
-                      ("vlmcli float32, vision linear unpacked", "speedup_vs_unpacked_linear")):
+                      ("vlmcli float32, vision linear unpacked", "speedup_vs_unpacked_linear"),
+                      ("vlmcli ocr, dense A4, vision stream transposed", "speedup_vs_transposed_stream")):
         if "page_s" in rows.get(name, {}):
             summary[key] = rows[name]["page_s"] / page["page_s"]
     reference = rows.get("vlmcli ocr, dense A4, --dtype float32", page)

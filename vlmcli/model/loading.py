@@ -40,7 +40,7 @@ from vlmcli.errors import (
 )
 from vlmcli.model import adapters, weights
 from vlmcli.model.cpu import cpu_flags
-from vlmcli.model.levers import attention, half_decode, heap, packed_linear, split_decode
+from vlmcli.model.levers import attention, half_decode, heap, packed_linear, patch_layout, split_decode
 from vlmcli.model.levers.lean_processor import leaner_images
 from vlmcli.model.processor import configure_processor
 from vlmcli.model.profile import DOCTAGS_END, has_doctags
@@ -109,6 +109,7 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
             split_decode.split_language_model(model)
         heap.lighten_for_inference(model, device)
         attention.use_for_inference(model, device)
+        patch_layout.use_for_inference(model, device)
     max_input_px = configure_processor(processor, config.model_type, adapters.trained_resolution(spec.adapter, split))
     tokenizer = processor.tokenizer
     doctags = has_doctags(tokenizer)
