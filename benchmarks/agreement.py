@@ -55,7 +55,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "tools.models", "standin", args.checkpoint, "--no-check",
                         "--real-text"], check=True, cwd=ROOT)
     from benchmarks.pages import make_all
-    from benchmarks.speed import DECODE_FLOAT16, _run_spec
+    from benchmarks.speed_children import DECODE_FLOAT16, run_spec
     from vlmcli import model
     from vlmcli.inputs.documents import page_refs
     from vlmcli.model.generate import generate_from_inputs
@@ -65,7 +65,7 @@ def main() -> None:
 
     options = args.option or [SPLIT_DECODE, DECODE_FLOAT16]
     pages = make_all(Path("/tmp/vlmcli-bench-pages"))
-    runs = {name: _run_spec(args.checkpoint, "float32", "none" if name == SPLIT_DECODE else name, args.new_tokens)
+    runs = {name: run_spec(args.checkpoint, "float32", "none" if name == SPLIT_DECODE else name, args.new_tokens)
             for name in ["none", *options]}
     loaded = {name: model.load(run.model, run.split) for name, run in runs.items()}
     split_decode.unsplit_language_model(loaded["none"].model)

@@ -17,212 +17,12 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
+
+from benchmarks.speed_children import CHILDREN, DECODE_FLOAT16, timed
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CARD_PROMPT = "Can you describe this image?"
-DECODE_FLOAT16 = "decode-float16"  # a vlmcli row's last argument: --decode-dtype float16, not quantized
-
-
-def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
-    """`vlmcli ocr PAGE` through the pipeline: load, then render/preprocess and generate one page."""
-    from benchmarks import speed_report
-    from vlmcli import model
-    from vlmcli.inputs.documents import page_refs
-    from vlmcli.model.generate import (
-        generate_from_inputs,  # torch/transformers imported before the clock
-    )
-    from vlmcli.pipeline.page import prepare_page
-    from vlmcli.prompts import OCR_PROMPT
-
-    started = time.perf_counter()
-    run = _run_spec(checkpoint, dtype, quantize, tokens)
-    loaded = model.load(run.model, run.split)
-    loaded_at = time.perf_counter()
-    ref = page_refs(Path(page), None, run.pdf)[0]
-    band_inputs = prepare_page(loaded, ref, OCR_PROMPT, run).inputs
-    prepared_at = time.perf_counter()
-    result = generate_from_inputs(loaded, band_inputs[0], run.generation)
-    return {"load_s": loaded_at - started, "page_s": time.perf_counter() - loaded_at,
-            "first_token_s": prepared_at - loaded_at + result.first_token_s,
-            "decode_tok_s": speed_report.decode_tok_s(result),
-            "image_tokens": result.image_tokens, "prompt_tokens": result.prompt_tokens,
-            "new_tokens": result.new_tokens, "dtype": str(loaded.dtype).replace("torch.", ""),
-            "quantize": run.model.quantize.value, "decode_dtype": run.model.decode_dtype.value,
-            "token_ids": list(result.token_ids)}
-
-
-def child_vlmcli_pdf(checkpoint: str, pdf: str, tokens: int, dtype: str, quantize: str) -> dict:
-    """`vlmcli ocr FILE.pdf`: all pages, model loaded once, next page prepared while this one generates."""
-    from vlmcli import model
-    from vlmcli.pipeline.results import PageResult
-    from vlmcli.pipeline.transcribe import transcribe
-    from vlmcli.prompts import OCR_PROMPT
-
-    run = _run_spec(checkpoint, dtype, quantize, tokens)
-    load = model.load
-    started = {}
-
-    def timed_load(*args, **kwargs):
-        loaded = load(*args, **kwargs)
-        started["t"] = time.perf_counter()
-        return loaded
-
-    model.load = timed_load
-    pages = list(transcribe([Path(pdf)], OCR_PROMPT, run))
-    assert all(isinstance(p, PageResult) for p in pages), pages
-    elapsed = time.perf_counter() - started["t"]
-    return {"pages": len(pages), "page_s": elapsed / len(pages), "image_tokens": pages[0].image_tokens,
-            "new_tokens": pages[0].new_tokens}
-
-
-def child_ask(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
-    from vlmcli.model import generate  # noqa: F401 - torch/transformers imported before the clock
-    from vlmcli.pipeline.ask import ask
-
-    run = _run_spec(checkpoint, dtype, quantize, tokens)
-    started = time.perf_counter()
-    answer = ask([Path(page)], "What is the total amount due?", run)
-    return {"page_s": time.perf_counter() - started, "image_tokens": answer.image_tokens,
-            "new_tokens": answer.new_tokens, "note": "includes model load"}
-
-
-def child_card(checkpoint: str, page: str, tokens: int, dtype: str, attn: str) -> dict:
-    """The model card's snippet as written; only the model id, the image and min/max new tokens differ."""
-    import torch
-    from PIL import Image
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    started = time.perf_counter()
-    image = Image.open(page)
-    processor = AutoProcessor.from_pretrained(checkpoint)
-    model = AutoModelForImageTextToText.from_pretrained(
-        checkpoint, torch_dtype=getattr(torch, dtype), _attn_implementation=attn).to("cpu")
-    loaded = time.perf_counter()
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": CARD_PROMPT}]}]
-    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-    inputs = processor(text=prompt, images=[image], return_tensors="pt").to("cpu")
-    generated_ids = model.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens)
-    processor.batch_decode(generated_ids, skip_special_tokens=True)
-    return {"load_s": loaded - started, "page_s": time.perf_counter() - loaded,
-            "image_tokens": int((inputs["input_ids"] == model.config.image_token_id).sum()),
-            "new_tokens": int(generated_ids.shape[1] - inputs["input_ids"].shape[1]), "dtype": dtype}
-
-
-def child_text_decode(checkpoint: str, context: str, tokens: int, dtype: str, _: str) -> dict:
-    """Decode speed of the bare language model with the same weights, context length and KV cache, and of the
-    VLM around it (vlmcli's layers) on the same context, alternated in one process (separate processes on this shared machine
-    differ by 10-15 % from run to run, more than what the VLM could add per token)."""
-    import torch
-    from transformers import LlamaForCausalLM
-
-    from vlmcli import model
-    from vlmcli.model.levers import split_decode
-
-    run = _run_spec(checkpoint, dtype, "none", tokens)
-    vlm = model.load(run.model, run.split).model
-    with torch.device("meta"):
-        text = LlamaForCausalLM(vlm.config.text_config)
-    text.model, text.lm_head = vlm.model.text_model, vlm.lm_head  # the same tensors, not a copy
-    text.eval()
-    ids = torch.randint(100, min(40000, text.config.vocab_size), (1, int(context)))
-
-    def decode_tok_s(model) -> float:
-        seconds = []
-        with torch.inference_mode():
-            for new in (1, tokens):
-                started = time.perf_counter()
-                # The same cache as vlmcli's (static on a CPU), so the ratio isolates what the VLM adds per token.
-                model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                               max_new_tokens=new, min_new_tokens=new, cache_implementation="static")
-                seconds.append(time.perf_counter() - started)
-        return (tokens - 1) / (seconds[1] - seconds[0])
-
-    # The bare model computes as transformers does; the VLM as vlmcli loaded it (decode products split in float32).
-    split = split_decode.unsplit_language_model(text) > 0  # its decoder layers are the VLM's: split again below
-    rates = {"text": [], "vlm": []}
-    for _ in range(2):
-        rates["text"].append(decode_tok_s(text))
-        if split:
-            split_decode.split_language_model(vlm)
-        rates["vlm"].append(decode_tok_s(vlm))
-        split_decode.unsplit_language_model(text)
-    return {"decode_tok_s": statistics.mean(rates["text"]), "vlm_decode_tok_s": statistics.mean(rates["vlm"]),
-            "context": context, "dtype": dtype}
-
-
-def child_doctags_decode(checkpoint: str, page: str, tokens: int, dtype: str, _: str) -> dict:
-    """A granite-docling-sized model whose config says `use_cache: false`: decode speed as vlmcli generates (KV
-    cache on) and as its config would have transformers generate, on the same prompt (one 512 px image)."""
-    import torch
-    from PIL import Image
-
-    from vlmcli import model
-    from vlmcli.model.generate import build_inputs, generate_from_inputs
-    from vlmcli.prompts import DOCTAGS_PROMPT, user_messages
-
-    run = _run_spec(checkpoint, dtype, "none", tokens)
-    run = replace(run, split=replace(run.split, split=False))
-    loaded = model.load(run.model, run.split)
-    image = Image.open(page).convert("RGB")
-    with_cache = generate_from_inputs(loaded, build_inputs(loaded, user_messages(DOCTAGS_PROMPT, 1), [image]),
-                                      run.generation)
-    inputs = build_inputs(loaded, user_messages(DOCTAGS_PROMPT, 1), [image])
-    started = time.perf_counter()
-    with torch.inference_mode():
-        loaded.model.generate(**inputs, do_sample=False, max_new_tokens=tokens, min_new_tokens=tokens)
-    without_s = time.perf_counter() - started
-    return {"decode_tok_s": with_cache.new_tokens / with_cache.seconds, "config_decode_tok_s": tokens / without_s,
-            "use_cache_in_config": loaded.model.generation_config.use_cache, "new_tokens": with_cache.new_tokens,
-            "image_tokens": with_cache.image_tokens, "dtype": str(loaded.dtype).replace("torch.", "")}
-
-
-def child_vlmcli_unpacked(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
-    """vlmcli's float32 page with the vision tower's linear layers left to nn.Linear (MKL), as without the lever."""
-    with _linear_unpacked():
-        return {**child_vlmcli(checkpoint, page, tokens, dtype, quantize), "linear": "nn.Linear"}
-
-
-def child_vlmcli_transposed(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
-    """vlmcli's page with the vision tower's residual stream left transposed, as without levers/patch_layout.py."""
-    from vlmcli.model.levers import patch_layout
-
-    patch_layout.use_for_inference = lambda model, device: False  # this child process only
-    return {**child_vlmcli(checkpoint, page, tokens, dtype, quantize), "vision_stream": "transposed"}
-
-
-def child_openvino(checkpoint: str, page: str, tokens: int, _: str, weights: str) -> dict:
-    from benchmarks import openvino_contender
-
-    with _linear_unpacked():
-        return openvino_contender.child(checkpoint, page, tokens, _run_spec, weights)
-
-
-def child_llamacpp(checkpoint: str, page: str, tokens: int, _: str, text_type: str) -> dict:
-    from benchmarks import llamacpp_contender
-
-    return llamacpp_contender.child(checkpoint, page, tokens, text_type)
-
-
-def child_matmul(_: str, __: str, ___: int, dtype: str, ____: str) -> dict:
-    """GFLOP/s of a vision-encoder-shaped matmul (1024x768 @ 768x3072), best of 10."""
-    import torch
-
-    a, b = torch.randn(1024, 768, dtype=getattr(torch, dtype)), torch.randn(768, 3072, dtype=getattr(torch, dtype))
-    for _ in range(3):
-        a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(10))
-    return {"gflop_s": 2 * 1024 * 768 * 3072 / best / 1e9, "dtype": dtype}
-
-
-CHILDREN = {"vlmcli": child_vlmcli, "vlmcli_pdf": child_vlmcli_pdf, "ask": child_ask, "card": child_card,
-            "vlmcli_unpacked": child_vlmcli_unpacked,
-            "vlmcli_transposed": child_vlmcli_transposed, "openvino": child_openvino, "llamacpp": child_llamacpp,
-            "text_decode": child_text_decode, "doctags_decode": child_doctags_decode, "matmul": child_matmul}
 
 
 def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str, tuple]:
@@ -285,7 +85,7 @@ def main() -> None:
             checkpoint = _granite(args.granite_checkpoint) if kind == "doctags_decode" else args.checkpoint
             command = [sys.executable, "-m", "benchmarks.speed", "--child", kind, checkpoint, source,
                        str(args.new_tokens), dtype, extra]
-            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=ROOT)
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0
                               else _failed(done.stderr))
             print(f"{name:42} {json.dumps(runs[name][-1])}", file=sys.stderr, flush=True)
@@ -302,18 +102,6 @@ def _granite(checkpoint: str) -> str:
     return checkpoint
 
 
-def _run_spec(checkpoint: str, dtype: str, quantize: str, tokens: int):
-    """`quantize` is a --quantize value, or DECODE_FLOAT16 for unquantized weights with --decode-dtype float16."""
-    from vlmcli.specs import DecodeDType, DType, Quant, RunSpec
-
-    decode_dtype = DecodeDType.float16 if quantize == DECODE_FLOAT16 else DecodeDType.same
-    quantize = Quant.none.value if quantize == DECODE_FLOAT16 else quantize
-    # Forced length (min = max) so contenders compare; the repetition guard is off for the same reason.
-    return RunSpec.from_options(model=checkpoint, dtype=DType(dtype), quantize=Quant(quantize), offline=True,
-                                decode_dtype=decode_dtype, max_new_tokens=tokens, min_new_tokens=tokens,
-                                repetition_min_tokens=10**9)
-
-
 def _auto_dtype() -> str:
     code = ("from vlmcli.model.loading import resolve_dtype; from vlmcli.specs import DType; "
             "print(str(resolve_dtype(DType.auto, 'cpu'))[6:])")
@@ -321,7 +109,7 @@ def _auto_dtype() -> str:
 
 
 def _help_wall_s(runs: int = 5) -> float:
-    return statistics.median(_timed(lambda: subprocess.run([sys.executable, "-m", "vlmcli", "--help"], check=True,
+    return statistics.median(timed(lambda: subprocess.run([sys.executable, "-m", "vlmcli", "--help"], check=True,
                                                            capture_output=True)) for _ in range(runs))
 
 
@@ -349,25 +137,6 @@ def _failed(stderr: str) -> dict:
     if last.startswith("ModuleNotFoundError"):
         return {"skipped": f"{last.split(': ', 1)[-1]} (optional: pip install it to run this row)"}
     return {"error": last}
-
-
-@contextmanager
-def _linear_unpacked():
-    """Loads inside see a CPU without AVX2 flags, so levers/packed_linear.py leaves nn.Linear in place."""
-    from vlmcli.model import loading
-
-    flags = loading.cpu_flags
-    loading.cpu_flags = lambda: frozenset()
-    try:
-        yield
-    finally:
-        loading.cpu_flags = flags
-
-
-def _timed(action) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":
