@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from vlmcli.errors import UsageError
+from vlmcli.specs import LONGEST_EDGE_RANGE, Range
 
 DATA_KEYS = ("path", "weight", "split", "longest_edge_px")
 EVAL_KEYS = ("path", "name", "split", "longest_edge_px")
+WEIGHT_RANGE = Range(0, None, low_open=True)  # a share of the draws, relative to the others: any finite value above 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ def parse_source(text: str, option: str = "--data") -> Source:
     try:
         weight = float(spec)
     except ValueError:
+        if Path(path).is_file():
+            raise UsageError(f"{option} {text}: the weight after the colon, {spec!r}, is not a number",
+                             hint="PATH:0.3, or PATH:weight=0.3,split=false") from None
         return Source(Path(text))  # a colon that belongs to the file name
     if option != "--data":
         raise UsageError(f"{option} {text}: evaluation sets take no weight")
@@ -92,11 +97,11 @@ def source_from_table(table: dict[str, Any], keys: tuple[str, ...], where: str, 
         raise UsageError(f"{where}: every source needs a path")
     path = Path(table["path"])
     weight = _number(table.get("weight"), float, "weight", where)
-    if weight is not None and not weight > 0:
-        raise UsageError(f"{where}: weight must be above 0, not {weight}")
+    if weight is not None:
+        WEIGHT_RANGE.check(f"{where}: weight", weight)
     edge = _number(table.get("longest_edge_px"), int, "longest_edge_px", where)
-    if edge is not None and edge < 1:
-        raise UsageError(f"{where}: longest_edge_px must be at least 1, not {edge}")
+    if edge is not None:
+        LONGEST_EDGE_RANGE.check(f"{where}: longest_edge_px", edge)
     name = table.get("name")
     return Source(path=base / path if base and not path.is_absolute() else path, weight=weight,
                   split=_boolean(table.get("split"), where), longest_edge_px=edge,

@@ -22,6 +22,7 @@ from typing import Any
 import tomllib
 
 from vlmcli.errors import UsageError
+from vlmcli.specs import LONGEST_EDGE_RANGE, Range
 
 # Module-name patterns (regular expressions, matched in full by PEFT) shared by
 # Idefics2, Idefics3 and SmolVLM in transformers 5.
@@ -91,6 +92,17 @@ STAGE_3 = replace(
 )
 STAGES = {stage.number: stage for stage in (STAGE_1, STAGE_2, STAGE_3)}
 LOSS_AVERAGES = ("auto", "example", "token")
+# What each numeric setting accepts, from a flag or a config file alike: a value outside would train nothing
+# (epochs below 0), diverge at once (an infinite learning rate) or fail deep inside torch (a dropout of 2).
+RANGES = {
+    "lora_rank": Range(1, 4096), "lora_alpha": Range(1, 1 << 16), "lora_dropout": Range(0, 1, high_open=True),
+    "learning_rate": Range(0, 1, low_open=True), "full_train_learning_rate": Range(0, 1, low_open=True),
+    "epochs": Range(0, 100_000, low_open=True), "max_steps": Range(-1, 100_000_000),
+    "batch_size": Range(1, 4096), "grad_accum": Range(1, 1 << 16), "warmup_ratio": Range(0, 1),
+    "weight_decay": Range(0, 1), "max_length": Range(16, 1 << 20), "save_steps": Range(1, 100_000_000),
+    "logging_steps": Range(1, 100_000_000), "seed": Range(0, 2**32 - 1), "dataloader_workers": Range(0, 256),
+    "max_minutes": Range(0, 1_000_000), "replay": Range(0, 1, high_open=True), "longest_edge_px": LONGEST_EDGE_RANGE,
+}
 FIELD_NAMES = {f.name for f in fields(Stage)} - {"number", "description"}
 
 
@@ -109,7 +121,17 @@ def resolve(number: int, file_overrides: dict[str, Any] | None = None,
         stage = replace(stage, **{key: _coerce(stage, key, value, source) for key, value in given.items()})
     if stage.loss_average not in LOSS_AVERAGES:
         raise UsageError(f"loss_average = {stage.loss_average!r} must be one of {', '.join(LOSS_AVERAGES)}")
+    _check_ranges(stage)
     return stage
+
+
+def _check_ranges(stage: Stage) -> None:
+    for key, accepted in RANGES.items():
+        value = getattr(stage, key)
+        if value is not None:
+            accepted.check(key, value)
+    if stage.max_steps == 0:
+        raise UsageError("max_steps = 0 would train nothing", hint="-1 trains for the epochs; or give 1 or more")
 
 
 def read_config(path: Path, number: int) -> dict[str, Any]:
@@ -118,6 +140,10 @@ def read_config(path: Path, number: int) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such config file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text, so not a TOML file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
     tables = {key for key, value in data.items() if isinstance(value, dict)}

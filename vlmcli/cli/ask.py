@@ -24,11 +24,12 @@ from vlmcli.cli.options import (
     StrictOpt,
     TopKOpt,
     VerboseOpt,
+    number,
     run_spec,
     with_run_options,
 )
 from vlmcli.errors import UsageError
-from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, DEFAULT_TOP_K, AnswerFormat, RunSpec, SearchSpec
+from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, DEFAULT_TOP_K, PAGE_RANGE, AnswerFormat, RunSpec, SearchSpec
 
 
 @with_run_options
@@ -37,7 +38,7 @@ def ask(
                                                      "together; PDFs and folders are searched page by page).")],
     question: Annotated[str, typer.Argument(help="The question, in quotes (always the last argument).")],
     page: Annotated[Optional[int], typer.Option(
-        min=1, help="Look at this page of each PDF (1-based) instead of searching the whole document.")] = None,
+        click_type=number(PAGE_RANGE), help="Look at this page of each PDF (1-based) instead of searching the whole document.")] = None,
     pages: SearchPagesOpt = None, top_k: TopKOpt = DEFAULT_TOP_K, strict: StrictOpt = False,
     answer_format: AnswerFormatOpt = AnswerFormat.text, verbose: VerboseOpt = False, *, run_options: dict[str, Any],
 ) -> None:

@@ -6,12 +6,24 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from vlmcli import __version__
 from vlmcli.cli import ask, cache, read, status, train
+from vlmcli.cli.exits import run_command
+
+
+class _Group(TyperGroup):
+    """Typer's group, ending every run through `run_command`: usage mistakes become one line and exit 2, a closed
+    stdout exit 5, whether started from the console script or a test's CliRunner."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        return run_command(lambda: super(_Group, self).main(*args, standalone_mode=False, **kwargs),
+                           standalone_mode)
+
 
 app = typer.Typer(
-    name="vlmcli", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    name="vlmcli", cls=_Group, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
     help="Read documents with a vision-language model: OCR of print and handwriting, questions about images and PDFs.",
 )
 

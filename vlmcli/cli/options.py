@@ -13,9 +13,19 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from typer._click import types as click_types
 
 from vlmcli.specs import (
+    BATCH_SIZE_RANGE,
     DEFAULT_MODEL,
+    LONGEST_EDGE_RANGE,
+    MAX_NEW_TOKENS_RANGE,
+    PAGE_TIMEOUT_RANGE,
+    RAY_ACTOR_CPUS_RANGE,
+    RAY_ACTOR_GPUS_RANGE,
+    RAY_ACTORS_RANGE,
+    SHARD_COUNT_RANGE,
+    TOP_K_RANGE,
     MODEL_ALIASES,
     MODEL_ENV_VAR,
     AnswerFormat,
@@ -26,11 +36,42 @@ from vlmcli.specs import (
     OutputFormat,
     PdfRenderer,
     Quant,
+    Range,
     RunSpec,
 )
 
 MODEL = "Model"
 IMAGES = "Splitting and resolution"
+
+
+class _Number(click_types.ParamType):
+    """An int or a float within a `Range`, checked while the command line is parsed (click's own ranges let
+    inf and nan through, and have no upper end unless given one)."""
+
+    def __init__(self, accepted: Range, kind: type) -> None:
+        self.accepted, self.kind = accepted, kind
+        self.name = "integer" if kind is int else "float"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, self.kind) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = self.kind(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a{'n integer' if self.kind is int else ' number'}", param, ctx)
+        if not self.accepted.accepts(number):
+            self.fail(f"{value} is out of range (needs {self.accepted.describe()})", param, ctx)
+        return number
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return self.name.upper()
+
+
+def number(accepted: Range, kind: type = int) -> _Number:
+    """The click type of a numeric option that takes `accepted` values (`typer.Option(click_type=...)`)."""
+    return _Number(accepted, kind)
+
 
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", envvar=MODEL_ENV_VAR, rich_help_panel=MODEL,
@@ -60,7 +101,7 @@ AllowPickleOpt = Annotated[bool, typer.Option(
     "--allow-pickle", rich_help_panel=MODEL,
     help="Accept .bin (pickle) weights, read with torch's weights-only unpickler (refused by default).")]
 MaxNewTokensOpt = Annotated[Optional[int], typer.Option(
-    min=1, rich_help_panel=MODEL, help="Most tokens to generate per page or answer.")]
+    click_type=number(MAX_NEW_TOKENS_RANGE), rich_help_panel=MODEL, help="Most tokens to generate per page or answer.")]
 KVCacheOpt = Annotated[KVCache, typer.Option(
     "--kv-cache", rich_help_panel=MODEL,
     help="auto: static on CPUs (faster decoding), dynamic on GPUs. static on a GPU compiles the decode step for "
@@ -70,7 +111,7 @@ SplitOpt = Annotated[Optional[bool], typer.Option(
     "--split/--no-split", rich_help_panel=IMAGES, show_default="checkpoint's setting",
     help="Cut each image into sub-images (Idefics3/SmolVLM tile grid, Idefics2 4 crops) so small text stays legible.")]
 LongestEdgeOpt = Annotated[Optional[int], typer.Option(
-    min=64, rich_help_panel=IMAGES, show_default="checkpoint's setting",
+    click_type=number(LONGEST_EDGE_RANGE), rich_help_panel=IMAGES, show_default="checkpoint's setting",
     help="Resolution: the longest image edge in px the processor works at (SmolVLM: multiples of 512; "
          "fewer px = fewer visual tokens).")]
 BandsOpt = Annotated[bool, typer.Option(
@@ -103,7 +144,7 @@ SEARCH = "Questions over whole documents"
 SearchPagesOpt = Annotated[Optional[str], typer.Option(
     rich_help_panel=SEARCH, help="Search only these pages of each PDF, 1-based: e.g. 3-7 or 1-3,9 (default: all).")]
 TopKOpt = Annotated[int, typer.Option(
-    "--top-k", min=1, rich_help_panel=SEARCH, help="Most pages the model reads, best-ranked first.")]
+    "--top-k", click_type=number(TOP_K_RANGE), rich_help_panel=SEARCH, help="Most pages the model reads, best-ranked first.")]
 StrictOpt = Annotated[bool, typer.Option(
     "--strict", rich_help_panel=SEARCH, help="Say \"not found\" rather than give an answer the page text does not contain.")]
 AnswerFormatOpt = Annotated[AnswerFormat, typer.Option(
@@ -114,11 +155,16 @@ BATCH = "Batch and resume"
 ResumeOpt = Annotated[bool, typer.Option(
     "--resume", rich_help_panel=BATCH,
     help="Skip the pages the manifest in the -o folder records as done with the same input, model and settings.")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", rich_help_panel=BATCH,
+    help="Write into an -o folder that holds an earlier run's manifest without --resume (the old manifest is kept "
+         "as a backup), or files vlmcli did not write. Outputs never replace inputs, --force or not.")]
 PageTimeoutOpt = Annotated[Optional[float], typer.Option(
-    min=0.001, rich_help_panel=BATCH, show_default="none for generation; 120 s per poppler call",
+    click_type=number(PAGE_TIMEOUT_RANGE, float), rich_help_panel=BATCH,
+    show_default="none for generation; 120 s per poppler call",
     help="Seconds one page may take: each poppler call, and its generation (all bands and retries together).")]
 BatchSizeOpt = Annotated[int, typer.Option(
-    "--batch-size", min=1, rich_help_panel=BATCH,
+    "--batch-size", click_type=number(BATCH_SIZE_RANGE), rich_help_panel=BATCH,
     help="Pages per generate call. More pays on a GPU (pages per second); on a CPU it gains little.")]
 FailFastOpt = Annotated[bool, typer.Option(
     "--fail-fast", rich_help_panel=BATCH, help="Stop at the first failed page or input, with that error's exit code.")]
@@ -169,7 +215,7 @@ ShardOpt = Annotated[Optional[str], typer.Option(
     help="Read shard K of N (1-based): a fixed share of the documents, by a hash of each one's path, so N "
          "processes into one -o folder read every document once. A rerun with another N resumes from all manifests.")]
 ShardCountOpt = Annotated[Optional[int], typer.Option(
-    "--shard-count", min=1, rich_help_panel=SCALE,
+    "--shard-count", click_type=number(SHARD_COUNT_RANGE), rich_help_panel=SCALE,
     help="N for a Kubernetes Indexed Job (its completions); the shard is JOB_COMPLETION_INDEX + 1.")]
 RayOpt = Annotated[Optional[str], typer.Option(
     "--ray", metavar="auto|local|ADDRESS", rich_help_panel=SCALE,
@@ -177,12 +223,12 @@ RayOpt = Annotated[Optional[str], typer.Option(
          "starts one on this machine, or a cluster address. Needs -o; the inputs must be at the same path on "
          "every node.")]
 RayActorsOpt = Annotated[Optional[int], typer.Option(
-    "--ray-actors", min=1, rich_help_panel=SCALE, show_default="one per GPU of the cluster, else 1",
+    "--ray-actors", click_type=number(RAY_ACTORS_RANGE), rich_help_panel=SCALE, show_default="one per GPU of the cluster, else 1",
     help="Copies of the model (Ray actors) reading pages at once.")]
 RayActorCpusOpt = Annotated[Optional[float], typer.Option(
-    "--ray-actor-cpus", min=0.01, rich_help_panel=SCALE, show_default="1",
+    "--ray-actor-cpus", click_type=number(RAY_ACTOR_CPUS_RANGE, float), rich_help_panel=SCALE, show_default="1",
     help="CPUs each actor reserves; its whole part (at least 1) is the actor's torch threads. Leave CPUs free "
          "for Ray's own tasks: fractions are allowed.")]
 RayActorGpusOpt = Annotated[Optional[float], typer.Option(
-    "--ray-actor-gpus", min=0, rich_help_panel=SCALE, show_default="1 if the cluster has GPUs, else 0",
+    "--ray-actor-gpus", click_type=number(RAY_ACTOR_GPUS_RANGE, float), rich_help_panel=SCALE, show_default="1 if the cluster has GPUs, else 0",
     help="GPUs each actor reserves.")]

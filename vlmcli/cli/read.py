@@ -19,6 +19,7 @@ from vlmcli.cli.options import (
     BatchSizeOpt,
     FailFastOpt,
     FailureReportOpt,
+    ForceOpt,
     FormatOpt,
     HandwritingOpt,
     OutputDirOpt,
@@ -46,7 +47,8 @@ def ocr(
     inputs: Annotated[list[Path], typer.Argument(help="Images, PDFs, or folders of them.")],
     pages: PagesOpt = None, output: OutputDirOpt = None, output_format: FormatOpt = OutputFormat.text,
     prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
-    resume: ResumeOpt = False, page_timeout: PageTimeoutOpt = None, fail_fast: FailFastOpt = False,
+    resume: ResumeOpt = False, force: ForceOpt = False, page_timeout: PageTimeoutOpt = None,
+    fail_fast: FailFastOpt = False,
     failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1, tables: TablesOpt = None,
     shard: ShardOpt = None, shard_count: ShardCountOpt = None, ray: RayOpt = None, ray_actors: RayActorsOpt = None,
     ray_actor_cpus: RayActorCpusOpt = None, ray_actor_gpus: RayActorGpusOpt = None,
@@ -55,13 +57,13 @@ def ocr(
     """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
     from vlmcli.prompts import ocr_instruction
 
-    with reporting_errors(), RichProgress(verbose) as progress, sigterm_as_interrupt():
+    with reporting_errors(resumable=True), RichProgress(verbose) as progress, sigterm_as_interrupt():
         run, doctags = run_spec(run_options, page_timeout=page_timeout, batch_size=batch_size)
         from vlmcli.jobs import ocr as job
 
         request = job.OcrRequest(
             inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting, doctags), run=run, pages=pages,
-            output_format=output_format, out_dir=output, resume=resume, fail_fast=fail_fast,
+            output_format=output_format, out_dir=output, resume=resume, force=force, fail_fast=fail_fast,
             failure_report=failure_report, doctags=doctags, tables_dir=tables, shard=_shard(shard, shard_count))
         if ray is None:
             summary = job.run_ocr(request, write=_write_stdout, progress=progress, on_failure=_report_failure)

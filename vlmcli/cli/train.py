@@ -27,12 +27,14 @@ from vlmcli.cli.options import (
     RevisionOpt,
     SplitOpt,
     TrustRemoteCodeOpt,
+    number,
 )
 from vlmcli.errors import UsageError
 from vlmcli.specs import (
     ANSWER_MAX_NEW_TOKENS,
     DEFAULT_MODEL,
     MODEL_ENV_VAR,
+    MAX_NEW_TOKENS_RANGE,
     TRAINING_EVAL_MAX_NEW_TOKENS,
     Device,
     DType,
@@ -64,8 +66,12 @@ TrainQuantizeOpt = Annotated[Optional[Quant], typer.Option(
 DataOpt = Annotated[Path, typer.Option(help="JSONL examples (see the README for the three accepted shapes).")]
 
 
-def _stage_option(help_text: str, *names: str, minimum: float | None = None):
-    return typer.Option(*names, rich_help_panel=STAGE, help=help_text, min=minimum)
+def _stage_option(help_text: str, *names: str, key: str | None = None, kind: type = int):
+    """A stage setting's option; `key` names its range in the stages' RANGES, checked while parsing."""
+    from vlmcli.finetune.stages import RANGES
+
+    checked = {"click_type": number(RANGES[key], kind)} if key else {}
+    return typer.Option(*names, rich_help_panel=STAGE, help=help_text, **checked)
 
 
 def finetune(
@@ -82,7 +88,7 @@ def finetune(
         help="JSONL to evaluate before and after training; repeat for several sets, each reported on its own "
              "(PATH or PATH:name=N,split=false,longest_edge_px=N).")] = None,
     eval_max_new_tokens: Annotated[Optional[int], typer.Option(
-        min=1, help="Most tokens to generate per --eval-data example.")] = None,
+        click_type=number(MAX_NEW_TOKENS_RANGE), help="Most tokens to generate per --eval-data example.")] = None,
     from_run: Annotated[Optional[Path], typer.Option("--from", help="Start from an earlier stage's --output.")] = None,
     config: Annotated[Optional[Path], typer.Option(
         help="TOML file of stage settings (top level or \\[stageN]) and \\[\\[data]] sources.")] = None,
@@ -93,29 +99,29 @@ def finetune(
     model: BaseModelOpt = None, revision: RevisionOpt = None, quantize: TrainQuantizeOpt = None,
     dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, offline: OfflineOpt = False,
     trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
-    lora_rank: Annotated[Optional[int], _stage_option("LoRA rank.", minimum=1)] = None,
-    lora_alpha: Annotated[Optional[int], _stage_option("LoRA alpha.", minimum=1)] = None,
-    lora_dropout: Annotated[Optional[float], _stage_option("LoRA dropout.", minimum=0)] = None,
+    lora_rank: Annotated[Optional[int], _stage_option("LoRA rank.", key="lora_rank")] = None,
+    lora_alpha: Annotated[Optional[int], _stage_option("LoRA alpha.", key="lora_alpha")] = None,
+    lora_dropout: Annotated[Optional[float], _stage_option("LoRA dropout (0 <= x < 1).", key="lora_dropout", kind=float)] = None,
     dora: Annotated[Optional[bool], _stage_option("DoRA instead of plain LoRA.", "--dora/--no-dora")] = None,
-    learning_rate: Annotated[Optional[float], _stage_option("Learning rate of the LoRA weights.")] = None,
-    full_train_learning_rate: Annotated[Optional[float], _stage_option("Learning rate of fully trained modules.")] =
+    learning_rate: Annotated[Optional[float], _stage_option("Learning rate of the LoRA weights.", key="learning_rate", kind=float)] = None,
+    full_train_learning_rate: Annotated[Optional[float], _stage_option("Learning rate of fully trained modules.", key="full_train_learning_rate", kind=float)] =
     None,
-    epochs: Annotated[Optional[float], _stage_option("Passes over the data.")] = None,
-    max_steps: Annotated[Optional[int], _stage_option("Optimizer steps (overrides --epochs).")] = None,
-    batch_size: Annotated[Optional[int], _stage_option("Examples per device per step.", minimum=1)] = None,
-    grad_accum: Annotated[Optional[int], _stage_option("Gradient accumulation steps.", minimum=1)] = None,
-    max_length: Annotated[Optional[int], _stage_option("Longest example in tokens (never truncated).")] = None,
-    save_steps: Annotated[Optional[int], _stage_option("Checkpoint every N steps.", minimum=1)] = None,
-    seed: Annotated[Optional[int], _stage_option("Random seed.")] = None,
+    epochs: Annotated[Optional[float], _stage_option("Passes over the data.", key="epochs", kind=float)] = None,
+    max_steps: Annotated[Optional[int], _stage_option("Optimizer steps (overrides --epochs; -1: train for the epochs).", key="max_steps")] = None,
+    batch_size: Annotated[Optional[int], _stage_option("Examples per device per step.", key="batch_size")] = None,
+    grad_accum: Annotated[Optional[int], _stage_option("Gradient accumulation steps.", key="grad_accum")] = None,
+    max_length: Annotated[Optional[int], _stage_option("Longest example in tokens (never truncated).", key="max_length")] = None,
+    save_steps: Annotated[Optional[int], _stage_option("Checkpoint every N steps.", key="save_steps")] = None,
+    seed: Annotated[Optional[int], _stage_option("Random seed.", key="seed")] = None,
     replay: Annotated[Optional[float], _stage_option(
         "Share of the examples drawn from the --from run's training data, at its resolutions (0: no replay).",
-        minimum=0)] = None,
+        key="replay", kind=float)] = None,
     loss_average: Annotated[Optional[LossAverage], _stage_option(
         "example: every example weighs the same in the loss, so a source's share of the draws is its share of the "
         "gradient; token: every answer token does (transformers' own), so long answers outweigh short ones; "
         "auto (default): example when the stage draws from several sources, replay included, else token.")] = None,
     max_minutes: Annotated[Optional[float], _stage_option(
-        "Stop after this many minutes of training and save as at the end (0: no limit).", minimum=0)] = None,
+        "Stop after this many minutes of training and save as at the end (0: no limit).", key="max_minutes", kind=float)] = None,
     full: Annotated[Optional[bool], _stage_option(
         "Train every weight instead of an adapter (small models, random weights); writes a whole checkpoint.",
         "--full/--lora")] = None,
