@@ -59,7 +59,12 @@ class BadExample(ValueError):
 def read_examples(path: Path) -> tuple[list[Example], list[Problem]]:
     """Parse every line; return the good examples and a problem per bad line."""
     examples, problems = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(number, f"not UTF-8 text (byte {exc.start + 1} of the line)"))
+            continue
         if not line.strip():
             continue
         try:

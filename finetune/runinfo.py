@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from vlmcli import __version__
-from vlmcli.errors import UsageError
+from vlmcli.errors import CheckpointError, UsageError, first_line
 from vlmcli.files import atomic_write
 from vlmcli.model.adapters import RUN_FILE
 from vlmcli.specs import DType, ModelSpec, Quant
+
+_DAMAGED_HINT = "run that stage again, or start this one without --from"
 
 
 def write_run_info(request, details: dict[str, Any]) -> None:
@@ -37,10 +39,15 @@ def read_run_info(folder: Path) -> dict[str, Any]:
     """The run.json of an earlier stage (for --from), which must have finished."""
     path = folder / RUN_FILE
     try:
-        info = json.loads(path.read_text())
+        info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{folder}: not a vlmcli training run (no {RUN_FILE})",
                          hint="--from takes the --output folder of an earlier `vlmcli finetune`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: cannot be read ({first_line(exc)})", hint=_DAMAGED_HINT) from None
+    model = info.get("model") if isinstance(info, dict) else None
+    if not isinstance(model, dict) or not isinstance(model.get("model_id"), str):
+        raise CheckpointError(f"{path}: damaged (no base model recorded)", hint=_DAMAGED_HINT)
     saved = "config.json" if info.get("stage", {}).get("full_finetune") else "adapter_config.json"
     if info.get("status") != "finished" or not (folder / saved).is_file():
         raise UsageError(f"{folder}: that training run did not finish",

@@ -38,6 +38,8 @@ def read_sources(sources: tuple[Source, ...], skip_bad: bool, progress: Progress
     """Read every file before the model loads; bad lines fail (all files reported) or are skipped and noted."""
     found = []
     for source in sources:
+        if source.path.exists() and not source.path.is_file():
+            raise InputError(f"{source.path}: not a regular file", hint="give a JSONL file of examples")
         if not source.path.is_file():
             if source.replay_of:
                 raise InputError(f"{source.path}: no such data file (the training data of {source.replay_of}, "

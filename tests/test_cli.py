@@ -98,7 +98,7 @@ def test_ocr_partial_success_writes_the_good_files(monkeypatch, tmp_path):
     out = tmp_path / "out"
     result = runner.invoke(app, ["ocr", "a.pdf", "bad.png", "c.png", "-o", str(out), "-f", "markdown"])
     assert result.exit_code == ExitCode.partial
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "a.pdf.md", "c.png.md", FAILURE_REPORT_NAME]
+    assert sorted(p.name for p in out.iterdir()) == [".vlmcli-lock", MANIFEST_NAME, "a.pdf.md", "c.png.md", FAILURE_REPORT_NAME]
     assert "vlmcli: error: bad.png: not a supported image; skipped" in result.stderr
     assert result.stderr.splitlines()[-1] == f"vlmcli: 2 pages ok, 1 failed; failures listed in {out / FAILURE_REPORT_NAME}"
     report = [json.loads(line) for line in (out / FAILURE_REPORT_NAME).read_text().splitlines()]

@@ -126,7 +126,7 @@ class ManifestMachine(RuleBasedStateMachine):
     def _run(self, out: Path, resume: bool, crash_at: int | None) -> bool:
         """One `vlmcli ocr -o out` run; True if it crashed."""
         request = ocr_job.OcrRequest(inputs=tuple(self.inputs), instruction="Read.", run=RunSpec(),
-                                   output_format=OutputFormat.text, out_dir=out, resume=resume)
+                                   output_format=OutputFormat.text, out_dir=out, resume=resume, force=not resume)
         real_fsync, real_replace, calls = os.fsync, os.replace, [0]
 
         def durability_point(real):
@@ -155,7 +155,10 @@ class ManifestMachine(RuleBasedStateMachine):
             ocr_job.transcribe = original_transcribe
 
     def _transcribe(self, inputs, instruction, run, *, pages=None, progress=None, reuse=None, on_plan=None):
-        """`transcribe` without a model: same order, same use of `reuse`; a page's text is known."""
+        """`transcribe` without a model: same order, same use of `reuse` and `on_plan`; a page's text is known."""
+        if on_plan is not None:
+            on_plan([PageRef(path, index, DOCUMENTS[path.name], path.suffix == ".pdf")
+                     for path in inputs for index in range(DOCUMENTS[path.name])])
         for path in inputs:
             count = DOCUMENTS[path.name]
             for index in range(count):

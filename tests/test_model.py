@@ -213,7 +213,7 @@ def test_cli_ocr_end_to_end(tiny_idefics3, pdf_3_pages, page_png, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert sorted(p.name for p in out.iterdir()) == [".vlmcli-manifest.jsonl", "doc.pdf.jsonl", "page.png.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".vlmcli-lock", ".vlmcli-manifest.jsonl", "doc.pdf.jsonl", "page.png.jsonl"]
     records = [json.loads(line) for line in (out / "doc.pdf.jsonl").read_text().splitlines()]
     assert [r["page_number"] for r in records] == [1, 2, 3]
     assert all(r["image_tokens"] > 0 and 0 < r["new_tokens"] <= 8 and r["finish_reason"] in ("stop", "length")

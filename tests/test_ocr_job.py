@@ -277,7 +277,7 @@ def test_fail_fast_stops_with_the_errors_own_code(monkeypatch, tmp_path):
     result = runner.invoke(app, ["ocr", "a.png", "b.pdf", "c.png", "-o", "out", "--fail-fast"])
     assert result.exit_code == ExitCode.encrypted
     assert len(seen) == 2 and sorted(p.name for p in Path("out").iterdir()) == [
-        manifest.MANIFEST_NAME, "a.png.txt", ocr_job.FAILURE_REPORT_NAME]
+        ".vlmcli-lock", manifest.MANIFEST_NAME, "a.png.txt", ocr_job.FAILURE_REPORT_NAME]
     without = runner.invoke(app, ["ocr", "a.png", "b.pdf", "c.png", "-o", "out2"])
     assert without.exit_code == ExitCode.partial and len(seen) == 5
 
@@ -299,7 +299,7 @@ def test_sigterm_unwinds_like_ctrl_c(monkeypatch, tmp_path):
     result = runner.invoke(app, ["ocr", "a.png", "b.png", "-o", "out"])
     assert result.exit_code == ExitCode.terminated and "terminated" in result.stderr
     # a.png is done but not yet written (its file is written once the next input starts): the manifest has it
-    assert [p.name for p in Path("out").iterdir()] == [manifest.MANIFEST_NAME]
+    assert sorted(p.name for p in Path("out").iterdir()) == [".vlmcli-lock", manifest.MANIFEST_NAME]
     assert len(manifest.done_keys(Path("out", manifest.MANIFEST_NAME))) == 1
     assert signal.getsignal(signal.SIGTERM) is handler  # vlmcli's handler is only there while ocr runs
 
@@ -321,7 +321,7 @@ def test_fault_while_writing_an_output_leaves_no_file_and_keeps_the_manifest(mon
     monkeypatch.setattr(os, "replace", replace)
     result = runner.invoke(app, ["ocr", "a.png", "-o", "out"])
     assert result.exit_code == code
-    assert [p.name for p in Path("out").iterdir()] == [manifest.MANIFEST_NAME]
+    assert sorted(p.name for p in Path("out").iterdir()) == [".vlmcli-lock", manifest.MANIFEST_NAME]
     monkeypatch.setattr(os, "replace", real_replace)
     monkeypatch.setattr(ocr_job, "transcribe", lambda *a, reuse=None, **kw: iter([reuse(_ref("a.png"))]))
     assert runner.invoke(app, ["ocr", "a.png", "-o", "out", "--resume"]).exit_code == 0
@@ -341,7 +341,7 @@ def test_stale_temporary_files_of_a_killed_run_are_swept(tmp_path):
     stale.write_text("half")
     (out / "notes.tmp").write_text("not ours")
     request = ocr_job.OcrRequest(inputs=(), instruction="Read.", run=RunSpec(), out_dir=out,
-                               output_format=OutputFormat.text)
+                               output_format=OutputFormat.text, force=True)  # notes.tmp is not vlmcli's
     ocr_job.run_ocr(request, write=lambda text: None)
     assert not stale.exists() and (out / "notes.tmp").exists()
 

@@ -71,5 +71,5 @@ def test_interrupt_exits_130_and_keeps_finished_files(monkeypatch, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["ocr", "first.png", "second.pdf", "-o", str(out)])
     assert result.exit_code == ExitCode.interrupted
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "first.png.txt"]  # second.pdf was not finished
+    assert sorted(p.name for p in out.iterdir()) == [".vlmcli-lock", MANIFEST_NAME, "first.png.txt"]  # second.pdf was not finished
     assert len(done_keys(out / MANIFEST_NAME)) == 2  # ...but its page 1 is kept for --resume

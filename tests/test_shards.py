@@ -133,7 +133,7 @@ def test_four_shard_processes_one_killed_then_finished_by_three_equal_one_run(ti
                                                                             tmp_path, monkeypatch):
     whole = runner.invoke(app, _args(tiny_idefics3, mixed_folders, tmp_path / "whole"))
     assert whole.exit_code == 10, whole.output  # the corrupt file
-    documents = ocr_job._documents(tuple(mixed_folders), None)
+    documents = ocr_job._documents(tuple(mixed_folders), None, None)
     victim = shards.shard_of(relative_name(mixed_folders[0] / "report.pdf", mixed_folders), 4)
 
     out = tmp_path / "out"

@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from vlmcli.errors import OutputError
+
 TEMP_MARK = ".vlmcli-"
 _CHUNK_BYTES = 1 << 20
 _UMASK = os.umask(0o022)  # read once, at import (single-threaded): written files get the usual permissions
@@ -36,6 +38,19 @@ def atomic_write(path: Path, content: str | bytes) -> None:
         Path(temp_name).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def check_writable_folder(folder: Path, option: str = "-o") -> None:
+    """Fail before any work if files cannot be written into `folder` (made if missing): a path that is a file (or
+    /dev/null), a folder without write permission, a read-only file system."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: is not a folder", hint=f"give {option} a folder (it is made if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=folder, prefix=f"{TEMP_MARK}probe-").close()
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write here ({exc.strerror or exc})",
+                          hint=f"choose another {option} folder or fix its permissions") from None
 
 
 def fsync_dir(folder: Path) -> None:

@@ -36,7 +36,11 @@ class Ledger:
         if out_dir is not None:
             path = out_dir / manifest.manifest_name(shard_label)
             others = [p for p in manifest.manifest_paths(out_dir) if p != path]
-            self._manifest = manifest.Manifest(path, resume=resume, others=others)
+            try:
+                self._manifest = manifest.Manifest(path, resume=resume, others=others)
+            except OSError as exc:
+                raise OutputError(f"{path}: cannot be read or written ({exc.strerror or exc})",
+                                  hint="fix the file's permissions, or move it away and start over") from None
             if self._manifest.dropped_lines:
                 progress.note(f"{self._manifest.path}: {self._manifest.dropped_lines} torn or unreadable line(s) "
                               "dropped; their pages are read again")
@@ -80,12 +84,15 @@ class Ledger:
                     {"input": str(failure.source), "page_number": failure.page_number,
                      "category": failure.error.category, "exit_code": int(failure.error.exit_code)})
 
-    def record_plan(self, refs: list[PageRef], failed_inputs: list[Path]) -> None:
-        """The pages this run set out to read (hashing every input now, before the model loads)."""
+    def record_plan(self, refs: list[PageRef], failed_inputs: list[Path], outputs: list[str],
+                    tables: str | None) -> None:
+        """The pages this run set out to read (hashing every input now, before the model loads), and the files it
+        writes (relative to the output folder) and its tables folder."""
         if self._manifest is None:
             return
         keys = [self._key(ref.source, ref.page_index) for ref in refs]
-        self._write(self._manifest.record_plan, keys, [str(path) for path in failed_inputs], self.shard_label)
+        self._write(self._manifest.record_plan, keys, [str(path) for path in failed_inputs], self.shard_label,
+                    outputs, tables)
 
     def _write(self, append, *args) -> None:
         try:

@@ -15,8 +15,13 @@ the run's plan (the keys of the pages it set out to read, and the inputs that
 could not be opened) and its failed pages, from which `vlmcli status` counts
 what is pending; a resumed run reads its failed pages again.
 
-A line torn by a power cut (no final newline, or not JSON) is dropped when the
-manifest is reopened, and the file is rewritten without it, atomically.
+A plan also names the output files the run will write (relative to the folder)
+and its tables folder: those, with the manifests themselves, are the files vlmcli
+wrote there (jobs/folder.py keeps everything else safe).
+
+A line torn by a power cut (no final newline, or not JSON), or one whose fields
+have the wrong types, is dropped when the manifest is reopened, and the file is
+rewritten without it, atomically.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from vlmcli.files import atomic_write
 
 MANIFEST_NAME = ".vlmcli-manifest.jsonl"
 _PREFIX, _SUFFIX = ".vlmcli-manifest", ".jsonl"
+BACKUP_SUFFIX = ".bak"  # a manifest that --force set aside: `.vlmcli-manifest.jsonl.<seconds>.bak`
 FORMAT_VERSION = 1
 
 
@@ -43,6 +49,14 @@ def manifest_paths(out_dir: Path) -> list[Path]:
         return []
     return sorted(p for p in out_dir.iterdir()
                   if p.name.startswith(_PREFIX) and p.name.endswith(_SUFFIX) and p.is_file())
+
+
+def backup_paths(out_dir: Path) -> list[Path]:
+    """The manifests that earlier runs with --force set aside."""
+    if not out_dir.is_dir():
+        return []
+    return sorted(p for p in out_dir.iterdir()
+                  if p.name.startswith(_PREFIX) and p.name.endswith(BACKUP_SUFFIX) and p.is_file())
 
 
 def page_key(input_sha256: str, page_index: int, fingerprint: str) -> str:
@@ -62,13 +76,16 @@ class Manifest:
         self.dropped_lines = 0  # torn or foreign lines found when resuming
         self._done: dict[str, dict] = {}
         self._elsewhere: dict[str, dict] = {}
+        kept: list[dict] = []
         if resume and path.exists():
-            self._done, self.dropped_lines = _read_done(path)
+            entries, self.dropped_lines = read_entries(path)
+            kept = [entry for entry in entries if "failed" not in entry]  # failed pages are read again
+            self._done = {entry["key"]: entry["record"] for entry in kept if "record" in entry}
         for other in others if resume else ():
             self._elsewhere.update(_read_done(other)[0])
         # Rewrite what is kept (nothing, without --resume) before appending, so the
         # file never holds a torn line that the next record would be glued onto.
-        atomic_write(path, "".join(_line({"key": key, "record": record}) for key, record in self._done.items()))
+        atomic_write(path, "".join(_line(entry) for entry in kept))
         self._handle = open(path, "a", encoding="utf-8")
 
     def __enter__(self) -> Manifest:
@@ -94,9 +111,12 @@ class Manifest:
         """Append a failed page (for `vlmcli status`; a resumed run reads it again)."""
         self._append({"key": key, "failed": failure})
 
-    def record_plan(self, page_keys: list[str], failed_inputs: list[str], shard: str | None) -> None:
-        """Append what this run set out to do: its pages' keys, and the inputs that could not be opened."""
-        self._append({"plan": {"shard": shard, "pages": page_keys, "failed_inputs": failed_inputs}})
+    def record_plan(self, page_keys: list[str], failed_inputs: list[str], shard: str | None,
+                    outputs: list[str] = (), tables: str | None = None) -> None:
+        """Append what this run set out to do: its pages' keys, the inputs that could not be opened, and the
+        files it will write (relative to the folder) and its tables folder."""
+        self._append({"plan": {"shard": shard, "pages": page_keys, "failed_inputs": failed_inputs,
+                               "outputs": list(outputs), "tables": tables}})
 
     def close(self) -> None:
         if not self._handle.closed:
@@ -156,9 +176,19 @@ def _parse_entry(line: str) -> dict | None:
         return None
     if not isinstance(entry, dict) or entry.get("v") != FORMAT_VERSION:
         return None
-    if isinstance(entry.get("plan"), dict):
-        return entry
+    if "plan" in entry:
+        return entry if _is_plan(entry["plan"]) else None
     key = entry.get("key")
     if isinstance(key, str) and (isinstance(entry.get("record"), dict) or isinstance(entry.get("failed"), dict)):
         return entry
     return None
+
+
+def _is_plan(plan: object) -> bool:
+    """A plan whose fields have the types status and the folder rules read (a line edited by hand may not)."""
+    def strings(value: object) -> bool:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+    return (isinstance(plan, dict) and strings(plan.get("pages", [])) and strings(plan.get("failed_inputs", []))
+            and strings(plan.get("outputs", [])) and isinstance(plan.get("shard"), (str, type(None)))
+            and isinstance(plan.get("tables"), (str, type(None))))

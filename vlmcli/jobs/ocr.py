@@ -23,13 +23,14 @@ from pathlib import Path
 
 from vlmcli.cache import keys
 from vlmcli.cache.store import PageCache
-from vlmcli.errors import ExitCode, UsageError
-from vlmcli.files import remove_stale_temp_files
+from vlmcli.errors import ExitCode, OutputError, UsageError
+from vlmcli.files import check_writable_folder, remove_stale_temp_files
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover
-from vlmcli.jobs import manifest, renderings
+from vlmcli.jobs import renderings
+from vlmcli.jobs.folder import OutputFolder, not_outputs, refuse_clobbering
 from vlmcli.jobs.ledger import Ledger
-from vlmcli.jobs.outputs import Sink, check_output_dir, relative_name
+from vlmcli.jobs.outputs import Sink, relative_name
 from vlmcli.jobs.shards import Shard
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.pipeline.transcribe import transcribe
@@ -48,6 +49,7 @@ class OcrRequest:
     output_format: OutputFormat = OutputFormat.text
     out_dir: Path | None = None
     resume: bool = False
+    force: bool = False  # write into an output folder over an earlier manifest, or beside files vlmcli did not write
     fail_fast: bool = False
     failure_report: Path | None = None  # default: OUT/vlmcli-failures.jsonl with -o, none without
     shard: Shard | None = None  # a job array's share of the documents; None or 1/1: all of them
@@ -106,21 +108,21 @@ class Job:
         self.report_path = request.failure_report or (
             request.out_dir / _report_name(label) if request.out_dir else None)
         self.summary = OcrSummary(failure_report=self.report_path)
-        self.documents = _documents(request.inputs, shard)
         rendering = renderings.choose(request.output_format, doctags_model=request.doctags,
                                       out_dir=request.out_dir, tables_dir=request.tables_dir, pdf=request.run.pdf)
-        self.sink = Sink(rendering, request.out_dir, list(request.inputs), write=write)
-        self.sink.assign(self.documents)
-        if request.out_dir is not None:
-            check_output_dir(request.out_dir)
-            # A SIGKILLed run cannot clean up after itself; a shard sweeps only its own files (others are running).
-            own = None if shard is None else {*self.sink.targets(), request.out_dir / manifest.manifest_name(label)}
-            remove_stale_temp_files(request.out_dir, only_for=own)
-        if self.report_path is not None:
-            self.report_path.unlink(missing_ok=True)  # it describes an earlier run; failed pages are tried again
-        self.ledger = Ledger(request.out_dir, keys.settings_fingerprint(run_settings(request)),
-                             resume=request.resume, shard_label=label, progress=progress,
-                             cache=PageCache(warn=progress.note) if request.run.cache else None)
+        self.folder = OutputFolder(request.out_dir, label, resume=request.resume, force=request.force) \
+            if request.out_dir is not None else None
+        try:
+            self.documents = _documents(request.inputs, shard, request.out_dir)
+            self.sink = Sink(rendering, request.out_dir, list(request.inputs), write=write)
+            self.sink.assign(self.documents)
+            self._check_targets(label)
+            self.ledger = Ledger(request.out_dir, keys.settings_fingerprint(run_settings(request)),
+                                 resume=request.resume, shard_label=label, progress=progress,
+                                 cache=PageCache(warn=progress.note) if request.run.cache else None)
+        except BaseException:
+            self._release_folder()
+            raise
         if shard is not None:
             progress.note(f"shard {shard.index}/{shard.count}: {len(self.documents)} input(s)")
         self._failure_codes: list[ExitCode] = []
@@ -130,11 +132,40 @@ class Job:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.ledger.__exit__(*exc_info)
+        try:
+            self.ledger.__exit__(*exc_info)
+        finally:
+            self._release_folder()
 
     def planned(self, refs: list[PageRef]) -> None:
-        """Every page is known: record the plan (the inputs that failed so far could not be opened)."""
-        self.ledger.record_plan(refs, self._failed_inputs)
+        """Every page is known: record the plan (the inputs that failed so far could not be opened, and the files
+        the run writes)."""
+        outputs = [target.relative_to(self.request.out_dir).as_posix() for target in self.sink.targets()]
+        tables = str(self.request.tables_dir.resolve()) if self.request.tables_dir else None
+        self.ledger.record_plan(refs, self._failed_inputs, outputs, tables)
+
+    def _check_targets(self, label: str | None) -> None:
+        """Before any work: no output may replace an input; sweep what a killed run left; start a new report."""
+        request = self.request
+        own_files = [*self.sink.targets(), *([self.report_path] if self.report_path else [])]
+        if request.out_dir is not None:
+            own_files.append(self.folder.manifest_path)
+        refuse_clobbering(own_files, self.documents)
+        if request.tables_dir is not None:
+            check_writable_folder(request.tables_dir, "--tables")
+        if self.report_path is not None:
+            check_writable_folder(self.report_path.parent, "--failure-report")
+            if self.report_path.is_dir():
+                raise OutputError(f"{self.report_path}: is a folder", hint="--failure-report takes a file path")
+            self.report_path.unlink(missing_ok=True)  # it describes an earlier run; failed pages are tried again
+        if request.out_dir is not None:
+            # A SIGKILLed run cannot clean up after itself; a shard sweeps only its own files (others are running).
+            own = None if label is None else {*self.sink.targets(), self.folder.manifest_path}
+            remove_stale_temp_files(request.out_dir, only_for=own)
+
+    def _release_folder(self) -> None:
+        if self.folder is not None:
+            self.folder.release()
 
     def account(self, item: PageResult | PageFailure) -> None:
         """Count a page and make it durable: the manifest for a result, the report and manifest for a failure."""
@@ -163,9 +194,9 @@ class Job:
         return self.summary
 
 
-def _documents(inputs: tuple[Path, ...], shard: Shard | None) -> list[Path]:
-    """The documents this run reads, in listing order: each once, and only its shard's."""
-    listed = list(dict.fromkeys(discover(list(inputs))))
+def _documents(inputs: tuple[Path, ...], shard: Shard | None, out_dir: Path | None) -> list[Path]:
+    """The documents this run reads, in listing order: each once, only its shard's, none an earlier run wrote."""
+    listed = not_outputs(list(dict.fromkeys(discover(list(inputs)))), list(inputs), out_dir)
     return listed if shard is None else [path for path in listed if shard.owns(relative_name(path, list(inputs)))]
 
 

@@ -10,13 +10,12 @@ done, so an interrupted run never leaves a half-written file under the final nam
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from vlmcli.errors import OutputError
-from vlmcli.files import atomic_write
+from vlmcli.files import atomic_write, check_writable_folder
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.specs import OutputFormat
 
@@ -99,17 +98,6 @@ def record(item: Item) -> dict:
         "longest_edge_px": item.longest_edge_px, "split": item.split, "attempts": item.attempts,
         "decoding": item.decoding,
     }
-
-
-def check_output_dir(out_dir: Path) -> None:
-    """Fail before any work if results could not be written."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".vlmcli-probe-")
-        probe.close()
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot write here ({exc.strerror or exc})",
-                          hint="choose another -o folder or fix its permissions") from None
 
 
 def write_file(target: Path, content: str | bytes) -> None:
