@@ -56,11 +56,6 @@ def speed_runs(path: Path) -> list[SpeedRun]:
     return runs
 
 
-def json_lines(path: Path) -> list[dict]:
-    """Every uncommented line of the file that is one JSON object."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{") and line.endswith("}")]
-
-
 def json_blocks(path: Path) -> list[dict]:
     """Every uncommented JSON object of the file that starts at the beginning of a line (one or many lines)."""
     text, blocks, decoder = path.read_text(), [], json.JSONDecoder()
@@ -193,7 +188,7 @@ def gpu_static_cache() -> str:
     keys = {"cache": "cache", "batch_size": "batch", "pages": "pages", "pages_per_s": "pages/s",
             "new_tokens_per_s": "new tok/s", "peak_gpu_gib": "peak GPU GiB",
             "first_call_s": "first call s (compile included)"}
-    records = [record for record in json_lines(GPU) if "cache" in record]
+    records = [record for record in json_blocks(GPU) if "cache" in record]
     rows = [["" if record.get(key) is None else str(record[key]) for key in keys] for record in records]
     return table(list(keys.values()), rows) + "\n\n" + source(GPU, "every record with a `cache` field, in file order")
 
@@ -264,7 +259,7 @@ AGREEMENT_OPTIONS = {"split-decode": "vlmcli's float32 decode (`split_decode`)",
 
 def agreement() -> str:
     rows = []
-    for number, run in enumerate(json_lines(AGREEMENT), 1):
+    for number, run in enumerate(json_blocks(AGREEMENT), 1):
         for key, equal in run.items():
             if key.startswith("leading_equal: "):
                 option = key.partition(": ")[2]
@@ -274,7 +269,7 @@ def agreement() -> str:
                              f"{run[f'decode_speedup: {option}']:.2f}"])
     header = ["run", "option", "new tokens", "reads with every token equal", "tokens equal before the first difference",
               "decode rate / float32 nn.Linear's"]
-    return table(header, rows) + "\n\n" + source(AGREEMENT, "run N is the N-th JSON line in the file")
+    return table(header, rows) + "\n\n" + source(AGREEMENT, "run N is the N-th JSON object in the file")
 
 
 TABLES: dict[str, Callable[[], str]] = {
