@@ -1,0 +1,332 @@
+"""The measured tables of the documentation, rendered from the committed benchmark outputs.
+
+    python -m benchmarks.docs_tables           # rewrite the marked regions of README.md and docs/*.md
+    python -m benchmarks.docs_tables --check   # exit 1, naming the pages, where a region differs from its file
+
+A page marks a region with `<!-- begin: NAME -->` and `<!-- end: NAME -->` on lines of their own; TABLES maps
+NAME to the function that renders it, from one file under benchmarks/. Every figure in such a region is read
+from that file, so a table cannot drift from the run it reports (tests/test_docs.py checks the pages).
+A new table is a new small function in TABLES. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+_REGION = re.compile(r"^(<!-- begin: ([\w-]+) -->\n)(.*?)^(<!-- end: \2 -->)$", re.S | re.M)
+_BEGIN = re.compile(r"^<!-- begin: ([\w-]+) -->$", re.M)
+
+
+# ---- reading the files ------------------------------------------------------------------------------------------
+
+@dataclass
+class SpeedRun:
+    """One uncommented table of benchmarks/speed.py's output and the JSON summary printed after it."""
+
+    rows: dict[str, dict[str, str]] = field(default_factory=dict)  # row name -> column -> cell as printed
+    summary: dict = field(default_factory=dict)
+
+
+def speed_runs(path: Path) -> list[SpeedRun]:
+    """The runs of a speed output file, in file order; commented (`#`) blocks are older runs and are skipped."""
+    runs: list[SpeedRun] = []
+    lines = path.read_text().splitlines()
+    columns: list[str] = []
+    for number, line in enumerate(lines):
+        words = line.split()
+        if line.startswith("#") or not words:
+            columns = []
+        elif words[0] == "page_s":
+            columns = words
+            runs.append(SpeedRun())
+        elif columns and len(words) > len(columns):
+            name = " ".join(words[:-len(columns)])
+            runs[-1].rows[name] = {c: v for c, v in zip(columns, words[-len(columns):]) if v != "-"}
+        elif columns and line.startswith("{"):
+            runs[-1].summary, _ = json.JSONDecoder().raw_decode("\n".join(lines[number:]))
+            columns = []
+    return runs
+
+
+def json_blocks(path: Path) -> list[dict]:
+    """Every uncommented JSON object of the file that starts at the beginning of a line (one or many lines)."""
+    text, blocks, decoder = path.read_text(), [], json.JSONDecoder()
+    for match in re.finditer(r"^\{", text, re.M):
+        value, _ = decoder.raw_decode(text, match.start())
+        blocks.append(value)
+    return blocks
+
+
+def markdown_table(path: Path) -> list[list[str]]:
+    """The first Markdown table of the file as rows of cells (header first, the |---| line left out)."""
+    rows: list[list[str]] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if not all(set(cell) <= set("-: ") for cell in cells):
+                rows.append(cells)
+        elif rows:
+            break
+    return rows
+
+
+# ---- writing Markdown --------------------------------------------------------------------------------------------
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def source(path: Path, which: str = "") -> str:
+    """The line under a table that names its file (every output file sits in benchmarks/)."""
+    return f"Source: `{path.parent.name}/{path.name}`{', ' + which if which else ''}."
+
+
+SPEED_COLUMNS = {"page_s": "s / page", "first_token_s": "first token s", "decode_tok_s": "decode tok/s",
+                 "peak_rss_gb": "peak RSS GiB", "image_tokens": "image tokens", "load_s": "load s",
+                 "gflop_s": "GFLOP/s", "wall_s": "wall s"}
+
+SUMMARY_LABELS = {
+    "auto_dtype": "dtype that `auto` picked",
+    "page_tflop": "arithmetic of the dense A4 page, TFLOP",
+    "floor_s_float32": "float32 floor: that arithmetic at the `matmul float32` row's rate, s",
+    "vlmcli_vs_floor_float32": "vlmcli's page time / the float32 floor",
+    "floor_s_bfloat16": "bf16 floor: that arithmetic at the `matmul bfloat16` row's rate, s",
+    "vlmcli_vs_floor_bfloat16": "vlmcli's page time / the bf16 floor",
+    "speedup_vs_card": "card snippet as written (bf16, eager): its page time / vlmcli's",
+    "speedup_vs_card_float32": "plain transformers (card snippet, float32 + sdpa): its page time / vlmcli's",
+    "speedup_vs_openvino_vision": "OpenVINO fp32 vision tower + vlmcli's LM: its page time / vlmcli's",
+    "speedup_vs_openvino_int8_vision": "OpenVINO int8-weight vision tower + vlmcli's LM: its page time / vlmcli's",
+    "speedup_vs_llamacpp_f32": "llama.cpp, f32 text + f32 mmproj: its page time / vlmcli's",
+    "speedup_vs_llamacpp_q8_0": "llama.cpp, q8_0 text + f32 mmproj: its page time / vlmcli's",
+    "speedup_vs_unpacked_linear": "vision linear layers not packed: its page time / vlmcli's",
+    "speedup_vs_transposed_stream": "vision stream left transposed (no `patch_layout`): its page time / vlmcli's",
+    "decode_float16_vs_float32": "`--decode-dtype float16`: its decode rate / float32's",
+    "page_float16_decode_vs_float32": "`--decode-dtype float16`: float32's page time / its",
+    "decode_vs_text_model": "vlmcli's decode rate / the bare text model's (separate processes)",
+    "decode_vs_text_model_same_process": "vlmcli's decode rate / the bare text model's (alternating in one process)",
+    "pdf_page_vs_single_page": "a page of a 4-page PDF / a PNG page (time)",
+    "pdf_page_vs_one_page_pdf": "a page of a 4-page PDF / a 1-page PDF (time)",
+    "doctags_kv_cache_speedup": "decode rate with the KV cache / with `use_cache: false` as the config says",
+}
+
+
+def _value(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _label(key: str) -> str:
+    if key.startswith("leading_equal_tokens: "):
+        return f"`{key.partition(': ')[2]}`: tokens equal to float32's before the first difference"
+    return SUMMARY_LABELS.get(key, f"`{key}`")
+
+
+def speed_rows(path: Path, index: int = 0, only: Callable[[str], bool] = lambda name: True) -> str:
+    """The run's table as printed, without the columns that no row fills."""
+    run = speed_runs(path)[index]
+    names = [name for name in run.rows if only(name)]
+    columns = [c for c in SPEED_COLUMNS if any(c in run.rows[name] for name in names)]
+    rows = [[f"`{name}`", *(run.rows[name].get(c, "") for c in columns)] for name in names]
+    return table(["row", *(SPEED_COLUMNS[c] for c in columns)], rows)
+
+
+def speed_summary(path: Path, index: int = 0) -> str:
+    summary = speed_runs(path)[index].summary
+    return table(["figure", "value"], [[_label(key), _value(value)] for key, value in summary.items()])
+
+
+# ---- the tables ----------------------------------------------------------------------------------------------------
+
+AVX2, AVX512 = BENCH / "avx2-last-run.txt", BENCH / "last-run.txt"
+GPU, DOCQA, RAY, AGREEMENT = (BENCH / f"{name}-last-run.txt" for name in ("gpu", "docqa", "ray", "agreement"))
+DOCTAGS_ROW = "granite-docling stand-in decode"
+
+
+def speed_avx2() -> str:
+    return speed_rows(AVX2) + "\n\n" + source(AVX2, "the first run in the file")
+
+
+def speed_avx2_summary() -> str:
+    return speed_summary(AVX2) + "\n\n" + source(AVX2, "the JSON after the first run's table")
+
+
+def speed_avx512() -> str:
+    return speed_rows(AVX512) + "\n\n" + source(AVX512, "the first run in the file")
+
+
+def speed_avx512_summary() -> str:
+    return speed_summary(AVX512) + "\n\n" + source(AVX512, "the JSON after the first run's table")
+
+
+def doctags_kv_cache() -> str:
+    index = next(i for i, run in enumerate(speed_runs(AVX2)) if any(DOCTAGS_ROW in name for name in run.rows))
+    run = speed_runs(AVX2)[index]
+    row = next(cells for name, cells in run.rows.items() if DOCTAGS_ROW in name)
+    speedup = run.summary["doctags_kv_cache_speedup"]
+    rate = float(row["decode_tok_s"])
+    rows = [["with the KV cache (vlmcli)", row["decode_tok_s"]], ["`use_cache: false`, as the config says",
+                                                                 f"{rate / speedup:.2f}"]]
+    return (table(["granite-docling stand-in, decode", "tokens/s"], rows) + f"\n\nRatio {speedup:.2f}. "
+            + source(AVX2, f"the `{DOCTAGS_ROW}` run"))
+
+
+def gpu_batches() -> str:
+    header, *rows = markdown_table(GPU)
+    return table(header, rows) + "\n\n" + source(GPU, "the table printed by `benchmarks/gpu.py`")
+
+
+def gpu_static_cache() -> str:
+    keys = {"cache": "cache", "batch_size": "batch", "pages": "pages", "pages_per_s": "pages/s",
+            "new_tokens_per_s": "new tok/s", "peak_gpu_gib": "peak GPU GiB",
+            "first_call_s": "first call s (compile included)"}
+    records = [record for record in json_blocks(GPU) if "cache" in record]
+    rows = [["" if record.get(key) is None else str(record[key]) for key in keys] for record in records]
+    return table(list(keys.values()), rows) + "\n\n" + source(GPU, "every record with a `cache` field, in file order")
+
+
+def million_pages() -> str:
+    """Hours for 10^6 pages at the largest batch's rate of each precision in the GPU table."""
+    header, *rows = markdown_table(GPU)
+    column = {name: i for i, name in enumerate(header)}
+    best: dict[str, tuple[int, float]] = {}
+    for row in rows:
+        batch, rate = int(row[column["batch"]]), float(row[column["pages/s"]])
+        if batch >= best.get(row[column["precision"]], (0, 0.0))[0]:
+            best[row[column["precision"]]] = (batch, rate)
+    rates = [rate for _, rate in best.values()]
+    out = [["GPU-hours", *(f"{1e6 / rate / 3600:.0f}" for rate in rates), ""]]
+    for gpus in (1, 8, 64):
+        recorded = rates[0] * gpus
+        out.append([f"{gpus} GPU{'s' if gpus > 1 else ''}", *(f"{1e6 / (rate * gpus) / 3600:.1f} h" for rate in rates),
+                    f"{recorded:.0f}" if recorded >= 10 else f"{recorded:.1f}"])
+    names = [f"{precision}, batch {batch} ({rate} pages/s)" for precision, (batch, rate) in best.items()]
+    first = next(iter(best))
+    return (table(["10^6 pages on", *names, f"pages/s the driver records ({first})"], out) + "\n\n"
+            + source(GPU, "the largest batch of each precision in its table; hours = 10^6 / (pages/s × GPUs) / 3600"))
+
+
+def docqa_retrieval() -> str:
+    stats = next(block["retrieval"] for block in json_blocks(DOCQA) if "retrieval" in block)
+    rows = [["documents / pages", f"{stats['documents']} / {stats['pages']}"],
+            ["answerable / unanswerable questions",
+             f"{stats['answerable_questions']} / {stats['unanswerable_questions']}"],
+            ["right page ranked first (hit@1)", f"{stats['hit_at_1']:.0%}"],
+            ["right page in the top 3 (hit@3)", f"{stats['hit_at_3']:.0%}"],
+            ["text extraction, ms per page", f"{stats['extract_ms_per_page']:.0f}"],
+            ["ranking, ms per question", f"{stats['rank_ms_per_question']:.0f}"],
+            ["median best score, answerable / unanswerable",
+             f"{stats['median_top_score_answerable']:.2f} / {stats['median_top_score_unanswerable']:.2f}"]]
+    return table(["retrieval", "value"], rows) + "\n\n" + source(DOCQA, "`retrieval`")
+
+
+DOCQA_ROWS = {"text layer, cold": "text-layer PDF, first question (empty cache)",
+              "text layer, again": "the same question again (image features cached)",
+              "scanned, cold": "3-page scanned PDF, first question (its pages transcribed first)",
+              "scanned, again": "the same question again (transcriptions and image features cached)"}
+
+
+def docqa_questions() -> str:
+    runs = [block["questions"] for block in json_blocks(DOCQA) if "questions" in block]
+    header = ["question"] + [f"run {i}: s (model reading s)" for i in range(1, len(runs) + 1)]
+    rows = [["model load (not in the rows below)", *(f"{run['load_s']:.1f}" for run in runs)]]
+    for name in runs[0]["rows"]:
+        cells = [f"{run['rows'][name]['seconds']:.1f} ({run['rows'][name]['read_s']:.1f})" for run in runs]
+        rows.append([DOCQA_ROWS.get(name, name), *cells])
+    return table(header, rows) + "\n\n" + source(DOCQA, "run N is the N-th `questions` object in the file")
+
+
+def ray_overhead() -> str:
+    lines = RAY.read_text().splitlines()
+    row = re.compile(r"^(\S.*?)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)$")
+    rows = [list(match.groups()) for match in map(row.match, lines) if match]
+    notes = [line for line in lines if line.startswith(("ray.init", "Ray's overhead"))]
+    return (table(["run", "wall s", "fixed s (start-up)", "pages/s", "ms / page"], rows) + "\n\n"
+            + "\n".join(f"- {note}" for note in notes) + "\n\n" + source(RAY))
+
+
+AGREEMENT_OPTIONS = {"split-decode": "vlmcli's float32 decode (`split_decode`)",
+                     "decode-float16": "`--decode-dtype float16`", "4bit": "`--quantize 4bit`"}
+
+
+def agreement() -> str:
+    rows = []
+    for number, run in enumerate(json_blocks(AGREEMENT), 1):
+        for key, equal in run.items():
+            if key.startswith("leading_equal: "):
+                option = key.partition(": ")[2]
+                same = sum(n == run["new_tokens"] for n in equal)
+                rows.append([str(number), AGREEMENT_OPTIONS.get(option, f"`{option}`"), str(run["new_tokens"]),
+                             f"{same} of {run['cases']}", f"{min(equal)}–{max(equal)}",
+                             f"{run[f'decode_speedup: {option}']:.2f}"])
+    header = ["run", "option", "new tokens", "reads with every token equal", "tokens equal before the first difference",
+              "decode rate / float32 nn.Linear's"]
+    return table(header, rows) + "\n\n" + source(AGREEMENT, "run N is the N-th JSON object in the file")
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "speed-avx2": speed_avx2,
+    "speed-avx2-summary": speed_avx2_summary,
+    "speed-avx512": speed_avx512,
+    "speed-avx512-summary": speed_avx512_summary,
+    "doctags-kv-cache": doctags_kv_cache,
+    "gpu-batches": gpu_batches,
+    "gpu-static-cache": gpu_static_cache,
+    "million-pages": million_pages,
+    "docqa-retrieval": docqa_retrieval,
+    "docqa-questions": docqa_questions,
+    "ray-overhead": ray_overhead,
+    "agreement": agreement,
+}
+
+
+# ---- the pages -------------------------------------------------------------------------------------------------------
+
+def pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def regions(text: str) -> list[str]:
+    """The names of the regions a page marks, in order."""
+    return _BEGIN.findall(text)
+
+
+def render(text: str) -> str:
+    """`text` with every marked region replaced by its table; an unknown or unclosed region raises KeyError."""
+    names = regions(text)
+    closed = [match.group(2) for match in _REGION.finditer(text)]
+    if names != closed:
+        raise KeyError(f"regions opened {names} but closed {closed}")
+    for name in names:
+        if name not in TABLES:
+            raise KeyError(f"no table named {name!r} in benchmarks/docs_tables.py")
+    return _REGION.sub(lambda match: match.group(1) + TABLES[match.group(2)]() + "\n" + match.group(4), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 where a page differs")
+    args = parser.parse_args(argv)
+    stale = []
+    for page in pages():
+        text = page.read_text()
+        rendered = render(text)
+        if rendered != text:
+            stale.append(page.relative_to(ROOT).as_posix())
+            if not args.check:
+                page.write_text(rendered)
+    verb = "differ from their files" if args.check else "rewritten"
+    print(f"{len(stale)} pages {verb}" + (f": {', '.join(stale)}" if stale else ""), file=sys.stderr)
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
