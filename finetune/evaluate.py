@@ -61,7 +61,8 @@ def evaluate(loaded, examples: list[Example], pdf: PdfSpec, generation: Generati
             images = example_images(example, loaded.max_input_px, pdf)
             generation_result = generate(loaded, example.prompt_messages, images, generation)
         except VlmcliError as error:
-            report.examples.append({"line": example.line_number, "error": error.message})
+            report.examples.append({"line": example.line_number, "error": error.message,
+                                    "category": error.category, "exit_code": int(error.exit_code)})
             continue
         prediction = generation_result.text
         metrics = score(example, prediction)

@@ -12,14 +12,17 @@ from vlmcli.finetune.runinfo import model_spec_from_run, read_run_info
 
 from vlmcli import model as model_loader
 from vlmcli.errors import OutputError, UsageError
+from vlmcli.files import check_writable_folder
 from vlmcli.prompts import user_messages
 from vlmcli.specs import DType, GenerationSpec, ModelSpec, Quant, SplitSpec
 
 
 def export(adapter: Path, output: Path, base: ModelSpec | None = None, dtype: DType = DType.auto) -> dict:
     """Write OUTPUT as a standalone checkpoint (weights, processor, tokenizer, chat template); return a smoke-test report."""
-    if output.exists() and any(output.iterdir()):
-        raise OutputError(f"{output}: exists and is not empty", hint="choose a new --output folder")
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        held = "is a file" if not output.is_dir() else "exists and is not empty"
+        raise OutputError(f"{output}: {held}", hint="choose a new --output folder")
+    check_writable_folder(output.parent, "--output's parent")
     spec = base or model_spec_from_run(read_run_info(adapter), adapter)
     # Merge into full-precision weights even after QLoRA: merged 4/8-bit weights would be re-rounded.
     spec = dataclasses.replace(spec, quantize=Quant.none, dtype=dtype, adapter=adapter)

@@ -48,7 +48,9 @@ from vlmcli.finetune.sources import (
 from vlmcli.finetune.stages import Stage
 
 from vlmcli import model as model_loader
-from vlmcli.errors import ResourceError, TrainingDiverged, UsageError
+from vlmcli.errors import OutputError, ResourceError, TrainingDiverged, UsageError
+from vlmcli.files import TEMP_MARK, check_writable_folder
+from vlmcli.model.adapters import RUN_FILE
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.specs import (
     TRAINING_EVAL_MAX_NEW_TOKENS,
@@ -73,14 +75,15 @@ class FinetuneRequest:
     eval_max_new_tokens: int = TRAINING_EVAL_MAX_NEW_TOKENS
 
 
-class NonFiniteLoss(RuntimeError):
-    pass
+class NonFinite(RuntimeError):
+    """The loss, or the weights after an update, stopped being finite."""
 
 
 def run(request: FinetuneRequest, progress: Progress | None = None) -> dict:
     """Train one stage; return the summary also written to OUTPUT/run.json."""
     progress = progress or NullProgress()
     stage = request.stage
+    check_output(request.output, request.resume)
     train, evals = _read(request, progress)
     resume_from = _resume_point(request, progress)
     split = SplitSpec(split=stage.split, longest_edge_px=stage.longest_edge_px, bands=False)
@@ -163,13 +166,23 @@ def _describe(train: list[Sourced], evals: list[Sourced], loaded, views: dict) -
             "draws_per_epoch": mixture.draws_per_epoch(sources, sizes), "eval_data": eval_data}
 
 
+def check_output(output: Path, resume: bool) -> None:
+    """Before the data is read and the model loads: --output must be a writable folder, and a new or empty one
+    unless --resume continues the run in it (the adapter, its model card and run.json would replace files of the
+    same names)."""
+    check_writable_folder(output, "--output")
+    if resume or not is_main_process():  # under a launcher rank 0 may be writing run.json already
+        return
+    held = sorted(path.name for path in output.iterdir() if TEMP_MARK not in path.name)
+    if held:
+        is_run = any(name in held for name in ("checkpoints", "adapter_config.json", "config.json", RUN_FILE))
+        raise OutputError(f"{output}: already holds {'a training run' if is_run else 'files, such as ' + held[0]}",
+                          hint="pass --resume to continue a run there, or choose a new or empty --output folder")
+
+
 def _resume_point(request: FinetuneRequest, progress: Progress) -> Path | None:
     folder = request.output / "checkpoints"
     if not request.resume:
-        if checkpoints.checkpoints(folder) or any((request.output / name).exists()
-                                                  for name in ("adapter_config.json", "config.json")):
-            raise UsageError(f"{request.output} already holds a training run",
-                             hint="pass --resume to continue it, or choose another --output")
         return None
     latest, notes = checkpoints.latest_complete(folder, run_identity(request))
     for note in notes:
@@ -238,7 +251,7 @@ def is_main_process() -> bool:
 def _train(trainer: Trainer, resume_from: Path | None):
     try:
         return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    except NonFiniteLoss as exc:
+    except NonFinite as exc:
         latest, _ = checkpoints.latest_complete(Path(trainer.args.output_dir))
         kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint had been saved yet"
         raise TrainingDiverged(f"training stopped: {exc}; {kept}",
@@ -275,7 +288,7 @@ class _Trainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not math.isfinite(float(loss)):
-            raise NonFiniteLoss(f"the loss became {float(loss)} at step {self.state.global_step + 1}")
+            raise NonFinite(f"the loss became {float(loss)} at step {self.state.global_step + 1}")
         return loss
 
 
@@ -291,7 +304,11 @@ class _Callbacks(TrainerCallback):
         if state.is_world_process_zero:
             self.progress.started(state.max_steps, "steps", done=state.global_step)
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        # Before this step's checkpoint is saved: an update can make the weights non-finite while the loss that
+        # led to it was finite (an infinite learning rate does at step 1), and such an adapter answers nothing.
+        if model is not None and not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
+            raise NonFinite(f"the trained weights became non-finite at step {state.global_step}")
         if state.is_world_process_zero:
             self.progress.advanced(state.global_step)
         if self.budget_s and time.monotonic() - self.started > self.budget_s:

@@ -85,6 +85,7 @@ SHARD_COUNT_RANGE = Range(1, 1_000_000)
 RAY_ACTORS_RANGE = Range(1, 100_000)
 RAY_ACTOR_CPUS_RANGE = Range(0, 4096, low_open=True)
 RAY_ACTOR_GPUS_RANGE = Range(0, 1024)
+SHARE_RANGE = Range(0, 1)  # a fraction of a whole
 
 
 class Quant(str, Enum):

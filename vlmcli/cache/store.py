@@ -120,17 +120,22 @@ class PageCache:
         self._guarded(write)
 
     def info(self) -> dict:
-        """What the cache holds: files, pages by source, features, and its size on disk."""
-        def count(db: sqlite3.Connection) -> dict:
-            sources = dict(db.execute("SELECT source, COUNT(*) FROM page_text GROUP BY source").fetchall())
-            files = db.execute("SELECT COUNT(DISTINCT file_sha256) FROM page_text").fetchone()[0]
-            features, feature_bytes = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM page_features").fetchone()
-            return {"files": files, "text_layer_pages": sources.get(TEXT_LAYER, 0), "ocr_pages": sources.get(OCR, 0),
-                    "feature_pages": features, "feature_bytes": feature_bytes}
-
-        counts = (self._guarded(count) or {}) if self.path.exists() else {}
-        return {"path": str(self.path), "bytes_on_disk": _bytes_on_disk(self.path), **counts}
+        """What the cache holds: files, pages by source, features, and its size on disk; or, for a damaged or
+        unreadable file, `problem` (read only: the cache is not repaired or changed here)."""
+        facts = {"path": str(self.path), "bytes_on_disk": _bytes_on_disk(self.path)}
+        if not self.path.exists():
+            return facts
+        # Without a write-ahead log (no process writing), `immutable` reads the file without making -wal/-shm files.
+        quiet = "" if Path(f"{self.path}-wal").exists() else "&immutable=1"
+        try:
+            connection = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro{quiet}", uri=True,
+                                         timeout=BUSY_TIMEOUT_S)
+            try:
+                return {**facts, **_counts(connection)}
+            finally:
+                connection.close()
+        except sqlite3.Error as error:
+            return {**facts, "problem": f"{'damaged' if _is_damage(error) else 'cannot be read'} ({error})"}
 
     def _guarded(self, operation: Callable[[sqlite3.Connection], object]):
         """Run `operation` on the database; a damaged file is rebuilt once, any other failure turns the cache off."""
@@ -185,16 +190,23 @@ class PageCache:
         self._warn(f"the page cache {self.path} cannot be used ({error}); going on without it")
 
 
-def clear(folder: Path | None = None) -> int:
-    """Delete the cache file (and a damaged one set aside); the bytes freed."""
+def clear(folder: Path | None = None) -> int | None:
+    """Delete the cache file (and a damaged one set aside); the bytes freed, or None if there was none."""
     path = (folder or cache_dir()) / FILE_NAME
+    parts = [part for suffix in ("", "-wal", "-shm", ".damaged") if (part := Path(f"{path}{suffix}")).exists()]
     freed = 0
-    for suffix in ("", "-wal", "-shm", ".damaged"):
-        part = Path(f"{path}{suffix}")
-        if part.exists():
-            freed += part.stat().st_size
-            part.unlink()
-    return freed
+    for part in parts:
+        freed += part.stat().st_size
+        part.unlink()
+    return freed if parts else None
+
+
+def _counts(db: sqlite3.Connection) -> dict:
+    sources = dict(db.execute("SELECT source, COUNT(*) FROM page_text GROUP BY source").fetchall())
+    files = db.execute("SELECT COUNT(DISTINCT file_sha256) FROM page_text").fetchone()[0]
+    features, feature_bytes = db.execute("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM page_features").fetchone()
+    return {"files": files, "text_layer_pages": sources.get(TEXT_LAYER, 0), "ocr_pages": sources.get(OCR, 0),
+            "feature_pages": features, "feature_bytes": feature_bytes}
 
 
 def _evict(db: sqlite3.Connection, limit_bytes: int) -> None:

@@ -34,16 +34,24 @@ from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, DEFAULT_TOP_K, PAGE_RANGE, Answe
 
 @with_run_options
 def ask(
-    files: Annotated[list[Path], typer.Argument(help="Images, PDFs or folders (images without --page are shown "
-                                                     "together; PDFs and folders are searched page by page).")],
-    question: Annotated[str, typer.Argument(help="The question, in quotes (always the last argument).")],
+    files: Annotated[Optional[list[Path]], typer.Argument(
+        readable=False, show_default=False, help="Images, PDFs or folders (images without --page are shown together; "
+                                                 "PDFs and folders are searched page by page).")] = None,
+    question: Annotated[Optional[str], typer.Argument(
+        show_default=False, help="The question, in quotes (always the last argument).")] = None,
     page: Annotated[Optional[int], typer.Option(
-        click_type=number(PAGE_RANGE), help="Look at this page of each PDF (1-based) instead of searching the whole document.")] = None,
+        click_type=number(PAGE_RANGE),
+        help="Look at this page of each PDF (1-based) instead of searching the whole document.")] = None,
     pages: SearchPagesOpt = None, top_k: TopKOpt = DEFAULT_TOP_K, strict: StrictOpt = False,
     answer_format: AnswerFormatOpt = AnswerFormat.text, verbose: VerboseOpt = False, *, run_options: dict[str, Any],
 ) -> None:
     """Answer a question about images or PDFs, citing the page.  Example: vlmcli ask report.pdf "What is the total?" """
     with reporting_errors(), RichProgress(verbose) as progress:
+        if not files or question is None:  # with one argument, click gives it to the question
+            given = f"; only {question!r} was given" if question is not None else ""
+            raise UsageError(f"ask needs files and then a question{given}",
+                             hint='put the question, in quotes, after the files: vlmcli ask report.pdf "What is '
+                                  'the total?"')
         run, _ = run_spec(run_options, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
         if page is not None and pages is not None:
             raise UsageError("--page and --pages do not go together",

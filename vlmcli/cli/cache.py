@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import typer
 
+from vlmcli.cli.console import print_note
+
 app = typer.Typer(no_args_is_help=True, help="Show or empty the page cache (page texts and image features that "
                                             "ask and ocr keep between runs).")
 
@@ -20,6 +22,10 @@ def info() -> None:
         facts = cache.info()
     typer.echo(f"path: {facts['path']}")
     typer.echo(f"size: {_mib(facts['bytes_on_disk'])}")
+    if "problem" in facts:
+        typer.echo(f"problem: {facts['problem']}")
+        print_note("ask and ocr set a damaged cache aside and start a new one; `vlmcli cache clear` removes it")
+        return
     if "files" not in facts:
         typer.echo("empty: no page has been cached yet")
         return
@@ -35,7 +41,10 @@ def clear() -> None:
     from vlmcli.cache.store import FILE_NAME, cache_dir, clear as clear_cache
 
     freed = clear_cache()
-    typer.echo(f"removed {cache_dir() / FILE_NAME} ({_mib(freed)})")
+    if freed is None:
+        typer.echo(f"no page cache at {cache_dir() / FILE_NAME}; nothing to remove")
+    else:
+        typer.echo(f"removed {cache_dir() / FILE_NAME} ({_mib(freed)})")
 
 
 def _mib(size_bytes: int) -> str:

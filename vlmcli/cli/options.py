@@ -15,6 +15,8 @@ from typing import Annotated, Any, Optional
 import typer
 from typer._click import types as click_types
 
+from vlmcli.errors import UsageError
+
 from vlmcli.specs import (
     BATCH_SIZE_RANGE,
     DEFAULT_MODEL,
@@ -90,7 +92,7 @@ DecodeDTypeOpt = Annotated[DecodeDType, typer.Option(
     help="The language model's weights for decoding, on a CPU computing in float32. float16: half the bytes each "
          "new token reads, so faster decoding; lossy (11-bit layer inputs and outputs), token agreement in the README.")]
 DeviceOpt = Annotated[Device, typer.Option(rich_help_panel=MODEL, help="Where to run the model.")]
-AdapterOpt = Annotated[Optional[Path], typer.Option(
+AdapterOpt = Annotated[Optional[Path], typer.Option(readable=False,
     rich_help_panel=MODEL, help="A PEFT LoRA adapter directory to apply on top of the model.")]
 OfflineOpt = Annotated[bool, typer.Option(
     "--offline", rich_help_panel=MODEL, help="Never use the network; the model must be cached or local.")]
@@ -125,24 +127,31 @@ CacheOpt = Annotated[bool, typer.Option(
     help="Keep and reuse page texts and image features in the page cache (see `vlmcli cache info`).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Report tokens and time per page on stderr.")]
 
+def _not_blank(value: str | None) -> str | None:
+    """A page range given as "" would otherwise mean every page."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("is empty; give page numbers from 1, e.g. 1-3,7 or 5-")
+    return value
+
+
 PagesOpt = Annotated[Optional[str], typer.Option(
-    help="PDF pages to read, 1-based: e.g. 1-3,7 or 5- (default: all).")]
+    callback=_not_blank, help="PDF pages to read, 1-based: e.g. 1-3,7 or 5- (default: all).")]
 OutputDirOpt = Annotated[Optional[Path], typer.Option(
-    "--output", "-o", file_okay=False, help="Write one file per input into this folder instead of stdout.")]
+    "--output", "-o", readable=False, help="Write one file per input into this folder instead of stdout.")]
 FormatOpt = Annotated[OutputFormat, typer.Option(
     "--format", "-f",
     help="text (pages separated by form feeds), markdown, json (JSON Lines, one record per page), html, "
          "pdf (a searchable PDF per input, with -o), doctags (a DocTags model's raw output). With a DocTags "
          "model, markdown, html, json and text are converted from its DocTags (pip install 'vlmcli[docling]').")]
 TablesOpt = Annotated[Optional[Path], typer.Option(
-    "--tables", file_okay=False,
-    help="With a DocTags model: write every table as CSV into this folder (<input>.p<page>.t<k>.csv).")]
+    "--tables",
+    readable=False, help="With a DocTags model: write every table as CSV into this folder (<input>.p<page>.t<k>.csv).")]
 PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
 
 SEARCH = "Questions over whole documents"
 SearchPagesOpt = Annotated[Optional[str], typer.Option(
-    rich_help_panel=SEARCH, help="Search only these pages of each PDF, 1-based: e.g. 3-7 or 1-3,9 (default: all).")]
+    callback=_not_blank, rich_help_panel=SEARCH, help="Search only these pages of each PDF, 1-based: e.g. 3-7 or 1-3,9 (default: all).")]
 TopKOpt = Annotated[int, typer.Option(
     "--top-k", click_type=number(TOP_K_RANGE), rich_help_panel=SEARCH, help="Most pages the model reads, best-ranked first.")]
 StrictOpt = Annotated[bool, typer.Option(
@@ -168,7 +177,7 @@ BatchSizeOpt = Annotated[int, typer.Option(
     help="Pages per generate call. More pays on a GPU (pages per second); on a CPU it gains little.")]
 FailFastOpt = Annotated[bool, typer.Option(
     "--fail-fast", rich_help_panel=BATCH, help="Stop at the first failed page or input, with that error's exit code.")]
-FailureReportOpt = Annotated[Optional[Path], typer.Option(
+FailureReportOpt = Annotated[Optional[Path], typer.Option(readable=False,
     rich_help_panel=BATCH, show_default="OUTPUT/vlmcli-failures.jsonl with -o",
     help="JSON Lines of failed pages: input, page_number, category, message, attempts, exit_code.")]
 
@@ -206,8 +215,12 @@ def run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
     its tokenizer's files tell before the model loads; and whether it writes DocTags."""
     from vlmcli.model.profile import read_profile
 
-    doctags = read_profile(RunSpec.from_options(**run_options).model).doctags
-    return RunSpec.from_options(**run_options, **more, doctags=doctags), doctags
+    profile = read_profile(RunSpec.from_options(**run_options).model)
+    asked, context = run_options.get("max_new_tokens"), profile.context_tokens
+    if asked is not None and context is not None and asked >= context:
+        raise UsageError(f"--max-new-tokens {asked} is beyond the model's context of {context} tokens",
+                         hint=f"ask for fewer than {context}: the prompt and its image take part of the context")
+    return RunSpec.from_options(**run_options, **more, doctags=profile.doctags), profile.doctags
 SCALE = "Job arrays and clusters"
 ShardOpt = Annotated[Optional[str], typer.Option(
     "--shard", metavar="K/N", rich_help_panel=SCALE,

@@ -44,7 +44,7 @@ from vlmcli.specs import OutputFormat
 
 @with_run_options
 def ocr(
-    inputs: Annotated[list[Path], typer.Argument(help="Images, PDFs, or folders of them.")],
+    inputs: Annotated[list[Path], typer.Argument(readable=False, help="Images, PDFs, or folders of them.")],
     pages: PagesOpt = None, output: OutputDirOpt = None, output_format: FormatOpt = OutputFormat.text,
     prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
     resume: ResumeOpt = False, force: ForceOpt = False, page_timeout: PageTimeoutOpt = None,

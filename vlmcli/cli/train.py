@@ -29,12 +29,13 @@ from vlmcli.cli.options import (
     TrustRemoteCodeOpt,
     number,
 )
-from vlmcli.errors import UsageError
+from vlmcli.errors import ExitCode, UsageError
 from vlmcli.specs import (
     ANSWER_MAX_NEW_TOKENS,
     DEFAULT_MODEL,
     MODEL_ENV_VAR,
     MAX_NEW_TOKENS_RANGE,
+    SHARE_RANGE,
     TRAINING_EVAL_MAX_NEW_TOKENS,
     Device,
     DType,
@@ -63,7 +64,7 @@ BaseModelOpt = Annotated[Optional[str], typer.Option(
     help=f"Base checkpoint (default: the --from run's, else {DEFAULT_MODEL}).")]
 TrainQuantizeOpt = Annotated[Optional[Quant], typer.Option(
     rich_help_panel="Model", help="4bit = QLoRA (NF4, double quantization). Default: the --from run's, else none.")]
-DataOpt = Annotated[Path, typer.Option(help="JSONL examples (see the README for the three accepted shapes).")]
+DataOpt = Annotated[Path, typer.Option(readable=False, help="JSONL examples (see the README for the three accepted shapes).")]
 
 
 def _stage_option(help_text: str, *names: str, key: str | None = None, kind: type = int):
@@ -82,15 +83,15 @@ def finetune(
         help="JSONL training examples; repeat for a mixture: PATH, PATH:WEIGHT (its share of the draws) or "
              "PATH:weight=W,split=false,longest_edge_px=N (see the README).")] = None,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Folder for the adapter, run.json and checkpoints.")] = None,
+        "--output", "-o", readable=False, help="Folder for the adapter, run.json and checkpoints.")] = None,
     eval_data: Annotated[Optional[list[str]], typer.Option(
         metavar="PATH[:name=N]",
         help="JSONL to evaluate before and after training; repeat for several sets, each reported on its own "
              "(PATH or PATH:name=N,split=false,longest_edge_px=N).")] = None,
     eval_max_new_tokens: Annotated[Optional[int], typer.Option(
         click_type=number(MAX_NEW_TOKENS_RANGE), help="Most tokens to generate per --eval-data example.")] = None,
-    from_run: Annotated[Optional[Path], typer.Option("--from", help="Start from an earlier stage's --output.")] = None,
-    config: Annotated[Optional[Path], typer.Option(
+    from_run: Annotated[Optional[Path], typer.Option("--from", readable=False, help="Start from an earlier stage's --output.")] = None,
+    config: Annotated[Optional[Path], typer.Option(readable=False,
         help="TOML file of stage settings (top level or \\[stageN]) and \\[\\[data]] sources.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --output.")] = False,
     on_bad_example: Annotated[BadExamplePolicy, typer.Option(help="Skip bad lines (reported) or stop.")] =
@@ -175,6 +176,10 @@ def evaluate(
     quantize: TrainQuantizeOpt = None, dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto,
     offline: OfflineOpt = False, max_new_tokens: MaxNewTokensOpt = None, split: SplitOpt = None,
     longest_edge: LongestEdgeOpt = None, password: PasswordOpt = None,
+    allow_failures: Annotated[float, typer.Option(
+        "--allow-failures", click_type=number(SHARE_RANGE, float),
+        help="Share of the examples that may fail (an image that does not open, a page past the end) with exit 0; "
+             "past it eval exits 10, or with the error's own code when every example failed.")] = 0.0,
 ) -> None:
     """Score a model (and adapter) on JSONL data: CER/WER for transcriptions, exact match and ANLS for answers."""
     with reporting_errors():
@@ -195,11 +200,17 @@ def evaluate(
             report = run_eval(loaded, examples, run.pdf, run.generation, progress)
         print_note("eval: " + ", ".join(f"{k}={v:.4g}" for k, v in report.overall.items()))
         typer.echo(json.dumps({"overall": report.overall, "examples": report.examples}, ensure_ascii=False))
+    failed = [row for row in report.examples if "error" in row]
+    if len(failed) > allow_failures * len(report.examples):
+        code = failed[0]["exit_code"] if len(failed) == len(report.examples) else int(ExitCode.partial)
+        print_note(f"{len(failed)} of {len(report.examples)} examples failed (first: line {failed[0]['line']}, "
+                   f"{failed[0]['error']}); --allow-failures sets the share that may")
+        raise typer.Exit(code)
 
 
 def export(
-    adapter: Annotated[Path, typer.Option(help="The adapter folder written by `vlmcli finetune`.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="New folder for the merged checkpoint.")],
+    adapter: Annotated[Path, typer.Option(readable=False, help="The adapter folder written by `vlmcli finetune`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", readable=False, help="New folder for the merged checkpoint.")],
     model: BaseModelOpt = None, dtype: DTypeOpt = DType.auto, offline: OfflineOpt = False,
 ) -> None:
     """Merge an adapter into a standalone checkpoint (with processor and chat template) and smoke-test it."""

@@ -7,7 +7,9 @@ TIFF, or an image. `page_index` is 0-based (code); `page_number` is 1-based
 
 from __future__ import annotations
 
+import errno
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +80,10 @@ def page_ref(path: Path, page_number: int, pdf_spec: PdfSpec) -> PageRef:
 
 
 def is_pdf(path: Path) -> bool:
-    """True if the file starts like a PDF (magic bytes, not the suffix)."""
+    """True if the file starts like a PDF (magic bytes, not the suffix). Only regular files are opened: opening a
+    FIFO would wait for a writer."""
+    if not path.is_file():
+        return False
     try:
         with open(path, "rb") as handle:
             return b"%PDF-" in handle.read(1024)
@@ -88,21 +93,40 @@ def is_pdf(path: Path) -> bool:
 
 def _open(path: Path, pdf_spec: PdfSpec) -> tuple[bool, int]:
     """Whether the input is a PDF, and its page count, after checking that it opens."""
-    _check_readable(path)
+    size_bytes = check_regular_file(path)
     if is_pdf(path):
         return True, pdfs.page_count(path, pdf_spec)
+    if size_bytes == 0:
+        raise InputError(f"{path}: is empty (0 bytes)", hint="the file was not written completely, or is a "
+                                                              "placeholder; give the document itself")
+    if path.suffix.lower() == ".pdf":
+        raise InputError(f"{path}: is named .pdf but is not a PDF (it does not start with %PDF-)",
+                         hint="the file may be damaged or another format renamed")
     # Decode once now, so a corrupt image is reported before the model loads (milliseconds, not a page's seconds).
     images.load_image(path)
     return False, images.count_frames(path)
 
 
-def _check_readable(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
+def check_regular_file(path: Path) -> int:
+    """Refuse what is not a readable regular file, each with its own message (a FIFO would block the run, a
+    device never ends); the file's size in bytes."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        dangling = path.is_symlink()
+        raise InputError(f"{path}: {'a symbolic link to a missing file' if dangling else 'no such file'}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{path}: a loop of symbolic links", hint="point the link at a file") from None
+        raise InputError(f"{path}: cannot be read ({exc.strerror})", hint="check the file's permissions") from None
+    if stat.S_ISDIR(status.st_mode):
         raise InputError(f"{path}: is a directory with no images or PDFs")
+    if not stat.S_ISREG(status.st_mode):
+        raise InputError(f"{path}: not a regular file (a FIFO, device or socket)",
+                         hint="give an image or PDF file; save a stream to a file first")
     try:
         with open(path, "rb"):
             pass
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})", hint="check the file's permissions") from None
+    return status.st_size

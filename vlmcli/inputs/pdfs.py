@@ -13,15 +13,25 @@ from types import ModuleType
 
 from PIL import Image
 
-from vlmcli.errors import DependencyError
+from vlmcli.errors import DependencyError, UsageError
 from vlmcli.inputs import pdfium, poppler
 from vlmcli.specs import PdfRenderer, PdfSpec
 
 
 def renderer(spec: PdfSpec) -> str:
-    """The renderer `spec` resolves to on this machine: "poppler" or "pdfium"."""
+    """The renderer `spec` resolves to on this machine: "poppler" or "pdfium".
+
+    A password goes to PDFium only (through its child's stdin): poppler's tools take it on their command line,
+    where `ps` shows it to every user of the machine."""
     if spec.renderer is PdfRenderer.auto:
+        if spec.password is not None and pdfium.installed():
+            return PdfRenderer.pdfium.value
         return PdfRenderer.poppler.value if poppler.installed() else PdfRenderer.pdfium.value
+    if spec.renderer is PdfRenderer.poppler and spec.password is not None:
+        raise UsageError("--pdf-renderer poppler cannot take --password safely: poppler's tools read it from "
+                         "their command line, which other users of the machine can see",
+                         hint="leave --pdf-renderer at auto (PDFium reads encrypted PDFs), or decrypt the file "
+                              "first (qpdf --decrypt)")
     return spec.renderer.value
 
 

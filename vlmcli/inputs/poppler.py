@@ -100,7 +100,12 @@ def _pdfinfo(path: Path, spec: PdfSpec, page_number: int | None = None) -> dict[
 
 
 def _password_args(spec: PdfSpec) -> list[str]:
-    return ["-upw", spec.password] if spec.password is not None else []
+    """No password ever goes to poppler: its tools take it on their command line, which `ps` shows to every user
+    (inputs/pdfs.py sends encrypted PDFs to PDFium, which reads it from stdin)."""
+    if spec.password is not None:
+        raise DependencyError("reading a PDF with --password needs pypdfium2 (poppler would show the password to "
+                              "other users of the machine)", hint="pip install pypdfium2")
+    return []
 
 
 def _run(path: Path, tool: str, args: list[str], spec: PdfSpec, doing: str) -> bytes:

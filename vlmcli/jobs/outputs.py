@@ -9,6 +9,7 @@ done, so an interrupted run never leaves a half-written file under the final nam
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -65,9 +66,18 @@ def render(item: Item, fmt: OutputFormat, first_in_stream: bool) -> str:
         return ""
     text = encodable(item.text)
     if fmt is OutputFormat.markdown:
-        return f"<!-- {item.source.name}, page {item.page_number} -->\n\n{text}\n\n"
+        return f"<!-- {comment_safe(item.source.name)}, page {item.page_number} -->\n\n{text}\n\n"
     separator = DOCTAGS_PAGE_BREAK if fmt is OutputFormat.doctags else PAGE_BREAK
     return ("" if first_in_stream else separator) + text + "\n"
+
+
+def comment_safe(text: str) -> str:
+    """`text` for the inside of an HTML comment (Markdown renders its comments as HTML): escaped like HTML, and
+    no run of dashes left that could end the comment early (`-->`, `--!>`)."""
+    safe = html.escape(encodable(text))
+    while "--" in safe:
+        safe = safe.replace("--", "-&#45;")
+    return safe
 
 
 def json_line(data: dict) -> str:

@@ -54,7 +54,11 @@ def job_status(out_dir: Path) -> JobStatus:
                          hint="give the -o folder of a `vlmcli ocr` run (it holds .vlmcli-manifest*.jsonl)")
     done, failed, reads, dropped = set(), set(), [], 0
     for path in paths:
-        entries, torn = manifest.read_entries(path)
+        try:
+            entries, torn = manifest.read_entries(path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot be read ({exc.strerror or exc})",
+                             hint="check the file's permissions") from None
         dropped += torn
         own_done = {entry["key"] for entry in entries if "record" in entry}
         own_failed = {entry["key"] for entry in entries if "failed" in entry}

@@ -15,15 +15,19 @@ from typing import Any
 
 from safetensors import SafetensorError
 
-from vlmcli.errors import InputError
+from vlmcli.errors import InputError, ModelError, RefusedError
 from vlmcli.model import weights
 from vlmcli.specs import SplitSpec
 
 RUN_FILE = "run.json"
+SAFETENSORS_WEIGHTS, PICKLE_WEIGHTS = "adapter_model.safetensors", "adapter_model.bin"  # PEFT's names
 
 
-def adapter_chain(adapter: Path) -> list[Path]:
-    """The adapters to apply, oldest first: a stage's adapter names the earlier stage it was trained on top of."""
+def adapter_chain(adapter: Path, allow_pickle: bool = False) -> list[Path]:
+    """The adapters to apply, oldest first: a stage's adapter names the earlier stage it was trained on top of.
+
+    Each is checked before the model loads: pickle weights only with `allow_pickle` (as for checkpoints), and
+    every weight finite (a diverged training run's adapter would make the model answer nothing)."""
     chain: list[Path] = []
     current: Path | None = Path(adapter)
     while current is not None:
@@ -32,10 +36,31 @@ def adapter_chain(adapter: Path) -> list[Path]:
                              hint="pass the folder written by `vlmcli finetune` or PEFT's save_pretrained")
         if current.resolve() in [p.resolve() for p in chain]:
             raise InputError(f"{adapter}: the chain of earlier stages loops back to {current}")
+        _check_weights(current, allow_pickle)
         chain.insert(0, current)
         parent = _run_info(current).get("parent_adapter")
         current = Path(parent) if parent else None
     return chain
+
+
+def _check_weights(folder: Path, allow_pickle: bool) -> None:
+    """Refuse pickle-only adapters unless allowed, and adapters with non-finite weights."""
+    safetensors_file, pickle_file = folder / SAFETENSORS_WEIGHTS, folder / PICKLE_WEIGHTS
+    if safetensors_file.is_file():
+        tensors = weights.read_safetensors(safetensors_file)
+    elif pickle_file.is_file():
+        if not allow_pickle:
+            raise RefusedError(f"{folder}: the adapter's weights are only in pickle format ({PICKLE_WEIGHTS}), "
+                               "which can run code", hint="convert it to safetensors, or pass --allow-pickle to load "
+                                                          "it with torch's weights-only unpickler")
+        tensors = weights.read_pickle_weights(pickle_file)
+    else:
+        raise InputError(f"{folder}: the adapter has no weights ({SAFETENSORS_WEIGHTS})",
+                         hint="pass the folder written by `vlmcli finetune` or PEFT's save_pretrained")
+    bad = next((name for name, tensor in tensors.items() if not weights.all_finite(tensor)), None)
+    if bad is not None:
+        raise ModelError(f"{folder}: the adapter holds non-finite weights ({bad}); its training diverged",
+                         hint="train it again with a lower --learning-rate")
 
 
 def trained_resolution(adapter: Path | None, split: SplitSpec) -> SplitSpec:
@@ -69,8 +94,6 @@ def attach(model: Any, chain: list[Path], merge_all: bool) -> Any:
         if merge_all or index < len(chain) - 1 or not quantized:
             model = model.merge_and_unload()
     return model
-
-
 
 
 def _run_info(folder: Path) -> dict:

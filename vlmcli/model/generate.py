@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PIL import Image
@@ -75,6 +75,7 @@ def generate_batch(loaded: LoadedModel, inputs: dict, spec: GenerationSpec) -> l
     Rows stop on their own (end of utterance or a loop); `seconds` is the whole call's.
     """
     prompt_ids = inputs["input_ids"]
+    spec = within_context(loaded, spec, prompt_ids.shape[1])
     guard = _RepetitionGuard(prompt_ids.shape[1], spec)
     first_token = _FirstToken()
     started = time.perf_counter()
@@ -153,6 +154,7 @@ def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image
 def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec,
                          on_text: Callable[[str], None] | None = None) -> Generation:
     """`generate` for inputs already built by `build_inputs` (so that can run ahead, on another thread)."""
+    spec = within_context(loaded, spec, inputs["input_ids"].shape[1])
     guard = _RepetitionGuard(inputs["input_ids"].shape[1], spec)
     streamer = _Streamer(loaded.processor.tokenizer, on_text, keep_special_tokens=loaded.doctags,
                          dropped=_dropped_stop_texts(loaded))
@@ -163,6 +165,18 @@ def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec
     seconds = time.perf_counter() - started
     return _row_generation(loaded, inputs, output, 0, guard, spec, seconds,
                            first_token_s=(streamer.first_token_at or started) - started)
+
+
+def within_context(loaded: LoadedModel, spec: GenerationSpec, prompt_tokens: int) -> GenerationSpec:
+    """`spec` with no more new tokens than the context has room for after the prompt: the model cannot attend
+    past its context, and a static cache is allocated for the whole budget before the first token."""
+    room = loaded.context_tokens - prompt_tokens if loaded.context_tokens else None
+    if room is None or spec.max_new_tokens <= room:
+        return spec
+    if room < 1:
+        raise InputError(f"the prompt takes {prompt_tokens} tokens, the model's whole context of "
+                         f"{loaded.context_tokens}", hint="lower --longest-edge or use --no-split: fewer image tokens")
+    return replace(spec, max_new_tokens=room, min_new_tokens=min(spec.min_new_tokens, room))
 
 
 def _dropped_stop_texts(loaded: LoadedModel) -> tuple[str, ...]:

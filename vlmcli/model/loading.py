@@ -10,6 +10,7 @@ one, for checkpoints the user vouches for. Each predictable failure becomes a
 from __future__ import annotations
 
 import os
+import pickle
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from vlmcli.model.cpu import cpu_flags
 from vlmcli.model.levers import attention, half_decode, heap, packed_linear, patch_layout, split_decode
 from vlmcli.model.levers.lean_processor import leaner_images
 from vlmcli.model.processor import configure_processor
-from vlmcli.model.profile import DOCTAGS_END, has_doctags
+from vlmcli.model.profile import DOCTAGS_END, context_tokens, has_doctags
 from vlmcli.specs import (
     SUPPORTED_MODEL_TYPES,
     DecodeDType,
@@ -71,6 +72,7 @@ class LoadedModel:
     max_input_px: int  # longest page edge the processor takes before shrinking it
     doctags: bool = False  # a DocTags checkpoint: its special tokens are its output, </doctag> ends it
     kept_stop_ids: tuple[int, ...] = ()  # stop tokens that belong to the text (</doctag>)
+    context_tokens: int | None = None  # the language model's context window, prompt and answer together
 
 
 def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
@@ -93,7 +95,7 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     if half_decode_weights:
         check_half_decode(spec, device, dtype)
     processor = _load_processor(spec)
-    chain = adapters.adapter_chain(spec.adapter) if spec.adapter is not None else []
+    chain = adapters.adapter_chain(spec.adapter, spec.allow_pickle) if spec.adapter is not None else []
     # An adapter's fully trained modules replace whole layers: keep those unquantized.
     unquantized_modules = (*unquantized_modules, *adapters.fully_trained_modules(chain))
     with heap.heap_returned_while_quantizing(device, spec.quantize is not Quant.none):
@@ -118,6 +120,7 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
         stop_token_ids=_stop_token_ids(model, tokenizer, doctags),
         image_token_id=int(config.image_token_id), max_input_px=max_input_px, doctags=doctags,
         kept_stop_ids=(tokenizer.convert_tokens_to_ids(DOCTAGS_END),) if doctags else (),
+        context_tokens=context_tokens(config),
     )
 
 
@@ -238,6 +241,10 @@ def _load_weights(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype,
         raise _not_found(spec, exc) from None
     except SafetensorError as exc:
         raise weights.corrupt_weights(files[0].parent if files else Path(spec.model_id), exc) from None
+    except pickle.UnpicklingError as exc:  # --allow-pickle: torch's weights-only unpickler refused the file
+        raise RefusedError(f"{spec.model_id}: the pickle weights hold more than tensors, so they were not loaded "
+                           f"({first_line(exc)})", hint="only load pickles you trust; convert them to safetensors"
+                           ) from None
     except RuntimeError as exc:
         if "out of memory" in str(exc).lower():
             raise ResourceError(f"{spec.model_id}: out of memory while loading",
@@ -271,6 +278,9 @@ def _stop_token_ids(model: Any, tokenizer: Any, doctags: bool) -> list[int]:
 
 
 def _not_found(spec: ModelSpec, exc: Exception) -> Exception:
+    if Path(spec.model_id).expanduser().is_dir():  # a folder on disk: what it lacks is no download away
+        return ModelError(f"{spec.model_id}: not a loadable checkpoint folder ({first_line(exc)})",
+                          hint="it needs config.json, the processor's files and .safetensors weights")
     if spec.offline:
         return DependencyError(f"{spec.model_id}: model is not in the local cache and --offline is set",
                                hint="run once without --offline to download it, or pass a local directory")

@@ -7,6 +7,7 @@ with its special tokens and converted afterwards. The files decide, not the name
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "added_tokens.jso
 @dataclass(frozen=True)
 class CheckpointProfile:
     doctags: bool = False  # the checkpoint answers a page with DocTags
+    context_tokens: int | None = None  # the language model's context window (None: not known before loading)
 
 
 def read_profile(spec: ModelSpec) -> CheckpointProfile:
@@ -34,7 +36,27 @@ def read_profile(spec: ModelSpec) -> CheckpointProfile:
     if path is None:
         return CheckpointProfile()
     text = path.read_text(encoding="utf-8", errors="replace")
-    return CheckpointProfile(doctags=all(f'"{token}"' in text for token in DOCTAGS_TOKENS))
+    return CheckpointProfile(doctags=all(f'"{token}"' in text for token in DOCTAGS_TOKENS),
+                             context_tokens=_context_tokens(file_on_disk(spec, "config.json")))
+
+
+def context_tokens(config: Any) -> int | None:
+    """The language model's context window from a checkpoint's config (an object or its JSON as a dict)."""
+    def get(holder: Any, key: str) -> Any:
+        return holder.get(key) if isinstance(holder, dict) else getattr(holder, key, None)
+
+    text_config = get(config, "text_config") or config
+    tokens = get(text_config, "max_position_embeddings") or get(config, "max_position_embeddings")
+    return tokens if isinstance(tokens, int) and tokens > 0 else None
+
+
+def _context_tokens(config_file: Path | None) -> int | None:
+    if config_file is None:
+        return None
+    try:
+        return context_tokens(json.loads(config_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError):  # a damaged config: loading the model says what is wrong with it
+        return None
 
 
 def has_doctags(tokenizer: Any) -> bool:
@@ -48,6 +70,9 @@ def _download(spec: ModelSpec, filename: str) -> Path | None:
         return None
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # its retries would be lines on stderr; loading says what went wrong
 
     try:
         return Path(hf_hub_download(spec.model_id, filename, revision=spec.revision))

@@ -19,7 +19,7 @@ from typing import Any
 from huggingface_hub import try_to_load_from_cache
 from safetensors import SafetensorError, safe_open
 
-from vlmcli.errors import ModelError, first_line
+from vlmcli.errors import ModelError, RefusedError, first_line
 from vlmcli.specs import ModelSpec
 
 SINGLE_FILE = "model.safetensors"
@@ -62,6 +62,41 @@ def corrupt_weights(folder: Path, exc: Exception) -> ModelError:
 def has_only_pickle_weights(model_id: str) -> bool:
     folder = Path(model_id)
     return folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin"))
+
+
+def read_safetensors(path: Path) -> dict[str, Any]:
+    """Every tensor of a .safetensors file (a damaged file is a ModelError naming it)."""
+    import safetensors.torch
+
+    try:
+        return safetensors.torch.load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise corrupt_weights(path.parent, exc) from None
+
+
+def read_pickle_weights(path: Path) -> dict[str, Any]:
+    """Tensors from a pickle file, through torch's weights-only unpickler: a pickle that holds more than tensors
+    (code to run) is refused, never executed."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise RefusedError(f"{path}: the pickle holds more than weights, so it was not loaded ({first_line(exc)})",
+                           hint="only load pickles you trust; convert them to safetensors") from None
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise ModelError(f"{path}: corrupt weights ({first_line(exc)})", hint="save or download it again") from None
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: not a file of named tensors")
+    return state
+
+
+def all_finite(tensor: Any) -> bool:
+    import torch
+
+    return not torch.is_floating_point(tensor) or bool(torch.isfinite(tensor).all())
 
 
 def file_on_disk(spec: ModelSpec, filename: str) -> Path | None:
