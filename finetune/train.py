@@ -170,8 +170,8 @@ def check_output(output: Path, resume: bool) -> None:
     """Before the data is read and the model loads: --output must be a writable folder, and a new or empty one
     unless --resume continues the run in it (the adapter, its model card and run.json would replace files of the
     same names)."""
-    check_writable_folder(output, "--output")
-    if resume or not is_main_process():  # under a launcher rank 0 may be writing run.json already
+    check_writable_folder(output, "--output", make=False)
+    if resume or not output.exists() or not is_main_process():  # other ranks: rank 0 may be writing run.json
         return
     held = sorted(path.name for path in output.iterdir() if TEMP_MARK not in path.name)
     if held:

@@ -85,7 +85,7 @@ def test_source_syntax(tmp_path):
     for text, option, message in [("a.jsonl:weight=x", "--data", "is not a float"),
                                   ("a.jsonl:colour=red", "--data", "unknown key"),
                                   ("a.jsonl:split=maybe", "--data", "not true or false"),
-                                  ("a.jsonl:0", "--data", "above 0"),
+                                  ("a.jsonl:0", "--data", r"out of range \(needs 0 < x\)"),
                                   ("a.jsonl:0.5", "--eval-data", "take no weight")]:
         with pytest.raises(UsageError, match=message):
             mixture.parse_source(text, option)

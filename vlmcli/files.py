@@ -40,17 +40,24 @@ def atomic_write(path: Path, content: str | bytes) -> None:
     fsync_dir(path.parent)
 
 
-def check_writable_folder(folder: Path, option: str = "-o") -> None:
-    """Fail before any work if files cannot be written into `folder` (made if missing): a path that is a file (or
-    /dev/null), a folder without write permission, a read-only file system."""
+def check_writable_folder(folder: Path, option: str = "-o", *, make: bool = True) -> None:
+    """Fail before any work if files cannot be written into `folder`: a path that is a file (or /dev/null), a
+    folder without write permission, a read-only file system. A missing folder is made (`make`), or else its
+    nearest existing parent must let it be made."""
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder}: is not a folder", hint=f"give {option} a folder (it is made if missing)")
+        raise OutputError(f"{folder}: is not a folder", hint=f"{option} needs a folder it can write into (made if "
+                                                             "missing)")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=folder, prefix=f"{TEMP_MARK}probe-").close()
+        if make or folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            tempfile.NamedTemporaryFile(dir=folder, prefix=f"{TEMP_MARK}probe-").close()
+            return
+        parent = next(p for p in folder.absolute().parents if p.exists())
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied" if parent.is_dir() else f"{parent} is not a folder")
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write here ({exc.strerror or exc})",
-                          hint=f"choose another {option} folder or fix its permissions") from None
+                          hint=f"choose another place for {option}, or fix the folder's permissions") from None
 
 
 def fsync_dir(folder: Path) -> None:

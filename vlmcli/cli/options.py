@@ -90,7 +90,8 @@ DTypeOpt = Annotated[DType, typer.Option(
 DecodeDTypeOpt = Annotated[DecodeDType, typer.Option(
     rich_help_panel=MODEL,
     help="The language model's weights for decoding, on a CPU computing in float32. float16: half the bytes each "
-         "new token reads, so faster decoding; lossy (11-bit layer inputs and outputs), token agreement in the README.")]
+         "new token reads, so faster decoding; lossy (11-bit layer inputs and outputs), token agreement in the docs "
+         "(speed and memory).")]
 DeviceOpt = Annotated[Device, typer.Option(rich_help_panel=MODEL, help="Where to run the model.")]
 AdapterOpt = Annotated[Optional[Path], typer.Option(readable=False,
     rich_help_panel=MODEL, help="A PEFT LoRA adapter directory to apply on top of the model.")]
@@ -151,11 +152,14 @@ HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the han
 
 SEARCH = "Questions over whole documents"
 SearchPagesOpt = Annotated[Optional[str], typer.Option(
-    callback=_not_blank, rich_help_panel=SEARCH, help="Search only these pages of each PDF, 1-based: e.g. 3-7 or 1-3,9 (default: all).")]
+    callback=_not_blank, rich_help_panel=SEARCH,
+    help="Search only these pages of each PDF, 1-based: e.g. 3-7 or 1-3,9 (default: all).")]
 TopKOpt = Annotated[int, typer.Option(
-    "--top-k", click_type=number(TOP_K_RANGE), rich_help_panel=SEARCH, help="Most pages the model reads, best-ranked first.")]
+    "--top-k", click_type=number(TOP_K_RANGE), rich_help_panel=SEARCH,
+    help="Most pages the model reads, best-ranked first.")]
 StrictOpt = Annotated[bool, typer.Option(
-    "--strict", rich_help_panel=SEARCH, help="Say \"not found\" rather than give an answer the page text does not contain.")]
+    "--strict", rich_help_panel=SEARCH,
+    help="Say \"not found\" rather than give an answer the page text does not contain.")]
 AnswerFormatOpt = Annotated[AnswerFormat, typer.Option(
     "--format", "-f", help="text (the answer and its citation) or json (one object: answer, citations, pages ranked "
                            "and read, tokens, seconds).")]
@@ -236,12 +240,14 @@ RayOpt = Annotated[Optional[str], typer.Option(
          "starts one on this machine, or a cluster address. Needs -o; the inputs must be at the same path on "
          "every node.")]
 RayActorsOpt = Annotated[Optional[int], typer.Option(
-    "--ray-actors", click_type=number(RAY_ACTORS_RANGE), rich_help_panel=SCALE, show_default="one per GPU of the cluster, else 1",
+    "--ray-actors", click_type=number(RAY_ACTORS_RANGE), rich_help_panel=SCALE,
+    show_default="one per GPU of the cluster, else 1",
     help="Copies of the model (Ray actors) reading pages at once.")]
 RayActorCpusOpt = Annotated[Optional[float], typer.Option(
     "--ray-actor-cpus", click_type=number(RAY_ACTOR_CPUS_RANGE, float), rich_help_panel=SCALE, show_default="1",
     help="CPUs each actor reserves; its whole part (at least 1) is the actor's torch threads. Leave CPUs free "
          "for Ray's own tasks: fractions are allowed.")]
 RayActorGpusOpt = Annotated[Optional[float], typer.Option(
-    "--ray-actor-gpus", click_type=number(RAY_ACTOR_GPUS_RANGE, float), rich_help_panel=SCALE, show_default="1 if the cluster has GPUs, else 0",
+    "--ray-actor-gpus", click_type=number(RAY_ACTOR_GPUS_RANGE, float), rich_help_panel=SCALE,
+    show_default="1 if the cluster has GPUs, else 0",
     help="GPUs each actor reserves.")]

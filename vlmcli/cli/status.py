@@ -21,7 +21,8 @@ class StatusFormat(str, Enum):
 
 
 def status(
-    out: Annotated[Path, typer.Argument(readable=False, help="The -o folder of `vlmcli ocr` (one run, or the shards of a job).")],
+    out: Annotated[Path, typer.Argument(
+        readable=False, help="The -o folder of `vlmcli ocr` (one run, or the shards of a job).")],
     output_format: Annotated[StatusFormat, typer.Option("--format", "-f", help="table, or json for scripts.")]
     = StatusFormat.table,
 ) -> None:

@@ -64,7 +64,8 @@ BaseModelOpt = Annotated[Optional[str], typer.Option(
     help=f"Base checkpoint (default: the --from run's, else {DEFAULT_MODEL}).")]
 TrainQuantizeOpt = Annotated[Optional[Quant], typer.Option(
     rich_help_panel="Model", help="4bit = QLoRA (NF4, double quantization). Default: the --from run's, else none.")]
-DataOpt = Annotated[Path, typer.Option(readable=False, help="JSONL examples (see the README for the three accepted shapes).")]
+DataOpt = Annotated[Path, typer.Option(
+    readable=False, help="JSONL examples (see the README for the three accepted shapes).")]
 
 
 def _stage_option(help_text: str, *names: str, key: str | None = None, kind: type = int):
@@ -90,7 +91,8 @@ def finetune(
              "(PATH or PATH:name=N,split=false,longest_edge_px=N).")] = None,
     eval_max_new_tokens: Annotated[Optional[int], typer.Option(
         click_type=number(MAX_NEW_TOKENS_RANGE), help="Most tokens to generate per --eval-data example.")] = None,
-    from_run: Annotated[Optional[Path], typer.Option("--from", readable=False, help="Start from an earlier stage's --output.")] = None,
+    from_run: Annotated[Optional[Path], typer.Option(
+        "--from", readable=False, help="Start from an earlier stage's --output.")] = None,
     config: Annotated[Optional[Path], typer.Option(readable=False,
         help="TOML file of stage settings (top level or \\[stageN]) and \\[\\[data]] sources.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint in --output.")] = False,
@@ -102,16 +104,20 @@ def finetune(
     trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
     lora_rank: Annotated[Optional[int], _stage_option("LoRA rank.", key="lora_rank")] = None,
     lora_alpha: Annotated[Optional[int], _stage_option("LoRA alpha.", key="lora_alpha")] = None,
-    lora_dropout: Annotated[Optional[float], _stage_option("LoRA dropout (0 <= x < 1).", key="lora_dropout", kind=float)] = None,
+    lora_dropout: Annotated[Optional[float], _stage_option(
+        "LoRA dropout (0 <= x < 1).", key="lora_dropout", kind=float)] = None,
     dora: Annotated[Optional[bool], _stage_option("DoRA instead of plain LoRA.", "--dora/--no-dora")] = None,
-    learning_rate: Annotated[Optional[float], _stage_option("Learning rate of the LoRA weights.", key="learning_rate", kind=float)] = None,
-    full_train_learning_rate: Annotated[Optional[float], _stage_option("Learning rate of fully trained modules.", key="full_train_learning_rate", kind=float)] =
-    None,
+    learning_rate: Annotated[Optional[float], _stage_option(
+        "Learning rate of the LoRA weights.", key="learning_rate", kind=float)] = None,
+    full_train_learning_rate: Annotated[Optional[float], _stage_option(
+        "Learning rate of fully trained modules.", key="full_train_learning_rate", kind=float)] = None,
     epochs: Annotated[Optional[float], _stage_option("Passes over the data.", key="epochs", kind=float)] = None,
-    max_steps: Annotated[Optional[int], _stage_option("Optimizer steps (overrides --epochs; -1: train for the epochs).", key="max_steps")] = None,
+    max_steps: Annotated[Optional[int], _stage_option(
+        "Optimizer steps (overrides --epochs; -1: train for the epochs).", key="max_steps")] = None,
     batch_size: Annotated[Optional[int], _stage_option("Examples per device per step.", key="batch_size")] = None,
     grad_accum: Annotated[Optional[int], _stage_option("Gradient accumulation steps.", key="grad_accum")] = None,
-    max_length: Annotated[Optional[int], _stage_option("Longest example in tokens (never truncated).", key="max_length")] = None,
+    max_length: Annotated[Optional[int], _stage_option(
+        "Longest example in tokens (never truncated).", key="max_length")] = None,
     save_steps: Annotated[Optional[int], _stage_option("Checkpoint every N steps.", key="save_steps")] = None,
     seed: Annotated[Optional[int], _stage_option("Random seed.", key="seed")] = None,
     replay: Annotated[Optional[float], _stage_option(
@@ -122,7 +128,8 @@ def finetune(
         "gradient; token: every answer token does (transformers' own), so long answers outweigh short ones; "
         "auto (default): example when the stage draws from several sources, replay included, else token.")] = None,
     max_minutes: Annotated[Optional[float], _stage_option(
-        "Stop after this many minutes of training and save as at the end (0: no limit).", key="max_minutes", kind=float)] = None,
+        "Stop after this many minutes of training and save as at the end (0: no limit).", key="max_minutes",
+        kind=float)] = None,
     full: Annotated[Optional[bool], _stage_option(
         "Train every weight instead of an adapter (small models, random weights); writes a whole checkpoint.",
         "--full/--lora")] = None,
@@ -210,7 +217,8 @@ def evaluate(
 
 def export(
     adapter: Annotated[Path, typer.Option(readable=False, help="The adapter folder written by `vlmcli finetune`.")],
-    output: Annotated[Path, typer.Option("--output", "-o", readable=False, help="New folder for the merged checkpoint.")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", readable=False, help="New folder for the merged checkpoint.")],
     model: BaseModelOpt = None, dtype: DTypeOpt = DType.auto, offline: OfflineOpt = False,
 ) -> None:
     """Merge an adapter into a standalone checkpoint (with processor and chat template) and smoke-test it."""

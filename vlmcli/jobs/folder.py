@@ -7,8 +7,8 @@ Rules, each checked before the model loads:
 - a run over an existing manifest needs `--resume`, or `--force`, which keeps the old manifest as a backup;
 - the folder holds only what vlmcli wrote there (manifests and their backups, lock files, failure reports, and
   the outputs and tables folders that its manifests' plans name), unless `--force`;
-- no file the run writes is one of its inputs, and the outputs that the manifests name are never read as inputs
-  (an output folder inside an input folder would otherwise feed a run's results back in).
+- no file the run writes is one of its inputs, and the outputs that manifests name are never read as inputs (an
+  output folder inside an input folder would otherwise feed a run's results back in).
 """
 
 from __future__ import annotations
@@ -92,12 +92,13 @@ class Recorded:
 
 
 def not_outputs(documents: list[Path], given: list[Path], out_dir: Path | None) -> list[Path]:
-    """`documents` without the files found in folders that the output folder's manifests name as outputs (a file
-    given by name is read as asked)."""
-    if out_dir is None or not out_dir.is_dir():
-        return documents
-    recorded = Recorded(out_dir)
-    return [path for path in documents if path in given or not recorded.holds(path)]
+    """`documents` without vlmcli's outputs found in folders: those that this run's output folder, or any output
+    folder inside a folder given, names in its manifests (a file given by name is read as asked)."""
+    folders = {path.parent for root in given if root.is_dir() for path in root.rglob(f"{manifest.MANIFEST_GLOB}")}
+    if out_dir is not None and out_dir.is_dir():
+        folders.add(out_dir)
+    recorded = [Recorded(folder) for folder in folders]
+    return [path for path in documents if path in given or not any(r.holds(path) for r in recorded)]
 
 
 def refuse_clobbering(targets: list[Path], documents: list[Path]) -> None:

@@ -34,6 +34,7 @@ from vlmcli.files import atomic_write
 
 MANIFEST_NAME = ".vlmcli-manifest.jsonl"
 _PREFIX, _SUFFIX = ".vlmcli-manifest", ".jsonl"
+MANIFEST_GLOB = f"{_PREFIX}*"  # manifests and their backups
 BACKUP_SUFFIX = ".bak"  # a manifest that --force set aside: `.vlmcli-manifest.jsonl.<seconds>.bak`
 FORMAT_VERSION = 1
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vlmcli.errors import OutputError
-from vlmcli.files import atomic_write, check_writable_folder
+from vlmcli.files import atomic_write
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.specs import OutputFormat
 
