@@ -116,7 +116,7 @@ def test_top_k_and_pages_bound_what_is_read(contract):
 def test_several_files_cite_the_file(contract, tmp_path):
     other = text_pdf(tmp_path / "invoice.pdf", ["Invoice 7 for March.", "Total due: 1,250.00 EUR"])
     answer = _ask([contract, other], "What is the total due?", FakeReader({("invoice.pdf", 2): "1250.00 EUR"}))
-    assert answer.line() == f"1250.00 EUR ({other}, page 2)" and answer.grounding == "number"
+    assert answer.line() == f"1250.00 EUR ({other}, page 2)" and answer.grounding == "exact"  # 1,250.00 = 1250.00
     missing = _ask([contract, other], "What is the total due?", FakeReader())
     assert missing.line().startswith(f"not found in {other} page")
 
@@ -133,7 +133,11 @@ def test_scanned_pages_are_transcribed_once_then_come_from_the_cache(tmp_path):
                                               "Signed by both parties."], scanned={1})
     first = FakeReader({("mixed.pdf", 2): "900 EUR"}, ocr={("mixed.pdf", 2): "Rent is 900 EUR a month."})
     answer = _ask([path], "How much is the rent?", first)
-    assert first.transcribed == [("mixed.pdf", 2)] and answer.line() == "900 EUR (page 2)"
+    assert first.transcribed == [("mixed.pdf", 2)]
+    # A scan's text is the model's own transcription: finding the answer there only shows the model agrees
+    # with itself, and neither the line nor the JSON claims more.
+    assert answer.line() == "900 EUR (page 2, in the model's own transcription of it)"
+    assert answer.record()["checked_against"] == "transcription" and answer.grounded
     sources = {p.page.ref.page_number: p.page.source for p in answer.ranked}
     assert sources == {1: "text_layer", 2: "ocr", 3: "text_layer"}
     again = FakeReader({("mixed.pdf", 2): "900 EUR"})
@@ -164,7 +168,7 @@ def test_ocr_writes_through_so_ask_transcribes_nothing(monkeypatch, tmp_path):
     assert _ocr_pages() == 2
     reader = FakeReader({("scan.pdf", 1): "1800 EUR"})
     answer = _ask([path], "How much is the deposit?", reader)
-    assert reader.transcribed == [] and answer.line() == "1800 EUR (page 1)"
+    assert reader.transcribed == [] and answer.line() == "1800 EUR (page 1, in the model's own transcription of it)"
     assert {p.page.source for p in answer.ranked} == {"cached_ocr"}
 
 
@@ -208,7 +212,8 @@ def test_the_cli_json_and_not_found_exit_zero(monkeypatch, contract):
     assert record["answer"] == "30 days" and record["found"] and record["grounded"]
     assert record["citations"] == [{"source": str(contract), "page_number": 5, "page_label": None,
                                     "evidence": "Annex. Termination notice period: 30 days, in writing, to the "
-                                                "registered address."}]
+                                                "registered address.", "checked_against": "text_layer"}]
+    assert record["checked_against"] == "text_layer" and record["pages_read"][0]["checked_against"] == "text_layer"
     assert record["pages_ranked"][0] == {"source": str(contract), "page_number": 5,
                                          "score": record["pages_ranked"][0]["score"], "text_source": "text_layer"}
     assert [p["page_number"] for p in record["pages_read"]] == [5] and record["new_tokens"] == 3
@@ -258,9 +263,13 @@ def test_a_rejected_streamed_answer_is_taken_off_the_terminal(capsys):
 
 
 def test_the_cli_imports_no_search_library():
+    """`ask --help` loads neither the search and checking libraries, nor the page cache (sqlite3: the cache's
+    module imports it at the top, and only the command body imports that module), nor torch."""
     code = ("import sys, vlmcli.cli; from vlmcli.cli import main; sys.argv = ['vlmcli', 'ask', '--help']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "loaded = {'bm25s', 'Stemmer', 'rapidfuzz', 'pypdfium2', 'platformdirs', 'torch'} & set(sys.modules)\n"
+            "loaded = {'bm25s', 'Stemmer', 'rapidfuzz', 'text_to_num', 'pypdfium2', 'platformdirs', 'sqlite3',\n"
+            "          'vlmcli.cache.store', 'torch'}\n"
+            "loaded &= set(sys.modules)\n"
             "assert not loaded, loaded")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-1000:]
