@@ -273,3 +273,56 @@ def test_the_cli_imports_no_search_library():
             "assert not loaded, loaded")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-1000:]
+
+
+def _model_answers(monkeypatch, text: str) -> list[str]:
+    """The reading model "answers" `text` from whatever page it is shown: the one function that generates an
+    answer from a page is replaced; text layers, ranking, checking and the JSON are the real ones."""
+    from vlmcli.pipeline.docqa.reader import VlmReader
+
+    questions = []
+
+    def answer(self, ref, question, on_text):
+        questions.append(question)
+        return Reading(text, 64, 3, 0.01, "stop")
+
+    monkeypatch.setattr(VlmReader, "answer", answer)
+    return questions
+
+
+@pytest.mark.parametrize("wrong", ["2 weeks", "45 years", "The fee is 2 million dollars"])
+def test_strict_json_refuses_an_answer_whose_words_are_not_on_the_page(monkeypatch, contract, wrong):
+    asked = _model_answers(monkeypatch, wrong)
+    result = runner.invoke(app, ["ask", str(contract), "When is payment due?", "--strict", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert asked and record["pages_read"][0]["page_number"] == 2  # the page with "45 days ... 2 percent"
+    assert record["answer"] is None and not record["found"] and not record["grounded"]
+    assert record["citations"] == [] and record["checked_against"] is None
+    assert {read["answer"] for read in record["pages_read"]} == {wrong}
+    assert all(read["grounding"] is None and read["checked_against"] == "text_layer" for read in record["pages_read"])
+    plain = runner.invoke(app, ["ask", str(contract), "When is payment due?", "--strict"])
+    assert plain.stdout.startswith("not found in page 2")
+
+
+@pytest.mark.parametrize("right", ["45 days", "forty-five days", "within 45 days of the invoice date"])
+def test_strict_json_keeps_an_answer_the_page_text_holds(monkeypatch, contract, right):
+    _model_answers(monkeypatch, right)
+    result = runner.invoke(app, ["ask", str(contract), "When is payment due?", "--strict", "-f", "json"])
+    record = json.loads(result.stdout)
+    assert record["answer"] == right and record["grounded"] and record["checked_against"] == "text_layer"
+    assert record["citations"][0]["page_number"] == 2
+    assert record["citations"][0]["evidence"].startswith("Payment is due within 45 days")
+
+
+def test_a_page_number_does_not_ground_an_answer_from_the_cli(monkeypatch, tmp_path):
+    pages = [f"Page {n} of 3\n{text}" for n, text in enumerate(
+        ["Revenue was 9 million.", "Costs were 4 million.", "Staff: 120 people."], start=1)]
+    report = text_pdf(tmp_path / "report.pdf", pages)
+    _model_answers(monkeypatch, "Revenue was 1 million")
+    record = json.loads(runner.invoke(app, ["ask", str(report), "What was the revenue?", "-f", "json"]).stdout)
+    assert record["pages_read"][0]["page_number"] == 1 and record["answer"] == "Revenue was 1 million"
+    assert not record["grounded"] and record["citations"][0]["evidence"] is None
+    _model_answers(monkeypatch, "9 million")
+    record = json.loads(runner.invoke(app, ["ask", str(report), "What was the revenue?", "-f", "json"]).stdout)
+    assert record["grounded"] and record["citations"][0]["evidence"] == "Revenue was 9 million."
