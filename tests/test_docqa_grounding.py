@@ -140,6 +140,12 @@ def test_wrapped_lines_join_and_short_lines_stand_alone():
     assert ground("Policy PX-123456", form) is not None
     assert ground("Ada Moreau, Bruno Keller", form) is None  # four lines apart
     assert ground("Total due: 1,250.00 EUR", "Invoice 7\nTotal due\n1,250.00 EUR\nThank you") is not None
+    paragraphs = ("Terms of payment for the supply of office equipment and furniture\n\n"
+                  "All invoices are payable within 30 days\n\nDeliveries are made by the supplier's own courier\n"
+                  "\nThe warranty covers two years")
+    assert ground("office equipment payable within 30 days", paragraphs).evidence == (
+        "Terms of payment for the supply of office equipment and furniture All invoices are payable within 30 days")
+    assert ground("office equipment, courier", paragraphs) is None  # blank lines end paragraphs, lines wrap no more
 
 
 def test_running_headers_footers_and_page_numbers_are_not_evidence():
@@ -168,6 +174,7 @@ def test_furniture_needs_three_pages_and_the_page_edges():
     texts = ["Rent is 900 EUR.", "Keys: two.", "Pets are allowed.", "Signed in Lyon."]
     two = bodies(["ACME Ltd\nRent is 900 EUR.\nPage 1 of 2", "ACME Ltd\nKeys: two.\nPage 2 of 2"], [1, 2])
     assert two == ["ACME Ltd\nRent is 900 EUR.", "ACME Ltd\nKeys: two."]  # a page number is one on any page
+    assert bodies(["\nPage 1\n\nRent is 900 EUR.\n\nKeys: two.\n"], [1]) == ["Rent is 900 EUR.\n\nKeys: two."]
     middle = "Title\nIntro\nMore\nPage 3 of the contract lists the fees.\nEnd\nSigned\nDated"
     assert bodies([middle], [1]) == [middle]
     numbers = bodies([f"Heading\n{text}\n{n}" for n, text in zip((4, 5, 6, 7), texts)], [4, 5, 6, 7])

@@ -25,19 +25,18 @@ _PAGE_NUMBER = re.compile(r"(?:page|pg\.?|p\.)\s*\d+(?:\s*(?:of|/)\s*\d+)?|\d+\s
 def bodies(texts: list[str], page_numbers: list[int]) -> list[str]:
     """Each page's text without its furniture. `texts` are pages of one document, `page_numbers` their
     1-based numbers in it (pages may be missing: `--pages 4-9`)."""
-    lines = [_lines(text) for text in texts]
+    lines = [[line for line in text.splitlines() if line.strip()] for text in texts]
     furniture = _repeated(lines, page_numbers) if len(texts) >= MIN_PAGES else set()
     kept = []
-    for page, page_lines in enumerate(lines):
-        edges = _edges(len(page_lines))
-        kept.append("\n".join(line for index, line in enumerate(page_lines)
-                              if index not in edges or not (_PAGE_NUMBER.fullmatch(" ".join(line.split()))
-                                                            or (page, index) in furniture)))
+    for page, text in enumerate(texts):
+        edges, index, body = _edges(len(lines[page])), -1, []
+        for line in text.splitlines():  # blank lines kept: they end paragraphs
+            index += bool(line.strip())
+            if not line.strip() or index not in edges or not (
+                    _PAGE_NUMBER.fullmatch(" ".join(line.split())) or (page, index) in furniture):
+                body.append(line)
+        kept.append("\n".join(body).strip("\n"))
     return kept
-
-
-def _lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.strip()]
 
 
 def _edges(count: int) -> set[int]:

@@ -71,12 +71,13 @@ def ground(answer: str, page_text: str) -> Grounding | None:
     exact = next((passage for passage, _ in found if _in_order(wanted, passage.tokens)), None)
     passage, score = (exact, 100.0) if exact else max(found, key=lambda pair: pair[1])
     level = "exact" if exact else "words" if score == 100.0 else "fuzzy"
-    return Grounding(level, " ".join(lines[passage.first_line:passage.last_line + 1]), score)
+    return Grounding(level, " ".join(filter(None, lines[passage.first_line:passage.last_line + 1])), score)
 
 
 def _passages(page_text: str) -> tuple[list[str], list[_Passage]]:
-    """The page's lines (whitespace collapsed), and its passages: each sentence, then each two in a row."""
-    lines = [" ".join(line.split()) for line in page_text.splitlines() if line.strip()]
+    """The page's lines (whitespace collapsed; blank ones ""), and its passages: each sentence, then each two
+    in a row."""
+    lines = [" ".join(line.split()) for line in page_text.splitlines()]
     sentences = [_Passage(tokens(text), first, last) for text, first, last in _sentences(lines)]
     pairs = [_Passage(one.tokens + two.tokens, one.first_line, two.last_line)
              for one, two in zip(sentences, sentences[1:])]
@@ -84,12 +85,16 @@ def _passages(page_text: str) -> tuple[list[str], list[_Passage]]:
 
 
 def _sentences(lines: list[str]) -> list[tuple[str, int, int]]:
-    """(text, first line, last line) of each sentence: wrapped lines joined, then split after . ! ? before a
-    capital or a digit."""
+    """(text, first line, last line) of each sentence: wrapped lines joined (a blank line ends a paragraph),
+    then split after . ! ? before a capital or a digit."""
     longest = max(map(len, lines), default=0)
     found: list[tuple[str, int, int]] = []
     text, starts = "", []  # the paragraph so far; where each of its lines starts in it
     for index, line in enumerate(lines):
+        if not line:
+            found += _split(text, starts) if starts else []
+            text, starts = "", []
+            continue
         if starts and _wraps(lines[index - 1], longest):
             hyphenated = re.search(r"[^\W\d_]-$", text) and line[:1].islower()
             text = text[:-1] if hyphenated else text + " "

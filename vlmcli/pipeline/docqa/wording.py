@@ -5,9 +5,9 @@ both hold the number 45 followed by the word "day". Folded away: Unicode
 compatibility forms, case, dashes and quotes, punctuation, plural endings
 (Snowball stems), thousands separators ("4,213" = "4 213" = "4213"), trailing
 decimal zeros ("1,250.00" = "1250"), number words ("forty-five" = 45, via
-text2num), scale words and suffixes ("9 million" = "$9M" = "9,000,000"; the
-lowercase "m" and "k" suffixes only after a currency sign, where they cannot be
-metres), "%" and "per cent" (= "percent"), and currency signs and codes, which
+text2num), scale words and suffixes ("9 million" = "9M" = "9,000,000", "2.5bn" = 2500000000;
+"m", "k" and "K" only right after a currency sign: "$9m", "$10k", while "9m" is
+nine metres), "%" and "per cent" (= "percent"), and currency signs and codes, which
 move after their number ("$9 million" = "9 million dollars", "EUR 900" = "900 EUR").
 Decimal commas ("12,5") are not read as decimals: "," before three digits groups
 thousands, before other counts it separates two numbers.
@@ -73,7 +73,7 @@ def tokens(text: str) -> list[Token]:
     found: list[Token] = []
     for match in _TOKEN.finditer(_spelled_out(text)):
         found.append(_token(match))
-    for index in range(len(found) - 1):  # "$ 9" -> "9 $"; the swap moves the sign on, so "$ 9 $ 5" works too
+    for index in range(len(found) - 1):  # "$ 9 and $ 5" -> "9 $ and 5 $"
         if found[index].currency and found[index + 1].kind == "number":
             found[index], found[index + 1] = found[index + 1], found[index]
     return found
