@@ -85,6 +85,17 @@ def test_an_answer_found_on_another_candidate_moves_the_citation(contract):
     assert answer.record()["moved_from"] == {"source": str(contract), "page_number": 3}
 
 
+def test_page_furniture_neither_grounds_nor_moves_a_citation(tmp_path):
+    pages = [f"ACME quarterly report\n{text}\nPage {n} of 3" for n, text in enumerate(
+        ["Revenue was 9 million.", "Revenue costs were 4 million.", "Revenue staff: 120 people."], start=1)]
+    report = text_pdf(tmp_path / "report.pdf", pages)
+    for wrong in ("3", "ACME quarterly report", "Revenue was 3 million"):
+        answer = _ask([report], "What was the revenue?", FakeReader({("report.pdf", 1): wrong}))
+        assert len(answer.reads) == 3 and not answer.grounded and answer.moved_from is None, wrong
+    answer = _ask([report], "What was the revenue?", FakeReader({("report.pdf", 3): "4 million"}))
+    assert answer.grounded and answer.citation.page_number == 2 and answer.moved_from.page_number == 3
+
+
 def test_not_found_lists_the_pages_read_and_cites_nothing(contract):
     discarded = []
     answer = docqa.ask_documents([contract], "When does the agreement end?", RUN, SearchSpec(), reader=FakeReader(),
