@@ -180,7 +180,8 @@ def questions(folder: Path, args) -> dict:
 
 
 def _ask_in_a_process(path: Path, question: str, cache: Path, args) -> dict:
-    """One question in a new Python process (this script with --ask), timed whole from outside."""
+    """One question in a new Python process (this script with --ask), timed whole from outside: `process_s`
+    = `startup_s` (Python and vlmcli's own imports) + `load_s` + `question_s`."""
     command = [sys.executable, "-m", "benchmarks.docqa", "--ask", str(path), question, "--checkpoint",
                args.checkpoint, "--answer-tokens", str(args.answer_tokens), "--ocr-tokens", str(args.ocr_tokens)]
     started = time.perf_counter()
