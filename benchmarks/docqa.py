@@ -9,12 +9,17 @@ question in five documents whose answer is in none. Page hit rate @1 and @3 over
 the answerable questions, through vlmcli's own text extraction and ranking.
 
 Seconds per question with the model (`--checkpoint`, the SmolVLM-256M stand-in
-of `python -m tools.models standin`; random weights, so answers are noise and
-every question reads `--top-k 1` page, forced to `--answer-tokens` new tokens;
-pages without text are transcribed with `--ocr-tokens` new tokens): a text-layer
-PDF and a scanned PDF, each asked cold (empty cache), then again with the page
-cache (the scanned pages' text, and the image features of the page read).
-Run from the repository root; the model is loaded once, before the clocks.
+of `python -m tools.models standin`; random weights, so answers are noise, none
+is grounded, and each question reads every one of the default `--top-k` pages
+that share a word with it, forced to `--answer-tokens` new tokens; pages without
+text are transcribed with `--ocr-tokens` new tokens), as a user asks them: each
+question in its own process, which loads the model. For a text-layer PDF and a
+scanned PDF: a first question with an empty page cache, then another question
+about the same document in a second process that finds the first one's cache
+(the scanned pages' text, the image features of the pages it read; pages the
+second question reads that the first did not are encoded then). Each row shows
+the whole process, the model load (apart), and the question without the load.
+Run from the repository root.
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ import dataclasses
 import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+LEASE = ("When does the lease of Ada Moreau end?", "The lease of Ada Moreau ends on 14 March 2027.")
+OFFICE = ("Which city is the office of Ada Moreau in?", "The office of Ada Moreau is located in Lyon.")
 NAMES = ["Ada Moreau", "Bruno Keller", "Chen Wei", "Dara Okafor", "Elif Yilmaz", "Femi Adeyemi", "Greta Lind",
          "Hugo Silva", "Ines Duarte", "Jonas Berg", "Kira Novak", "Luca Ferri", "Maya Cohen", "Nils Eriksen"]
 FACTS = [  # question, the sentence that answers it, the kind of document it fits
@@ -54,7 +63,12 @@ def main() -> None:
     parser.add_argument("--skip-model", action="store_true", help="retrieval only")
     parser.add_argument("--skip-retrieval", action="store_true", help="seconds per question only")
     parser.add_argument("--out", type=Path, default=HERE / "docqa.json")
+    parser.add_argument("--ask", nargs=2, metavar=("PDF", "QUESTION"),
+                        help="(the benchmark's child process) ask one question, print its row as JSON")
     args = parser.parse_args()
+    if args.ask:
+        print(json.dumps(ask_once(Path(args.ask[0]), args.ask[1], args)))
+        return
     with tempfile.TemporaryDirectory(prefix="vlmcli-docqa-") as folder:
         os.environ["VLMCLI_CACHE_DIR"] = str(Path(folder) / "cache")
         report = {} if args.skip_retrieval else {"retrieval": retrieval(Path(folder), args.documents, args.max_pages)}
@@ -144,39 +158,91 @@ def _filler(rng: random.Random, kind: str) -> str:
 
 
 def questions(folder: Path, args) -> dict:
-    """Seconds per question, model loaded once beforehand: text-layer and scanned PDFs, cold and with the cache."""
+    """Seconds per question, each question in a process of its own: text-layer and scanned PDFs, a first
+    question with an empty page cache, then another question in a second process that reuses that cache."""
     from tools.pdfs import scanned_pdf, text_pdf
+    from vlmcli.specs import DEFAULT_TOP_K
+
+    rng = random.Random(1)
+    pages = [_filler(rng, "prose") for _ in range(12)]
+    pages[7] += "\n" + LEASE[1]
+    pages[8] += "\n" + OFFICE[1]
+    text = text_pdf(folder / "text.pdf", pages)
+    scan = scanned_pdf(folder / "scan.pdf", pages[6:6 + args.scanned_pages])
+    rows = {}
+    for name, path in (("text layer", text), ("scanned", scan)):
+        cache = folder / f"cache-{path.stem}"  # empty for the first question, kept for the second
+        rows[f"{name}, first question, empty page cache"] = _ask_in_a_process(path, LEASE[0], cache, args)
+        rows[f"{name}, another question, second process, page cache kept"] = _ask_in_a_process(
+            path, OFFICE[0], cache, args)
+    return {"checkpoint": args.checkpoint, "top_k": DEFAULT_TOP_K, "answer_tokens": args.answer_tokens,
+            "ocr_tokens": args.ocr_tokens, "scanned_pages": args.scanned_pages, "rows": rows}
+
+
+def _ask_in_a_process(path: Path, question: str, cache: Path, args) -> dict:
+    """One question in a new Python process (this script with --ask), timed whole from outside: `process_s`
+    = `startup_s` (Python and vlmcli's own imports) + `load_s` + `question_s`."""
+    command = [sys.executable, "-m", "benchmarks.docqa", "--ask", str(path), question, "--checkpoint",
+               args.checkpoint, "--answer-tokens", str(args.answer_tokens), "--ocr-tokens", str(args.ocr_tokens)]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent,
+                            env={**os.environ, "VLMCLI_CACHE_DIR": str(cache)})
+    process_s = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    row = json.loads(result.stdout.splitlines()[-1])
+    return {"process_s": process_s, **row, "startup_s": process_s - row["load_s"] - row["question_s"]}
+
+
+def ask_once(path: Path, question: str, args) -> dict:
+    """The child process: one question at the default --top-k, with the page cache in $VLMCLI_CACHE_DIR.
+    `load_s` is the model's load: importing torch and transformers (done first here, where the pipeline would
+    import them on its first page) and reading the checkpoint; `question_s` the rest of the question (text,
+    ranking, transcription of pages without text, reading, checking); `read_s` the reading alone."""
+    started = time.perf_counter()
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    import vlmcli.model.generate  # noqa: F401
+    import_s = time.perf_counter() - started
     from vlmcli import model
     from vlmcli.pipeline.docqa.answer import ask_documents
+    from vlmcli.progress import NullProgress
     from vlmcli.specs import RunSpec, SearchSpec
 
+    class LoadClock(NullProgress):
+        started_at = seconds = 0.0
+
+        def loading_model(self, model_id: str) -> None:
+            self.started_at = time.perf_counter()
+
+        def model_loaded(self) -> None:
+            self.seconds = time.perf_counter() - self.started_at
+
+    dtypes: list[str] = []  # what the checkpoint loaded as (--dtype auto resolves per machine)
+    real_load = model.load
+
+    def load(spec, split, **kwargs):
+        loaded = real_load(spec, split, **kwargs)
+        dtypes.append(str(loaded.dtype))
+        return loaded
+
+    model.load = load
     run = RunSpec.from_options(model=args.checkpoint, max_new_tokens=args.answer_tokens,
                                min_new_tokens=args.answer_tokens)
     ocr_run = dataclasses.replace(run, generation=dataclasses.replace(
         run.generation, max_new_tokens=args.ocr_tokens, min_new_tokens=args.ocr_tokens))
-    started = time.perf_counter()
-    loaded = model.load(run.model, run.split)
-    load_s = time.perf_counter() - started
-    model.load = lambda spec, split, **kw: loaded
-    rng = random.Random(1)
-    pages = [_filler(rng, "prose") for _ in range(12)]
-    pages[7] += "\nThe lease of Ada Moreau ends on 14 March 2027."
-    text = text_pdf(folder / "text.pdf", pages)
-    scan = scanned_pdf(folder / "scan.pdf", pages[6:6 + args.scanned_pages])
-    question, search = "When does the lease of Ada Moreau end?", SearchSpec(top_k=1)
-    rows = {}
-    for name, path in (("text layer", text), ("scanned", scan)):
-        for when in ("cold", "again"):
-            started = time.perf_counter()
-            answer = ask_documents([path], question, run, search, ocr_run=ocr_run)
-            rows[f"{name}, {when}"] = {
-                "seconds": time.perf_counter() - started, "pages": len(answer.ranked),
-                "text_sources": sorted({r.page.source for r in answer.ranked}),
-                "read_s": sum(read.reading.seconds for read in answer.reads),
-                "features_cached": [read.reading.features_cached for read in answer.reads],
-                "image_tokens": sum(read.reading.image_tokens for read in answer.reads)}
-    return {"checkpoint": args.checkpoint, "load_s": load_s, "dtype": str(loaded.dtype), "answer_tokens":
-            args.answer_tokens, "ocr_tokens": args.ocr_tokens, "scanned_pages": args.scanned_pages, "rows": rows}
+    clock = LoadClock()
+    answer = ask_documents([path], question, run, SearchSpec(), progress=clock, ocr_run=ocr_run)
+    return {"load_s": import_s + clock.seconds, "load_import_s": import_s, "load_checkpoint_s": clock.seconds,
+            "question_s": answer.seconds - clock.seconds,
+            "read_s": sum(read.reading.seconds for read in answer.reads), "pages": len(answer.ranked),
+            "pages_read": [read.ref.page_number for read in answer.reads],
+            "features_cached": [read.reading.features_cached for read in answer.reads],
+            "text_sources": sorted({r.page.source for r in answer.ranked}),
+            "image_tokens": sum(read.reading.image_tokens for read in answer.reads),
+            "new_tokens": sum(read.reading.new_tokens for read in answer.reads),
+            "dtype": dtypes[0] if dtypes else None}
 
 
 def _machine() -> dict:

@@ -62,6 +62,38 @@ def test_docqa_benchmark_smoke(tmp_path):
     assert 0 <= retrieval["hit_at_1"] <= retrieval["hit_at_3"] <= 1 and retrieval["extract_ms_per_page"] > 0
 
 
+@pytest.mark.model
+def test_docqa_benchmark_asks_each_question_in_its_own_process(tiny_idefics3, tmp_path):
+    """The model half of benchmarks/docqa.py at tiny settings: a first question with an empty page cache, then
+    another question in a second process that finds that cache, at the default --top-k, the load apart."""
+    from vlmcli.specs import DEFAULT_TOP_K
+
+    out = tmp_path / "docqa.json"
+    command = [sys.executable, "-m", "benchmarks.docqa", "--skip-retrieval", "--checkpoint", str(tiny_idefics3),
+               "--answer-tokens", "2", "--ocr-tokens", "2", "--scanned-pages", "1", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    questions = json.loads(out.read_text())["questions"]
+    assert questions["top_k"] == DEFAULT_TOP_K
+    rows = questions["rows"]
+    for name in ("text layer", "scanned"):
+        first = rows[f"{name}, first question, empty page cache"]
+        second = rows[f"{name}, another question, second process, page cache kept"]
+        for row in (first, second):
+            assert row["load_s"] > 0 and row["question_s"] > 0 and row["startup_s"] > 0
+            assert row["process_s"] == pytest.approx(row["startup_s"] + row["load_s"] + row["question_s"])
+            assert row["new_tokens"] == 2 * len(row["pages_read"])
+        assert not any(first["features_cached"]) and second["features_cached"]
+        # The second process reads from the cache the pages the first one read, and encodes the others.
+        assert second["features_cached"] == [page in first["pages_read"] for page in second["pages_read"]]
+    text_first = rows["text layer, first question, empty page cache"]
+    text_second = rows["text layer, another question, second process, page cache kept"]
+    assert text_first["pages_read"] != text_second["pages_read"]  # another question: other pages come first
+    assert 1 <= len(text_second["pages_read"]) <= DEFAULT_TOP_K
+    assert rows["scanned, first question, empty page cache"]["text_sources"] == ["ocr"]
+    assert rows["scanned, another question, second process, page cache kept"]["text_sources"] == ["cached_ocr"]
+
+
 def test_agreement_benchmark_smoke(tiny_idefics3, tmp_path):
     """Each lossy option's tokens against float32's, page by page and prompt by prompt, with decode rates."""
     out = tmp_path / "agreement.json"

@@ -85,6 +85,17 @@ def test_an_answer_found_on_another_candidate_moves_the_citation(contract):
     assert answer.record()["moved_from"] == {"source": str(contract), "page_number": 3}
 
 
+def test_page_furniture_neither_grounds_nor_moves_a_citation(tmp_path):
+    pages = [f"ACME quarterly report\n{text}\nPage {n} of 3" for n, text in enumerate(
+        ["Revenue was 9 million.", "Revenue costs were 4 million.", "Revenue staff: 120 people."], start=1)]
+    report = text_pdf(tmp_path / "report.pdf", pages)
+    for wrong in ("3", "ACME quarterly report", "Revenue was 3 million"):
+        answer = _ask([report], "What was the revenue?", FakeReader({("report.pdf", 1): wrong}))
+        assert len(answer.reads) == 3 and not answer.grounded and answer.moved_from is None, wrong
+    answer = _ask([report], "What was the revenue?", FakeReader({("report.pdf", 3): "4 million"}))
+    assert answer.grounded and answer.citation.page_number == 2 and answer.moved_from.page_number == 3
+
+
 def test_not_found_lists_the_pages_read_and_cites_nothing(contract):
     discarded = []
     answer = docqa.ask_documents([contract], "When does the agreement end?", RUN, SearchSpec(), reader=FakeReader(),
@@ -116,7 +127,7 @@ def test_top_k_and_pages_bound_what_is_read(contract):
 def test_several_files_cite_the_file(contract, tmp_path):
     other = text_pdf(tmp_path / "invoice.pdf", ["Invoice 7 for March.", "Total due: 1,250.00 EUR"])
     answer = _ask([contract, other], "What is the total due?", FakeReader({("invoice.pdf", 2): "1250.00 EUR"}))
-    assert answer.line() == f"1250.00 EUR ({other}, page 2)" and answer.grounding == "number"
+    assert answer.line() == f"1250.00 EUR ({other}, page 2)" and answer.grounding == "exact"  # 1,250.00 = 1250.00
     missing = _ask([contract, other], "What is the total due?", FakeReader())
     assert missing.line().startswith(f"not found in {other} page")
 
@@ -133,7 +144,11 @@ def test_scanned_pages_are_transcribed_once_then_come_from_the_cache(tmp_path):
                                               "Signed by both parties."], scanned={1})
     first = FakeReader({("mixed.pdf", 2): "900 EUR"}, ocr={("mixed.pdf", 2): "Rent is 900 EUR a month."})
     answer = _ask([path], "How much is the rent?", first)
-    assert first.transcribed == [("mixed.pdf", 2)] and answer.line() == "900 EUR (page 2)"
+    assert first.transcribed == [("mixed.pdf", 2)]
+    # A scan's text is the model's own transcription: finding the answer there only shows the model agrees
+    # with itself, and neither the line nor the JSON claims more.
+    assert answer.line() == "900 EUR (page 2, in the model's own transcription of it)"
+    assert answer.record()["checked_against"] == "transcription" and answer.grounded
     sources = {p.page.ref.page_number: p.page.source for p in answer.ranked}
     assert sources == {1: "text_layer", 2: "ocr", 3: "text_layer"}
     again = FakeReader({("mixed.pdf", 2): "900 EUR"})
@@ -164,7 +179,7 @@ def test_ocr_writes_through_so_ask_transcribes_nothing(monkeypatch, tmp_path):
     assert _ocr_pages() == 2
     reader = FakeReader({("scan.pdf", 1): "1800 EUR"})
     answer = _ask([path], "How much is the deposit?", reader)
-    assert reader.transcribed == [] and answer.line() == "1800 EUR (page 1)"
+    assert reader.transcribed == [] and answer.line() == "1800 EUR (page 1, in the model's own transcription of it)"
     assert {p.page.source for p in answer.ranked} == {"cached_ocr"}
 
 
@@ -208,7 +223,8 @@ def test_the_cli_json_and_not_found_exit_zero(monkeypatch, contract):
     assert record["answer"] == "30 days" and record["found"] and record["grounded"]
     assert record["citations"] == [{"source": str(contract), "page_number": 5, "page_label": None,
                                     "evidence": "Annex. Termination notice period: 30 days, in writing, to the "
-                                                "registered address."}]
+                                                "registered address.", "checked_against": "text_layer"}]
+    assert record["checked_against"] == "text_layer" and record["pages_read"][0]["checked_against"] == "text_layer"
     assert record["pages_ranked"][0] == {"source": str(contract), "page_number": 5,
                                          "score": record["pages_ranked"][0]["score"], "text_source": "text_layer"}
     assert [p["page_number"] for p in record["pages_read"]] == [5] and record["new_tokens"] == 3
@@ -258,9 +274,66 @@ def test_a_rejected_streamed_answer_is_taken_off_the_terminal(capsys):
 
 
 def test_the_cli_imports_no_search_library():
+    """`ask --help` loads neither the search and checking libraries, nor the page cache (sqlite3: the cache's
+    module imports it at the top, and only the command body imports that module), nor torch."""
     code = ("import sys, vlmcli.cli; from vlmcli.cli import main; sys.argv = ['vlmcli', 'ask', '--help']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "loaded = {'bm25s', 'Stemmer', 'rapidfuzz', 'pypdfium2', 'platformdirs', 'torch'} & set(sys.modules)\n"
+            "loaded = {'bm25s', 'Stemmer', 'rapidfuzz', 'text_to_num', 'pypdfium2', 'platformdirs', 'sqlite3',\n"
+            "          'vlmcli.cache.store', 'torch'}\n"
+            "loaded &= set(sys.modules)\n"
             "assert not loaded, loaded")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-1000:]
+
+
+def _model_answers(monkeypatch, text: str) -> list[str]:
+    """The reading model "answers" `text` from whatever page it is shown: the one function that generates an
+    answer from a page is replaced; text layers, ranking, checking and the JSON are the real ones."""
+    from vlmcli.pipeline.docqa.reader import VlmReader
+
+    questions = []
+
+    def answer(self, ref, question, on_text):
+        questions.append(question)
+        return Reading(text, 64, 3, 0.01, "stop")
+
+    monkeypatch.setattr(VlmReader, "answer", answer)
+    return questions
+
+
+@pytest.mark.parametrize("wrong", ["2 weeks", "45 years", "The fee is 2 million dollars"])
+def test_strict_json_refuses_an_answer_whose_words_are_not_on_the_page(monkeypatch, contract, wrong):
+    asked = _model_answers(monkeypatch, wrong)
+    result = runner.invoke(app, ["ask", str(contract), "When is payment due?", "--strict", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert asked and record["pages_read"][0]["page_number"] == 2  # the page with "45 days ... 2 percent"
+    assert record["answer"] is None and not record["found"] and not record["grounded"]
+    assert record["citations"] == [] and record["checked_against"] is None
+    assert {read["answer"] for read in record["pages_read"]} == {wrong}
+    assert all(read["grounding"] is None and read["checked_against"] == "text_layer" for read in record["pages_read"])
+    plain = runner.invoke(app, ["ask", str(contract), "When is payment due?", "--strict"])
+    assert plain.stdout.startswith("not found in page 2")
+
+
+@pytest.mark.parametrize("right", ["45 days", "forty-five days", "within 45 days of the invoice date"])
+def test_strict_json_keeps_an_answer_the_page_text_holds(monkeypatch, contract, right):
+    _model_answers(monkeypatch, right)
+    result = runner.invoke(app, ["ask", str(contract), "When is payment due?", "--strict", "-f", "json"])
+    record = json.loads(result.stdout)
+    assert record["answer"] == right and record["grounded"] and record["checked_against"] == "text_layer"
+    assert record["citations"][0]["page_number"] == 2
+    assert record["citations"][0]["evidence"].startswith("Payment is due within 45 days")
+
+
+def test_a_page_number_does_not_ground_an_answer_from_the_cli(monkeypatch, tmp_path):
+    pages = [f"Page {n} of 3\n{text}" for n, text in enumerate(
+        ["Revenue was 9 million.", "Costs were 4 million.", "Staff: 120 people."], start=1)]
+    report = text_pdf(tmp_path / "report.pdf", pages)
+    _model_answers(monkeypatch, "Revenue was 1 million")
+    record = json.loads(runner.invoke(app, ["ask", str(report), "What was the revenue?", "-f", "json"]).stdout)
+    assert record["pages_read"][0]["page_number"] == 1 and record["answer"] == "Revenue was 1 million"
+    assert not record["grounded"] and record["citations"][0]["evidence"] is None
+    _model_answers(monkeypatch, "9 million")
+    record = json.loads(runner.invoke(app, ["ask", str(report), "What was the revenue?", "-f", "json"]).stdout)
+    assert record["grounded"] and record["citations"][0]["evidence"] == "Revenue was 9 million."

@@ -1,15 +1,11 @@
-"""The pure parts of questions over documents: ranking (bm25s), grounding (rapidfuzz), citations, text layers."""
+"""The pure parts of questions over documents: ranking (bm25s), citations, text layers (grounding:
+test_docqa_grounding.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from vlmcli.pipeline.docqa.citation import Citation, cite, not_found
-from vlmcli.pipeline.docqa.grounding import FUZZY_MIN_CHARS, fold, ground, is_answer, numbers
 from vlmcli.pipeline.docqa.pagetexts import has_text
 from vlmcli.pipeline.docqa.retrieval import rank
 
@@ -46,58 +42,24 @@ def test_no_shared_word_ranks_every_page_zero_in_order():
     assert rank("anything", []) == []
 
 
-PAGE = ("ANNUAL REPORT, eyes only\nTotal revenue for fiscal year 2023 was $4,213 million, up 7 per-\ncent on the year.\n"
-        "Chief executive: Jane O\u2019Neil\nThe e\ufb03ciency programme ended.")
-
-
-@pytest.mark.parametrize(("answer", "level", "evidence"), [
-    ("$4,213 million", "exact", "Total revenue"),
-    ("  jane o'neil. ", "exact", "Chief executive"),  # case, quotes, edge punctuation
-    ("7 percent", "exact", "Total revenue"),  # a word hyphenated across lines
-    ("efficiency programme", "exact", "The e"),  # a ligature
-    ("4213", "number", "Total revenue"),
-    ("It was 4 213 million in 2023", "number", "Total revenue"),
-    ("Jane ONeil", "fuzzy", "Chief executive"),
-])
-def test_grounded_answers(answer, level, evidence):
-    grounding = ground(answer, PAGE)
-    assert grounding is not None and grounding.level == level and grounding.evidence.startswith(evidence)
-
-
-@pytest.mark.parametrize("answer", ["John Smith", "2022", "$5,000", "Jo", "", "   ", "yes"])
-def test_answers_the_page_does_not_hold(answer):
-    assert ground(answer, PAGE) is None
-
-
-def test_not_found_replies_are_not_answers():
-    assert not is_answer("NOT FOUND") and not is_answer("Not found.") and not is_answer(" ")
-    assert is_answer("30 days") and is_answer("Notice: 30 days")
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.characters(codec="ascii", categories=("L", "N", "Zs")), min_size=20, max_size=200),
-       st.integers(0, 200), st.integers(3, 40))
-def test_any_piece_of_a_page_is_grounded_on_it(page, start, length):
-    piece = page[start:start + length]
-    if len(fold(piece).strip(" ")) >= FUZZY_MIN_CHARS:
-        assert ground(piece, page) is not None
-    words = page.split()[start % 7:start % 7 + 3]
-    if words:
-        assert ground(" ".join(words), page).level == "exact"  # whole words, whatever the spacing
-
-
-def test_number_formats_agree():
-    assert numbers("4,213 and 4 213 and 4213 and 1,000,000") == ["4213", "4213", "4213", "1000000"]
-    assert numbers("version 3.14, 12 items") == ["3.14", "12"]
-
-
 def test_citation_text():
-    plain = Citation(Path("report.pdf"), 12)
+    plain = Citation(Path("report.pdf"), 12, checked_against="text_layer")
     assert cite(plain, name_file=False) == "(page 12)"
-    assert cite(Citation(Path("report.pdf"), 12, "x"), name_file=False) == '(page 12, "x")'
-    assert cite(Citation(Path("report.pdf"), 3, "3"), name_file=False) == "(page 3)"  # the label adds nothing
+    assert cite(Citation(Path("report.pdf"), 12, "x", checked_against="text_layer"), name_file=False) == \
+        '(page 12, "x")'
+    assert cite(Citation(Path("report.pdf"), 3, "3", checked_against="text_layer"), name_file=False) == \
+        "(page 3)"  # the label adds nothing
     assert cite(plain, name_file=True) == "(report.pdf, page 12)"
     assert cite(plain, name_file=False, grounded=False) == "(page 12, not found in the page text)"
+
+
+def test_a_citation_checked_against_a_transcription_says_so():
+    scan = Citation(Path("scan.pdf"), 2, checked_against="transcription")
+    assert cite(scan, name_file=False) == "(page 2, in the model's own transcription of it)"
+    assert cite(scan, name_file=False, grounded=False) == "(page 2, not found in the model's own transcription of it)"
+    blank = Citation(Path("scan.pdf"), 3)
+    assert cite(blank, name_file=False, grounded=False) == "(page 3, no page text to check the answer against)"
+    assert scan.record()["checked_against"] == "transcription" and blank.record()["checked_against"] is None
 
 
 def test_not_found_text():

@@ -135,6 +135,7 @@ def test_four_shard_processes_one_killed_then_finished_by_three_equal_one_run(ti
     assert whole.exit_code == 10, whole.output  # the corrupt file
     documents = ocr_job._documents(tuple(mixed_folders), None, None)
     victim = shards.shard_of(relative_name(mixed_folders[0] / "report.pdf", mixed_folders), 4)
+    corrupt = shards.shard_of(relative_name(mixed_folders[1] / "broken.png", mixed_folders), 4)
 
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -149,8 +150,9 @@ def test_four_shard_processes_one_killed_then_finished_by_three_equal_one_run(ti
     children[victim].send_signal(signal.SIGKILL)
     for k, child in children.items():
         _, stderr = child.communicate(timeout=120)
-        assert child.returncode == (-signal.SIGKILL if k == victim else child.returncode), stderr
-        assert child.returncode in (0, 10, -signal.SIGKILL), stderr
+        # Killed; else 10 for the shard that owns the corrupt file (a failed input), 0 for the others.
+        expected = -signal.SIGKILL if k == victim else 10 if k == corrupt else 0
+        assert child.returncode == expected, (k, stderr)
     done_by_four = sum(len(manifest.done_keys(path)) for path in manifest.manifest_paths(out))
     assert 1 <= done_by_four < 10, "the killed shard must die mid-way for this test to mean anything"
     assert job_status(out).total.pending == 10 - done_by_four
@@ -158,12 +160,14 @@ def test_four_shard_processes_one_killed_then_finished_by_three_equal_one_run(ti
     read = []
     real = page._run_page
     monkeypatch.setattr(page, "_run_page", lambda loaded, ref, *a: read.append(ref) or real(loaded, ref, *a))
+    broken_of_3 = shards.shard_of(relative_name(mixed_folders[1] / "broken.png", mixed_folders), 3)
     for k in (1, 2, 3):  # the rest, by shards of another N: pages done by the 4 are not read again
         result = runner.invoke(app, _args(tiny_idefics3, mixed_folders, out, "--shard", f"{k}/3", "--resume"))
-        assert result.exit_code in (0, 10), result.output
+        assert result.exit_code == (10 if k == broken_of_3 else 0), result.output
     assert len(read) == 10 - done_by_four
     rerun = runner.invoke(app, _args(tiny_idefics3, mixed_folders, out, "--shard", f"{victim}/4", "--resume"))
-    assert rerun.exit_code in (0, 10) and len(read) == 10 - done_by_four  # the killed shard, rerun: nothing left
+    assert rerun.exit_code == (10 if victim == corrupt else 0), rerun.output
+    assert len(read) == 10 - done_by_four  # the killed shard, rerun: nothing left
 
     assert _files(out) == _files(tmp_path / "whole") and len(documents) == 9
     assert {"a.png.md", "a.png-2.md"} <= set(_files(out))

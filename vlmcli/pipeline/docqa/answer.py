@@ -5,6 +5,9 @@ The citation is the page that was read, or, when its answer is on another of
 the candidate pages instead, that page. An answer on none of them is kept with
 `grounded: false` (or dropped under `--strict`); no answer at all is "not
 found" with the pages that were read, never a citation the text does not back.
+Answers are checked against each page's text without its furniture (page
+numbers, running headers and footers: furniture.py), and the result says
+whether that text was the PDF's text layer or the model's own transcription.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from vlmcli.cache.store import PageCache
 from vlmcli.errors import InputError, UsageError, VlmcliError
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, is_pdf, page_refs
-from vlmcli.pipeline.docqa.citation import Citation, cite, not_found
+from vlmcli.pipeline.docqa import furniture
+from vlmcli.pipeline.docqa.citation import TRANSCRIPTION, Citation, cite, not_found
 from vlmcli.pipeline.docqa.grounding import Grounding, ground, is_answer
 from vlmcli.pipeline.docqa.pagetexts import PageText, page_texts
 from vlmcli.pipeline.docqa.reader import OnText, Reader, Reading, VlmReader
@@ -35,6 +39,7 @@ from vlmcli.specs import OCR_MAX_NEW_TOKENS, PdfSpec, RunSpec, SearchSpec
 class RankedPage:
     page: PageText
     score: float
+    body: str  # the page text answers are checked against: without page numbers, headers and footers
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class PageRead:
     ref: PageRef
     reading: Reading
     grounding: Grounding | None
+    checked_against: str | None  # citation.TEXT_LAYER, citation.TRANSCRIPTION, or None: no text to check
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class DocAnswer:
     reads: list[PageRead]
     answer: str | None = None  # None: not found on any page read
     grounded: bool = False
-    grounding: str | None = None  # how the answer was found in the cited page's text: exact, number or fuzzy
+    grounding: str | None = None  # how the answer was found in the cited page's text: exact, words or fuzzy
     citation: Citation | None = None
     moved_from: PageRef | None = None  # the page that was read, when the answer was found on another candidate
     ranked: list[RankedPage] = dataclasses.field(default_factory=list)
@@ -74,13 +80,15 @@ class DocAnswer:
         """The JSON output."""
         return {
             "question": self.question, "answer": self.answer, "found": self.found, "grounded": self.grounded,
-            "grounding": self.grounding, "citations": [self.citation.record()] if self.citation else [],
+            "grounding": self.grounding, "checked_against": self.citation and self.citation.checked_against,
+            "citations": [self.citation.record()] if self.citation else [],
             "moved_from": None if self.moved_from is None else {"source": str(self.moved_from.source),
                                                                 "page_number": self.moved_from.page_number},
             "pages_ranked": [{"source": str(r.page.ref.source), "page_number": r.page.ref.page_number,
                               "score": round(r.score, 4), "text_source": r.page.source} for r in self.ranked],
             "pages_read": [{"source": str(read.ref.source), "page_number": read.ref.page_number,
                             "answer": read.reading.text, "grounding": read.grounding and read.grounding.level,
+                            "checked_against": read.checked_against,
                             "image_tokens": read.reading.image_tokens, "new_tokens": read.reading.new_tokens,
                             "seconds": round(read.reading.seconds, 3), "finish_reason": read.reading.finish_reason,
                             "features_cached": read.reading.features_cached}
@@ -137,12 +145,26 @@ def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progres
 
 def _search(question: str, texts: list[PageText], reader: Reader, search: SearchSpec, progress: Progress,
             on_text: OnText | None, on_discard: Callable[[], None]) -> DocAnswer:
-    ranked = [RankedPage(texts[r.index], r.score) for r in rank(question, [page.text for page in texts])]
+    bodies = _bodies(texts)
+    ranked = [RankedPage(texts[r.index], r.score, bodies[r.index]) for r in rank(question, [p.text for p in texts])]
     for item in ranked:
         progress.note(f"{item.page.ref.source} page {item.page.ref.page_number}: score {item.score:.3f}, "
                       f"text from {item.page.source}", detail=True)
     answer = _read(question, _candidates(ranked, search.top_k), reader, search.strict, progress, on_text, on_discard)
     return dataclasses.replace(answer, ranked=ranked)
+
+
+def _bodies(texts: list[PageText]) -> list[str]:
+    """Each page's text without its furniture, found among the pages of its own file."""
+    by_file: dict[Path, list[int]] = {}
+    for index, page in enumerate(texts):
+        by_file.setdefault(page.ref.source, []).append(index)
+    found = [""] * len(texts)
+    for indices in by_file.values():
+        for index, body in zip(indices, furniture.bodies([texts[i].text for i in indices],
+                                                         [texts[i].ref.page_number for i in indices])):
+            found[index] = body
+    return found
 
 
 def _candidates(ranked: list[RankedPage], top_k: int) -> list[RankedPage]:
@@ -162,10 +184,11 @@ def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: b
                       detail=True)
         reading = reader.answer(ref, question, on_text)
         answered = is_answer(reading.text)
-        reads.append(PageRead(ref, reading, ground(reading.text, item.page.text) if answered else None))
+        grounding = ground(reading.text, item.body) if answered else None
+        reads.append(PageRead(ref, reading, grounding, item.page.checked_against))
         progress.note(_describe(reads[-1], answered), detail=True)
         if reads[-1].grounding is not None:
-            return _grounded(question, reads, item.page, reads[-1].grounding)
+            return _grounded(question, reads, item.page, grounding)
         moved = _elsewhere(reading.text, candidates, item) if answered else None
         if moved is not None:
             return _grounded(question, reads, *moved, moved_from=ref)
@@ -174,13 +197,14 @@ def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: b
     if ungrounded is None or strict:
         return DocAnswer(question, reads)
     return DocAnswer(question, reads, answer=ungrounded.reading.text,
-                     citation=Citation(ungrounded.ref.source, ungrounded.ref.page_number))
+                     citation=Citation(ungrounded.ref.source, ungrounded.ref.page_number,
+                                       checked_against=ungrounded.checked_against))
 
 
 def _elsewhere(answer: str, candidates: list[RankedPage], read: RankedPage) -> tuple[PageText, Grounding] | None:
     """The first other candidate page whose text holds the answer."""
     for item in candidates:
-        if item is not read and (grounding := ground(answer, item.page.text)) is not None:
+        if item is not read and (grounding := ground(answer, item.body)) is not None:
             return item.page, grounding
     return None
 
@@ -188,13 +212,15 @@ def _elsewhere(answer: str, candidates: list[RankedPage], read: RankedPage) -> t
 def _grounded(question: str, reads: list[PageRead], page: PageText, grounding: Grounding, *,
               moved_from: PageRef | None = None) -> DocAnswer:
     return DocAnswer(question, reads, answer=reads[-1].reading.text, grounded=True, grounding=grounding.level,
-                     citation=Citation(page.ref.source, page.ref.page_number, evidence=grounding.evidence),
+                     citation=Citation(page.ref.source, page.ref.page_number, evidence=grounding.evidence,
+                                       checked_against=page.checked_against),
                      moved_from=moved_from)
 
 
 def _describe(read: PageRead, answered: bool) -> str:
-    found = (f"in the page text ({read.grounding.level})" if read.grounding else
-             "an answer not in the page text" if answered else "no answer")
+    text = "the model's own transcription" if read.checked_against == TRANSCRIPTION else "the page text"
+    found = (f"in {text} ({read.grounding.level})" if read.grounding else
+             f"an answer not in {text}" if answered else "no answer")
     features = ", image features from the cache" if read.reading.features_cached else ""
     return (f"{read.ref.source} page {read.ref.page_number}: {found}; {read.reading.new_tokens} new tokens, "
             f"{read.reading.seconds:.1f} s{features}")

@@ -3,6 +3,9 @@
 `page_number` is the 1-based index of the page in its file (as in `ocr --format
 json`); `page_label` is the printed label from the PDF's `/PageLabels` ("xii",
 "A-3"), shown when the PDF defines one that differs from the index.
+`checked_against` says what the answer was checked against: the PDF's text layer,
+or the reading model's own transcription of a page without one (a check that the
+model agrees with itself, not with the page), and the citation text says no more.
 """
 
 from __future__ import annotations
@@ -10,26 +13,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+TEXT_LAYER, TRANSCRIPTION = "text_layer", "transcription"  # what an answer was checked against
+
 
 @dataclass(frozen=True)
 class Citation:
     source: Path
     page_number: int
     page_label: str | None = None
-    evidence: str | None = None  # the line of the page text that holds the answer; None when it is not there
+    evidence: str | None = None  # the line(s) of the page text that hold the answer; None when it is not there
+    checked_against: str | None = None  # TEXT_LAYER, TRANSCRIPTION, or None: the page has no text to check
 
     def record(self) -> dict:
         return {"source": str(self.source), "page_number": self.page_number, "page_label": self.page_label,
-                "evidence": self.evidence}
+                "evidence": self.evidence, "checked_against": self.checked_against}
 
 
 def cite(citation: Citation, *, name_file: bool, grounded: bool = True) -> str:
-    """`(page 12)`, `(report.pdf, page 12, "x")`, `(page 12, not found in the page text)`."""
+    """`(page 12)`, `(report.pdf, page 12, "x")`, `(page 12, not found in the page text)`,
+    `(page 3, in the model's own transcription of it)`."""
     parts = [str(citation.source)] if name_file else []
     shown = citation.page_label and citation.page_label != str(citation.page_number)
     label = f', "{citation.page_label}"' if shown else ""
     parts.append(f"page {citation.page_number}{label}")
-    if not grounded:
+    if citation.checked_against == TRANSCRIPTION:
+        parts.append("in the model's own transcription of it" if grounded else
+                     "not found in the model's own transcription of it")
+    elif citation.checked_against is None:
+        parts.append("no page text to check the answer against")
+    elif not grounded:
         parts.append("not found in the page text")
     return f"({', '.join(parts)})"
 

@@ -16,6 +16,7 @@ from vlmcli.errors import PageTimeoutError, RasterizerError, VlmcliError
 from vlmcli.files import file_sha256
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef
+from vlmcli.pipeline.docqa import citation
 from vlmcli.progress import Progress
 from vlmcli.specs import PdfSpec
 
@@ -24,6 +25,10 @@ MAX_UNREADABLE = 0.1  # share of replacement and private-use characters above wh
 
 # How a page's text was found, as `-v` and the JSON say it.
 FROM_TEXT_LAYER, FROM_CACHED_OCR, FROM_OCR, NO_TEXT = "text_layer", "cached_ocr", "ocr", "none"
+# What an answer is checked against on such a page: the PDF's own text, or the reading model's transcription
+# of the page image (cached OCR is keyed by the same model settings), which is a self-consistency check.
+_CHECKED_AGAINST = {FROM_TEXT_LAYER: citation.TEXT_LAYER, FROM_CACHED_OCR: citation.TRANSCRIPTION,
+                    FROM_OCR: citation.TRANSCRIPTION, NO_TEXT: None}
 
 Transcriber = Callable[[PageRef], str]  # a page's text from the model; raises VlmcliError when the page fails
 
@@ -33,6 +38,11 @@ class PageText:
     ref: PageRef
     text: str
     source: str  # one of FROM_*
+
+    @property
+    def checked_against(self) -> str | None:
+        """citation.TEXT_LAYER or citation.TRANSCRIPTION; None for a page without text."""
+        return _CHECKED_AGAINST[self.source]
 
 
 def page_texts(refs: list[PageRef], pdf: PdfSpec, ocr_settings: str, transcribe: Transcriber,
