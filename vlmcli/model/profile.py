@@ -7,6 +7,7 @@ with its special tokens and converted afterwards. The files decide, not the name
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,17 @@ def read_profile(spec: ModelSpec) -> CheckpointProfile:
         return CheckpointProfile()
     text = path.read_text(encoding="utf-8", errors="replace")
     return CheckpointProfile(doctags=all(f'"{token}"' in text for token in DOCTAGS_TOKENS))
+
+
+def read_model_type(spec: ModelSpec) -> str | None:
+    """The checkpoint's config.json `model_type` (its family), found as `read_profile` finds the tokenizer's
+    files; None if the file cannot be had or read (loading it then says what is wrong)."""
+    path = file_on_disk(spec, "config.json") or _download(spec, "config.json")
+    try:
+        model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type") if path else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return model_type if isinstance(model_type, str) else None
 
 
 def has_doctags(tokenizer: Any) -> bool:

@@ -48,10 +48,9 @@ class PackedLinear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def pays(device: str, dtype: torch.dtype, flags: frozenset[str]) -> bool:
-    """Whether packing is the faster path for inference with these settings on a CPU with these flags."""
-    return (device == "cpu" and dtype == torch.float32 and "avx2" in flags
-            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+def available() -> bool:
+    """Whether this torch has oneDNN's prepacked linear kernels (every x86 build: tests/test_packed_linear.py)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
 
 
 def pack_vision_linears(model: Any) -> int:
@@ -69,9 +68,10 @@ def pack_vision_linears(model: Any) -> int:
     return len(places)
 
 
-def use_for_inference(model: Any, device: str, dtype: torch.dtype, flags: frozenset[str]) -> None:
-    """Pack the vision tower's linear layers when `pays` says so (a model loaded for inference)."""
-    if pays(device, dtype, flags) and not _has_adapters(model):
+def use_for_inference(model: Any) -> None:
+    """Pack the vision tower's linear layers (a model loaded for inference where the lever registry chose this
+    lever: levers/registry.py says where, and checks `available` first)."""
+    if not _has_adapters(model):
         pack_vision_linears(model)
 
 
