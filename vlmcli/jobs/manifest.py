@@ -13,7 +13,9 @@ job array (`.vlmcli-manifest.K-of-N.jsonl`), so shards never write to one file.
 of shards still skips finished pages. Besides finished pages, a manifest holds
 the run's plan (the keys of the pages it set out to read, and the inputs that
 could not be opened) and its failed pages, from which `vlmcli status` counts
-what is pending; a resumed run reads its failed pages again.
+what is pending; a resumed run reads its failed pages again. It also holds the
+settings behind each fingerprint its keys end with (one line per fingerprint),
+so a resume can say why a page recorded under other settings is read again.
 
 A line torn by a power cut (no final newline, or not JSON) is dropped when the
 manifest is reopened, and the file is rewritten without it, atomically.
@@ -62,13 +64,22 @@ class Manifest:
         self.dropped_lines = 0  # torn or foreign lines found when resuming
         self._done: dict[str, dict] = {}
         self._elsewhere: dict[str, dict] = {}
+        self._own_settings: dict[str, dict] = {}  # fingerprint -> settings, as this file holds them
+        self._settings: dict[str, dict] = {}  # ...and as any manifest read holds them
+        self._fingerprints: dict[str, dict[str, None]] | None = None  # "sha256:page" -> fingerprints done, in order
         if resume and path.exists():
-            self._done, self.dropped_lines = _read_done(path)
+            self._done, self._own_settings, self.dropped_lines = _read_done(path)
         for other in others if resume else ():
-            self._elsewhere.update(_read_done(other)[0])
+            done, settings, _ = _read_done(other)
+            self._elsewhere.update(done)
+            self._settings.update(settings)
+        self._settings.update(self._own_settings)
         # Rewrite what is kept (nothing, without --resume) before appending, so the
         # file never holds a torn line that the next record would be glued onto.
-        atomic_write(path, "".join(_line({"key": key, "record": record}) for key, record in self._done.items()))
+        atomic_write(path, "".join(
+            [_line({"fingerprint": fingerprint, "settings": settings})
+             for fingerprint, settings in self._own_settings.items()]
+            + [_line({"key": key, "record": record}) for key, record in self._done.items()]))
         self._handle = open(path, "a", encoding="utf-8")
 
     def __enter__(self) -> Manifest:
@@ -89,6 +100,30 @@ class Manifest:
         """Append one page's record and fsync it."""
         self._append({"key": key, "record": record})
         self._done[key] = record
+        if self._fingerprints is not None:
+            page, _, fingerprint = key.rpartition(":")
+            self._fingerprints.setdefault(page, {})[fingerprint] = None
+
+    def record_settings(self, fingerprint: str, settings: dict) -> None:
+        """Append the settings behind `fingerprint`, once per manifest."""
+        if fingerprint not in self._own_settings:
+            self._append({"fingerprint": fingerprint, "settings": settings})
+            self._own_settings[fingerprint] = self._settings[fingerprint] = settings
+
+    def settings(self, fingerprint: str) -> dict | None:
+        """The settings a fingerprint stands for, if a manifest read recorded them."""
+        return self._settings.get(fingerprint)
+
+    def fingerprints_done(self, page: str) -> list[str]:
+        """The fingerprints under which a page (`sha256:index`, a key less its fingerprint) is done, the latest
+        last (this manifest's after the others')."""
+        if self._fingerprints is None:
+            self._fingerprints = {}
+            for key in (*self._elsewhere, *self._done):
+                done_page, _, fingerprint = key.rpartition(":")
+                self._fingerprints.setdefault(done_page, {}).pop(fingerprint, None)
+                self._fingerprints[done_page][fingerprint] = None
+        return list(self._fingerprints.get(page, ()))
 
     def record_failed(self, key: str, failure: dict) -> None:
         """Append a failed page (for `vlmcli status`; a resumed run reads it again)."""
@@ -109,8 +144,8 @@ class Manifest:
 
 
 def read_entries(path: Path) -> tuple[list[dict], int]:
-    """The whole lines of a manifest as dicts (each has `key` and `record`, `key` and `failed`, or `plan`), and
-    how many lines were torn or foreign."""
+    """The whole lines of a manifest as dicts (each has `key` and `record`, `key` and `failed`, `plan`, or
+    `fingerprint` and `settings`), and how many lines were torn or foreign."""
     entries, dropped = [], 0
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
@@ -127,12 +162,15 @@ def done_keys(path: Path) -> list[str]:
     return [entry["key"] for entry in read_entries(path)[0] if "record" in entry]
 
 
-def _read_done(path: Path) -> tuple[dict[str, dict], int]:
+def _read_done(path: Path) -> tuple[dict[str, dict], dict[str, dict], int]:
+    """A manifest's finished pages (key -> record), the settings of its fingerprints, and its torn lines."""
     try:
         entries, dropped = read_entries(path)
     except FileNotFoundError:  # another shard's manifest, rewritten or removed meanwhile
-        return {}, 0
-    return {entry["key"]: entry["record"] for entry in entries if "record" in entry}, dropped
+        return {}, {}, 0
+    done = {entry["key"]: entry["record"] for entry in entries if "record" in entry}
+    settings = {entry["fingerprint"]: entry["settings"] for entry in entries if "settings" in entry}
+    return done, settings, dropped
 
 
 def _line(entry: dict) -> str:
@@ -157,6 +195,8 @@ def _parse_entry(line: str) -> dict | None:
     if not isinstance(entry, dict) or entry.get("v") != FORMAT_VERSION:
         return None
     if isinstance(entry.get("plan"), dict):
+        return entry
+    if isinstance(entry.get("fingerprint"), str) and isinstance(entry.get("settings"), dict):
         return entry
     key = entry.get("key")
     if isinstance(key, str) and (isinstance(entry.get("record"), dict) or isinstance(entry.get("failed"), dict)):
