@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from vlmcli.model.levers.registry import SKIP_ENV, Target
 from vlmcli.specs import DType, ModelSpec, SplitSpec
 
 AVX2 = frozenset({"avx", "avx2", "fma"})
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _names(target: Target, skip: frozenset[str] = frozenset()) -> list[str]:
@@ -31,6 +33,12 @@ def test_the_registry_is_one_ordered_list_with_a_home_for_every_lever():
     assert names.index("packed_linear") < names.index("heap")
     assert names.index("half_decode") < names.index("split_decode")
     assert {lever.changes for lever in registry.LEVERS} <= {"pixels", "vision", "text", "memory"}
+
+
+def test_the_docs_table_lists_the_registry_in_its_order():
+    table = (ROOT / "docs" / "levers-and-fingerprints.md").read_text().split("## What the fingerprint holds")[0]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")]
+    assert rows == [lever.name for lever in registry.LEVERS]
 
 
 def test_where_each_lever_applies():
