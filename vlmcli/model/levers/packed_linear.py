@@ -7,8 +7,8 @@ then run faster, and they are most of a page's time in float32 (README,
 "Performance"). The arithmetic is float32 throughout, so results equal nn.Linear's
 to float32 rounding (tests/test_packed_linear.py).
 
-Where it applies: inference, float32 weights, a CPU with AVX2 and a torch built
-with oneDNN; that is `auto`'s choice on CPUs without native bf16. The language
+Where it applies (levers/registry.py): inference, float32 weights, a CPU with AVX2 and
+a torch built with oneDNN; that is `auto`'s choice on CPUs without native bf16. The language
 model keeps nn.Linear: its decode steps multiply one token at a time, where the
 packed layout is no faster. bf16 keeps transformers' path. Linear layers inside a
 quantized (bitsandbytes) or adapter (PEFT) wrapper are left as they are.
@@ -50,7 +50,8 @@ class PackedLinear(torch.nn.Module):
 
 def available() -> bool:
     """Whether this torch has oneDNN's prepacked linear kernels (every x86 build: tests/test_packed_linear.py)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
 def pack_vision_linears(model: Any) -> int:
