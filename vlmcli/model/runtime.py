@@ -46,13 +46,12 @@ class Resolved:
 
     def line(self) -> str:
         """One line for -v."""
-        return settings_line(self.settings())
+        return f"{settings_line(self.settings())} ({registry.SKIP_ENV} turns them off)"
 
 
 def settings_line(settings: dict) -> str:
-    """`Resolved.settings()` as one line for -v."""
-    return (f"{settings['device']}, {settings['dtype']}; levers: {', '.join(settings['levers']) or 'none'} "
-            f"({registry.SKIP_ENV} turns them off)")
+    """`Resolved.settings()` in words: `cpu, float32; levers: packed_linear, ...`."""
+    return f"{settings['device']}, {settings['dtype']}; levers: {', '.join(settings['levers']) or 'none'}"
 
 
 def resolve(spec: ModelSpec, *, for_training: bool = False, skip: frozenset[str] | None = None,
