@@ -103,8 +103,8 @@ def _granite(checkpoint: str) -> str:
 
 
 def _auto_dtype() -> str:
-    code = ("from vlmcli.model.loading import resolve_dtype; from vlmcli.specs import DType; "
-            "print(str(resolve_dtype(DType.auto, 'cpu'))[6:])")
+    code = ("from vlmcli.model.runtime import dtype_name; from vlmcli.specs import DType; "
+            "print(dtype_name(DType.auto, 'cpu'))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 

@@ -6,6 +6,7 @@ JSON-able row; benchmarks/speed.py starts them, alternates the rounds and report
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from contextlib import contextmanager
@@ -177,10 +178,8 @@ def child_vlmcli_unpacked(checkpoint: str, page: str, tokens: int, dtype: str, q
 
 def child_vlmcli_transposed(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
     """vlmcli's page with the vision tower's residual stream left transposed, as without levers/patch_layout.py."""
-    from vlmcli.model.levers import patch_layout
-
-    patch_layout.use_for_inference = lambda model, device: False  # this child process only
-    return {**child_vlmcli(checkpoint, page, tokens, dtype, quantize), "vision_stream": "transposed"}
+    with _levers_skipped("patch_layout"):
+        return {**child_vlmcli(checkpoint, page, tokens, dtype, quantize), "vision_stream": "transposed"}
 
 
 def child_openvino(checkpoint: str, page: str, tokens: int, _: str, weights: str) -> dict:
@@ -225,17 +224,25 @@ def run_spec(checkpoint: str, dtype: str, quantize: str, tokens: int):
                                 repetition_min_tokens=10**9)
 
 
-@contextmanager
 def _linear_unpacked():
-    """Loads inside see a CPU without AVX2 flags, so levers/packed_linear.py leaves nn.Linear in place."""
-    from vlmcli.model import loading
+    """Loads inside leave the vision tower's nn.Linear in place (levers/packed_linear.py skipped)."""
+    return _levers_skipped("packed_linear")
 
-    flags = loading.cpu_flags
-    loading.cpu_flags = lambda: frozenset()
+
+@contextmanager
+def _levers_skipped(names: str):
+    """Loads inside skip these levers (VLMCLI_SKIP_LEVERS, levers/registry.py)."""
+    from vlmcli.model.levers.registry import SKIP_ENV
+
+    before = os.environ.get(SKIP_ENV)
+    os.environ[SKIP_ENV] = names
     try:
         yield
     finally:
-        loading.cpu_flags = flags
+        if before is None:
+            del os.environ[SKIP_ENV]
+        else:
+            os.environ[SKIP_ENV] = before
 
 
 def timed(action) -> float:

@@ -68,10 +68,8 @@ def tiny_idefics2(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def unpacked_linear(monkeypatch) -> None:
-    """Loads see a CPU without AVX2, so nn.Linear stays (levers/packed_linear.py): transformers' exact arithmetic."""
-    from vlmcli.model import loading
-
-    monkeypatch.setattr(loading, "cpu_flags", lambda: frozenset())
+    """Loads skip the packed_linear lever, so nn.Linear stays: transformers' exact arithmetic."""
+    monkeypatch.setenv("VLMCLI_SKIP_LEVERS", "packed_linear")
 
 
 def load_run(run):

@@ -7,8 +7,9 @@ import torch
 
 from vlmcli import model as model_module
 from vlmcli.errors import UsageError
-from vlmcli.model.levers import half_decode
+from vlmcli.model.levers import registry
 from vlmcli.model.levers.half_decode import HalfWeightHead, HalfWeightLinear
+from vlmcli.model.levers.registry import Target
 from vlmcli.pipeline.ask import ask
 from vlmcli.specs import DecodeDType, DType, GenerationSpec, ModelSpec, Quant, RunSpec, SplitSpec
 
@@ -131,7 +132,10 @@ def test_it_is_refused_where_it_would_do_nothing(tiny_idefics3, options, says):
     assert "--dtype float32 --device cpu" in caught.value.hint
 
 
-def test_it_applies_on_a_cpu_in_float32_only():
-    assert half_decode.applies("cpu", torch.float32)
-    assert not half_decode.applies("cpu", torch.bfloat16)
-    assert not half_decode.applies("cuda", torch.float32)
+def test_it_applies_on_a_cpu_in_float32_only_when_asked_for():
+    def chosen(device, dtype, half_decode=True):
+        return "half_decode" in [lever.name for lever in registry.select(Target(device, dtype, "idefics3",
+                                                                                  half_decode=half_decode))]
+
+    assert chosen("cpu", "float32") and not chosen("cpu", "float32", half_decode=False)
+    assert not chosen("cpu", "bfloat16") and not chosen("cuda", "float32")

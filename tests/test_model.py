@@ -194,12 +194,13 @@ def test_pickle_only_weights_are_refused(tiny_idefics3, tmp_path, page_png):
 
 
 def test_auto_dtype_is_float32_on_a_cpu_without_bf16(monkeypatch):
-    from vlmcli.model import loading
+    from vlmcli.model import runtime
 
-    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: False)
-    assert loading.resolve_dtype(DType.auto, "cpu") is torch.float32
-    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: True)
-    assert loading.resolve_dtype(DType.auto, "cpu") is torch.bfloat16
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert runtime.dtype_name(DType.auto, "cpu") == "float32"
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert runtime.dtype_name(DType.auto, "cpu") == "bfloat16"
+    assert runtime.dtype_name(DType.auto, "cpu", for_training=True) == "float32"
 
 
 def test_cli_ocr_end_to_end(tiny_idefics3, pdf_3_pages, page_png, tmp_path):

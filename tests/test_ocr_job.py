@@ -116,6 +116,36 @@ def test_resume_inside_one_pdf_and_changed_settings_recompute(tiny_idefics3, fol
     assert len(calls) == 3
 
 
+@pytest.mark.model
+def test_a_resume_after_changing_the_dtype_reads_again_and_says_why(tiny_idefics3, folder, tmp_path, monkeypatch):
+    """The fingerprint holds the resolved dtype and levers: pages done in float32 are read again in bfloat16,
+    with one note saying how many and what changed; the same settings again read nothing."""
+    pdf, out = folder / "doc.pdf", tmp_path / "out"
+
+    def ocr(dtype: str, *extra: str):
+        return runner.invoke(app, ["ocr", str(pdf), "-o", str(out), "--model", str(tiny_idefics3), "--offline",
+                                   "--dtype", dtype, "--max-new-tokens", "6", *extra])
+
+    calls = _count_pages_read(monkeypatch)
+    first = ocr("float32", "-v")
+    assert first.exit_code == 0 and len(calls) == 3
+    assert "vlmcli: cpu, float32; levers: lean_processor, " in first.stderr  # -v names the levers
+    calls.clear()
+    changed = ocr("bfloat16", "--resume")
+    assert changed.exit_code == 0 and len(calls) == 3
+    notes = [line for line in changed.stderr.splitlines() if "under other settings" in line]
+    assert len(notes) == 1 and notes[0].startswith(
+        "vlmcli: resume: 3 page(s) done under other settings are read again (dtype float32 -> bfloat16; levers ")
+    calls.clear()
+    same = ocr("bfloat16", "--resume")
+    assert same.exit_code == 0 and calls == [] and "under other settings" not in same.stderr
+    assert "3 pages ok (3 from the manifest)" in same.stderr
+    monkeypatch.setenv("VLMCLI_SKIP_LEVERS", "all")  # the off switch is a setting like any other
+    plain = ocr("bfloat16", "--resume")
+    assert plain.exit_code == 0 and len(calls) == 3
+    assert "(levers lean_processor,heap,attention,patch_layout,image_features -> none)" in plain.stderr
+
+
 def test_the_key_covers_model_revision_adapter_prompt_resolution(tmp_path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()

@@ -93,18 +93,46 @@ def test_the_cache_commands(tmp_path, monkeypatch):
     assert cleared.exit_code == 0 and "removed" in cleared.stdout and not (tmp_path / FILE_NAME).exists()
 
 
-def test_fingerprints_are_those_of_existing_manifests():
-    """Manifests written before the fingerprint moved to vlmcli/cache/keys.py still resume: same values."""
+# What a plain float32 load on an AVX2 CPU resolves to (model/runtime.py), written out so the values below are fixed.
+CPU_FLOAT32 = {"device": "cpu", "dtype": "float32",
+               "levers": ["packed_linear", "split_decode", "heap", "patch_layout", "image_features"]}
+
+
+def test_fingerprints_hold_the_resolved_machine_and_keep_their_values():
+    """The fingerprint names the resolved device, dtype and levers, never `auto`; otherwise its values stay as
+    they are (a change re-reads every done page of every user's folders, so it must be deliberate)."""
     plain = ocr_job.OcrRequest(inputs=(), instruction=OCR_PROMPT, run=RunSpec())
     chosen = ocr_job.OcrRequest(inputs=(), instruction="Read.", run=RunSpec(
         model=ModelSpec(model_id="x/y", revision="abc", quantize=Quant.nf4),
         split=SplitSpec(split=False, longest_edge_px=1024),
         generation=GenerationSpec(kv_cache=KVCache.static, max_new_tokens=99), batch_size=4))
-    assert keys.settings_fingerprint(ocr_job.run_settings(plain)) == "370b8e172b44d19a9341e8b82cc024e5"
-    assert keys.settings_fingerprint(ocr_job.run_settings(chosen)) == "9bd5fbcbc30b5c8c0cf4d3fc5fbd2a3c"
-    poppler = keys.settings_fingerprint(keys.run_settings(RunSpec(), OCR_PROMPT, "poppler"))
-    assert poppler == "370b8e172b44d19a9341e8b82cc024e5"
-    assert keys.settings_fingerprint(keys.run_settings(RunSpec(), OCR_PROMPT, "pdfium")) != poppler
+    settings = ocr_job.run_settings(plain, CPU_FLOAT32)
+    assert {name: settings[name] for name in CPU_FLOAT32} == CPU_FLOAT32
+    assert keys.settings_fingerprint(settings) == "c83396539e86c4cd7e692ead7d13a017"
+    assert keys.settings_fingerprint(ocr_job.run_settings(chosen, CPU_FLOAT32)) == "43aacfeccdce96ed591afa228d229074"
+    here = ocr_job.run_settings(plain)  # as this machine resolves it
+    assert here["dtype"] in ("float32", "bfloat16") and here["device"] == "cpu" and "image_features" in here["levers"]
+    for other in ({**CPU_FLOAT32, "dtype": "bfloat16"}, {**CPU_FLOAT32, "device": "cuda"},
+                  {**CPU_FLOAT32, "levers": CPU_FLOAT32["levers"][1:]}):
+        assert keys.settings_fingerprint(ocr_job.run_settings(plain, other)) != keys.settings_fingerprint(settings)
+    poppler = keys.settings_fingerprint(keys.run_settings(RunSpec(), OCR_PROMPT, CPU_FLOAT32, "poppler"))
+    assert poppler == "c83396539e86c4cd7e692ead7d13a017"
+    assert keys.settings_fingerprint(keys.run_settings(RunSpec(), OCR_PROMPT, CPU_FLOAT32, "pdfium")) != poppler
     half = RunSpec(model=ModelSpec(decode_dtype=DecodeDType.float16))  # another rounding: another page text
-    assert keys.settings_fingerprint(keys.run_settings(half, OCR_PROMPT, "poppler")) != poppler
-    assert keys.image_settings(half, "poppler") == keys.image_settings(RunSpec(), "poppler")  # the same vision tower
+    assert keys.settings_fingerprint(keys.run_settings(half, OCR_PROMPT, CPU_FLOAT32, "poppler")) != poppler
+    vision = {**CPU_FLOAT32, "levers": ["packed_linear", "patch_layout", "image_features"]}  # IMAGE_PARTS' levers
+    assert keys.image_settings(half, "poppler", vision) == keys.image_settings(RunSpec(), "poppler", vision)
+
+
+def test_a_settings_change_is_said_in_words():
+    before = ocr_job.run_settings(ocr_job.OcrRequest(inputs=(), instruction="Read.", run=RunSpec()),
+                                  {**CPU_FLOAT32, "dtype": "bfloat16"})
+    after = ocr_job.run_settings(ocr_job.OcrRequest(inputs=(), instruction="Read.", run=RunSpec(
+        generation=GenerationSpec(max_new_tokens=99))), {**CPU_FLOAT32, "levers": ["heap"]})
+    assert keys.settings_diff(before, before) == ""
+    assert keys.settings_diff(before, after) == ("dtype bfloat16 -> float32; generation.max_new_tokens 1024 -> 99; "
+                                                 "levers packed_linear,split_decode,heap,patch_layout,image_features "
+                                                 "-> heap")
+    assert keys.settings_diff(None, after) == "settings not recorded: an earlier vlmcli wrote them"
+
+

@@ -8,8 +8,9 @@ import torch
 from vlmcli import model as model_module
 from vlmcli.inputs.documents import page_refs
 from vlmcli.model.generate import generate_from_inputs
-from vlmcli.model.levers import split_decode
+from vlmcli.model.levers import registry, split_decode
 from vlmcli.model.levers.half_decode import HalfWeightHead
+from vlmcli.model.levers.registry import Target
 from vlmcli.model.levers.split_decode import SPLIT_ROWS, SplitDecodeLinear, row_blocks
 from vlmcli.pipeline.page import prepare_page
 from vlmcli.specs import DecodeDType, DType, GenerationSpec, ModelSpec, RunSpec, SplitSpec
@@ -100,6 +101,10 @@ def test_a_page_reads_the_same_tokens_as_nn_linear(tiny_idefics3, page_png):
 
 
 def test_it_applies_on_a_cpu_in_float32_only():
-    assert split_decode.applies("cpu", torch.float32)
-    assert not split_decode.applies("cpu", torch.bfloat16)
-    assert not split_decode.applies("cuda", torch.float32)
+    def chosen(device, dtype, half_decode=False):
+        return "split_decode" in [lever.name for lever in registry.select(Target(device, dtype, "idefics3",
+                                                                                   half_decode=half_decode))]
+
+    assert chosen("cpu", "float32")
+    assert not chosen("cpu", "bfloat16") and not chosen("cuda", "float32")
+    assert not chosen("cpu", "float32", half_decode=True)  # --decode-dtype float16 replaces the same layers

@@ -90,6 +90,12 @@ class PageTimeoutError(ResourceError, category="timeout"):
     """A page went past --page-timeout (rendering or generation)."""
 
 
+class CrashError(VlmcliError, exit_code=ExitCode.resource, category="crash"):
+    """Reading a page crashed: the process reading it died each time it was tried (out of memory, a native
+    crash), or it raised an error vlmcli does not expect (a bug). A Ray run's pages become these; in a local run
+    the process that dies is vlmcli itself."""
+
+
 class ModelError(VlmcliError, exit_code=ExitCode.model):
     """The checkpoint cannot be loaded, or is not of a supported family."""
 

@@ -13,7 +13,9 @@ job array (`.vlmcli-manifest.K-of-N.jsonl`), so shards never write to one file.
 of shards still skips finished pages. Besides finished pages, a manifest holds
 the run's plan (the keys of the pages it set out to read, and the inputs that
 could not be opened) and its failed pages, from which `vlmcli status` counts
-what is pending; a resumed run reads its failed pages again.
+what is pending; a resumed run reads its failed pages again. It also holds the
+settings behind each fingerprint its keys end with (one line per fingerprint),
+so a resume can say why a page recorded under other settings is read again.
 
 A plan also names the output files the run will write (relative to the folder)
 and its tables folder: those, with the manifests themselves, are the files vlmcli
@@ -77,13 +79,20 @@ class Manifest:
         self.dropped_lines = 0  # torn or foreign lines found when resuming
         self._done: dict[str, dict] = {}
         self._elsewhere: dict[str, dict] = {}
+        self._own_settings: dict[str, dict] = {}  # fingerprint -> settings, as this file holds them
+        self._settings: dict[str, dict] = {}  # ...and as any manifest read holds them
+        self._fingerprints: dict[str, dict[str, None]] | None = None  # "sha256:page" -> fingerprints done, in order
         kept: list[dict] = []
         if resume and path.exists():
             entries, self.dropped_lines = read_entries(path)
             kept = [entry for entry in entries if "failed" not in entry]  # failed pages are read again
             self._done = {entry["key"]: entry["record"] for entry in kept if "record" in entry}
+            self._own_settings = {entry["fingerprint"]: entry["settings"] for entry in kept if "settings" in entry}
         for other in others if resume else ():
-            self._elsewhere.update(_read_done(other)[0])
+            done, settings, _ = _read_done(other)
+            self._elsewhere.update(done)
+            self._settings.update(settings)
+        self._settings.update(self._own_settings)
         # Rewrite what is kept (nothing, without --resume) before appending, so the
         # file never holds a torn line that the next record would be glued onto.
         atomic_write(path, "".join(_line(entry) for entry in kept))
@@ -107,6 +116,30 @@ class Manifest:
         """Append one page's record and fsync it."""
         self._append({"key": key, "record": record})
         self._done[key] = record
+        if self._fingerprints is not None:
+            page, _, fingerprint = key.rpartition(":")
+            self._fingerprints.setdefault(page, {})[fingerprint] = None
+
+    def record_settings(self, fingerprint: str, settings: dict) -> None:
+        """Append the settings behind `fingerprint`, once per manifest."""
+        if fingerprint not in self._own_settings:
+            self._append({"fingerprint": fingerprint, "settings": settings})
+            self._own_settings[fingerprint] = self._settings[fingerprint] = settings
+
+    def settings(self, fingerprint: str) -> dict | None:
+        """The settings a fingerprint stands for, if a manifest read recorded them."""
+        return self._settings.get(fingerprint)
+
+    def fingerprints_done(self, page: str) -> list[str]:
+        """The fingerprints under which a page (`sha256:index`, a key less its fingerprint) is done, the latest
+        last (this manifest's after the others')."""
+        if self._fingerprints is None:
+            self._fingerprints = {}
+            for key in (*self._elsewhere, *self._done):
+                done_page, _, fingerprint = key.rpartition(":")
+                self._fingerprints.setdefault(done_page, {}).pop(fingerprint, None)
+                self._fingerprints[done_page][fingerprint] = None
+        return list(self._fingerprints.get(page, ()))
 
     def record_failed(self, key: str, failure: dict) -> None:
         """Append a failed page (for `vlmcli status`; a resumed run reads it again)."""
@@ -130,8 +163,8 @@ class Manifest:
 
 
 def read_entries(path: Path) -> tuple[list[dict], int]:
-    """The whole lines of a manifest as dicts (each has `key` and `record`, `key` and `failed`, or `plan`), and
-    how many lines were torn or foreign."""
+    """The whole lines of a manifest as dicts (each has `key` and `record`, `key` and `failed`, `plan`, or
+    `fingerprint` and `settings`), and how many lines were torn or foreign."""
     entries, dropped = [], 0
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
@@ -148,12 +181,15 @@ def done_keys(path: Path) -> list[str]:
     return [entry["key"] for entry in read_entries(path)[0] if "record" in entry]
 
 
-def _read_done(path: Path) -> tuple[dict[str, dict], int]:
+def _read_done(path: Path) -> tuple[dict[str, dict], dict[str, dict], int]:
+    """A manifest's finished pages (key -> record), the settings of its fingerprints, and its torn lines."""
     try:
         entries, dropped = read_entries(path)
     except FileNotFoundError:  # another shard's manifest, rewritten or removed meanwhile
-        return {}, 0
-    return {entry["key"]: entry["record"] for entry in entries if "record" in entry}, dropped
+        return {}, {}, 0
+    done = {entry["key"]: entry["record"] for entry in entries if "record" in entry}
+    settings = {entry["fingerprint"]: entry["settings"] for entry in entries if "settings" in entry}
+    return done, settings, dropped
 
 
 def _line(entry: dict) -> str:
@@ -179,6 +215,8 @@ def _parse_entry(line: str) -> dict | None:
         return None
     if "plan" in entry:
         return entry if _is_plan(entry["plan"]) else None
+    if isinstance(entry.get("fingerprint"), str) and isinstance(entry.get("settings"), dict):
+        return entry
     key = entry.get("key")
     if isinstance(key, str) and (isinstance(entry.get("record"), dict) or isinstance(entry.get("failed"), dict)):
         return entry

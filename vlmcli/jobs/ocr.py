@@ -21,6 +21,7 @@ from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlmcli import model
 from vlmcli.cache import keys
 from vlmcli.cache.store import PageCache
 from vlmcli.errors import ExitCode, OutputError, UsageError
@@ -99,7 +100,9 @@ class Job:
     """
 
     def __init__(self, request: OcrRequest, write: Callable[[str], None], progress: Progress,
-                 on_failure: Callable[[PageFailure], None]) -> None:
+                 on_failure: Callable[[PageFailure], None], resolved: Callable[[], dict] | None = None) -> None:
+        """`resolved` gives the device type, dtype and levers the pages are read with (`model.resolve(...)
+        .settings()`), asked when the manifest first needs the fingerprint; default: as this machine loads."""
         if request.resume and request.out_dir is None:
             raise UsageError("--resume needs -o/--output: the manifest of finished pages lives in the output folder")
         self.request, self.on_failure = request, on_failure
@@ -117,7 +120,8 @@ class Job:
             self.sink = Sink(rendering, request.out_dir, list(request.inputs), write=write)
             self.sink.assign(self.documents)
             self._check_targets(label)
-            self.ledger = Ledger(request.out_dir, keys.settings_fingerprint(run_settings(request)),
+            resolved = resolved or (lambda: _resolved_here(request, progress))
+            self.ledger = Ledger(request.out_dir, lambda: run_settings(request, resolved()),
                                  resume=request.resume, shard_label=label, progress=progress,
                                  cache=PageCache(warn=progress.note) if request.run.cache else None)
         except BaseException:
@@ -167,11 +171,12 @@ class Job:
         if self.folder is not None:
             self.folder.release()
 
-    def account(self, item: PageResult | PageFailure) -> None:
-        """Count a page and make it durable: the manifest for a result, the report and manifest for a failure."""
+    def account(self, item: PageResult | PageFailure, settings: dict | None = None) -> None:
+        """Count a page and make it durable: the manifest for a result, the report and manifest for a failure.
+        `settings`: a result's own run settings where they are not the run's (`run_settings`)."""
         if isinstance(item, PageResult):
             self.summary.pages_ok += 1
-            self.summary.pages_reused += self.ledger.record(item)
+            self.summary.pages_reused += self.ledger.record(item, settings)
             return
         self.summary.pages_failed += 1
         self._failure_codes.append(item.error.exit_code)
@@ -194,6 +199,12 @@ class Job:
         return self.summary
 
 
+def _resolved_here(request: OcrRequest, progress: Progress) -> dict:
+    found = model.resolve(request.run.model)
+    progress.note(found.line(), detail=True)
+    return found.settings()
+
+
 def _documents(inputs: tuple[Path, ...], shard: Shard | None, out_dir: Path | None) -> list[Path]:
     """The documents this run reads, in listing order: each once, only its shard's, none an earlier run wrote."""
     listed = not_outputs(list(dict.fromkeys(discover(list(inputs)))), list(inputs), out_dir)
@@ -211,9 +222,11 @@ def batch_exit_code(succeeded: int, failures: list[ExitCode]) -> ExitCode:
     return failures[0] if not succeeded else ExitCode.partial
 
 
-def run_settings(request: OcrRequest) -> dict:
-    """Everything besides the input and page that decides a page's text: the manifest key's fingerprint."""
-    return keys.run_settings(request.run, request.instruction, pdfs.renderer(request.run.pdf))
+def run_settings(request: OcrRequest, resolved: dict | None = None) -> dict:
+    """Everything besides the input and page that decides a page's text: the manifest key's fingerprint.
+    `resolved`: the device type, dtype and levers (default: what a load on this machine resolves to)."""
+    resolved = resolved if resolved is not None else model.resolve(request.run.model).settings()
+    return keys.run_settings(request.run, request.instruction, resolved, pdfs.renderer(request.run.pdf))
 
 
 def _append_failure(path: Path, failure: PageFailure) -> None:

@@ -50,7 +50,7 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
         raise InputError(f"the processor refused the image ({exc})",
                          hint="very small or extremely thin images may need padding") from None
     inputs = inputs.to(loaded.device)
-    if loaded.device == "cpu":
+    if loaded.uses("heap"):
         return_freed_heap()
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
@@ -111,8 +111,9 @@ def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: Stop
 
 def _encode_images_in_place(loaded: LoadedModel, inputs: dict) -> None:
     """Swap the pixels in `inputs` for the images' features (levers/image_features.py): a loop retry on the same
-    inputs reuses them instead of running the vision tower again, and the pixels are freed before the prefill."""
-    if "pixel_values" in inputs:
+    inputs reuses them instead of running the vision tower again, and the pixels are freed before the prefill.
+    With the lever off, `generate` encodes the pixels itself."""
+    if "pixel_values" in inputs and loaded.uses("image_features"):
         encoded = encoded_images(loaded.model, inputs, pixels_per_call(loaded.device))
         inputs.clear()
         inputs.update(encoded)

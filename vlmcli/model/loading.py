@@ -9,7 +9,6 @@ one, for checkpoints the user vouches for. Each predictable failure becomes a
 
 from __future__ import annotations
 
-import os
 import pickle
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -36,24 +35,14 @@ from vlmcli.errors import (
     ModelError,
     RefusedError,
     ResourceError,
-    UsageError,
     first_line,
 )
 from vlmcli.model import adapters, weights
-from vlmcli.model.cpu import cpu_flags
-from vlmcli.model.levers import attention, half_decode, heap, packed_linear, patch_layout, split_decode
-from vlmcli.model.levers.lean_processor import leaner_images
+from vlmcli.model.levers import registry
 from vlmcli.model.processor import configure_processor
 from vlmcli.model.profile import DOCTAGS_END, context_tokens, has_doctags
-from vlmcli.specs import (
-    SUPPORTED_MODEL_TYPES,
-    DecodeDType,
-    Device,
-    DType,
-    ModelSpec,
-    Quant,
-    SplitSpec,
-)
+from vlmcli.model.runtime import Resolved, resolve
+from vlmcli.specs import SUPPORTED_MODEL_TYPES, ModelSpec, Quant, SplitSpec
 
 END_OF_UTTERANCE = "<end_of_utterance>"
 
@@ -73,15 +62,22 @@ class LoadedModel:
     doctags: bool = False  # a DocTags checkpoint: its special tokens are its output, </doctag> ends it
     kept_stop_ids: tuple[int, ...] = ()  # stop tokens that belong to the text (</doctag>)
     context_tokens: int | None = None  # the language model's context window, prompt and answer together
+    resolved: Resolved | None = None  # device, dtype and levers as resolved for this load
+
+    def uses(self, lever: str) -> bool:
+        """Whether the load chose `lever` (levers/registry.py); those that act on each page ask here."""
+        return self.resolved is not None and lever in self.resolved.lever_names
 
 
 def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
-               unquantized_modules: tuple[str, ...] = ()) -> LoadedModel:
+               unquantized_modules: tuple[str, ...] = (), skip_levers: frozenset[str] | None = None) -> LoadedModel:
     """Load model, processor and optional adapter as `spec` says (through `vlmcli.model.load`).
 
     For training, adapters (and the earlier stages they build on) are merged into
     the weights, the model is left in train mode, and `auto` dtype is float32 on CPUs.
     `unquantized_modules` stay in full precision under --quantize (modules trained fully).
+    Device, dtype and levers are `resolve`'s (model/runtime.py), the settings a run's fingerprint names;
+    `skip_levers` overrides `VLMCLI_SKIP_LEVERS`.
     """
     # vlmcli draws its own spinner, and its own errors say what went wrong
     # (huggingface_hub would otherwise log each retry of an unreachable hub).
@@ -89,29 +85,19 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     transformers_logging.disable_progress_bar()
     hub_logging.set_verbosity_error()
     config = _load_config(spec)
-    device = resolve_device(spec.device)
-    dtype = resolve_dtype(spec.dtype, device, for_training)
-    half_decode_weights = spec.decode_dtype is DecodeDType.float16 and not for_training
-    if half_decode_weights:
-        check_half_decode(spec, device, dtype)
-    processor = _load_processor(spec)
+    resolved = resolve(spec, for_training=for_training, skip=skip_levers, model_type=config.model_type)
+    device, dtype = resolved.device, getattr(torch, resolved.dtype)
+    processor = registry.apply_to_processor(resolved.levers, _load_processor(spec))
     chain = adapters.adapter_chain(spec.adapter, spec.allow_pickle) if spec.adapter is not None else []
     # An adapter's fully trained modules replace whole layers: keep those unquantized.
     unquantized_modules = (*unquantized_modules, *adapters.fully_trained_modules(chain))
-    with heap.heap_returned_while_quantizing(device, spec.quantize is not Quant.none):
+    with registry.around_weights(resolved.levers, resolved.target):
         model = _load_weights(spec, config, device, dtype, unquantized_modules)
     if chain:
         model = adapters.attach(model, chain, merge_all=for_training)
     model.train(for_training)
     if not for_training:
-        packed_linear.use_for_inference(model, device, dtype, cpu_flags())  # before the heap goes back: it frees
-        if half_decode_weights:  # a quantized base, the one kind that keeps an adapter unmerged, was refused
-            half_decode.halve_language_model(model)
-        elif split_decode.applies(device, dtype):  # quantized layers are not nn.Linear and stay as they are
-            split_decode.split_language_model(model)
-        heap.lighten_for_inference(model, device)
-        attention.use_for_inference(model, device)
-        patch_layout.use_for_inference(model, device)
+        registry.apply_to_model(resolved.levers, model, resolved.target)
     max_input_px = configure_processor(processor, config.model_type, adapters.trained_resolution(spec.adapter, split))
     tokenizer = processor.tokenizer
     doctags = has_doctags(tokenizer)
@@ -120,53 +106,8 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
         stop_token_ids=_stop_token_ids(model, tokenizer, doctags),
         image_token_id=int(config.image_token_id), max_input_px=max_input_px, doctags=doctags,
         kept_stop_ids=(tokenizer.convert_tokens_to_ids(DOCTAGS_END),) if doctags else (),
-        context_tokens=context_tokens(config),
+        context_tokens=context_tokens(config), resolved=resolved,
     )
-
-
-def resolve_device(device: Device) -> str:
-    """The torch device; under torchrun/accelerate each process takes the GPU of its LOCAL_RANK."""
-    if device in (Device.auto, Device.cuda) and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}"
-    if device is Device.auto:
-        if torch.cuda.is_available():
-            return "cuda"
-        return "mps" if torch.backends.mps.is_available() else "cpu"
-    if device is Device.cuda and not torch.cuda.is_available():
-        raise DependencyError("--device cuda was asked for but CUDA is not available",
-                              hint="use --device cpu, or install a CUDA build of torch")
-    if device is Device.mps and not torch.backends.mps.is_available():
-        raise DependencyError("--device mps was asked for but MPS is not available", hint="use --device cpu")
-    return device.value
-
-
-def resolve_dtype(dtype: DType, device: str, for_training: bool = False) -> torch.dtype:
-    """`auto` picks what runs fast: bf16 on GPUs that have it, float32 on CPUs without native bf16.
-
-    Training on a CPU stays in float32 whatever the CPU: bf16 weights there would also mean bf16 optimizer updates.
-    """
-    if dtype is not DType.auto:
-        return getattr(torch, dtype.value)
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return torch.float16
-    return torch.bfloat16 if cpu_has_native_bf16() and not for_training else torch.float32
-
-
-def check_half_decode(spec: ModelSpec, device: str, dtype: torch.dtype) -> None:
-    """`--decode-dtype float16` halves float32 weights on a CPU; anywhere else it would do nothing: say so."""
-    if spec.quantize is not Quant.none or not half_decode.applies(device, dtype):
-        computes = f"{spec.quantize.value} weights" if spec.quantize is not Quant.none else str(dtype).split(".")[-1]
-        raise UsageError(f"--decode-dtype float16 is for float32 on a CPU; this run computes in {computes} on {device}",
-                         hint="leave out --decode-dtype (this dtype's decode already reads 2-byte or smaller "
-                              "weights), or run with --dtype float32 --device cpu")
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 matrix instructions (AVX512-BF16, AMX); elsewhere bf16 matmuls are emulated."""
-    flags = cpu_flags()
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def quantization_config(quantize: Quant, compute_dtype: torch.dtype,
@@ -209,7 +150,7 @@ def _load_config(spec: ModelSpec) -> Any:
 
 def _load_processor(spec: ModelSpec) -> Any:
     try:
-        return leaner_images(AutoProcessor.from_pretrained(spec.model_id, **_hub_kwargs(spec)))
+        return AutoProcessor.from_pretrained(spec.model_id, **_hub_kwargs(spec))
     except OSError as exc:
         raise _not_found(spec, exc) from None
     except ImportError as exc:

@@ -59,6 +59,17 @@ def _context_tokens(config_file: Path | None) -> int | None:
         return None
 
 
+def read_model_type(spec: ModelSpec) -> str | None:
+    """The checkpoint's config.json `model_type` (its family), found as `read_profile` finds the tokenizer's
+    files; None if the file cannot be had or read (loading it then says what is wrong)."""
+    path = file_on_disk(spec, "config.json") or _download(spec, "config.json")
+    try:
+        model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type") if path else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return model_type if isinstance(model_type, str) else None
+
+
 def has_doctags(tokenizer: Any) -> bool:
     """True if a loaded tokenizer has the DocTags tags as single tokens."""
     vocabulary = tokenizer.get_vocab()

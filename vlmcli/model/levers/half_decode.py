@@ -84,11 +84,6 @@ class HalfWeightHead(HalfWeightLinear):
         return y.scatter(-1, top, exact)
 
 
-def applies(device: str, dtype: torch.dtype) -> bool:
-    """Whether float16 decode weights can be used: inference on a CPU whose compute dtype is float32."""
-    return device == "cpu" and dtype == torch.float32
-
-
 def halve_language_model(model: Any) -> int:
     """Replace the float32 nn.Linear layers of the language model with HalfWeightLinear and its head with
     HalfWeightHead; how many."""

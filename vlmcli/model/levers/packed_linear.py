@@ -7,8 +7,8 @@ then run faster, and they are most of a page's time in float32 (README,
 "Performance"). The arithmetic is float32 throughout, so results equal nn.Linear's
 to float32 rounding (tests/test_packed_linear.py).
 
-Where it applies: inference, float32 weights, a CPU with AVX2 and a torch built
-with oneDNN; that is `auto`'s choice on CPUs without native bf16. The language
+Where it applies (levers/registry.py): inference, float32 weights, a CPU with AVX2 and
+a torch built with oneDNN; that is `auto`'s choice on CPUs without native bf16. The language
 model keeps nn.Linear: its decode steps multiply one token at a time, where the
 packed layout is no faster. bf16 keeps transformers' path. Linear layers inside a
 quantized (bitsandbytes) or adapter (PEFT) wrapper are left as they are.
@@ -48,10 +48,10 @@ class PackedLinear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def pays(device: str, dtype: torch.dtype, flags: frozenset[str]) -> bool:
-    """Whether packing is the faster path for inference with these settings on a CPU with these flags."""
-    return (device == "cpu" and dtype == torch.float32 and "avx2" in flags
-            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+def available() -> bool:
+    """Whether this torch has oneDNN's prepacked linear kernels (every x86 build: tests/test_packed_linear.py)."""
+    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
 def pack_vision_linears(model: Any) -> int:
@@ -69,9 +69,10 @@ def pack_vision_linears(model: Any) -> int:
     return len(places)
 
 
-def use_for_inference(model: Any, device: str, dtype: torch.dtype, flags: frozenset[str]) -> None:
-    """Pack the vision tower's linear layers when `pays` says so (a model loaded for inference)."""
-    if pays(device, dtype, flags) and not _has_adapters(model):
+def use_for_inference(model: Any) -> None:
+    """Pack the vision tower's linear layers (a model loaded for inference where the lever registry chose this
+    lever: levers/registry.py says where, and checks `available` first)."""
+    if not _has_adapters(model):
         pack_vision_linears(model)
 
 

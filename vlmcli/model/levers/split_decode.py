@@ -65,11 +65,6 @@ def row_blocks(out_features: int, threads: int) -> int:
     return blocks
 
 
-def applies(device: str, dtype: torch.dtype) -> bool:
-    """Whether decode products are split: inference on a CPU whose compute dtype is float32."""
-    return device == "cpu" and dtype == torch.float32
-
-
 def split_language_model(model: Any) -> int:
     """Replace the float32 nn.Linear layers of the language model and its head with SplitDecodeLinear; how many."""
     places = text_linears.float32_linears(model)
