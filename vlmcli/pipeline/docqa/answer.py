@@ -2,7 +2,10 @@
 rank order, and stop at the first answer the page text supports (no Typer or Rich; plain data out).
 
 The citation is the page that was read, or, when its answer is on another of
-the candidate pages instead, that page. An answer on none of them is kept with
+the candidate pages instead, that page. A scanned page ranked on its first
+pass's words is checked against those words, then, where they do not hold the
+answer, against the model's own transcription of that page (one page, not the
+document); `checked_against` says which text held it. An answer on none of them is kept with
 `grounded: false` (or dropped under `--strict`); no answer at all is "not
 found" with the pages that were read, never a citation the text does not back.
 """
@@ -23,12 +26,24 @@ from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, is_pdf, page_refs
 from vlmcli.pipeline.docqa.citation import Citation, cite, not_found
 from vlmcli.pipeline.docqa.grounding import Grounding, ground, is_answer
-from vlmcli.pipeline.docqa.pagetexts import PageText, page_texts
+from vlmcli.pipeline.docqa.pagetexts import (
+    FROM_FIRST_PASS,
+    FROM_TEXT_LAYER,
+    PageText,
+    page_texts,
+    transcribed_text,
+)
 from vlmcli.pipeline.docqa.reader import OnText, Reader, Reading, VlmReader
 from vlmcli.pipeline.docqa.retrieval import rank
+from vlmcli.pipeline.firstpass import first_pass_reader
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.prompts import OCR_PROMPT
-from vlmcli.specs import OCR_MAX_NEW_TOKENS, PdfSpec, RunSpec, SearchSpec
+from vlmcli.specs import OCR_MAX_NEW_TOKENS, FirstPass, PdfSpec, RunSpec, SearchSpec
+
+# The text an answer was checked against (`checked_against`): the PDF's text layer, a classic OCR engine's words,
+# or the model's transcription of the page.
+CHECKED_TEXT_LAYER, CHECKED_FIRST_PASS, CHECKED_TRANSCRIPTION = "text_layer", "first_pass", "transcription"
+Reread = Callable[[PageRef], str]  # the model's transcription of a page
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class PageRead:
     ref: PageRef
     reading: Reading
     grounding: Grounding | None
+    checked_against: str | None = None  # the text the grounding was found in (CHECKED_*)
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,7 @@ class DocAnswer:
     answer: str | None = None  # None: not found on any page read
     grounded: bool = False
     grounding: str | None = None  # how the answer was found in the cited page's text: exact, number or fuzzy
+    checked_against: str | None = None  # which text of the cited page held the answer (CHECKED_*)
     citation: Citation | None = None
     moved_from: PageRef | None = None  # the page that was read, when the answer was found on another candidate
     ranked: list[RankedPage] = dataclasses.field(default_factory=list)
@@ -74,13 +91,15 @@ class DocAnswer:
         """The JSON output."""
         return {
             "question": self.question, "answer": self.answer, "found": self.found, "grounded": self.grounded,
-            "grounding": self.grounding, "citations": [self.citation.record()] if self.citation else [],
+            "grounding": self.grounding, "checked_against": self.checked_against,
+            "citations": [self.citation.record()] if self.citation else [],
             "moved_from": None if self.moved_from is None else {"source": str(self.moved_from.source),
                                                                 "page_number": self.moved_from.page_number},
             "pages_ranked": [{"source": str(r.page.ref.source), "page_number": r.page.ref.page_number,
                               "score": round(r.score, 4), "text_source": r.page.source} for r in self.ranked],
             "pages_read": [{"source": str(read.ref.source), "page_number": read.ref.page_number,
                             "answer": read.reading.text, "grounding": read.grounding and read.grounding.level,
+                            "checked_against": read.checked_against,
                             "image_tokens": read.reading.image_tokens, "new_tokens": read.reading.new_tokens,
                             "seconds": round(read.reading.seconds, 3), "finish_reason": read.reading.finish_reason,
                             "features_cached": read.reading.features_cached}
@@ -111,8 +130,11 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
         reader = reader or VlmReader(run, ocr_run, progress, cache,
                                      keys.settings_fingerprint(keys.image_settings(run, renderer)))
-        texts = page_texts(refs, run.pdf, ocr_settings, reader.transcribe, cache, progress)
-        answer = _search(question, texts, reader, search, progress, on_text, on_discard)
+        first_pass = first_pass_reader(search.first_pass, run.pdf, cache)
+        transcribe = None if search.first_pass.engine is FirstPass.none else reader.transcribe
+        texts = page_texts(refs, run.pdf, ocr_settings, transcribe, cache, progress, first_pass)
+        reread = (lambda ref: transcribed_text(ref, reader.transcribe, ocr_settings, cache)) if transcribe else None
+        answer = _search(question, texts, reader, search, progress, on_text, on_discard, reread)
     if answer.citation is not None:
         answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
     return dataclasses.replace(answer, seconds=time.perf_counter() - started,
@@ -136,12 +158,13 @@ def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progres
 
 
 def _search(question: str, texts: list[PageText], reader: Reader, search: SearchSpec, progress: Progress,
-            on_text: OnText | None, on_discard: Callable[[], None]) -> DocAnswer:
+            on_text: OnText | None, on_discard: Callable[[], None], reread: Reread | None = None) -> DocAnswer:
     ranked = [RankedPage(texts[r.index], r.score) for r in rank(question, [page.text for page in texts])]
     for item in ranked:
         progress.note(f"{item.page.ref.source} page {item.page.ref.page_number}: score {item.score:.3f}, "
                       f"text from {item.page.source}", detail=True)
-    answer = _read(question, _candidates(ranked, search.top_k), reader, search.strict, progress, on_text, on_discard)
+    answer = _read(question, _candidates(ranked, search.top_k), reader, search.strict, progress, on_text, on_discard,
+                   reread)
     return dataclasses.replace(answer, ranked=ranked)
 
 
@@ -153,7 +176,7 @@ def _candidates(ranked: list[RankedPage], top_k: int) -> list[RankedPage]:
 
 
 def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: bool, progress: Progress,
-          on_text: OnText | None, on_discard: Callable[[], None]) -> DocAnswer:
+          on_text: OnText | None, on_discard: Callable[[], None], reread: Reread | None = None) -> DocAnswer:
     """Read the candidates in rank order until an answer is grounded on one of them."""
     reads: list[PageRead] = []
     for rank_number, item in enumerate(candidates, start=1):
@@ -162,19 +185,41 @@ def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: b
                       detail=True)
         reading = reader.answer(ref, question, on_text)
         answered = is_answer(reading.text)
-        reads.append(PageRead(ref, reading, ground(reading.text, item.page.text) if answered else None))
+        reads.append(_checked(ref, reading, item.page, reread, progress) if answered else PageRead(ref, reading, None))
         progress.note(_describe(reads[-1], answered), detail=True)
         if reads[-1].grounding is not None:
-            return _grounded(question, reads, item.page, reads[-1].grounding)
+            return _grounded(question, reads, item.page, reads[-1].grounding, checked=reads[-1].checked_against)
         moved = _elsewhere(reading.text, candidates, item) if answered else None
         if moved is not None:
-            return _grounded(question, reads, *moved, moved_from=ref)
+            return _grounded(question, reads, *moved, moved_from=ref, checked=_checked_name(moved[0].source))
         on_discard()
     ungrounded = next((read for read in reads if is_answer(read.reading.text)), None)
     if ungrounded is None or strict:
         return DocAnswer(question, reads)
     return DocAnswer(question, reads, answer=ungrounded.reading.text,
                      citation=Citation(ungrounded.ref.source, ungrounded.ref.page_number))
+
+
+def _checked(ref: PageRef, reading: Reading, page: PageText, reread: Reread | None, progress: Progress) -> PageRead:
+    """The answer checked against the page's text; for a page ranked on its first pass's words that do not hold
+    it, then against the model's own transcription of the page (a misread number, a word the engine missed)."""
+    grounding = ground(reading.text, page.text)
+    if grounding is not None or page.source != FROM_FIRST_PASS or reread is None:
+        return PageRead(ref, reading, grounding, _checked_name(page.source) if grounding else None)
+    progress.note(f"{ref.source} page {ref.page_number}: the answer is not in the first pass's words; checking it "
+                  "against the model's transcription of the page", detail=True)
+    try:
+        transcription = reread(ref)
+    except VlmcliError as error:
+        progress.note(f"{ref.source} page {ref.page_number}: could not be transcribed ({error.message})")
+        return PageRead(ref, reading, None)
+    grounding = ground(reading.text, transcription)
+    return PageRead(ref, reading, grounding, CHECKED_TRANSCRIPTION if grounding else None)
+
+
+def _checked_name(source: str) -> str:
+    return {FROM_TEXT_LAYER: CHECKED_TEXT_LAYER, FROM_FIRST_PASS: CHECKED_FIRST_PASS}.get(source,
+                                                                                         CHECKED_TRANSCRIPTION)
 
 
 def _elsewhere(answer: str, candidates: list[RankedPage], read: RankedPage) -> tuple[PageText, Grounding] | None:
@@ -186,8 +231,9 @@ def _elsewhere(answer: str, candidates: list[RankedPage], read: RankedPage) -> t
 
 
 def _grounded(question: str, reads: list[PageRead], page: PageText, grounding: Grounding, *,
-              moved_from: PageRef | None = None) -> DocAnswer:
+              moved_from: PageRef | None = None, checked: str | None = None) -> DocAnswer:
     return DocAnswer(question, reads, answer=reads[-1].reading.text, grounded=True, grounding=grounding.level,
+                     checked_against=checked,
                      citation=Citation(page.ref.source, page.ref.page_number, evidence=grounding.evidence),
                      moved_from=moved_from)
 
