@@ -184,6 +184,13 @@ class FirstPassSpec:
     dpi: float = FIRST_PASS_DPI
     timeout_s: float = 120  # per page; the engine's process group is killed after it
 
+    @classmethod
+    def from_options(cls, *, first_pass: FirstPass = FirstPass.auto, first_pass_lang: str | None = None,
+                     page_timeout: float | None = None) -> FirstPassSpec:
+        """The first pass the options describe; `--page-timeout` bounds the engine's call on a page too."""
+        return cls(engine=first_pass, **({"languages": first_pass_lang} if first_pass_lang else {}),
+                   **({"timeout_s": page_timeout} if page_timeout else {}))
+
 
 DEFAULT_TOP_K = 3  # pages `ask` reads with the model when it searches a whole document
 

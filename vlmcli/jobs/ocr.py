@@ -14,6 +14,7 @@ each output file belongs to one shard and is named as in one unsharded run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -23,18 +24,24 @@ from pathlib import Path
 
 from vlmcli.cache import keys
 from vlmcli.cache.store import PageCache
-from vlmcli.errors import ExitCode, UsageError
+from vlmcli.errors import DependencyError, ExitCode, UsageError, VlmcliError
 from vlmcli.files import remove_stale_temp_files
 from vlmcli.inputs import pdfs
-from vlmcli.inputs.documents import PageRef, discover
+from vlmcli.inputs.documents import PageRef, discover, page_ref
+from vlmcli.inputs.firstpass import tesseract
 from vlmcli.jobs import manifest, renderings
 from vlmcli.jobs.ledger import Ledger
 from vlmcli.jobs.outputs import Sink, check_output_dir, relative_name
 from vlmcli.jobs.shards import Shard
+from vlmcli.pipeline.firstpass import FirstPassReader, first_pass_reader
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.pipeline.transcribe import transcribe
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.specs import OutputFormat, RunSpec
+from vlmcli.specs import FirstPass, FirstPassSpec, OutputFormat, RunSpec
+from vlmcli.words.align import align
+
+# The formats that carry word boxes: the first pass runs for them (a plain model's pages)
+WORD_FORMATS = (OutputFormat.json, OutputFormat.pdf, OutputFormat.hocr, OutputFormat.alto)
 
 FAILURE_REPORT_NAME = "vlmcli-failures.jsonl"
 
@@ -53,6 +60,7 @@ class OcrRequest:
     shard: Shard | None = None  # a job array's share of the documents; None or 1/1: all of them
     doctags: bool = False  # the checkpoint writes DocTags (model/profile.py)
     tables_dir: Path | None = None  # a DocTags model's tables as CSV files here
+    first_pass: FirstPassSpec = FirstPassSpec()  # whose word boxes the text is placed on (json, pdf, hocr, alto)
 
 
 @dataclass
@@ -79,6 +87,7 @@ def run_ocr(request: OcrRequest, write: Callable[[str], None], progress: Progres
         # Closing the generator (fail-fast, Ctrl-C) shuts its prefetch thread down now, not at garbage collection.
         with closing(items) if hasattr(items, "close") else nullcontext():
             for item in items:
+                item = job.placed(item)
                 job.account(item)
                 job.sink.add(item)  # a new input's first page: the previous input is complete and is written now
                 if job.stopped_by(item):
@@ -118,9 +127,10 @@ class Job:
             remove_stale_temp_files(request.out_dir, only_for=own)
         if self.report_path is not None:
             self.report_path.unlink(missing_ok=True)  # it describes an earlier run; failed pages are tried again
+        cache = PageCache(warn=progress.note) if request.run.cache else None
+        self.first_pass = _first_pass(request, cache, progress)
         self.ledger = Ledger(request.out_dir, keys.settings_fingerprint(run_settings(request)),
-                             resume=request.resume, shard_label=label, progress=progress,
-                             cache=PageCache(warn=progress.note) if request.run.cache else None)
+                             resume=request.resume, shard_label=label, progress=progress, cache=cache)
         if shard is not None:
             progress.note(f"shard {shard.index}/{shard.count}: {len(self.documents)} input(s)")
         self._failure_codes: list[ExitCode] = []
@@ -135,6 +145,17 @@ class Job:
     def planned(self, refs: list[PageRef]) -> None:
         """Every page is known: record the plan (the inputs that failed so far could not be opened)."""
         self.ledger.record_plan(refs, self._failed_inputs)
+
+    def placed(self, item: PageResult | PageFailure) -> PageResult | PageFailure:
+        """A page with its words on the first pass's boxes, where the output needs them; a page the first pass
+        fails on fails with the engine's error, as a page the renderer fails on does."""
+        if self.first_pass is None or not isinstance(item, PageResult):
+            return item
+        try:
+            found = self.first_pass.words(page_ref(item.source, item.page_number, self.request.run.pdf))
+        except VlmcliError as error:
+            return PageFailure(item.source, item.page_number, error)
+        return dataclasses.replace(item, words=align(item.text, found))
 
     def account(self, item: PageResult | PageFailure) -> None:
         """Count a page and make it durable: the manifest for a result, the report and manifest for a failure."""
@@ -161,6 +182,25 @@ class Job:
     def finish(self) -> OcrSummary:
         self.summary.exit_code = batch_exit_code(self.summary.pages_ok, self._failure_codes)
         return self.summary
+
+
+def _first_pass(request: OcrRequest, cache: PageCache | None, progress: Progress) -> FirstPassReader | None:
+    """The first pass whose boxes a plain model's words go on, where the output format has boxes; None if there is
+    none (`model`, `none`, or `auto` with no engine installed: JSON then has no words, a PDF's lines span the page)."""
+    fmt = request.output_format
+    boxes_only = fmt in (OutputFormat.hocr, OutputFormat.alto)
+    if boxes_only and request.first_pass.engine in (FirstPass.model, FirstPass.none):
+        raise UsageError(f"-f {fmt.value} needs word boxes: a first pass reads them",
+                         hint="pass --first-pass auto, tesseract or rapidocr")
+    if request.doctags or fmt not in WORD_FORMATS:
+        return None
+    reader = first_pass_reader(request.first_pass, request.run.pdf, cache)
+    if reader is None and boxes_only:
+        raise DependencyError(f"-f {fmt.value} needs a first pass for word boxes, and no OCR engine is installed",
+                              hint=tesseract.INSTALL_HINT)
+    if reader is not None:
+        progress.note(f"word boxes from {reader.name}", detail=True)
+    return reader
 
 
 def _documents(inputs: tuple[Path, ...], shard: Shard | None) -> list[Path]:

@@ -91,6 +91,7 @@ class _Documents:
         """Record an answer (False if this page already had one); write its document if it was the last."""
         if position in self._items:
             return False
+        item = self.job.placed(item)
         self.job.account(item)
         self._items[position] = item
         self.done += 1
