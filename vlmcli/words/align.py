@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from vlmcli.words import Box, PageWords, Word, union
 
 MIN_RUN_SIMILARITY = 60.0  # rapidfuzz ratio of two differing runs' characters for them to be one run misread
+# Below this share of the model's words found by the first pass, the two readers do not agree on the page (a
+# model that read something else, or a first pass that read noise): nothing is placed, rather than guessed.
+MIN_MATCHED_SHARE = 0.5
 MARKUP = set("#|*_-=>`~:+")  # Markdown a model writes around its text: table rules, emphasis, headings
 DEFAULT_CHAR_WIDTH = 0.5  # of a line's height, where no word was matched to measure it
 
@@ -39,11 +42,11 @@ class _Placed:
 
 
 def align(text: str, first: PageWords) -> PageWords:
-    """The model's words of `text`, in its order and lines, each with a box on `first`'s page. No word in
-    common with the first pass (nothing to anchor on): no words."""
+    """The model's words of `text`, in its order and lines, each with a box on `first`'s page. Fewer than
+    MIN_MATCHED_SHARE of them found by the first pass: no words."""
     tokens = model_tokens(text)
     placed = _matched(tokens, first.words)
-    if not any(placed):
+    if sum(spot is not None for spot in placed) < MIN_MATCHED_SHARE * len(tokens) or not any(placed):
         return PageWords(first.width_pt, first.height_pt, (), first.engine, first.dpi)
     _interpolate(tokens, placed, first.width_pt)
     words = tuple(Word(token.text, spot.box, spot.confidence, token.line) for token, spot in zip(tokens, placed))
@@ -72,7 +75,9 @@ def _matched(tokens: list[_Token], words: tuple[Word, ...]) -> list[_Placed | No
     from rapidfuzz.distance import Indel
 
     placed: list[_Placed | None] = [None] * len(tokens)
-    model_keys, first_keys = [fold(t.text) for t in tokens], [fold(w.text) for w in words]
+    # A word with no letter or digit ("-", "...") is no evidence: its key matches nothing.
+    model_keys = [fold(t.text) or f"\0m{index}" for index, t in enumerate(tokens)]
+    first_keys = [fold(w.text) or f"\0f{index}" for index, w in enumerate(words)]
     equal = [op for op in Indel.opcodes(model_keys, first_keys) if op.tag == "equal"] if tokens and words else []
     model_at = first_at = 0
     for op in [*equal, None]:
