@@ -148,7 +148,7 @@ def questions(folder: Path, args) -> dict:
     from tools.pdfs import scanned_pdf, text_pdf
     from vlmcli import model
     from vlmcli.pipeline.docqa.answer import ask_documents
-    from vlmcli.specs import RunSpec, SearchSpec
+    from vlmcli.specs import FirstPass, FirstPassSpec, RunSpec, SearchSpec
 
     run = RunSpec.from_options(model=args.checkpoint, max_new_tokens=args.answer_tokens,
                                min_new_tokens=args.answer_tokens)
@@ -163,7 +163,10 @@ def questions(folder: Path, args) -> dict:
     pages[7] += "\nThe lease of Ada Moreau ends on 14 March 2027."
     text = text_pdf(folder / "text.pdf", pages)
     scan = scanned_pdf(folder / "scan.pdf", pages[6:6 + args.scanned_pages])
-    question, search = "When does the lease of Ada Moreau end?", SearchSpec(top_k=1)
+    # Scanned pages transcribed by the model, as this benchmark has always measured them (benchmarks/scans.py
+    # measures the first pass)
+    question = "When does the lease of Ada Moreau end?"
+    search = SearchSpec(top_k=1, first_pass=FirstPassSpec(FirstPass.model))
     rows = {}
     for name, path in (("text layer", text), ("scanned", scan)):
         for when in ("cold", "again"):

@@ -344,3 +344,20 @@ def test_a_first_pass_crash_fails_its_page_with_its_category(monkeypatch, fake_t
     assert result.exit_code == ExitCode.input and "Tesseract crashed (SIGSEGV)" in result.stderr
     report = [json.loads(line) for line in (out / "vlmcli-failures.jsonl").read_text().splitlines()]
     assert [(r["page_number"], r["category"]) for r in report] == [(1, "backend_failure"), (2, "backend_failure")]
+
+
+@needs_tesseract
+def test_scans_benchmark_smoke(tmp_path):
+    """benchmarks/scans.py's ranking and box parts on a generated two-page PDF (its timed part is `ask`'s code)."""
+    import sys
+
+    from tools.pdfs import text_pdf
+
+    pdf = text_pdf(tmp_path / "doc.pdf", ["Quarterly report\nRevenue rose to 4,213 million in the third quarter.",
+                                          "Outlook\nThe board expects growth of 5 percent next year."])
+    out = tmp_path / "scans.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.scans", "--pdf", str(pdf), "--pages", "2", "--skip-model",
+                    "--scan-dpi", "100", "--out", str(out)], check=True, capture_output=True, timeout=300,
+                   cwd=Path(__file__).resolve().parents[1])
+    report = json.loads(out.read_text())
+    assert report["boxes"]["pages_with_words_placed"] == 2 and report["boxes"]["median_iou_first_pass_words"] > 0.5
