@@ -30,7 +30,7 @@ def test_ocrmypdf_runs_with_vlmcli_as_its_engine(tiny_idefics3, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([str(OCRMYPDF), "--plugin", "vlmcli.ocrmypdf_plugin", "--vlmcli-model", str(tiny_idefics3),
                              "--vlmcli-max-new-tokens", "8", "--jobs", "1", "--sidecar", str(sidecar), str(path),
-                             str(out)], capture_output=True, text=True, env=env, timeout=600)
+                             str(out)], capture_output=True, text=True, env=env, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True).stdout
     assert re.search(r"Pages:\s+2\n", info) and "vlmcli" in info  # OCRmyPDF's creator tag names the engine

@@ -137,7 +137,7 @@ def read_image(path: Path, settings: VlmcliOptions):
     loaded = _model(run)
     result = read_prepared(loaded, ref, prepare_page(loaded, ref, OCR_PROMPT, run), run)
     if isinstance(result, PageFailure):
-        raise RuntimeError(f"vlmcli could not read {path.name}: {result.error.message}")
+        raise result.error  # OCRmyPDF reports the page's error and stops
     image, geometry = page_image_at(ref, 72.0, run.pdf)
     engine = engines.resolve(settings.first_pass)
     spec = FirstPassSpec(engine=settings.first_pass, languages=settings.first_pass_lang)

@@ -60,7 +60,8 @@ class OcrRequest:
     shard: Shard | None = None  # a job array's share of the documents; None or 1/1: all of them
     doctags: bool = False  # the checkpoint writes DocTags (model/profile.py)
     tables_dir: Path | None = None  # a DocTags model's tables as CSV files here
-    first_pass: FirstPassSpec = FirstPassSpec()  # whose word boxes the text is placed on (json, pdf, hocr, alto)
+    # The first pass whose word boxes a plain model's words go on (json, pdf, hocr, alto)
+    first_pass: FirstPassSpec = dataclasses.field(default_factory=FirstPassSpec)
 
 
 @dataclass
@@ -200,6 +201,9 @@ def _first_pass(request: OcrRequest, cache: PageCache | None, progress: Progress
                               hint=tesseract.INSTALL_HINT)
     if reader is not None:
         progress.note(f"word boxes from {reader.name}", detail=True)
+    elif fmt is OutputFormat.pdf and request.first_pass.engine is FirstPass.auto:
+        progress.note("no OCR engine for word boxes: each line of the text layer spans the page "
+                      f"({tesseract.INSTALL_HINT})")
     return reader
 
 

@@ -31,7 +31,7 @@ def document(name: str, pages: list[tuple[int, PageWords]], software: str, versi
 def _page(number: int, page: PageWords) -> str:
     scale = page.dpi / 72.0
     width, height = round(page.width_pt * scale), round(page.height_pt * scale)
-    out = [f'<Page ID="page_{number}" PHYSICAL_IMG_NR="{number}" WIDTH="{width}" HEIGHT="{height}">\n'
+    out = [f'<Page ID="page_{number}" PHYSICAL_IMG_NR="{number}" WIDTH="{width}" HEIGHT="{height}">\n',
            f'<PrintSpace HPOS="0" VPOS="0" WIDTH="{width}" HEIGHT="{height}">\n']
     lines = page.lines()
     if lines:
