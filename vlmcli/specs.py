@@ -163,7 +163,7 @@ class PdfSpec:
 
 
 class FirstPass(str, Enum):
-    """Who reads a scanned page first: a classic OCR engine (words with boxes, about a second a page), or not."""
+    """Who reads a scanned page first: a classic OCR engine (words with boxes, fast), or not."""
 
     auto = "auto"  # tesseract where its binary is on PATH, else rapidocr where it is installed, else as `model`
     tesseract = "tesseract"  # the system binary (Debian tesseract-ocr)

@@ -105,7 +105,7 @@ HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the han
 SCANS = "Scanned pages"
 FirstPassOpt = Annotated[FirstPass, typer.Option(
     "--first-pass", rich_help_panel=SCANS,
-    help="A classic OCR engine reads scanned pages first, about a second a page: ask ranks them on its words, and "
+    help="A classic OCR engine reads scanned pages first, far faster than the model: ask ranks them on its words, and "
          "ocr puts the model's words on its boxes (-f json, pdf, hocr, alto). auto: tesseract if installed, else "
          "rapidocr (pip install 'vlmcli\\[rapidocr]'), else model. model: ask has the model transcribe every "
          "scanned page first; ocr places no words. none: ask ranks scanned pages without text.")]

@@ -1,4 +1,4 @@
-"""The first pass: a classic OCR engine reads a page image into words with boxes, in about a second a page.
+"""The first pass: a classic OCR engine reads a page image into words with boxes, far faster than the model.
 
 engines.py picks the engine (`--first-pass`) and turns its pixels into PDF
 points; tesseract.py runs the system binary, rapidocr.py runs RapidOCR in a

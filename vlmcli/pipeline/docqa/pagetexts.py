@@ -1,6 +1,6 @@
 """Each page's text, for ranking and for checking answers: the PDF's text layer, else the text of an earlier
-`vlmcli ocr` with the same settings (from the page cache), else the first pass's words (a classic OCR engine,
-about a second a page; cached), else the model's transcription made now (and cached).
+`vlmcli ocr` with the same settings (from the page cache), else the first pass's words (a classic OCR engine's,
+cached), else the model's transcription made now (and cached).
 
 No Typer or Rich. `Transcriber` is the model side (reader.py, or a fake in tests).
 """
