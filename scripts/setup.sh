@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Idempotent set-up on a fresh Debian/Ubuntu machine: poppler for PDFs, fonts for synthetic data,
-# a venv, vlmcli and its test tools.
+# Idempotent set-up on a fresh Debian/Ubuntu machine: poppler for PDFs, Tesseract for the first pass on scans,
+# Ghostscript for OCRmyPDF's PDF/A output, fonts for synthetic data, a venv, vlmcli and its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=""
 command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null || apt_packages="poppler-utils"
+# The first pass (--first-pass tesseract) and the OCRmyPDF plugin's PDF/A; libtasn1-doc's manual is the scan
+# benchmark's real multi-page PDF (benchmarks/scans.py).
+for package in tesseract-ocr tesseract-ocr-eng ghostscript libtasn1-doc; do
+  [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] \
+    || apt_packages="$apt_packages $package"
+done
 # Printed and handwriting-style fonts for the synthetic training documents (tools/synthetic/fonts.py).
 for package in fonts-dejavu-core fonts-liberation2 fonts-dkg-handwriting fonts-breip fonts-dancingscript \
                fonts-femkeklaver fonts-humor-sans fonts-bwht; do
@@ -23,4 +29,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned: a bare "torch>=" would let the resolver pull a multi-GB CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test,bench,docling,ray]"
+.venv/bin/python -m pip install -q -e ".[test,bench,docling,ray,rapidocr,ocrmypdf]"

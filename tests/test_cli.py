@@ -62,7 +62,7 @@ def _result(source, page, text="text"):
 def test_ocr_json_is_one_record_per_page(monkeypatch, tmp_path):
     monkeypatch.setattr(ocr_job, "transcribe", lambda inputs, instruction, run, **kw: iter(
         [_result("a.pdf", 1, "first"), _result("a.pdf", 2, "second")]))
-    result = runner.invoke(app, ["ocr", "a.pdf", "--format", "json"])
+    result = runner.invoke(app, ["ocr", "a.pdf", "--format", "json", "--first-pass", "model"])  # no words
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["page_number"] for r in records] == [1, 2]

@@ -24,7 +24,7 @@ from vlmcli.pipeline.docqa.reader import Reading
 from vlmcli.pipeline.results import PageResult
 from vlmcli.progress import NullProgress
 from vlmcli.prompts import NOT_FOUND_REPLY, OCR_PROMPT
-from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, OCR_MAX_NEW_TOKENS, RunSpec, SearchSpec
+from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, OCR_MAX_NEW_TOKENS, FirstPass, FirstPassSpec, RunSpec, SearchSpec
 
 runner = CliRunner()
 CONTRACT = [
@@ -65,6 +65,8 @@ def contract(tmp_path_factory) -> Path:
 
 
 def _ask(inputs, question, reader, run=RUN, **search):
+    """`ask` with the model transcribing scans (`--first-pass model`; tests/test_first_pass.py has the first pass)."""
+    search = {"first_pass": FirstPassSpec(FirstPass.model), **search}
     return docqa.ask_documents(list(inputs), question, run, SearchSpec(**search), reader=reader)
 
 

@@ -66,6 +66,10 @@ class RasterizerError(InputError, category="backend_failure"):
     """poppler crashed, exited non-zero, or returned something other than the one page asked for."""
 
 
+class OcrEngineError(InputError, category="backend_failure"):
+    """A classic OCR engine (the first pass: Tesseract, RapidOCR) crashed, failed, or answered garbage on a page."""
+
+
 class EncryptedPdfError(VlmcliError, exit_code=ExitCode.encrypted):
     """A PDF whose password is missing or wrong."""
 

@@ -130,6 +130,8 @@ class OutputFormat(str, Enum):
     html = "html"
     doctags = "doctags"  # a DocTags model's raw output
     pdf = "pdf"  # a searchable PDF: the page images with an invisible text layer
+    hocr = "hocr"  # hOCR 1.2: words with boxes (from the first pass), one document per input
+    alto = "alto"  # ALTO 4.2 XML: the same
 
 
 class AnswerFormat(str, Enum):
@@ -212,6 +214,36 @@ class PdfSpec:
     renderer: PdfRenderer = PdfRenderer.auto
 
 
+class FirstPass(str, Enum):
+    """Who reads a scanned page first: a classic OCR engine (words with boxes, fast), or not."""
+
+    auto = "auto"  # tesseract where its binary is on PATH, else rapidocr where it is installed, else as `model`
+    tesseract = "tesseract"  # the system binary (Debian tesseract-ocr)
+    rapidocr = "rapidocr"  # RapidOCR on onnxruntime, its models in its wheel (pip install 'vlmcli[rapidocr]')
+    model = "model"  # no classic engine: `ask` has the model transcribe scans first; `ocr` places no words
+    none = "none"  # no classic engine and no transcription: `ask` ranks scans without text
+
+
+FIRST_PASS_DPI = 200.0  # a PDF page is rendered at this for the first pass (a scan image is read as it is)
+
+
+@dataclass(frozen=True)
+class FirstPassSpec:
+    """The classic OCR engine that reads scanned pages for ranking and for word boxes."""
+
+    engine: FirstPass = FirstPass.auto
+    languages: str = "eng"  # Tesseract's -l (eng+deu: both); RapidOCR's wheel reads Latin and Chinese
+    dpi: float = FIRST_PASS_DPI
+    timeout_s: float = 120  # per page; the engine's process group is killed after it
+
+    @classmethod
+    def from_options(cls, *, first_pass: FirstPass = FirstPass.auto, first_pass_lang: str | None = None,
+                     page_timeout: float | None = None) -> FirstPassSpec:
+        """The first pass the options describe; `--page-timeout` bounds the engine's call on a page too."""
+        return cls(engine=first_pass, **({"languages": first_pass_lang} if first_pass_lang else {}),
+                   **({"timeout_s": page_timeout} if page_timeout else {}))
+
+
 DEFAULT_TOP_K = 3  # pages `ask` reads with the model when it searches a whole document
 
 
@@ -222,6 +254,7 @@ class SearchSpec:
     pages: str | None = None  # --pages, 1-based, applied to every PDF
     top_k: int = DEFAULT_TOP_K
     strict: bool = False  # an answer not found in the page text becomes "not found"
+    first_pass: FirstPassSpec = field(default_factory=FirstPassSpec)  # who reads pages without a text layer first
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Keys are content, not paths: the file's SHA-256, the 0-based page index, the
 text's source (the PDF's text layer, or the model's transcription) and, for
-what a model made, the settings fingerprint (keys.py). The file lives in the
+what a model made, the settings fingerprint (keys.py). A first pass's words
+(text, boxes, confidences) are kept per engine and its settings. The file lives in the
 user's cache folder (`$VLMCLI_CACHE_DIR`, else platformdirs' user cache dir,
 which follows `$XDG_CACHE_HOME` on Linux), readable by its owner only since it
 holds document text.
@@ -24,13 +25,14 @@ from pathlib import Path
 
 CACHE_DIR_ENV = "VLMCLI_CACHE_DIR"
 FILE_NAME = "pages.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: page texts and features; 2: first-pass words
 TEXT_LAYER = "text_layer"  # the PDF's own text (pdftotext or PDFium)
 OCR = "ocr"  # a model's transcription, keyed by the run's settings fingerprint
 FEATURES_LIMIT_BYTES = 2 << 30  # encoded image features kept at most; least recently used go first
 BUSY_TIMEOUT_S = 30.0
 _CORRUPT, _NOT_A_DATABASE = 11, 26  # SQLite's primary result codes for a damaged file
-_SCHEMA = """
+# Each version's statements, applied in order to a file at an older version; all are idempotent.
+_MIGRATIONS = {1: """
 CREATE TABLE IF NOT EXISTS page_text (
     file_sha256 TEXT NOT NULL, page_index INTEGER NOT NULL, source TEXT NOT NULL, settings TEXT NOT NULL,
     text TEXT NOT NULL, created_s REAL NOT NULL,
@@ -41,7 +43,12 @@ CREATE TABLE IF NOT EXISTS page_features (
     last_used_s REAL NOT NULL,
     PRIMARY KEY (file_sha256, page_index, settings));
 CREATE INDEX IF NOT EXISTS page_features_lru ON page_features (last_used_s);
-"""
+""", 2: """
+CREATE TABLE IF NOT EXISTS page_words (
+    file_sha256 TEXT NOT NULL, page_index INTEGER NOT NULL, engine TEXT NOT NULL, settings TEXT NOT NULL,
+    words TEXT NOT NULL, created_s REAL NOT NULL,
+    PRIMARY KEY (file_sha256, page_index, engine, settings));
+"""}
 
 
 def cache_dir() -> Path:
@@ -95,6 +102,18 @@ class PageCache:
             "INSERT OR REPLACE INTO page_text VALUES (?, ?, ?, ?, ?, ?)",
             (file_sha256, page_index, source, settings, text, time.time())))
 
+    def get_words(self, file_sha256: str, page_index: int, engine: str, settings: str) -> str | None:
+        """A first pass's words of a page, as `PageWords.to_json` wrote them."""
+        row = self._guarded(lambda db: db.execute(
+            "SELECT words FROM page_words WHERE file_sha256=? AND page_index=? AND engine=? AND settings=?",
+            (file_sha256, page_index, engine, settings)).fetchone())
+        return row[0] if row else None
+
+    def put_words(self, file_sha256: str, page_index: int, engine: str, settings: str, words: str) -> None:
+        self._guarded(lambda db: db.execute(
+            "INSERT OR REPLACE INTO page_words VALUES (?, ?, ?, ?, ?, ?)",
+            (file_sha256, page_index, engine, settings, words, time.time())))
+
     def get_features(self, file_sha256: str, page_index: int, settings: str) -> Features | None:
         def read(db: sqlite3.Connection):
             key = (file_sha256, page_index, settings)
@@ -120,8 +139,8 @@ class PageCache:
         self._guarded(write)
 
     def info(self) -> dict:
-        """What the cache holds: files, pages by source, features, and its size on disk; or, for a damaged or
-        unreadable file, `problem` (read only: the cache is not repaired or changed here)."""
+        """What the cache holds: files, pages by source, first passes, features, and its size on disk; or, for a
+        damaged or unreadable file, `problem` (read only: the cache is not repaired or changed here)."""
         facts = {"path": str(self.path), "bytes_on_disk": _bytes_on_disk(self.path)}
         if not self.path.exists():
             return facts
@@ -162,10 +181,7 @@ class PageCache:
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
-                if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                    with connection:
-                        connection.executescript(_SCHEMA)
-                        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                _migrate(connection)
             except BaseException:
                 connection.close()
                 raise
@@ -205,8 +221,24 @@ def _counts(db: sqlite3.Connection) -> dict:
     sources = dict(db.execute("SELECT source, COUNT(*) FROM page_text GROUP BY source").fetchall())
     files = db.execute("SELECT COUNT(DISTINCT file_sha256) FROM page_text").fetchone()[0]
     features, feature_bytes = db.execute("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM page_features").fetchone()
+    # A cache of an older schema has no first-pass table until a run that writes opens it.
+    has_words = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='page_words'").fetchone()
+    words = db.execute("SELECT COUNT(*) FROM page_words").fetchone()[0] if has_words else 0
     return {"files": files, "text_layer_pages": sources.get(TEXT_LAYER, 0), "ocr_pages": sources.get(OCR, 0),
-            "feature_pages": features, "feature_bytes": feature_bytes}
+            "first_pass_pages": words, "feature_pages": features, "feature_bytes": feature_bytes}
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring the file's tables up to SCHEMA_VERSION. A file a newer vlmcli wrote is left as it is: its versions
+    only add tables."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    with connection:
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in filter(str.strip, _MIGRATIONS[step].split(";")):
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def _evict(db: sqlite3.Connection, limit_bytes: int) -> None:

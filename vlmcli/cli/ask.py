@@ -20,6 +20,8 @@ from vlmcli.cli.console import RichProgress, print_note
 from vlmcli.cli.exits import reporting_errors
 from vlmcli.cli.options import (
     AnswerFormatOpt,
+    FirstPassLangOpt,
+    FirstPassOpt,
     SearchPagesOpt,
     StrictOpt,
     TopKOpt,
@@ -29,7 +31,16 @@ from vlmcli.cli.options import (
     with_run_options,
 )
 from vlmcli.errors import UsageError
-from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, DEFAULT_TOP_K, PAGE_RANGE, AnswerFormat, RunSpec, SearchSpec
+from vlmcli.specs import (
+    ANSWER_MAX_NEW_TOKENS,
+    DEFAULT_TOP_K,
+    PAGE_RANGE,
+    AnswerFormat,
+    FirstPass,
+    FirstPassSpec,
+    RunSpec,
+    SearchSpec,
+)
 
 
 @with_run_options
@@ -43,6 +54,7 @@ def ask(
         click_type=number(PAGE_RANGE),
         help="Look at this page of each PDF (1-based) instead of searching the whole document.")] = None,
     pages: SearchPagesOpt = None, top_k: TopKOpt = DEFAULT_TOP_K, strict: StrictOpt = False,
+    first_pass: FirstPassOpt = FirstPass.auto, first_pass_lang: FirstPassLangOpt = None,
     answer_format: AnswerFormatOpt = AnswerFormat.text, verbose: VerboseOpt = False, *, run_options: dict[str, Any],
 ) -> None:
     """Answer a question about images or PDFs, citing the page.  Example: vlmcli ask report.pdf "What is the total?" """
@@ -57,7 +69,8 @@ def ask(
             raise UsageError("--page and --pages do not go together",
                              hint="--page N reads one page; --pages searches a range")
         if page is None and _searches(files):
-            _ask_documents(files, question, run, SearchSpec(pages=pages, top_k=top_k, strict=strict),
+            scans = FirstPassSpec.from_options(first_pass=first_pass, first_pass_lang=first_pass_lang)
+            _ask_documents(files, question, run, SearchSpec(pages=pages, top_k=top_k, strict=strict, first_pass=scans),
                            answer_format, progress, verbose)
         else:
             _ask_pages(files, question, run, page or 1, answer_format, progress, verbose)

@@ -32,6 +32,7 @@ def info() -> None:
     typer.echo(f"files: {facts['files']}")
     typer.echo(f"pages with a text layer: {facts['text_layer_pages']}")
     typer.echo(f"pages transcribed by a model: {facts['ocr_pages']}")
+    typer.echo(f"pages read by a first pass (words and boxes): {facts['first_pass_pages']}")
     typer.echo(f"pages with image features: {facts['feature_pages']} ({_mib(facts['feature_bytes'])})")
 
 

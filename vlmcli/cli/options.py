@@ -34,6 +34,7 @@ from vlmcli.specs import (
     DecodeDType,
     Device,
     DType,
+    FirstPass,
     KVCache,
     OutputFormat,
     PdfRenderer,
@@ -141,14 +142,27 @@ OutputDirOpt = Annotated[Optional[Path], typer.Option(
     "--output", "-o", readable=False, help="Write one file per input into this folder instead of stdout.")]
 FormatOpt = Annotated[OutputFormat, typer.Option(
     "--format", "-f",
-    help="text (pages separated by form feeds), markdown, json (JSON Lines, one record per page), html, "
-         "pdf (a searchable PDF per input, with -o), doctags (a DocTags model's raw output). With a DocTags "
-         "model, markdown, html, json and text are converted from its DocTags (pip install 'vlmcli[docling]').")]
+    help="text (pages separated by form feeds), markdown, json (JSON Lines, one record per page; with a first "
+         "pass, each word's box), html, pdf (a searchable PDF per input, with -o; words where they are on the page "
+         "with a first pass), hocr, alto (words with boxes), doctags (a DocTags model's raw output). With a "
+         "DocTags model, markdown, html, json and text are converted from its DocTags (pip install "
+         "'vlmcli[docling]').")]
 TablesOpt = Annotated[Optional[Path], typer.Option(
     "--tables",
     readable=False, help="With a DocTags model: write every table as CSV into this folder (<input>.p<page>.t<k>.csv).")]
 PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
+
+SCANS = "Scanned pages"
+FirstPassOpt = Annotated[FirstPass, typer.Option(
+    "--first-pass", rich_help_panel=SCANS,
+    help="A classic OCR engine reads scanned pages first, far faster than the model: ask ranks them on its words, and "
+         "ocr puts the model's words on its boxes (-f json, pdf, hocr, alto). auto: tesseract if installed, else "
+         "rapidocr (pip install 'vlmcli\\[rapidocr]'), else model. model: ask has the model transcribe every "
+         "scanned page first; ocr places no words. none: ask ranks scanned pages without text.")]
+FirstPassLangOpt = Annotated[Optional[str], typer.Option(
+    "--first-pass-lang", rich_help_panel=SCANS, show_default="eng",
+    help="Tesseract's languages, e.g. eng+deu (each needs its pack: apt-get install tesseract-ocr-deu).")]
 
 SEARCH = "Questions over whole documents"
 SearchPagesOpt = Annotated[Optional[str], typer.Option(

@@ -19,6 +19,8 @@ from vlmcli.cli.options import (
     BatchSizeOpt,
     FailFastOpt,
     FailureReportOpt,
+    FirstPassLangOpt,
+    FirstPassOpt,
     ForceOpt,
     FormatOpt,
     HandwritingOpt,
@@ -39,7 +41,7 @@ from vlmcli.cli.options import (
     with_run_options,
 )
 from vlmcli.errors import UsageError, VlmcliError
-from vlmcli.specs import OutputFormat
+from vlmcli.specs import FirstPass, FirstPassSpec, OutputFormat
 
 
 @with_run_options
@@ -52,6 +54,7 @@ def ocr(
     failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1, tables: TablesOpt = None,
     shard: ShardOpt = None, shard_count: ShardCountOpt = None, ray: RayOpt = None, ray_actors: RayActorsOpt = None,
     ray_actor_cpus: RayActorCpusOpt = None, ray_actor_gpus: RayActorGpusOpt = None,
+    first_pass: FirstPassOpt = FirstPass.auto, first_pass_lang: FirstPassLangOpt = None,
     verbose: VerboseOpt = False, *, run_options: dict[str, Any],
 ) -> None:
     """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
@@ -64,7 +67,9 @@ def ocr(
         request = job.OcrRequest(
             inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting, doctags), run=run, pages=pages,
             output_format=output_format, out_dir=output, resume=resume, force=force, fail_fast=fail_fast,
-            failure_report=failure_report, doctags=doctags, tables_dir=tables, shard=_shard(shard, shard_count))
+            failure_report=failure_report, doctags=doctags, tables_dir=tables, shard=_shard(shard, shard_count),
+            first_pass=FirstPassSpec.from_options(first_pass=first_pass, first_pass_lang=first_pass_lang,
+                                                  page_timeout=page_timeout))
         if ray is None:
             summary = job.run_ocr(request, write=_write_stdout, progress=progress, on_failure=_report_failure)
         else:

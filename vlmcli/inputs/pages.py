@@ -66,6 +66,18 @@ def page_image_and_geometry(ref: PageRef, max_input_px: int, pdf: PdfSpec) -> tu
     return image, PageGeometry(image.width, image.height, width_in * POINTS_PER_INCH, height_in * POINTS_PER_INCH)
 
 
+def page_image_at(ref: PageRef, pdf_dpi: float, pdf: PdfSpec) -> tuple[Image.Image, PageGeometry]:
+    """The whole page for an OCR engine: a PDF page rendered at `pdf_dpi`, an image as it is; and its geometry."""
+    if not ref.is_pdf:
+        image = images.load_image(ref.source, ref.page_index)
+        dpi = _image_dpi(ref)
+        return image, PageGeometry(image.width, image.height, image.width * POINTS_PER_INCH / dpi,
+                                   image.height * POINTS_PER_INCH / dpi)
+    width_in, height_in = pdfs.page_size_in(ref.source, ref.page_number, pdf)
+    image = pdfs.render_page(ref.source, ref.page_number, pdf_dpi, pdf)
+    return image, PageGeometry(image.width, image.height, width_in * POINTS_PER_INCH, height_in * POINTS_PER_INCH)
+
+
 def _image_dpi(ref: PageRef) -> float:
     """The resolution an image file states (its first axis), or DEFAULT_IMAGE_DPI."""
     with Image.open(ref.source, formats=images.ALLOWED_FORMATS) as image:

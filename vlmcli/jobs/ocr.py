@@ -14,6 +14,7 @@ each output file belongs to one shard and is named as in one unsharded run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -24,19 +25,25 @@ from pathlib import Path
 from vlmcli import model
 from vlmcli.cache import keys
 from vlmcli.cache.store import PageCache
-from vlmcli.errors import ExitCode, OutputError, UsageError
+from vlmcli.errors import DependencyError, ExitCode, OutputError, UsageError, VlmcliError
 from vlmcli.files import check_writable_folder, remove_stale_temp_files
 from vlmcli.inputs import pdfs
-from vlmcli.inputs.documents import PageRef, discover
+from vlmcli.inputs.documents import PageRef, discover, page_ref
+from vlmcli.inputs.firstpass import tesseract
 from vlmcli.jobs import renderings
 from vlmcli.jobs.folder import OutputFolder, not_outputs, refuse_clobbering
 from vlmcli.jobs.ledger import Ledger
 from vlmcli.jobs.outputs import Sink, relative_name
 from vlmcli.jobs.shards import Shard
+from vlmcli.pipeline.firstpass import FirstPassReader, first_pass_reader
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.pipeline.transcribe import transcribe
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.specs import OutputFormat, RunSpec
+from vlmcli.specs import FirstPass, FirstPassSpec, OutputFormat, RunSpec
+from vlmcli.words.align import align
+
+# The formats that carry word boxes: the first pass runs for them (a plain model's pages)
+WORD_FORMATS = (OutputFormat.json, OutputFormat.pdf, OutputFormat.hocr, OutputFormat.alto)
 
 FAILURE_REPORT_NAME = "vlmcli-failures.jsonl"
 
@@ -56,6 +63,8 @@ class OcrRequest:
     shard: Shard | None = None  # a job array's share of the documents; None or 1/1: all of them
     doctags: bool = False  # the checkpoint writes DocTags (model/profile.py)
     tables_dir: Path | None = None  # a DocTags model's tables as CSV files here
+    # The first pass whose word boxes a plain model's words go on (json, pdf, hocr, alto)
+    first_pass: FirstPassSpec = dataclasses.field(default_factory=FirstPassSpec)
 
 
 @dataclass
@@ -82,6 +91,7 @@ def run_ocr(request: OcrRequest, write: Callable[[str], None], progress: Progres
         # Closing the generator (fail-fast, Ctrl-C) shuts its prefetch thread down now, not at garbage collection.
         with closing(items) if hasattr(items, "close") else nullcontext():
             for item in items:
+                item = job.placed(item)
                 job.account(item)
                 job.sink.add(item)  # a new input's first page: the previous input is complete and is written now
                 if job.stopped_by(item):
@@ -120,10 +130,11 @@ class Job:
             self.sink = Sink(rendering, request.out_dir, list(request.inputs), write=write)
             self.sink.assign(self.documents)
             self._check_targets(label)
+            cache = PageCache(warn=progress.note) if request.run.cache else None
+            self.first_pass = _first_pass(request, cache, progress)
             resolved = resolved or (lambda: _resolved_here(request, progress))
             self.ledger = Ledger(request.out_dir, lambda: run_settings(request, resolved()),
-                                 resume=request.resume, shard_label=label, progress=progress,
-                                 cache=PageCache(warn=progress.note) if request.run.cache else None)
+                                 resume=request.resume, shard_label=label, progress=progress, cache=cache)
         except BaseException:
             self._release_folder()
             raise
@@ -171,6 +182,17 @@ class Job:
         if self.folder is not None:
             self.folder.release()
 
+    def placed(self, item: PageResult | PageFailure) -> PageResult | PageFailure:
+        """A page with its words on the first pass's boxes, where the output needs them; a page the first pass
+        fails on fails with the engine's error, as a page the renderer fails on does."""
+        if self.first_pass is None or not isinstance(item, PageResult):
+            return item
+        try:
+            found = self.first_pass.words(page_ref(item.source, item.page_number, self.request.run.pdf))
+        except VlmcliError as error:
+            return PageFailure(item.source, item.page_number, error)
+        return dataclasses.replace(item, words=align(item.text, found))
+
     def account(self, item: PageResult | PageFailure, settings: dict | None = None) -> None:
         """Count a page and make it durable: the manifest for a result, the report and manifest for a failure.
         `settings`: a result's own run settings where they are not the run's (`run_settings`)."""
@@ -203,6 +225,28 @@ def _resolved_here(request: OcrRequest, progress: Progress) -> dict:
     found = model.resolve(request.run.model)
     progress.note(found.line(), detail=True)
     return found.settings()
+
+
+def _first_pass(request: OcrRequest, cache: PageCache | None, progress: Progress) -> FirstPassReader | None:
+    """The first pass whose boxes a plain model's words go on, where the output format has boxes; None if there is
+    none (`model`, `none`, or `auto` with no engine installed: JSON then has no words, a PDF's lines span the page)."""
+    fmt = request.output_format
+    boxes_only = fmt in (OutputFormat.hocr, OutputFormat.alto)
+    if boxes_only and request.first_pass.engine in (FirstPass.model, FirstPass.none):
+        raise UsageError(f"-f {fmt.value} needs word boxes: a first pass reads them",
+                         hint="pass --first-pass auto, tesseract or rapidocr")
+    if request.doctags or fmt not in WORD_FORMATS:
+        return None
+    reader = first_pass_reader(request.first_pass, request.run.pdf, cache)
+    if reader is None and boxes_only:
+        raise DependencyError(f"-f {fmt.value} needs a first pass for word boxes, and no OCR engine is installed",
+                              hint=tesseract.INSTALL_HINT)
+    if reader is not None:
+        progress.note(f"word boxes from {reader.name}", detail=True)
+    elif fmt is OutputFormat.pdf and request.first_pass.engine is FirstPass.auto:
+        progress.note("no OCR engine for word boxes: each line of the text layer spans the page "
+                      f"({tesseract.INSTALL_HINT})")
+    return reader
 
 
 def _documents(inputs: tuple[Path, ...], shard: Shard | None, out_dir: Path | None) -> list[Path]:

@@ -22,7 +22,8 @@ from vlmcli.specs import OutputFormat
 
 Item = PageResult | PageFailure
 SUFFIXES = {OutputFormat.text: ".txt", OutputFormat.markdown: ".md", OutputFormat.json: ".jsonl",
-            OutputFormat.html: ".html", OutputFormat.doctags: ".doctags", OutputFormat.pdf: ".pdf"}
+            OutputFormat.html: ".html", OutputFormat.doctags: ".doctags", OutputFormat.pdf: ".pdf",
+            OutputFormat.hocr: ".hocr", OutputFormat.alto: ".xml"}
 PAGE_BREAK = "\f\n"  # between pages in text output, as pdftotext does
 DOCTAGS_PAGE_BREAK = "<page_break>\n"  # between pages of raw DocTags, as Docling writes multi-page DocTags
 
@@ -101,12 +102,15 @@ def record(item: Item) -> dict:
     if isinstance(item, PageFailure):
         return {"source": str(item.source), "page_number": item.page_number, "error": item.error.message,
                 "category": item.error.category, "exit_code": int(item.error.exit_code), "attempts": item.attempts}
+    words = {} if item.words is None else {
+        "page_width_pt": round(item.words.width_pt, 2), "page_height_pt": round(item.words.height_pt, 2),
+        "first_pass": item.words.engine, "words": [word.record() for word in item.words.words]}
     return {
         "source": str(item.source), "page_number": item.page_number, "text": item.text,
         "image_tokens": item.image_tokens, "new_tokens": item.new_tokens,
         "seconds": round(item.seconds, 3), "finish_reason": item.finish_reason, "bands": item.bands,
         "longest_edge_px": item.longest_edge_px, "split": item.split, "attempts": item.attempts,
-        "decoding": item.decoding,
+        "decoding": item.decoding, **words,
     }
 
 

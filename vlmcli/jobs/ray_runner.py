@@ -171,6 +171,7 @@ class _Documents:
         `settings`: the run settings it was read with, where they are not the run's."""
         if position in self._items:
             return False
+        item = self.job.placed(item)
         self.job.account(item, settings)
         self._items[position] = item
         self.done += 1

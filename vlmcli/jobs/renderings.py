@@ -1,5 +1,5 @@
 """The renderings that need all pages of an input: a DocTags model's document (Markdown, HTML, text, JSON,
-CSV tables), plain HTML, and the searchable PDF; and `choose`, which picks the rendering for a run."""
+CSV tables), plain HTML, the searchable PDF, hOCR and ALTO; and `choose`, which picks the rendering for a run."""
 
 from __future__ import annotations
 
@@ -27,10 +27,15 @@ def choose(fmt: OutputFormat, *, doctags_model: bool, out_dir: Path | None, tabl
         option = "--tables" if tables_dir is not None else "-f doctags"
         raise UsageError(f"{option} needs a DocTags checkpoint (granite-docling, SmolDocling)",
                          hint="pass --model granite-docling or --model smoldocling")
+    if doctags_model and fmt in (OutputFormat.hocr, OutputFormat.alto):
+        raise UsageError(f"-f {fmt.value} places a plain model's words on a first pass's boxes; a DocTags "
+                         "checkpoint gives element boxes instead", hint="use -f json or -f pdf with it")
     if doctags_model and fmt is not OutputFormat.doctags:
         doctags.require()
     if fmt is OutputFormat.pdf:
         return SearchablePdf(doctags_model, pdf)
+    if fmt in (OutputFormat.hocr, OutputFormat.alto):
+        return WordsDocument(fmt)
     if doctags_model and fmt is not OutputFormat.doctags:
         return StructuredDocument(fmt, tables_dir, pdf)
     return PlainHtml() if fmt is OutputFormat.html else PlainRendering(fmt)
@@ -119,8 +124,12 @@ class SearchablePdf:
         for item in items:
             if isinstance(item, PageResult):
                 image, geometry = _page(item, self.pdf)
-                lines = self._lines(item, geometry, name) if self.doctags_model else \
-                    searchable_pdf.plain_lines(item.text, geometry)
+                if self.doctags_model:
+                    lines = self._lines(item, geometry, name)
+                elif item.words is not None and item.words.words:
+                    lines = searchable_pdf.word_lines(item.words)
+                else:
+                    lines = searchable_pdf.plain_lines(item.text, geometry)
                 pages.append(searchable_pdf.SearchablePage(image, geometry, lines))
         return searchable_pdf.write_pdf(pages)
 
@@ -135,6 +144,28 @@ class SearchablePdf:
             left, top, right, bottom = (value * scale for value in element["bbox_px"])
             lines.extend(searchable_pdf.boxed_lines(element["text"], (left, top, right, bottom)))
         return lines
+
+
+class WordsDocument:
+    """The input's pages as hOCR or ALTO: the model's words on the first pass's boxes (vlmcli/words)."""
+
+    streams = False
+
+    def __init__(self, fmt: OutputFormat) -> None:
+        self.fmt, self.suffix = fmt, SUFFIXES[fmt]
+
+    def page(self, item: Item, first_in_stream: bool) -> str:
+        raise AssertionError("hOCR and ALTO documents are written whole")
+
+    def document(self, name: str, items: list[Item]) -> str:
+        from vlmcli import __version__
+        from vlmcli.words import alto, hocr
+
+        pages = [(item.page_number, item.words) for item in items
+                 if isinstance(item, PageResult) and item.words is not None]
+        if self.fmt is OutputFormat.hocr:
+            return hocr.document(name, pages, f"vlmcli {__version__}")
+        return alto.document(name, pages, "vlmcli", __version__)
 
 
 def _page(item: PageResult, pdf: PdfSpec):

@@ -5,8 +5,10 @@ line stretched horizontally to the width of its box, in a glyphless font built
 for the document's characters (fontTools): viewers show the image, `pdftotext`,
 search and copy read the text. Where the text goes: a DocTags model's element
 boxes (its text wrapped into as many lines as the box holds); a plain model's
-text has no positions, so its lines run from the top of the page down, each
-across the page's width, evenly spaced: search and copy work, positions do not.
+words on the first pass's boxes (vlmcli/words/align.py), each word stretched to
+its own box with a space drawn to the next, so highlights sit on the words;
+without a first pass, its lines run from the top of the page down, each across
+the page's width, evenly spaced: search and copy work, positions do not.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from vlmcli.inputs.pages import PageGeometry
+from vlmcli.words import PageWords
 
 ASCENT, DESCENT = 0.8, 0.2  # of the font size: the glyphless font's metrics
 LINE_SPACING = 1.2  # line height / font size, for guessing how many lines a box holds
@@ -33,6 +36,7 @@ PLAIN_LINES_PER_PAGE = 50  # a plain model's lines are this high unless there ar
 class TextLine:
     text: str
     box_pt: tuple[float, float, float, float]  # left, top, right, bottom; top-left origin, PDF points
+    space_to_pt: float | None = None  # a space is drawn from the box's right edge to here (the next word's left)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,15 @@ def plain_lines(text: str, geometry: PageGeometry) -> list[TextLine]:
     step = (geometry.height_pt - 2 * margin_y) / max(len(lines), PLAIN_LINES_PER_PAGE)
     return [TextLine(line, (margin_x, margin_y + index * step, geometry.width_pt - margin_x,
                             margin_y + (index + 1) * step)) for index, line in enumerate(lines)]
+
+
+def word_lines(page: PageWords) -> list[TextLine]:
+    """One text object per word, in its box; each but the last of its line followed by a space up to the next."""
+    placed = []
+    for line in page.lines():
+        for word, following in zip(line, [*line[1:], None]):
+            placed.append(TextLine(word.text, word.bbox_pt, following.bbox_pt[0] if following else None))
+    return placed
 
 
 def write_pdf(pages: list[SearchablePage]) -> bytes:
@@ -124,4 +137,10 @@ def _draw(pdf, line: TextLine) -> None:
     pdf.set_stretching(100)
     natural = pdf.get_string_width(text)
     pdf.set_stretching(100 * (right - left) / natural)
-    pdf.text(left, bottom - DESCENT * height / (ASCENT + DESCENT), text)
+    baseline = bottom - DESCENT * height / (ASCENT + DESCENT)
+    pdf.text(left, baseline, text)
+    if line.space_to_pt is not None:  # the space as wide as the gap, so extraction sees one word break there
+        pdf.set_stretching(100)
+        gap = max(line.space_to_pt - right, 0.01 * height)
+        pdf.set_stretching(100 * gap / pdf.get_string_width(" "))
+        pdf.text(right, baseline, " ")

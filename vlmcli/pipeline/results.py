@@ -8,6 +8,7 @@ from pathlib import Path
 from vlmcli.errors import VlmcliError
 from vlmcli.inputs.documents import PageRef
 from vlmcli.pipeline.bands import merge_band_texts
+from vlmcli.words import PageWords
 
 _FINISH_PRIORITY = ("repetition", "length", "stop")
 
@@ -26,6 +27,7 @@ class PageResult:
     split: bool | None = None  # ...and whether it cut the page into sub-images
     attempts: int = 1  # generate passes: more after out-of-memory or a loop
     decoding: str = "greedy"  # "greedy+repetition_penalty" once a loop was retried
+    words: PageWords | None = None  # the text's words on the first pass's boxes (ocr -f json/pdf/hocr/alto)
 
     def describe(self) -> str:
         """One line of what the page cost, for -v."""

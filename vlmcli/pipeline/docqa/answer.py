@@ -1,6 +1,10 @@
 """A question over whole documents: find each page's text, rank the pages, read the best ones with the model in
 rank order, and stop at the first answer the page text supports (no Typer or Rich; plain data out).
 
+A scanned page is ranked on its first pass's words (a classic OCR engine's) where there is one: the answer is
+checked against those words, then, where they do not hold it, against the model's own transcription of that
+page (one page, not the document); `checked_against` says which text held it.
+
 The citation is the page that was read, or, when its answer is on another of
 the candidate pages instead, that page. An answer on none of them is kept with
 `grounded: false` (or dropped under `--strict`); no answer at all is "not
@@ -19,21 +23,23 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlmcli import model
 from vlmcli.cache import keys
 from vlmcli.cache.store import PageCache
 from vlmcli.errors import InputError, UsageError, VlmcliError
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, is_pdf, page_refs
 from vlmcli.pipeline.docqa import furniture
-from vlmcli.pipeline.docqa.citation import TRANSCRIPTION, Citation, cite, not_found
+from vlmcli.pipeline.docqa.citation import FIRST_PASS, TRANSCRIPTION, Citation, cite, not_found
 from vlmcli.pipeline.docqa.grounding import Grounding, ground, is_answer
-from vlmcli.pipeline.docqa.pagetexts import PageText, page_texts
+from vlmcli.pipeline.docqa.pagetexts import FROM_FIRST_PASS, PageText, page_texts, transcribed_text
 from vlmcli.pipeline.docqa.reader import OnText, Reader, Reading, VlmReader
 from vlmcli.pipeline.docqa.retrieval import rank
+from vlmcli.pipeline.firstpass import first_pass_reader
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.prompts import OCR_PROMPT
-from vlmcli.specs import OCR_MAX_NEW_TOKENS, PdfSpec, RunSpec, SearchSpec
+from vlmcli.specs import OCR_MAX_NEW_TOKENS, FirstPass, PdfSpec, RunSpec, SearchSpec
+
+Reread = Callable[[PageRef], str]  # the model's transcription of a page
 
 
 @dataclass(frozen=True)
@@ -116,14 +122,15 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
         run, generation=dataclasses.replace(run.generation, max_new_tokens=OCR_MAX_NEW_TOKENS))
     renderer = pdfs.renderer(run.pdf)
     progress.note(f"PDFs are read by {renderer}", detail=True)
-    resolved = model.resolve(run.model)  # device, dtype and levers, as `vlmcli ocr` records them
-    progress.note(resolved.line(), detail=True)
-    ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, resolved.settings(), renderer))
-    image_key = keys.settings_fingerprint(keys.image_settings(run, renderer, resolved.settings(keys.IMAGE_PARTS)))
+    ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, renderer))
     with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
-        reader = reader or VlmReader(run, ocr_run, progress, cache, image_key)
-        texts = page_texts(refs, run.pdf, ocr_settings, reader.transcribe, cache, progress)
-        answer = _search(question, texts, reader, search, progress, on_text, on_discard)
+        reader = reader or VlmReader(run, ocr_run, progress, cache,
+                                     keys.settings_fingerprint(keys.image_settings(run, renderer)))
+        first_pass = first_pass_reader(search.first_pass, run.pdf, cache)
+        transcribe = None if search.first_pass.engine is FirstPass.none else reader.transcribe
+        texts = page_texts(refs, run.pdf, ocr_settings, transcribe, cache, progress, first_pass)
+        reread = (lambda ref: transcribed_text(ref, reader.transcribe, ocr_settings, cache)) if transcribe else None
+        answer = _search(question, texts, reader, search, progress, on_text, on_discard, reread)
     if answer.citation is not None:
         answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
     return dataclasses.replace(answer, seconds=time.perf_counter() - started,
@@ -147,13 +154,14 @@ def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progres
 
 
 def _search(question: str, texts: list[PageText], reader: Reader, search: SearchSpec, progress: Progress,
-            on_text: OnText | None, on_discard: Callable[[], None]) -> DocAnswer:
+            on_text: OnText | None, on_discard: Callable[[], None], reread: Reread | None = None) -> DocAnswer:
     bodies = _bodies(texts)
     ranked = [RankedPage(texts[r.index], r.score, bodies[r.index]) for r in rank(question, [p.text for p in texts])]
     for item in ranked:
         progress.note(f"{item.page.ref.source} page {item.page.ref.page_number}: score {item.score:.3f}, "
                       f"text from {item.page.source}", detail=True)
-    answer = _read(question, _candidates(ranked, search.top_k), reader, search.strict, progress, on_text, on_discard)
+    answer = _read(question, _candidates(ranked, search.top_k), reader, search.strict, progress, on_text, on_discard,
+                   reread)
     return dataclasses.replace(answer, ranked=ranked)
 
 
@@ -178,7 +186,7 @@ def _candidates(ranked: list[RankedPage], top_k: int) -> list[RankedPage]:
 
 
 def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: bool, progress: Progress,
-          on_text: OnText | None, on_discard: Callable[[], None]) -> DocAnswer:
+          on_text: OnText | None, on_discard: Callable[[], None], reread: Reread | None = None) -> DocAnswer:
     """Read the candidates in rank order until an answer is grounded on one of them."""
     reads: list[PageRead] = []
     for rank_number, item in enumerate(candidates, start=1):
@@ -187,11 +195,11 @@ def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: b
                       detail=True)
         reading = reader.answer(ref, question, on_text)
         answered = is_answer(reading.text)
-        grounding = ground(reading.text, item.body) if answered else None
-        reads.append(PageRead(ref, reading, grounding, item.page.checked_against))
+        reads.append(_checked(ref, reading, item, reread, progress) if answered else
+                     PageRead(ref, reading, None, item.page.checked_against))
         progress.note(_describe(reads[-1], answered), detail=True)
         if reads[-1].grounding is not None:
-            return _grounded(question, reads, item.page, grounding)
+            return _grounded(question, reads, item.page, reads[-1].grounding, checked=reads[-1].checked_against)
         moved = _elsewhere(reading.text, candidates, item) if answered else None
         if moved is not None:
             return _grounded(question, reads, *moved, moved_from=ref)
@@ -204,6 +212,24 @@ def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: b
                                        checked_against=ungrounded.checked_against))
 
 
+def _checked(ref: PageRef, reading: Reading, item: RankedPage, reread: Reread | None,
+             progress: Progress) -> PageRead:
+    """The answer checked against the page's text; for a page ranked on its first pass's words that do not hold
+    it, then against the model's own transcription of the page (a misread number, a word the engine missed)."""
+    grounding = ground(reading.text, item.body)
+    if grounding is not None or item.page.source != FROM_FIRST_PASS or reread is None:
+        return PageRead(ref, reading, grounding, item.page.checked_against)
+    progress.note(f"{ref.source} page {ref.page_number}: the answer is not in the first pass's words; checking it "
+                  "against the model's transcription of the page", detail=True)
+    try:
+        transcription = reread(ref)
+    except VlmcliError as error:
+        progress.note(f"{ref.source} page {ref.page_number}: could not be transcribed ({error.message})")
+        return PageRead(ref, reading, None, item.page.checked_against)
+    grounding = ground(reading.text, transcription)
+    return PageRead(ref, reading, grounding, TRANSCRIPTION if grounding else item.page.checked_against)
+
+
 def _elsewhere(answer: str, candidates: list[RankedPage], read: RankedPage) -> tuple[PageText, Grounding] | None:
     """The first other candidate page whose text holds the answer."""
     for item in candidates:
@@ -213,15 +239,18 @@ def _elsewhere(answer: str, candidates: list[RankedPage], read: RankedPage) -> t
 
 
 def _grounded(question: str, reads: list[PageRead], page: PageText, grounding: Grounding, *,
-              moved_from: PageRef | None = None) -> DocAnswer:
+              moved_from: PageRef | None = None, checked: str | None = None) -> DocAnswer:
+    """`checked`: what the answer was found in, where not the page's own text (a transcription made to check a
+    first pass)."""
     return DocAnswer(question, reads, answer=reads[-1].reading.text, grounded=True, grounding=grounding.level,
                      citation=Citation(page.ref.source, page.ref.page_number, evidence=grounding.evidence,
-                                       checked_against=page.checked_against),
+                                       checked_against=checked or page.checked_against),
                      moved_from=moved_from)
 
 
 def _describe(read: PageRead, answered: bool) -> str:
-    text = "the model's own transcription" if read.checked_against == TRANSCRIPTION else "the page text"
+    text = {TRANSCRIPTION: "the model's own transcription", FIRST_PASS: "the OCR engine's words"}.get(
+        read.checked_against, "the page text")
     found = (f"in {text} ({read.grounding.level})" if read.grounding else
              f"an answer not in {text}" if answered else "no answer")
     features = ", image features from the cache" if read.reading.features_cached else ""

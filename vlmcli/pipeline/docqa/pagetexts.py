@@ -1,5 +1,6 @@
 """Each page's text, for ranking and for checking answers: the PDF's text layer, else the text of an earlier
-`vlmcli ocr` with the same settings (from the page cache), else the model's transcription made now (and cached).
+`vlmcli ocr` with the same settings (from the page cache), else the first pass's words (a classic OCR engine's,
+cached), else the model's transcription made now (and cached).
 
 No Typer or Rich. `Transcriber` is the model side (reader.py, or a fake in tests).
 """
@@ -12,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlmcli.cache.store import OCR, TEXT_LAYER, PageCache
-from vlmcli.errors import PageTimeoutError, RasterizerError, VlmcliError
+from vlmcli.errors import DependencyError, PageTimeoutError, RasterizerError, VlmcliError
 from vlmcli.files import file_sha256
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef
 from vlmcli.pipeline.docqa import citation
+from vlmcli.pipeline.firstpass import FirstPassReader
 from vlmcli.progress import Progress
 from vlmcli.specs import PdfSpec
 
@@ -25,10 +27,12 @@ MAX_UNREADABLE = 0.1  # share of replacement and private-use characters above wh
 
 # How a page's text was found, as `-v` and the JSON say it.
 FROM_TEXT_LAYER, FROM_CACHED_OCR, FROM_OCR, NO_TEXT = "text_layer", "cached_ocr", "ocr", "none"
-# What an answer is checked against on such a page: the PDF's own text, or the reading model's transcription
-# of the page image (cached OCR is keyed by the same model settings), which is a self-consistency check.
-_CHECKED_AGAINST = {FROM_TEXT_LAYER: citation.TEXT_LAYER, FROM_CACHED_OCR: citation.TRANSCRIPTION,
-                    FROM_OCR: citation.TRANSCRIPTION, NO_TEXT: None}
+FROM_FIRST_PASS = "first_pass"
+# What an answer is checked against on such a page: the PDF's own text, a classic OCR engine's words, or the
+# reading model's transcription of the page image (cached OCR is keyed by the same model settings), which is a
+# self-consistency check.
+_CHECKED_AGAINST = {FROM_TEXT_LAYER: citation.TEXT_LAYER, FROM_FIRST_PASS: citation.FIRST_PASS,
+                    FROM_CACHED_OCR: citation.TRANSCRIPTION, FROM_OCR: citation.TRANSCRIPTION, NO_TEXT: None}
 
 Transcriber = Callable[[PageRef], str]  # a page's text from the model; raises VlmcliError when the page fails
 
@@ -41,14 +45,16 @@ class PageText:
 
     @property
     def checked_against(self) -> str | None:
-        """citation.TEXT_LAYER or citation.TRANSCRIPTION; None for a page without text."""
+        """citation.TEXT_LAYER, FIRST_PASS or TRANSCRIPTION; None for a page without text."""
         return _CHECKED_AGAINST[self.source]
 
 
-def page_texts(refs: list[PageRef], pdf: PdfSpec, ocr_settings: str, transcribe: Transcriber,
-               cache: PageCache | None, progress: Progress) -> list[PageText]:
-    """The text of every page in `refs`, in order. Pages without a text layer or cached OCR are OCRed now,
-    with a progress bar; `ocr_settings` is the fingerprint their text is cached under (that of `vlmcli ocr`)."""
+def page_texts(refs: list[PageRef], pdf: PdfSpec, ocr_settings: str, transcribe: Transcriber | None,
+               cache: PageCache | None, progress: Progress,
+               first_pass: FirstPassReader | None = None) -> list[PageText]:
+    """The text of every page in `refs`, in order. Pages without a text layer or cached OCR are read by the
+    `first_pass`, else transcribed by the model now (with a progress bar; `ocr_settings` is the fingerprint
+    their text is cached under, that of `vlmcli ocr`), else, without `transcribe`, ranked without text."""
     hashes = _Hashes()
     layers = _text_layers(refs, pdf, hashes, cache, progress)
     found: list[PageText | None] = []
@@ -59,7 +65,12 @@ def page_texts(refs: list[PageRef], pdf: PdfSpec, ocr_settings: str, transcribe:
         cached = cache.get_text(hashes(ref.source), ref.page_index, OCR, ocr_settings) if cache else None
         found.append(PageText(ref, cached, FROM_CACHED_OCR) if cached is not None else None)
     missing = [index for index, page in enumerate(found) if page is None]
-    if missing:
+    if missing and first_pass is not None:
+        missing = _first_pass(refs, missing, found, first_pass, progress)
+    if missing and transcribe is None:
+        for index in missing:
+            found[index] = PageText(refs[index], "", NO_TEXT)
+    elif missing:
         progress.note(f"{len(missing)} page(s) have no text layer and no earlier OCR; transcribing them first "
                       "(kept in the page cache for next time)")
         progress.started(len(missing), "pages")
@@ -67,6 +78,39 @@ def page_texts(refs: list[PageRef], pdf: PdfSpec, ocr_settings: str, transcribe:
             found[index] = _transcribed(refs[index], transcribe, ocr_settings, hashes, cache, progress)
             progress.advanced(done)
     return [page for page in found if page is not None]
+
+
+def _first_pass(refs: list[PageRef], missing: list[int], found: list[PageText | None], reader: FirstPassReader,
+                progress: Progress) -> list[int]:
+    """Read the `missing` pages with the first pass (into `found`); the pages it failed on, to be transcribed."""
+    progress.note(f"{len(missing)} page(s) have no text layer; reading them with {reader.name} first "
+                  "(kept in the page cache for next time)")
+    progress.started(len(missing), "pages")
+    failed = []
+    for done, index in enumerate(missing, start=1):
+        try:
+            found[index] = PageText(refs[index], reader.words(refs[index]).text(), FROM_FIRST_PASS)
+        except DependencyError:
+            raise
+        except VlmcliError as error:
+            progress.note(f"{refs[index].source} page {refs[index].page_number}: {error.message}; "
+                          "the model transcribes it instead")
+            failed.append(index)
+        progress.advanced(done)
+    return failed
+
+
+def transcribed_text(ref: PageRef, transcribe: Transcriber, settings: str, cache: PageCache | None) -> str:
+    """The model's transcription of a page: from the page cache (an earlier `ocr` or `ask`), else made now and
+    cached. Raises VlmcliError when the page cannot be read."""
+    file_hash = file_sha256(ref.source) if cache else ""
+    cached = cache.get_text(file_hash, ref.page_index, OCR, settings) if cache else None
+    if cached is not None:
+        return cached
+    text = transcribe(ref)
+    if cache:
+        cache.put_text(file_hash, ref.page_index, OCR, text, settings)
+    return text
 
 
 def has_text(text: str) -> bool:
