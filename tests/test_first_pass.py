@@ -203,15 +203,17 @@ def test_ask_ranks_a_scan_on_the_first_pass_and_transcribes_nothing(report_scan)
     assert answer.ranked[0].page.ref.page_number == 4 and {r.page.source for r in answer.ranked} == {"first_pass"}
     assert reader.read == [4] and reader.transcribed == []  # one model call, no transcription
     record = answer.record()
-    assert answer.line() == "30 days (page 4)" and record["checked_against"] == "first_pass"
+    assert answer.line() == "30 days (page 4, in the OCR engine's reading of it)"
+    assert record["checked_against"] == "first_pass"
     assert "30 days" in record["citations"][0]["evidence"]
 
 
 @needs_tesseract
 def test_an_answer_the_first_pass_misses_is_checked_on_the_model_s_reading_of_that_page(report_scan):
     path = report_scan[0]
-    transcription = REPORT[3][:3] + ["The termination notice period is thirty days, in writing."]
-    reader = CountingReader({4: "thirty days"}, ocr={4: "\n".join(transcription)})
+    # "30 days" is on the scan: "thirty calendar days" is not in the first pass's words, only in the transcription
+    transcription = REPORT[3][:3] + ["The termination notice period is thirty calendar days, in writing."]
+    reader = CountingReader({4: "thirty calendar days"}, ocr={4: "\n".join(transcription)})
     answer = _ask(path, "How long is the notice period for termination?", reader)
     assert reader.transcribed == [4] and answer.grounded and answer.record()["checked_against"] == "transcription"
     unchecked = CountingReader({4: "ninety days"}, ocr={4: "\n".join(transcription)})
@@ -322,14 +324,14 @@ def test_hocr_and_alto_validate_against_their_schemas(monkeypatch, two_page_scan
     _fake_model(monkeypatch, TEXTS)
     out = tmp_path / "out"
     for fmt in ("hocr", "alto"):
-        result = runner.invoke(app, ["ocr", str(path), "-f", fmt, "-o", str(out)])
+        result = runner.invoke(app, ["ocr", str(path), "-f", fmt, "-o", str(out / fmt)])
         assert result.exit_code == 0, result.output
     hocr_spec = pytest.importorskip("hocr_spec")
-    report = hocr_spec.HocrValidator("standard").validate(str(out / "scan.pdf.hocr"), parse_strict=True)
+    report = hocr_spec.HocrValidator("standard").validate(str(out / "hocr" / "scan.pdf.hocr"), parse_strict=True)
     assert report.is_valid(), report.format("text")
-    hocr_text = (out / "scan.pdf.hocr").read_text()
+    hocr_text = (out / "hocr" / "scan.pdf.hocr").read_text()
     assert hocr_text.count('class="ocr_page"') == 2 and "x_wconf" in hocr_text and ">thirty</span>" in hocr_text
-    alto = etree.parse(str(out / "scan.pdf.xml"))
+    alto = etree.parse(str(out / "alto" / "scan.pdf.xml"))
     schema = _alto_schema()
     assert schema.validate(alto), schema.error_log
     strings = alto.getroot().findall(".//{http://www.loc.gov/standards/alto/ns-v4#}String")

@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlmcli import model
 from vlmcli.cache import keys
 from vlmcli.cache.store import PageCache
 from vlmcli.errors import InputError, UsageError, VlmcliError
@@ -122,10 +123,12 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
         run, generation=dataclasses.replace(run.generation, max_new_tokens=OCR_MAX_NEW_TOKENS))
     renderer = pdfs.renderer(run.pdf)
     progress.note(f"PDFs are read by {renderer}", detail=True)
-    ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, renderer))
+    resolved = model.resolve(run.model)  # device, dtype and levers, as `vlmcli ocr` records them
+    progress.note(resolved.line(), detail=True)
+    ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, resolved.settings(), renderer))
+    image_key = keys.settings_fingerprint(keys.image_settings(run, renderer, resolved.settings(keys.IMAGE_PARTS)))
     with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
-        reader = reader or VlmReader(run, ocr_run, progress, cache,
-                                     keys.settings_fingerprint(keys.image_settings(run, renderer)))
+        reader = reader or VlmReader(run, ocr_run, progress, cache, image_key)
         first_pass = first_pass_reader(search.first_pass, run.pdf, cache)
         transcribe = None if search.first_pass.engine is FirstPass.none else reader.transcribe
         texts = page_texts(refs, run.pdf, ocr_settings, transcribe, cache, progress, first_pass)
