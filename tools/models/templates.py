@@ -19,18 +19,20 @@ LIGHTON_OCR = (
     "{% if add_generation_prompt %}\n<|im_start|>assistant\n{% endif %}"
 )
 
-# PaddlePaddle/PaddleOCR-VL chat_template.jinja (system branch kept, whitespace control as in the file): images
-# first, then the text, then "\n"; the prompt ends with "Assistant: ".
+# PaddlePaddle/PaddleOCR-VL chat_template.jinja (whitespace control as in the file): images first, then the text,
+# then "\n"; the prompt ends with "Assistant: ". One public copy sets the image block through a variable
+# `image_token` defaulting to the three tokens below; transformers 5 passes the tokenizer's special tokens to the
+# template, whose `image_token` is <|IMAGE_PLACEHOLDER|> alone, so the block is written out here, as another copy
+# of the file does (that copy, apparently PaddleOCR-VL-1.5's, ends the prompt with "Assistant:\n" instead).
 PADDLEOCR_VL = (
     '{%- if not add_generation_prompt is defined -%}{%- set add_generation_prompt = true -%}{%- endif -%}'
     '{%- if not cls_token is defined -%}{%- set cls_token = "<|begin_of_sentence|>" -%}{%- endif -%}'
     '{%- if not eos_token is defined -%}{%- set eos_token = "</s>" -%}{%- endif -%}'
-    '{%- if not image_token is defined -%}'
-    '{%- set image_token = "<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>" -%}{%- endif -%}'
     '{{- cls_token -}}'
     '{%- for message in messages -%}'
     '{%- if message["role"] == "user" -%}{{- "User: " -}}'
-    '{%- for content in message["content"] -%}{%- if content["type"] == "image" -%}{{ image_token }}'
+    '{%- for content in message["content"] -%}{%- if content["type"] == "image" -%}'
+    '{{ "<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>" }}'
     '{%- endif -%}{%- endfor -%}'
     '{%- for content in message["content"] -%}{%- if content["type"] == "text" -%}{{ content["text"] }}'
     '{%- endif -%}{%- endfor -%}{{ "\\n" -}}'
