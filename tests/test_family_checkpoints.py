@@ -61,9 +61,8 @@ def test_image_only_processor_loads_without_torchvision(tiny_checkpoint, family)
     """AutoProcessor cannot build these without torchvision; load_processor builds the same class without the
     video processor, and a forced image-only load equals what AutoProcessor gives where torchvision exists."""
     from transformers import AutoProcessor
-    from transformers.utils import is_torchvision_available
 
-    from tools.models.image_only import declared_processor_class, load_processor
+    from tools.models.image_only import declared_processor_class, load_processor, torchvision_imports
 
     folder = tiny_checkpoint(family)
     processor = load_processor(folder, image_only=True)
@@ -75,7 +74,7 @@ def test_image_only_processor_loads_without_torchvision(tiny_checkpoint, family)
                                            add_generation_prompt=True)
     inputs = processor(text=prompt, images=[page], return_tensors="pt")
     assert int((inputs["input_ids"] == processor.image_token_id).sum()) > 0
-    if is_torchvision_available():
+    if torchvision_imports():
         reference = AutoProcessor.from_pretrained(folder)(text=prompt, images=[page], return_tensors="pt")
         assert torch.equal(reference["input_ids"], inputs["input_ids"])
     else:

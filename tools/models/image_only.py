@@ -75,17 +75,27 @@ def load_processor(path: str | Path, *, image_only: bool | None = None, **kwargs
     """The checkpoint's processor, as `AutoProcessor.from_pretrained(path, **kwargs)` builds it.
 
     Contract: `path` is a local checkpoint folder. If the processor class it declares takes a video processor and
-    torchvision is not importable (or `image_only=True`), the same class is built without the video processor from
+    torchvision does not import (or `image_only=True`), the same class is built without the video processor from
     the same files (image processor on the PIL backend, tokenizer, chat template, processor kwargs); images, text
     and chat templates behave exactly as with AutoProcessor; passing `videos=` then fails. Otherwise this is plain
     AutoProcessor. Raises what AutoProcessor raises for a folder it cannot read.
     """
     from transformers import AutoProcessor
-    from transformers.utils import is_torchvision_available
 
     if image_only is None:
-        image_only = not is_torchvision_available()
+        image_only = not torchvision_imports()
     processor_class = declared_processor_class(path) if image_only else None
     if processor_class is None or "video_processor" not in processor_class.get_attributes():
         return AutoProcessor.from_pretrained(path, **kwargs)
     return image_only_class(processor_class).from_pretrained(path, **kwargs)
+
+
+def torchvision_imports() -> bool:
+    """Whether torchvision imports here. transformers only checks that it is installed, and the PyPI wheel installs
+    beside a CPU torch yet fails on import (`operator torchvision::nms does not exist`); with such an install
+    transformers' torchvision-backed image processors fail too, so it has to go (or be the matching CPU build)."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # ImportError, or RuntimeError from a torchvision built for another torch
+        return False
+    return True
