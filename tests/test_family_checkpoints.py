@@ -125,3 +125,17 @@ def test_paddleocr_table_count_is_the_class_default():
 
     grid = PaddleOCRVLImageProcessorPil()(Image.new("RGB", A4_PX), return_tensors="pt")["image_grid_thw"][0]
     assert int(grid.prod()) // 4 == 2990
+
+
+def test_deepseek_ocr2_a4_page_takes_six_tiles(tiny_checkpoint):
+    """The tiny DeepSeek-OCR-2 keeps the real view sizes: an A4 page is a 1024 px global view (256 tokens), six
+    768 px tiles (144 each) and a separator, 1121 tokens (model_families.md)."""
+    from PIL import Image
+
+    from tools.models.image_only import load_processor
+    from tools.models.standins import A4_PX
+
+    processor = load_processor(tiny_checkpoint("deepseek_ocr2"))
+    inputs = processor(images=Image.new("RGB", A4_PX, "white"), text="<image>\nFree OCR.", return_tensors="pt")
+    assert inputs["num_local_patches"].tolist() == [6]
+    assert int((inputs["input_ids"] == processor.image_token_id).sum()) == 1121

@@ -191,7 +191,10 @@ def qwen3_vl_parts():
 def deepseek_ocr2_parts():
     """DeepSeek-OCR-2 (deepseek-community port): SAM + Qwen2-style encoder + DeepSeek-V2 MoE text model, no chat
     template. The global view and tiles keep their real sizes (1024 and 768 px): the projector's learned queries are
-    hard-coded for 256 global and 144 tile tokens. SAM stays 1 layer, 32 wide."""
+    hard-coded for 256 global and 144 tile tokens. SAM stays 1 layer, 32 wide. Trap (transformers 5.25): with
+    `crop_to_patches=False` the image processor resizes the global view to 768 px but the processor counts 1024 px
+    of tokens (`Image features and image tokens do not match, tokens: 257, features: 145`); pass
+    `size={"height": 768, "width": 768}` with it (145 tokens)."""
     from transformers import DeepseekOcr2Config, DeepseekOcr2ImageProcessorPil, DeepseekOcr2Processor
 
     tok = tiny_tokenizer("deepseek_ocr2")
