@@ -66,6 +66,22 @@ def tiny_idefics2(tmp_path_factory) -> Path:
     return build_test_checkpoint(tmp_path_factory.mktemp("tiny-idefics2"), "idefics2")
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """Factory of tiny OCR-family checkpoints (tools/models/families.py), each built once per session:
+    `tiny_checkpoint("lighton_ocr")` -> the folder. Families: tools.models.families.FAMILIES."""
+    from tools.models.families import build_family_checkpoint
+
+    built: dict[str, Path] = {}
+
+    def make(family: str) -> Path:
+        if family not in built:
+            built[family] = build_family_checkpoint(tmp_path_factory.mktemp(f"tiny-{family}"), family)
+        return built[family]
+
+    return make
+
+
 @pytest.fixture
 def unpacked_linear(monkeypatch) -> None:
     """Loads skip the packed_linear lever, so nn.Linear stays: transformers' exact arithmetic."""
