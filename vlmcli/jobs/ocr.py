@@ -1,11 +1,13 @@
 """`vlmcli ocr` as a durable job: resume from the manifest, keep going past bad pages, report them, write the
 output files, and decide the exit code (no Typer or Rich).
 
-Order of writes for each page, so that a kill at any instant loses nothing:
-the page's record goes into the manifest (fsynced) first; an input's output
-file is written (atomically) once all its pages have been seen. A resumed run
-replays the manifest's records through the same renderer, so its files are
-byte for byte those of a run that was never interrupted.
+Order of writes for each page, so that a kill at any instant loses nothing, in
+one method (`Job.take`) that every reader of pages calls (the local loop here,
+the Ray driver, the server's /v1/ocr, whatever the engine): the page's record
+goes into the manifest (fsynced) first; an input's output file is written
+(atomically) once all its pages have been seen. A resumed run replays the
+manifest's records through the same renderer, so its files are byte for byte
+those of a run that was never interrupted.
 
 A shard of a job array (`--shard K/N`) reads its share of the documents (jobs/shards.py)
 into the same folder as the others, with a manifest and failure report of its own;
@@ -31,6 +33,7 @@ from vlmcli.jobs import manifest, renderings
 from vlmcli.jobs.ledger import Ledger
 from vlmcli.jobs.outputs import Sink, check_output_dir, relative_name
 from vlmcli.jobs.shards import Shard
+from vlmcli.pipeline.engines import PageEngine
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.pipeline.transcribe import transcribe
 from vlmcli.progress import NullProgress, Progress
@@ -70,20 +73,21 @@ class OcrSummary:
 
 
 def run_ocr(request: OcrRequest, write: Callable[[str], None], progress: Progress | None = None,
-            on_failure: Callable[[PageFailure], None] = lambda failure: None) -> OcrSummary:
-    """Transcribe every page of every input; return counts and the exit code (see `batch_exit_code`)."""
+            on_failure: Callable[[PageFailure], None] = lambda failure: None, engine: PageEngine | None = None,
+            on_page: Callable[[PageResult | PageFailure], None] = lambda item: None) -> OcrSummary:
+    """Transcribe every page of every input; return counts and the exit code (see `batch_exit_code`).
+
+    `engine` reads the pages (default: the one `request.run.engine` names); `on_page` hears each page once it
+    is durable."""
     progress = progress or NullProgress()
-    with Job(request, write, progress, on_failure) as job:
+    with Job(request, write, progress, on_failure, on_page) as job:
         items = iter(transcribe(job.documents, request.instruction, request.run, pages=request.pages,
-                                progress=progress, reuse=job.ledger.reuse, on_plan=job.planned))
-        # Closing the generator (fail-fast, Ctrl-C) shuts its prefetch thread down now, not at garbage collection.
+                                progress=progress, reuse=job.ledger.reuse, on_plan=job.planned, engine=engine))
+        # Closing the generator (fail-fast, Ctrl-C) shuts its reading threads down now, not at garbage collection.
         with closing(items) if hasattr(items, "close") else nullcontext():
             for item in items:
-                job.account(item)
-                job.sink.add(item)  # a new input's first page: the previous input is complete and is written now
-                if job.stopped_by(item):
+                if job.take(item):
                     return job.summary  # the input in progress is not written: output only when complete
-            job.sink.flush()
     return job.finish()
 
 
@@ -92,15 +96,16 @@ class Job:
     also writes each page's text through to the page cache), the output files (`sink`), the failure report and
     the counts.
 
-    Order of writes for each page, so that a kill at any instant loses nothing: `account` records the page
-    (fsynced) first; the caller hands an input's pages to the sink once all of them have been seen.
+    Every reader of pages hands each page to `take`, in any order: it holds the order of writes that lets a
+    kill at any instant lose nothing.
     """
 
     def __init__(self, request: OcrRequest, write: Callable[[str], None], progress: Progress,
-                 on_failure: Callable[[PageFailure], None]) -> None:
+                 on_failure: Callable[[PageFailure], None],
+                 on_page: Callable[[PageResult | PageFailure], None] = lambda item: None) -> None:
         if request.resume and request.out_dir is None:
             raise UsageError("--resume needs -o/--output: the manifest of finished pages lives in the output folder")
-        self.request, self.on_failure = request, on_failure
+        self.request, self.on_failure, self.on_page = request, on_failure, on_page
         shard = request.shard if request.shard is not None and request.shard.count > 1 else None
         label = shard.label if shard else None
         self.report_path = request.failure_report or (
@@ -135,6 +140,16 @@ class Job:
     def planned(self, refs: list[PageRef]) -> None:
         """Every page is known: record the plan (the inputs that failed so far could not be opened)."""
         self.ledger.record_plan(refs, self._failed_inputs)
+        self.sink.plan(refs)
+
+    def take(self, item: PageResult | PageFailure) -> bool:
+        """A page is read (or failed, or came from the manifest): record it in the manifest (fsynced) and the
+        failure report, then hand it to the sink, which writes its input's file once all the input's pages are
+        in; then tell `on_page`. True if the run stops here (`--fail-fast`; the summary has the exit code)."""
+        self.account(item)
+        self.sink.add(item)
+        self.on_page(item)
+        return self.stopped_by(item)
 
     def account(self, item: PageResult | PageFailure) -> None:
         """Count a page and make it durable: the manifest for a result, the report and manifest for a failure."""

@@ -19,7 +19,6 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from vlmcli.errors import DependencyError, UsageError
 from vlmcli.inputs.documents import PageRef
@@ -55,56 +54,32 @@ def run_ocr_on_ray(request: OcrRequest, spec: RaySpec, write: Callable[[str], No
         refs = []
         for item in plan_pages(job.documents, request.pages, request.run):
             if isinstance(item, PageFailure):
-                job.account(item)
+                job.take(item)
             else:
                 refs.append(item)
         stored = [job.ledger.reuse(ref) for ref in refs]
         job.planned(refs)
-        documents = _Documents(refs, job)
-        progress.started(len(refs), "pages", done=sum(item is not None for item in stored))
-        for position, item in enumerate(stored):
+        done = sum(item is not None for item in stored)
+        progress.started(len(refs), "pages", done=done)
+        for item in stored:
             if item is not None:
-                documents.add(position, item)
+                job.take(item)  # a document all of whose pages are stored is written now
         todo = [position for position, item in enumerate(stored) if item is None]
+        answered: set[int] = set()
         if todo:
             with _connected(ray, spec.address):
                 for position, item in _read_on_ray(ray, refs, todo, request, spec, progress):
-                    if documents.add(position, item):
-                        progress.advanced(documents.done)
-                    if job.stopped_by(item):
+                    if position in answered:
+                        continue
+                    answered.add(position)
+                    stops = job.take(item)  # a document is written when its last page comes back
+                    progress.advanced(done + len(answered))
+                    if stops:
                         return job.summary
-        documents.check_complete()
+        if len(answered) < len(todo):  # Ray raises when a block fails for good (max_errored_blocks = 0): a bug
+            raise RuntimeError(f"Ray Data returned no answer for {len(todo) - len(answered)} page(s) without "
+                               "raising an error")
     return job.finish()
-
-
-class _Documents:
-    """Answers per document until all its pages are in; then its file is written (pages in order)."""
-
-    def __init__(self, refs: list[PageRef], job: Job) -> None:
-        self.refs, self.job, self.done = refs, job, 0
-        self._items: dict[int, PageResult | PageFailure] = {}
-        self._positions: dict[Path, list[int]] = {}
-        for position, ref in enumerate(refs):
-            self._positions.setdefault(ref.source, []).append(position)
-
-    def add(self, position: int, item: PageResult | PageFailure) -> bool:
-        """Record an answer (False if this page already had one); write its document if it was the last."""
-        if position in self._items:
-            return False
-        self.job.account(item)
-        self._items[position] = item
-        self.done += 1
-        positions = self._positions[self.refs[position].source]
-        if all(p in self._items for p in positions):
-            for p in positions:
-                self.job.sink.add(self._items[p])
-            self.job.sink.flush()
-        return True
-
-    def check_complete(self) -> None:
-        missing = len(self.refs) - len(self._items)
-        if missing:  # Ray raises when a block fails for good (max_errored_blocks = 0): this is a bug
-            raise RuntimeError(f"Ray Data returned no answer for {missing} page(s) without raising an error")
 
 
 def _read_on_ray(ray, refs: list[PageRef], todo: list[int], request: OcrRequest, spec: RaySpec,
