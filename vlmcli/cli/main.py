@@ -1,5 +1,5 @@
-"""The `vlmcli` command: the Typer app, assembled here from the command modules (ask.py, read.py, status.py,
-train.py, cache.py)."""
+"""The `vlmcli` command: the Typer app, assembled here from the command modules (ask.py, read.py, serve.py,
+status.py, train.py, cache.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from vlmcli import __version__
-from vlmcli.cli import ask, cache, read, status, train
+from vlmcli.cli import ask, cache, read, serve, status, train
 
 app = typer.Typer(
     name="vlmcli", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
@@ -30,6 +30,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 app.command()(ask.ask)
 app.command()(read.ocr)
+app.command()(serve.serve)
 app.command()(status.status)
 app.command()(train.finetune)
 app.command(name="eval")(train.evaluate)

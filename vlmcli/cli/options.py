@@ -15,13 +15,16 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vlmcli.specs import (
+    API_KEY_ENV_VAR,
     DEFAULT_MODEL,
+    DEFAULT_SERVER_CONCURRENCY,
     MODEL_ALIASES,
     MODEL_ENV_VAR,
     AnswerFormat,
     DecodeDType,
     Device,
     DType,
+    Engine,
     KVCache,
     OutputFormat,
     PdfRenderer,
@@ -127,6 +130,22 @@ FailureReportOpt = Annotated[Optional[Path], typer.Option(
     help="JSON Lines of failed pages: input, page_number, category, message, attempts, exit_code.")]
 
 
+ENGINE = "Engine"
+EngineOpt = Annotated[Engine, typer.Option(
+    "--engine", rich_help_panel=ENGINE,
+    help="Who reads the pages: transformers (the model in this process), server (an OpenAI-compatible server: "
+         "vlmcli serve, vLLM, ...; --server-url) or vllm (vLLM's engine in this process, pip install vllm). "
+         "Rendering, bands, resume and the outputs stay here.")]
+ServerUrlOpt = Annotated[Optional[str], typer.Option(
+    "--server-url", envvar="VLMCLI_SERVER_URL", rich_help_panel=ENGINE, metavar="URL",
+    help="The server of --engine server, up to /v1: e.g. http://127.0.0.1:8000/v1.")]
+ApiKeyOpt = Annotated[Optional[str], typer.Option(
+    "--api-key", envvar=API_KEY_ENV_VAR, rich_help_panel=ENGINE, show_default=False,
+    help=f"The server's API key (or set {API_KEY_ENV_VAR}: a key on the command line is visible to ps).")]
+ConcurrencyOpt = Annotated[int, typer.Option(
+    "--concurrency", min=1, rich_help_panel=ENGINE,
+    help="Pages sent to the server at once (--engine server); 429s and 5xx are retried with backoff.")]
+
 # The options that make a RunSpec, in --help order, with their defaults (RunSpec.from_options's keywords).
 _RUN_OPTIONS = (
     ("model", ModelOpt, DEFAULT_MODEL), ("revision", RevisionOpt, None), ("quantize", QuantizeOpt, Quant.none),
@@ -138,17 +157,31 @@ _RUN_OPTIONS = (
     ("bands", BandsOpt, True), ("password", PasswordOpt, None), ("pdf_renderer", PdfRendererOpt, PdfRenderer.auto),
     ("cache", CacheOpt, True),
 )
+_ENGINE_OPTIONS = (
+    ("engine", EngineOpt, Engine.transformers), ("server_url", ServerUrlOpt, None), ("api_key", ApiKeyOpt, None),
+    ("concurrency", ConcurrencyOpt, DEFAULT_SERVER_CONCURRENCY),
+)
 
 
 def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`command` with the run options added after its own; it receives them as one dict, `run_options`."""
+    """`command` with the run and engine options added after its own; it receives them as one dict,
+    `run_options`."""
+    return _with_options(command, _RUN_OPTIONS + _ENGINE_OPTIONS)
+
+
+def with_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`with_run_options` without the engine's (a command that runs the model itself: serve)."""
+    return _with_options(command, _RUN_OPTIONS)
+
+
+def _with_options(command: Callable[..., Any], options: tuple) -> Callable[..., Any]:
     own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "run_options"]
     shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=alias)
-              for name, alias, default in _RUN_OPTIONS]
+              for name, alias, default in options]
 
     @functools.wraps(command)
     def with_options(**given: Any) -> Any:
-        run_options = {name: given.pop(name) for name, _, _ in _RUN_OPTIONS}
+        run_options = {name: given.pop(name) for name, _, _ in options}
         return command(**given, run_options=run_options)
 
     with_options.__signature__ = inspect.Signature([*own, *shared])  # what Typer reads the options from

@@ -44,8 +44,9 @@ class RaySpec:
 
 def run_ocr_on_ray(request: OcrRequest, spec: RaySpec, write: Callable[[str], None],
                    progress: Progress | None = None,
-                   on_failure: Callable[[PageFailure], None] = lambda failure: None) -> OcrSummary:
-    """`run_ocr` with the pages read on Ray: the same files, manifest lines, failure records and exit code."""
+                   on_failure: Callable[[PageFailure], None] = lambda failure: None, read=None) -> OcrSummary:
+    """`run_ocr` with the pages read on Ray: the same files, manifest lines, failure records and exit code.
+    `read` yields (position, answer) as pages come back (default: vlmcli's actors; jobs/ray_vllm.py: vLLM's)."""
     if request.out_dir is None:
         raise UsageError("--ray needs -o/--output: documents are written to files as their pages come back")
     ray = _import_ray()
@@ -68,7 +69,7 @@ def run_ocr_on_ray(request: OcrRequest, spec: RaySpec, write: Callable[[str], No
         answered: set[int] = set()
         if todo:
             with _connected(ray, spec.address):
-                for position, item in _read_on_ray(ray, refs, todo, request, spec, progress):
+                for position, item in (read or _read_on_ray)(ray, refs, todo, request, spec, progress):
                     if position in answered:
                         continue
                     answered.add(position)

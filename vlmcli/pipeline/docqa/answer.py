@@ -28,7 +28,7 @@ from vlmcli.pipeline.docqa.reader import OnText, Reader, Reading, VlmReader
 from vlmcli.pipeline.docqa.retrieval import rank
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.prompts import OCR_PROMPT
-from vlmcli.specs import OCR_MAX_NEW_TOKENS, PdfSpec, RunSpec, SearchSpec
+from vlmcli.specs import OCR_MAX_NEW_TOKENS, Engine, PdfSpec, RunSpec, SearchSpec
 
 
 @dataclass(frozen=True)
@@ -109,14 +109,24 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     progress.note(f"PDFs are read by {renderer}", detail=True)
     ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, renderer))
     with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
-        reader = reader or VlmReader(run, ocr_run, progress, cache,
-                                     keys.settings_fingerprint(keys.image_settings(run, renderer)))
+        reader = reader or _reader(run, ocr_run, progress, cache,
+                                   keys.settings_fingerprint(keys.image_settings(run, renderer)))
         texts = page_texts(refs, run.pdf, ocr_settings, reader.transcribe, cache, progress)
         answer = _search(question, texts, reader, search, progress, on_text, on_discard)
     if answer.citation is not None:
         answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
     return dataclasses.replace(answer, seconds=time.perf_counter() - started,
                                name_files=len({ref.source for ref in refs}) > 1 or any(p.is_dir() for p in inputs))
+
+
+def _reader(run: RunSpec, ocr_run: RunSpec, progress: Progress, cache, image_key: str) -> Reader:
+    """The model in this process, or the engine `run.engine` names."""
+    if run.engine.kind is Engine.transformers:
+        return VlmReader(run, ocr_run, progress, cache, image_key)
+    from vlmcli.pipeline.docqa.engine_reader import EngineReader
+    from vlmcli.pipeline.transcribe import engine_for
+
+    return EngineReader(engine_for(run), run, ocr_run, progress)
 
 
 def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progress) -> list[PageRef]:

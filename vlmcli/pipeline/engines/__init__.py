@@ -25,3 +25,15 @@ class PageEngine(Protocol):
 
     def read(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
         """One result or failure per page of `todo`, in order (an engine may read several at once)."""
+
+
+class ChatEngine(PageEngine, Protocol):
+    """An engine outside this process's transformers model (server, vllm), which `ask` also uses."""
+
+    max_input_px: int  # the edge pages are rendered for (known after `start`)
+
+    def read_page(self, ref: PageRef, instruction: str, run: RunSpec) -> PageResult | PageFailure:
+        """One page, its bands merged."""
+
+    def chat(self, images: list, text: str, spec, deadline_s: float | None = None, on_text=None):
+        """One question about `images`; a Generation-like answer (text, tokens, seconds, finish_reason)."""
