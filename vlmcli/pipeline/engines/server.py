@@ -81,13 +81,15 @@ def served_model(models: list[dict], wanted: str, url: str, progress: Progress) 
 
 
 def checkpoint_edge_px(spec: ModelSpec) -> int | None:
-    """The longest edge the checkpoint's processor takes, where its files are on this machine."""
-    path = file_on_disk(spec, "preprocessor_config.json")
-    if path is None:
-        return None
-    try:
-        size = json.loads(path.read_text(encoding="utf-8")).get("size") or {}
-    except (OSError, ValueError):
-        return None
-    edge = size.get("longest_edge")
-    return int(edge) if isinstance(edge, int) else None
+    """The longest edge the checkpoint's processor takes, where its files are on this machine: in
+    processor_config.json (transformers 5 saves the image processor there) or preprocessor_config.json."""
+    for name, section in (("processor_config.json", "image_processor"), ("preprocessor_config.json", None)):
+        path = file_on_disk(spec, name)
+        try:
+            config = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+        except (OSError, ValueError):
+            continue
+        edge = ((config.get(section) or {}) if section else config).get("size", {}).get("longest_edge")
+        if isinstance(edge, int):
+            return edge
+    return None

@@ -155,6 +155,9 @@ def _max_model_len() -> int | None:
 
 
 def _import_vllm():
+    # vLLM logs to stdout at INFO by default, in its engine's processes too: stdout carries results only.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     try:
         import vllm
     except ImportError as exc:
