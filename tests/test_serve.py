@@ -330,3 +330,24 @@ def test_serve_help_imports_neither_fastapi_nor_torch():
             "print(sorted(m for m in ('fastapi', 'torch', 'uvicorn') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_ask_engine_server_answers_images_and_documents(server, tiny_idefics3, tmp_path, loaded):
+    """`ask --engine server`: a question about an image is the server's answer to it; a document's is cited."""
+    from vlmcli.model.generate import generate
+    from vlmcli.prompts import user_messages
+    from vlmcli.specs import GenerationSpec
+
+    image = tmp_path / "receipt.png"
+    draw_page((120, 80), "Total 42").save(image)
+    engine = ["--model", str(tiny_idefics3), "--engine", "server", "--server-url", server + "v1", "--api-key", KEY,
+              "--max-new-tokens", str(TOKENS), "-f", "json"]
+    asked = CliRunner().invoke(app, ["ask", str(image), "What is the total?", *engine])
+    assert asked.exit_code == 0, asked.output
+    local = generate(loaded, user_messages("What is the total?", 1), [draw_page((120, 80), "Total 42")],
+                     GenerationSpec(max_new_tokens=TOKENS))
+    assert json.loads(asked.stdout)["answer"] == local.text
+    document = CliRunner().invoke(app, ["ask", str(_pdf(tmp_path / "report.pdf", 2)), "What is the total?", *engine])
+    assert document.exit_code == 0, document.output
+    record = json.loads(document.stdout)
+    assert record["pages_read"] and record["question"] == "What is the total?"
