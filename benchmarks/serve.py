@@ -44,10 +44,9 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
-    from serving import running_server
-
     import httpx
+
+    from tools.serving import running_server
 
     with tempfile.TemporaryDirectory(prefix="vlmcli-serve-bench-") as scratch:
         work = Path(scratch)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 from conftest import draw_page
-from serving import running_server
 from typer.testing import CliRunner
 
+from tools.serving import running_server
 from vlmcli.cli import app
 
 httpx = pytest.importorskip("httpx", reason="the serve tests need the vlmcli[serve] extra")

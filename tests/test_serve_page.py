@@ -9,7 +9,8 @@ import time
 
 import pytest
 from conftest import draw_page
-from serving import running_server
+
+from tools.serving import running_server
 
 httpx = pytest.importorskip("httpx", reason="the page test needs the vlmcli[serve] extra")
 pytest.importorskip("fastapi", reason="the page test needs the vlmcli[serve] extra")

@@ -191,9 +191,14 @@ def _with_options(command: Callable[..., Any], options: tuple) -> Callable[..., 
 def run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
     """The run the options describe, with the defaults of what the checkpoint writes (DocTags or text), which
     its tokenizer's files tell before the model loads; and whether it writes DocTags."""
+    import dataclasses
+
     from vlmcli.model.profile import read_profile
 
-    doctags = read_profile(RunSpec.from_options(**run_options).model).doctags
+    spec = RunSpec.from_options(**run_options)
+    # Another engine's checkpoint may live elsewhere only: its files are read where they are here, never fetched.
+    local_only = spec.engine.kind is not Engine.transformers
+    doctags = read_profile(dataclasses.replace(spec.model, offline=True) if local_only else spec.model).doctags
     return RunSpec.from_options(**run_options, **more, doctags=doctags), doctags
 SCALE = "Job arrays and clusters"
 ShardOpt = Annotated[Optional[str], typer.Option(

@@ -26,7 +26,7 @@ def serve(
         help=f"The key every API call must carry (Authorization: Bearer KEY); or set {API_KEY_ENV_VAR}, which ps "
              "does not show.")] = None,
     max_waiting: Annotated[int, typer.Option(
-        min=0, rich_help_panel=LIMITS, help="Requests that may wait for the model; past them, 429.")] = 16,
+        min=1, rich_help_panel=LIMITS, help="Requests that may wait for the model; past them, 429.")] = 16,
     timeout: Annotated[float, typer.Option(
         min=1, rich_help_panel=LIMITS, help="Seconds a request may take, waiting included (504 past it).")] = 600,
     max_body_mb: Annotated[float, typer.Option(

@@ -1,5 +1,5 @@
-"""A real `vlmcli serve` for the tests: a subprocess on loopback (port 0, the port read from its stderr), on the
-tiny checkpoint, stopped with SIGTERM. One per test module (module-scoped fixtures), since each loads a model."""
+"""A real `vlmcli serve` for the tests and benchmarks: a subprocess on loopback (port 0, the port read from its
+stderr), stopped with SIGTERM. The tests start one per module (module-scoped fixtures), since each loads a model."""
 
 from __future__ import annotations
 
