@@ -1,5 +1,6 @@
-"""Smoke runs of benchmarks/serve.py and benchmarks/engines.py at tiny settings: the harnesses work and report
-every row (the figures come from the lead's runs on a quiet machine)."""
+"""A smoke run of benchmarks/serve.py at tiny settings: the harness works and reports every row (the figures
+come from the lead's runs on a quiet machine; benchmarks/engines.py is for a GPU machine, checked by hand at tiny
+settings)."""
 
 from __future__ import annotations
 
@@ -34,11 +35,3 @@ def test_serve_benchmark_smoke(tiny_idefics3, tmp_path):
     assert set(report["ocr"]) == {"local", "server, --concurrency 1", "server, --concurrency 4"}
     assert all(row["pages_per_s"] > 0 for row in report["ocr"].values())
 
-
-def test_engines_benchmark_smoke(tiny_idefics3, tmp_path):
-    out = tmp_path / "engines.json"
-    result = _run("benchmarks.engines", "--checkpoint", str(tiny_idefics3), "--pages", "1", "--new-tokens", "3",
-                  "--device", "cpu", "--batch-size", "2", "--out", str(out))
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(out.read_text())
-    assert set(report["rows"]["transformers, --batch-size 2"]["wall_s"]) == {"1", "2"}

@@ -59,14 +59,15 @@ def user_message(images: list[Image.Image], text: str) -> list[dict]:
 class ChatClient:
     """Chat completions against one server; shared by the engine's threads (httpx's client is thread-safe)."""
 
-    def __init__(self, spec: EngineSpec, timeout_s: float | None = None) -> None:
+    def __init__(self, spec: EngineSpec, timeout_s: float | None = None, transport=None) -> None:
         httpx = _import_httpx()
         if not spec.server_url:
             raise UsageError("--engine server needs --server-url", hint="e.g. --server-url http://127.0.0.1:8000/v1")
         self.spec, self.base_url = spec, spec.server_url.rstrip("/")
         headers = {"Authorization": f"Bearer {spec.api_key}"} if spec.api_key else {}
         self._timeout_s = timeout_s or DEFAULT_TIMEOUT_S
-        self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(self._timeout_s, connect=CONNECT_TIMEOUT_S))
+        self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(self._timeout_s, connect=CONNECT_TIMEOUT_S),
+                                  transport=transport)  # a test's fake server, else the network
         self._httpx = httpx
 
     def close(self) -> None:
