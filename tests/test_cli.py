@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from vlmcli import model
 from vlmcli.cli import app
 from vlmcli.errors import ExitCode, InputError
+from vlmcli.inputs.documents import PageRef
 from vlmcli.jobs import ocr as ocr_job
 from vlmcli.jobs.manifest import MANIFEST_NAME
 from vlmcli.jobs.ocr import FAILURE_REPORT_NAME
@@ -94,7 +95,9 @@ def test_ocr_partial_success_writes_the_good_files(monkeypatch, tmp_path):
     for name in ("a.pdf", "c.png"):
         Path(name).write_bytes(name.encode())
     bad = PageFailure(Path("bad.png"), None, InputError("bad.png: not a supported image"))
-    monkeypatch.setattr(ocr_job, "transcribe", lambda *a, **kw: iter([_result("a.pdf", 1), bad, _result("c.png", 1)]))
+    monkeypatch.setattr(ocr_job, "transcribe", lambda *a, on_plan, **kw: on_plan(
+        [PageRef(Path("a.pdf"), 0, 1, True), PageRef(Path("c.png"), 0, 1, False)]) or iter(
+        [_result("a.pdf", 1), bad, _result("c.png", 1)]))
     out = tmp_path / "out"
     result = runner.invoke(app, ["ocr", "a.pdf", "bad.png", "c.png", "-o", str(out), "-f", "markdown"])
     assert result.exit_code == ExitCode.partial

@@ -154,21 +154,20 @@ class ManifestMachine(RuleBasedStateMachine):
             os.fsync, os.replace = real_fsync, real_replace
             ocr_job.transcribe = original_transcribe
 
-    def _transcribe(self, inputs, instruction, run, *, pages=None, progress=None, reuse=None, on_plan=None):
+    def _transcribe(self, inputs, instruction, run, *, pages=None, progress=None, reuse=None, on_plan=None,
+                    **kwargs):
         """`transcribe` without a model: same order, same use of `reuse` and `on_plan`; a page's text is known."""
+        refs = [PageRef(path, index, DOCUMENTS[path.name], path.suffix == ".pdf") for path in inputs
+                for index in range(DOCUMENTS[path.name])]
+        stored_pages = [reuse(ref) if reuse else None for ref in refs]
         if on_plan is not None:
-            on_plan([PageRef(path, index, DOCUMENTS[path.name], path.suffix == ".pdf")
-                     for path in inputs for index in range(DOCUMENTS[path.name])])
-        for path in inputs:
-            count = DOCUMENTS[path.name]
-            for index in range(count):
-                ref = PageRef(path, index, count, path.suffix == ".pdf")
-                stored = reuse(ref) if reuse else None
-                if stored is None:
-                    self.pages_read.append((path.name, index))
-                    stored = PageResult(path, index + 1, f"text of {path.name} page {index + 1}", 4, 3,
-                                        0.25, "stop")
-                yield stored
+            on_plan(refs)
+        for ref, stored in zip(refs, stored_pages):
+            if stored is None:
+                self.pages_read.append((ref.source.name, ref.page_index))
+                stored = PageResult(ref.source, ref.page_number, f"text of {ref.source.name} page {ref.page_number}",
+                                    4, 3, 0.25, "stop")
+            yield stored
 
     def _outputs(self, out: Path) -> dict[str, bytes]:
         if not out.exists():

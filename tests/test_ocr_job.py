@@ -18,6 +18,7 @@ from vlmcli.cache.keys import settings_fingerprint
 from vlmcli.cli import app
 from vlmcli.errors import EncryptedPdfError, ExitCode
 from vlmcli.files import TEMP_MARK
+from vlmcli.inputs.documents import PageRef
 from vlmcli.jobs import manifest
 from vlmcli.jobs import ocr as ocr_job
 from vlmcli.model import generate
@@ -288,7 +289,9 @@ def test_generation_past_the_page_timeout_fails_that_page(tiny_idefics3, folder,
 
 
 def _fake_pages(names_and_failures):
-    def transcribe(inputs, instruction, run, *, pages=None, progress=None, reuse=None, on_plan=None):
+    def transcribe(inputs, instruction, run, *, pages=None, progress=None, reuse=None, on_plan=None, **kwargs):
+        if on_plan is not None:
+            on_plan([PageRef(Path(name), 0, 1, name.endswith(".pdf")) for name, _ in names_and_failures])
         for name, error in names_and_failures:
             if error is None:
                 yield PageResult(Path(name), 1, f"text of {name}", 4, 2, 0.1, "stop")
@@ -328,8 +331,8 @@ def test_sigterm_unwinds_like_ctrl_c(monkeypatch, tmp_path):
     handler = signal.getsignal(signal.SIGTERM)
     result = runner.invoke(app, ["ocr", "a.png", "b.png", "-o", "out"])
     assert result.exit_code == ExitCode.terminated and "terminated" in result.stderr
-    # a.png is done but not yet written (its file is written once the next input starts): the manifest has it
-    assert sorted(p.name for p in Path("out").iterdir()) == [".vlmcli-lock", manifest.MANIFEST_NAME]
+    # a.png is done and written (all its pages are in); the manifest has it
+    assert sorted(p.name for p in Path("out").iterdir()) == [".vlmcli-lock", manifest.MANIFEST_NAME, "a.png.txt"]
     assert len(manifest.done_keys(Path("out", manifest.MANIFEST_NAME))) == 1
     assert signal.getsignal(signal.SIGTERM) is handler  # vlmcli's handler is only there while ocr runs
 
@@ -353,7 +356,8 @@ def test_fault_while_writing_an_output_leaves_no_file_and_keeps_the_manifest(mon
     assert result.exit_code == code
     assert sorted(p.name for p in Path("out").iterdir()) == [".vlmcli-lock", manifest.MANIFEST_NAME]
     monkeypatch.setattr(os, "replace", real_replace)
-    monkeypatch.setattr(ocr_job, "transcribe", lambda *a, reuse=None, **kw: iter([reuse(_ref("a.png"))]))
+    monkeypatch.setattr(ocr_job, "transcribe", lambda *a, reuse=None, on_plan, **kw: on_plan([_ref("a.png")]) or iter(
+        [reuse(_ref("a.png"))]))
     assert runner.invoke(app, ["ocr", "a.png", "-o", "out", "--resume"]).exit_code == 0
     assert Path("out/a.png.txt").read_text() == "text of a.png\n"
 

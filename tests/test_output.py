@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from vlmcli.cli import app
 from vlmcli.errors import ExitCode, InputError
 from vlmcli.files import atomic_write
+from vlmcli.inputs.documents import PageRef
 from vlmcli.jobs import ocr as ocr_job
 from vlmcli.jobs.manifest import MANIFEST_NAME, done_keys
 from vlmcli.jobs.outputs import PlainRendering, Sink, render
@@ -52,14 +53,27 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
 def test_sink_names_files_without_collisions(tmp_path):
     written = []
     sink = Sink(PlainRendering(OutputFormat.text), tmp_path, [Path("x/a.pdf"), Path("y/a.pdf")], written.append)
+    sink.plan([PageRef(Path(source), 0, 1, True) for source in ("x/a.pdf", "y/a.pdf")])
     for source in ("x/a.pdf", "y/a.pdf"):
         sink.add(_page(source))
-    sink.flush()
     assert [p.name for p in sink.written] == ["a.pdf.txt", "a.pdf-2.txt"] and written == []
 
 
+def test_sink_writes_an_input_once_all_its_planned_pages_are_in_whatever_their_order(tmp_path):
+    """The Ray driver and engines hand pages over as they come back: a file is complete, pages in order."""
+    sink = Sink(PlainRendering(OutputFormat.text), tmp_path, [Path("a.pdf"), Path("b.pdf")], lambda text: None)
+    sink.plan([PageRef(Path("a.pdf"), index, 2, True) for index in (0, 1)] + [PageRef(Path("b.pdf"), 0, 1, True)])
+    sink.add(PageResult(Path("a.pdf"), 2, "second", 1, 1, 0.0, "stop"))
+    sink.add(_page("b.pdf"))
+    assert [p.name for p in sink.written] == ["b.pdf.txt"]  # a.pdf still lacks its page 1
+    sink.add(PageResult(Path("a.pdf"), 1, "first", 1, 1, 0.0, "stop"))
+    assert (tmp_path / "a.pdf.txt").read_text() == "first\n\f\nsecond\n"
+
+
 def test_interrupt_exits_130_and_keeps_finished_files(monkeypatch, tmp_path):
-    def interrupted(*args, **kwargs):
+    def interrupted(*args, on_plan, **kwargs):
+        on_plan([PageRef(Path("first.png"), 0, 1, False), PageRef(Path("second.pdf"), 0, 2, True),
+                 PageRef(Path("second.pdf"), 1, 2, True)])
         yield _page("first.png")
         yield _page("second.pdf", 1)
         raise KeyboardInterrupt

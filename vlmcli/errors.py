@@ -82,6 +82,11 @@ class DependencyError(VlmcliError, exit_code=ExitCode.dependency):
     """A system tool, package, device or offline model that the run needs is not there."""
 
 
+class ServerError(DependencyError, category="backend_failure"):
+    """An engine's server that cannot be reached, refuses the run, or still fails a page (429, 5xx, timeouts)
+    after its retries."""
+
+
 class RefusedError(VlmcliError, exit_code=ExitCode.refused, category="policy"):
     """A checkpoint refused for safety: it needs remote code, or has only pickle weights."""
 

@@ -134,6 +134,14 @@ class OutputFormat(str, Enum):
     alto = "alto"  # ALTO 4.2 XML: the same
 
 
+class Engine(str, Enum):
+    """What reads the pages: the model in this process, an OpenAI-compatible server, or vLLM in this process."""
+
+    transformers = "transformers"
+    server = "server"
+    vllm = "vllm"
+
+
 class AnswerFormat(str, Enum):
     text = "text"
     json = "json"
@@ -203,6 +211,9 @@ class GenerationSpec:
     repetition_penalty: float = 1.0  # 1.0 = off; a looping page is retried once with LOOP_RETRY_PENALTY
     max_time_s: float | None = None  # wall-clock cap of one generate call (what is left of --page-timeout)
     kv_cache: KVCache = KVCache.auto
+    temperature: float = 0.0  # 0: greedy (what vlmcli's own commands use); above: sampling (the server's clients)
+    top_p: float = 1.0  # nucleus sampling, with a temperature above 0
+    stop: tuple[str, ...] = ()  # the text ends before the first of these (the server's `stop`)
 
 
 @dataclass(frozen=True)
@@ -243,6 +254,20 @@ class FirstPassSpec:
         return cls(engine=first_pass, **({"languages": first_pass_lang} if first_pass_lang else {}),
                    **({"timeout_s": page_timeout} if page_timeout else {}))
 
+DEFAULT_SERVER_CONCURRENCY = 4  # pages in flight to an engine's server: enough to keep a GPU server's batch full
+API_KEY_ENV_VAR = "VLMCLI_API_KEY"  # `vlmcli serve` and `--engine server` read the key from here too
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Who reads the pages (`--engine`); for a server, where and how hard to push it."""
+
+    kind: Engine = Engine.transformers
+    server_url: str | None = None  # the server's base URL, up to and including /v1
+    api_key: str | None = field(default=None, repr=False)  # never printed, never part of a fingerprint
+    concurrency: int = DEFAULT_SERVER_CONCURRENCY  # pages sent at once (server)
+    attempts: int = 5  # tries per request on 429, 5xx, timeouts and lost connections (server)
+
 
 DEFAULT_TOP_K = 3  # pages `ask` reads with the model when it searches a whole document
 
@@ -268,6 +293,7 @@ class RunSpec:
     page_timeout_s: float | None = None  # generation of one page, all bands and retries (poppler: pdf.timeout_s)
     batch_size: int = 1  # ocr: pages per generate call (each band a row); more pays on a GPU
     cache: bool = True  # read and write the page cache (vlmcli/cache); --no-cache turns it off
+    engine: EngineSpec = field(default_factory=EngineSpec)
 
     @classmethod
     def from_options(cls, *, base: ModelSpec | None = None, model: str | None = None, revision: str | None = None,
@@ -279,7 +305,9 @@ class RunSpec:
                      kv_cache: KVCache = KVCache.auto, split: bool | None = None, longest_edge: int | None = None,
                      bands: bool = True, password: str | None = None, page_timeout: float | None = None,
                      batch_size: int = 1, cache: bool = True,
-                     pdf_renderer: PdfRenderer = PdfRenderer.auto, doctags: bool = False) -> RunSpec:
+                     pdf_renderer: PdfRenderer = PdfRenderer.auto, doctags: bool = False,
+                     engine: Engine = Engine.transformers, server_url: str | None = None,
+                     api_key: str | None = None, concurrency: int = DEFAULT_SERVER_CONCURRENCY) -> RunSpec:
         """The run the command-line options describe (keyword names are the options'); `None` = not given.
 
         The model options go through `ModelSpec.from_options` (with `base`). `--page-timeout` bounds each
@@ -300,4 +328,5 @@ class RunSpec:
             generation=GenerationSpec(max_new_tokens=max_new_tokens or default_max_new_tokens,
                                       min_new_tokens=min_new_tokens, kv_cache=kv_cache, **guard),
             pdf=pdf, page_timeout_s=page_timeout, batch_size=batch_size, cache=cache,
+            engine=EngineSpec(kind=engine, server_url=server_url, api_key=api_key, concurrency=concurrency),
         )

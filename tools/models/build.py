@@ -104,6 +104,17 @@ def build_test_checkpoint(out_dir: Path, family: str = "idefics3", *, seed: int 
     return save_checkpoint(out_dir, config, processor, seed=seed, quiet=True)
 
 
+def build_vllm_test_checkpoint(out_dir: Path, *, seed: int = 0) -> Path:
+    """The idefics3 test fixture with a text tower of head_dim 64 (hidden 128, 2 heads), the smallest vLLM's CPU
+    attention takes (it refuses the fixture's head_dim 16)."""
+    tokenizer = bpe_tokenizer("idefics3")
+    text = _test_tower(num_key_value_heads=1, max_position_embeddings=2048, rope_theta=100000.0)
+    text.update(hidden_size=128, intermediate_size=256, num_attention_heads=2)
+    config, processor = idefics3_parts(tokenizer, sub_image_px=32, longest_edge_px=64, splitting=True,
+                                       vision=_test_tower(patch_size=8), text=text)
+    return save_checkpoint(out_dir, config, processor, seed=seed, quiet=True)
+
+
 def build_docling_checkpoint(out_dir: Path, flavour: str = "granite", *, seed: int = 0, image_size_px: int = 32,
                              longest_edge_px: int = 64, hidden: int = TEST_HIDDEN, layers: int = 2) -> Path:
     """A tiny DocTags checkpoint. granite: granite-docling-258M's layout (llama text model, GPT2-style BPE with the

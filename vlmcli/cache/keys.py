@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from vlmcli.files import file_sha256
-from vlmcli.specs import DecodeDType, KVCache, RunSpec
+from vlmcli.specs import DecodeDType, Engine, GenerationSpec, KVCache, RunSpec
 
 # The renderer that read every PDF before the renderer could differ; runs that use it keep the old fingerprints.
 ORIGINAL_RENDERER = "poppler"
@@ -42,6 +42,8 @@ def run_settings(run: RunSpec, instruction: str, resolved: Mapping, renderer: st
         **({"kv_cache": run.generation.kv_cache.value} if run.generation.kv_cache is not KVCache.auto else {}),
         # Two renderers draw the same page with slightly different pixels.
         **({"pdf_renderer": renderer} if renderer != ORIGINAL_RENDERER else {}),
+        # Another engine runs other code (and, for a server, weights this run cannot see): its pages are its own.
+        **({"engine": run.engine.kind.value} if run.engine.kind is not Engine.transformers else {}),
     }
 
 
@@ -55,7 +57,14 @@ def _generation_settings(spec) -> dict:
     # Keys added to GenerationSpec since manifests were first written are listed apart, so old keys still match.
     settings = dataclasses.asdict(dataclasses.replace(spec, max_time_s=None))
     del settings["kv_cache"]
+    for name in _LATER_GENERATION_FIELDS:
+        if settings[name] == getattr(_DEFAULT_GENERATION, name):
+            del settings[name]
     return settings
+
+
+_DEFAULT_GENERATION = GenerationSpec()
+_LATER_GENERATION_FIELDS = ("temperature", "top_p", "stop")
 
 
 def _folder_stamp(folder: Path) -> list | None:

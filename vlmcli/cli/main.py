@@ -1,5 +1,5 @@
-"""The `vlmcli` command: the Typer app, assembled here from the command modules (ask.py, read.py, status.py,
-train.py, cache.py)."""
+"""The `vlmcli` command: the Typer app, assembled here from the command modules (ask.py, read.py, serve.py,
+status.py, train.py, cache.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from vlmcli import __version__
-from vlmcli.cli import ask, cache, read, status, train
+from vlmcli.cli import ask, cache, read, serve, status, train
 from vlmcli.cli.exits import run_command
 
 
@@ -42,6 +42,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 app.command()(ask.ask)
 app.command()(read.ocr)
+app.command()(serve.serve)
 app.command()(status.status)
 app.command()(train.finetune)
 app.command(name="eval")(train.evaluate)

@@ -18,8 +18,10 @@ from typer._click import types as click_types
 from vlmcli.errors import UsageError
 
 from vlmcli.specs import (
+    API_KEY_ENV_VAR,
     BATCH_SIZE_RANGE,
     DEFAULT_MODEL,
+    DEFAULT_SERVER_CONCURRENCY,
     LONGEST_EDGE_RANGE,
     MAX_NEW_TOKENS_RANGE,
     PAGE_TIMEOUT_RANGE,
@@ -34,6 +36,7 @@ from vlmcli.specs import (
     DecodeDType,
     Device,
     DType,
+    Engine,
     FirstPass,
     KVCache,
     OutputFormat,
@@ -200,6 +203,22 @@ FailureReportOpt = Annotated[Optional[Path], typer.Option(readable=False,
     help="JSON Lines of failed pages: input, page_number, category, message, attempts, exit_code.")]
 
 
+ENGINE = "Engine"
+EngineOpt = Annotated[Engine, typer.Option(
+    "--engine", rich_help_panel=ENGINE,
+    help="Who reads the pages: transformers (the model in this process), server (an OpenAI-compatible server: "
+         "vlmcli serve, vLLM, ...; --server-url) or vllm (vLLM's engine in this process, pip install vllm). "
+         "Rendering, bands, resume and the outputs stay here.")]
+ServerUrlOpt = Annotated[Optional[str], typer.Option(
+    "--server-url", envvar="VLMCLI_SERVER_URL", rich_help_panel=ENGINE, metavar="URL",
+    help="The server of --engine server, up to /v1: e.g. http://127.0.0.1:8000/v1.")]
+ApiKeyOpt = Annotated[Optional[str], typer.Option(
+    "--api-key", envvar=API_KEY_ENV_VAR, rich_help_panel=ENGINE, show_default=False,
+    help=f"The server's API key (or set {API_KEY_ENV_VAR}: a key on the command line is visible to ps).")]
+ConcurrencyOpt = Annotated[int, typer.Option(
+    "--concurrency", min=1, rich_help_panel=ENGINE,
+    help="Pages sent to the server at once (--engine server); 429s and 5xx are retried with backoff.")]
+
 # The options that make a RunSpec, in --help order, with their defaults (RunSpec.from_options's keywords).
 _RUN_OPTIONS = (
     ("model", ModelOpt, DEFAULT_MODEL), ("revision", RevisionOpt, None), ("quantize", QuantizeOpt, Quant.none),
@@ -211,17 +230,31 @@ _RUN_OPTIONS = (
     ("bands", BandsOpt, True), ("password", PasswordOpt, None), ("pdf_renderer", PdfRendererOpt, PdfRenderer.auto),
     ("cache", CacheOpt, True),
 )
+_ENGINE_OPTIONS = (
+    ("engine", EngineOpt, Engine.transformers), ("server_url", ServerUrlOpt, None), ("api_key", ApiKeyOpt, None),
+    ("concurrency", ConcurrencyOpt, DEFAULT_SERVER_CONCURRENCY),
+)
 
 
 def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`command` with the run options added after its own; it receives them as one dict, `run_options`."""
+    """`command` with the run and engine options added after its own; it receives them as one dict,
+    `run_options`."""
+    return _with_options(command, _RUN_OPTIONS + _ENGINE_OPTIONS)
+
+
+def with_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`with_run_options` without the engine's (a command that runs the model itself: serve)."""
+    return _with_options(command, _RUN_OPTIONS)
+
+
+def _with_options(command: Callable[..., Any], options: tuple) -> Callable[..., Any]:
     own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "run_options"]
     shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=alias)
-              for name, alias, default in _RUN_OPTIONS]
+              for name, alias, default in options]
 
     @functools.wraps(command)
     def with_options(**given: Any) -> Any:
-        run_options = {name: given.pop(name) for name, _, _ in _RUN_OPTIONS}
+        run_options = {name: given.pop(name) for name, _, _ in options}
         return command(**given, run_options=run_options)
 
     with_options.__signature__ = inspect.Signature([*own, *shared])  # what Typer reads the options from
@@ -231,9 +264,14 @@ def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
     """The run the options describe, with the defaults of what the checkpoint writes (DocTags or text), which
     its tokenizer's files tell before the model loads; and whether it writes DocTags."""
+    import dataclasses
+
     from vlmcli.model.profile import read_profile
 
-    profile = read_profile(RunSpec.from_options(**run_options).model)
+    spec = RunSpec.from_options(**run_options)
+    # Another engine's checkpoint may live elsewhere only: its files are read where they are here, never fetched.
+    local_only = spec.engine.kind is not Engine.transformers
+    profile = read_profile(dataclasses.replace(spec.model, offline=True) if local_only else spec.model)
     asked, context = run_options.get("max_new_tokens"), profile.context_tokens
     if asked is not None and context is not None and asked >= context:
         raise UsageError(f"--max-new-tokens {asked} is beyond the model's context of {context} tokens",

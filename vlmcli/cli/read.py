@@ -41,7 +41,7 @@ from vlmcli.cli.options import (
     with_run_options,
 )
 from vlmcli.errors import UsageError, VlmcliError
-from vlmcli.specs import FirstPass, FirstPassSpec, OutputFormat
+from vlmcli.specs import Engine, FirstPass, FirstPassSpec, OutputFormat
 
 
 @with_run_options
@@ -77,11 +77,21 @@ def ocr(
 
             spec = ray_runner.RaySpec(address=ray, actors=ray_actors, actor_cpus=ray_actor_cpus,
                                       actor_gpus=ray_actor_gpus)
-            summary = ray_runner.run_ocr_on_ray(request, spec, write=_write_stdout, progress=progress,
-                                                on_failure=_report_failure)
+            on_ray = ray_runner.run_ocr_on_ray if run.engine.kind is Engine.transformers else _engine_on_ray(run)
+            summary = on_ray(request, spec, write=_write_stdout, progress=progress, on_failure=_report_failure)
         progress.stop()
     print_note(summary.line())
     raise typer.Exit(int(summary.exit_code))
+
+
+def _engine_on_ray(run):
+    """--ray with another engine: vLLM through Ray Data's LLM processor; a server is its own engine."""
+    if run.engine.kind is Engine.server:
+        raise UsageError("--ray and --engine server do not go together",
+                         hint="the server reads the pages; --concurrency sets how many go at once")
+    from vlmcli.jobs.ray_vllm import run_ocr_on_ray_vllm
+
+    return run_ocr_on_ray_vllm
 
 
 def _shard(option: str | None, shard_count: int | None):

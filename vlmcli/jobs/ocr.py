@@ -1,11 +1,13 @@
 """`vlmcli ocr` as a durable job: resume from the manifest, keep going past bad pages, report them, write the
 output files, and decide the exit code (no Typer or Rich).
 
-Order of writes for each page, so that a kill at any instant loses nothing:
-the page's record goes into the manifest (fsynced) first; an input's output
-file is written (atomically) once all its pages have been seen. A resumed run
-replays the manifest's records through the same renderer, so its files are
-byte for byte those of a run that was never interrupted.
+Order of writes for each page, so that a kill at any instant loses nothing, in
+one method (`Job.take`) that every reader of pages calls (the local loop here,
+the Ray driver, the server's /v1/ocr, whatever the engine): the page's record
+goes into the manifest (fsynced) first; an input's output file is written
+(atomically) once all its pages have been seen. A resumed run replays the
+manifest's records through the same renderer, so its files are byte for byte
+those of a run that was never interrupted.
 
 A shard of a job array (`--shard K/N`) reads its share of the documents (jobs/shards.py)
 into the same folder as the others, with a manifest and failure report of its own;
@@ -35,6 +37,7 @@ from vlmcli.jobs.folder import OutputFolder, not_outputs, refuse_clobbering
 from vlmcli.jobs.ledger import Ledger
 from vlmcli.jobs.outputs import Sink, relative_name
 from vlmcli.jobs.shards import Shard
+from vlmcli.pipeline.engines import PageEngine
 from vlmcli.pipeline.firstpass import FirstPassReader, first_pass_reader
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.pipeline.transcribe import transcribe
@@ -82,21 +85,21 @@ class OcrSummary:
 
 
 def run_ocr(request: OcrRequest, write: Callable[[str], None], progress: Progress | None = None,
-            on_failure: Callable[[PageFailure], None] = lambda failure: None) -> OcrSummary:
-    """Transcribe every page of every input; return counts and the exit code (see `batch_exit_code`)."""
+            on_failure: Callable[[PageFailure], None] = lambda failure: None, engine: PageEngine | None = None,
+            on_page: Callable[[PageResult | PageFailure], None] = lambda item: None) -> OcrSummary:
+    """Transcribe every page of every input; return counts and the exit code (see `batch_exit_code`).
+
+    `engine` reads the pages (default: the one `request.run.engine` names); `on_page` hears each page once it
+    is durable."""
     progress = progress or NullProgress()
-    with Job(request, write, progress, on_failure) as job:
+    with Job(request, write, progress, on_failure, on_page) as job:
         items = iter(transcribe(job.documents, request.instruction, request.run, pages=request.pages,
-                                progress=progress, reuse=job.ledger.reuse, on_plan=job.planned))
-        # Closing the generator (fail-fast, Ctrl-C) shuts its prefetch thread down now, not at garbage collection.
+                                progress=progress, reuse=job.ledger.reuse, on_plan=job.planned, engine=engine))
+        # Closing the generator (fail-fast, Ctrl-C) shuts its reading threads down now, not at garbage collection.
         with closing(items) if hasattr(items, "close") else nullcontext():
             for item in items:
-                item = job.placed(item)
-                job.account(item)
-                job.sink.add(item)  # a new input's first page: the previous input is complete and is written now
-                if job.stopped_by(item):
+                if job.take(item):
                     return job.summary  # the input in progress is not written: output only when complete
-            job.sink.flush()
     return job.finish()
 
 
@@ -105,17 +108,20 @@ class Job:
     also writes each page's text through to the page cache), the output files (`sink`), the failure report and
     the counts.
 
-    Order of writes for each page, so that a kill at any instant loses nothing: `account` records the page
-    (fsynced) first; the caller hands an input's pages to the sink once all of them have been seen.
+    Every reader of pages hands each page to `take`, in any order: it holds the order of writes that lets a
+    kill at any instant lose nothing.
     """
 
     def __init__(self, request: OcrRequest, write: Callable[[str], None], progress: Progress,
-                 on_failure: Callable[[PageFailure], None], resolved: Callable[[], dict] | None = None) -> None:
-        """`resolved` gives the device type, dtype and levers the pages are read with (`model.resolve(...)
-        .settings()`), asked when the manifest first needs the fingerprint; default: as this machine loads."""
+                 on_failure: Callable[[PageFailure], None],
+                 on_page: Callable[[PageResult | PageFailure], None] = lambda item: None,
+                 resolved: Callable[[], dict] | None = None) -> None:
+        """`on_page` hears each page once it is durable; `resolved` gives the device type, dtype and levers the
+        pages are read with (`model.resolve(...).settings()`), asked when the manifest first needs the
+        fingerprint; default: as this machine loads."""
         if request.resume and request.out_dir is None:
             raise UsageError("--resume needs -o/--output: the manifest of finished pages lives in the output folder")
-        self.request, self.on_failure = request, on_failure
+        self.request, self.on_failure, self.on_page = request, on_failure, on_page
         shard = request.shard if request.shard is not None and request.shard.count > 1 else None
         label = shard.label if shard else None
         self.report_path = request.failure_report or (
@@ -158,6 +164,19 @@ class Job:
         outputs = [target.relative_to(self.request.out_dir).as_posix() for target in self.sink.targets()]
         tables = str(self.request.tables_dir.resolve()) if self.request.tables_dir else None
         self.ledger.record_plan(refs, self._failed_inputs, outputs, tables)
+        self.sink.plan(refs)
+
+    def take(self, item: PageResult | PageFailure, settings: dict | None = None) -> bool:
+        """A page is read (or failed, or came from the manifest): place its words on the first pass's boxes where
+        the output needs them, record it in the manifest (fsynced) and the failure report, then hand it to the
+        sink, which writes its input's file once all the input's pages are in; then tell `on_page`. True if the
+        run stops here (`--fail-fast`; the summary has the exit code). `settings`: the page's own run settings
+        where they are not the run's (a Ray actor on another kind of node)."""
+        item = self.placed(item)
+        self.account(item, settings)
+        self.sink.add(item)
+        self.on_page(item)
+        return self.stopped_by(item)
 
     def _check_targets(self, label: str | None) -> None:
         """Before any work: no output may replace an input; sweep what a killed run left; start a new report."""

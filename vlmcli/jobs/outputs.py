@@ -124,16 +124,22 @@ def write_file(target: Path, content: str | bytes) -> None:
 
 
 class Sink:
-    """Collects page results; streams them to stdout or writes one file per input when it is complete."""
+    """Collects page results; streams them to stdout (in the order they come), or writes one file per input once
+    all the pages its plan names are in, whatever order they came in."""
 
     def __init__(self, rendering: Rendering, out_dir: Path | None, inputs: list[Path],
                  write: Callable[[str], None]) -> None:
         self.rendering, self.out_dir, self.inputs, self.write = rendering, out_dir, inputs, write
         self.written: list[Path] = []
-        self._current: Path | None = None
-        self._items: list[Item] = []
+        self._expected: dict[Path, int] = {}  # pages planned per input
+        self._pending: dict[Path, list[Item]] = {}
         self._any_output = False
         self._names: dict[Path, str] = {}  # an input's name in the output folder, given in listing order
+
+    def plan(self, refs: list) -> None:
+        """The pages to come (`PageRef`s): an input is complete when all of its own have been added."""
+        for ref in refs:
+            self._expected[ref.source] = self._expected.get(ref.source, 0) + 1
 
     def add(self, item: Item) -> None:
         if self.out_dir is None and self.rendering.streams:
@@ -141,23 +147,27 @@ class Sink:
             self._any_output = self._any_output or bool(chunk)
             self.write(chunk)
             return
-        if item.source != self._current:
-            self.flush()
-            self._current = item.source
-        self._items.append(item)
+        if item.page_number is None:
+            return  # an input that could not be opened has no pages, and no file
+        if item.source not in self._expected:
+            raise AssertionError(f"{item.source}: a page of an input that was not planned")
+        pending = self._pending.setdefault(item.source, [])
+        pending.append(item)
+        if len(pending) >= self._expected[item.source]:
+            self._write(item.source, sorted(self._pending.pop(item.source), key=lambda page: page.page_number))
 
-    def flush(self) -> None:
-        """Render the input in progress, if it has at least one good page: into its file, or to stdout."""
-        if self._current is not None and any(isinstance(item, PageResult) for item in self._items):
-            name = self._name(self._current)
-            content = self.rendering.document(name, self._items)
-            if self.out_dir is None:
-                self.write(content)
-            else:
-                target = self.out_dir / (name + self.rendering.suffix)
-                write_file(target, content)
-                self.written.append(target)
-        self._current, self._items = None, []
+    def _write(self, source: Path, items: list[Item]) -> None:
+        """Render a complete input, if it has at least one good page: into its file, or to stdout."""
+        if not any(isinstance(item, PageResult) for item in items):
+            return
+        name = self._name(source)
+        content = self.rendering.document(name, items)
+        if self.out_dir is None:
+            self.write(content)
+        else:
+            target = self.out_dir / (name + self.rendering.suffix)
+            write_file(target, content)
+            self.written.append(target)
 
     def assign(self, documents: list[Path]) -> None:
         """Name the output files of `documents` now, in this order, whatever order they are completed in."""

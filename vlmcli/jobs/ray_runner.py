@@ -34,7 +34,6 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from vlmcli.errors import CrashError, DependencyError, UsageError, VlmcliError
 from vlmcli.inputs.documents import PageRef
@@ -64,8 +63,9 @@ class RaySpec:
 
 def run_ocr_on_ray(request: OcrRequest, spec: RaySpec, write: Callable[[str], None],
                    progress: Progress | None = None,
-                   on_failure: Callable[[PageFailure], None] = lambda failure: None) -> OcrSummary:
-    """`run_ocr` with the pages read on Ray: the same files, manifest lines, failure records and exit code."""
+                   on_failure: Callable[[PageFailure], None] = lambda failure: None, read=None) -> OcrSummary:
+    """`run_ocr` with the pages read on Ray: the same files, manifest lines, failure records and exit code.
+    `read` yields (position, answer) as pages come back (default: vlmcli's actors; jobs/ray_vllm.py: vLLM's)."""
     if request.out_dir is None:
         raise UsageError("--ray needs -o/--output: documents are written to files as their pages come back")
     if spec.page_attempts < 1:
@@ -77,23 +77,31 @@ def run_ocr_on_ray(request: OcrRequest, spec: RaySpec, write: Callable[[str], No
         refs = []
         for item in plan_pages(job.documents, request.pages, request.run):
             if isinstance(item, PageFailure):
-                job.account(item)
+                job.take(item)
             else:
                 refs.append(item)
         stored = [job.ledger.reuse(ref) for ref in refs]
         job.planned(refs)
-        documents = _Documents(refs, job)
-        progress.started(len(refs), "pages", done=sum(item is not None for item in stored))
-        for position, item in enumerate(stored):
+        done = sum(item is not None for item in stored)
+        progress.started(len(refs), "pages", done=done)
+        for item in stored:
             if item is not None:
-                documents.add(position, item)
+                job.take(item)  # a document all of whose pages are stored is written now
         todo = [position for position, item in enumerate(stored) if item is None]
-        for position, item, settings in _read_on_ray(cluster, refs, todo, request, progress):
-            if documents.add(position, item, cluster.settings_of_answer(settings, job)):
-                progress.advanced(documents.done)
-            if job.stopped_by(item):
+        answered: set[int] = set()
+        reading = (_read_on_ray(cluster, refs, todo, request, progress) if read is None
+                   else ((position, item, None) for position, item in read(cluster, refs, todo, request, progress)))
+        for position, item, settings in reading:
+            if position in answered:
+                continue
+            answered.add(position)
+            stops = job.take(item, cluster.settings_of_answer(settings, job))  # its document is written when due
+            progress.advanced(done + len(answered))
+            if stops:
                 return job.summary
-        documents.check_complete()
+        if len(answered) < len(todo):  # every page planned gets an answer or a failure record: this is a bug
+            raise RuntimeError(f"Ray Data returned no answer for {len(todo) - len(answered)} page(s) without "
+                               "raising an error")
     return job.finish()
 
 
@@ -154,38 +162,6 @@ class _Cluster:
                                f"{settings_line(self.actor_settings())} (nodes of another kind); its pages are "
                                "recorded under the settings they were read with")
         return run_settings(job.request, answer_settings)
-
-
-class _Documents:
-    """Answers per document until all its pages are in; then its file is written (pages in order)."""
-
-    def __init__(self, refs: list[PageRef], job: Job) -> None:
-        self.refs, self.job, self.done = refs, job, 0
-        self._items: dict[int, PageResult | PageFailure] = {}
-        self._positions: dict[Path, list[int]] = {}
-        for position, ref in enumerate(refs):
-            self._positions.setdefault(ref.source, []).append(position)
-
-    def add(self, position: int, item: PageResult | PageFailure, settings: dict | None = None) -> bool:
-        """Record an answer (False if this page already had one); write its document if it was the last.
-        `settings`: the run settings it was read with, where they are not the run's."""
-        if position in self._items:
-            return False
-        item = self.job.placed(item)
-        self.job.account(item, settings)
-        self._items[position] = item
-        self.done += 1
-        positions = self._positions[self.refs[position].source]
-        if all(p in self._items for p in positions):
-            for p in positions:
-                self.job.sink.add(self._items[p])
-            self.job.sink.flush()
-        return True
-
-    def check_complete(self) -> None:
-        missing = len(self.refs) - len(self._items)
-        if missing:  # every page planned gets an answer or a failure record: this is a bug
-            raise RuntimeError(f"Ray Data returned no answer for {missing} page(s) without raising an error")
 
 
 def _read_on_ray(cluster: _Cluster, refs: list[PageRef], todo: list[int], request: OcrRequest,

@@ -45,7 +45,8 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
     processor = loaded.processor
     text = processor.apply_chat_template(messages, add_generation_prompt=True)
     try:
-        inputs = processor(text=[text], images=[images], return_tensors="pt")
+        # A conversation without images (the server's text-only chats) gives the processor none at all.
+        inputs = processor(text=[text], images=[images] if images else None, return_tensors="pt")
     except ValueError as exc:
         raise InputError(f"the processor refused the image ({exc})",
                          hint="very small or extremely thin images may need padding") from None
@@ -89,18 +90,24 @@ def generate_batch(loaded: LoadedModel, inputs: dict, spec: GenerationSpec) -> l
 
 def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: StoppingCriteria, streamer,
             out_of_memory: ResourceError) -> torch.Tensor:
-    """The one `model.generate` call: greedy, stop tokens, the loop guard, `spec`'s optional limits."""
-    optional = {"repetition_penalty": spec.repetition_penalty} if spec.repetition_penalty != 1.0 else {}
+    """The one `model.generate` call: greedy (or sampling at a temperature above 0), stop tokens, the loop guard,
+    `spec`'s optional limits and stop strings."""
+    optional: dict = {"do_sample": False}
+    if spec.repetition_penalty != 1.0:
+        optional["repetition_penalty"] = spec.repetition_penalty
     if spec.max_time_s is not None:
         optional["max_time"] = spec.max_time_s
+    if spec.temperature > 0:
+        optional.update(do_sample=True, temperature=spec.temperature, top_p=spec.top_p, top_k=None)
+    if spec.stop:
+        optional.update(stop_strings=list(spec.stop), tokenizer=loaded.processor.tokenizer)
     optional.update(_cache_options(spec.kv_cache, loaded.device))
     try:
         with torch.inference_mode():
             _encode_images_in_place(loaded, inputs)
             # use_cache: granite-docling's config turns the KV cache off, which makes each step re-read the prompt.
             return loaded.model.generate(
-                **inputs, do_sample=False, use_cache=True,
-                max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
+                **inputs, use_cache=True, max_new_tokens=spec.max_new_tokens, min_new_tokens=spec.min_new_tokens,
                 eos_token_id=loaded.stop_token_ids, pad_token_id=loaded.processor.tokenizer.pad_token_id,
                 stopping_criteria=StoppingCriteriaList([guard]), streamer=streamer, **optional,
             )
@@ -141,9 +148,18 @@ def _row_generation(loaded, inputs, output, row: int, guard, spec: GenerationSpe
     if ended is None and guard.cut(row) is None and len(new_ids) < spec.max_new_tokens:
         finish_reason = "time"  # neither a stop token, a loop nor the length: max_time ended the call
     text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=not loaded.doctags).strip()
+    text, stopped = cut_at_stop(text, spec.stop)
+    if stopped:
+        finish_reason = "stop"
     return Generation(text=text, token_ids=tuple(kept_ids), image_tokens=int((prompt_ids == loaded.image_token_id).sum()),
                       prompt_tokens=int(attention.sum()), new_tokens=len(new_ids), seconds=seconds,
                       finish_reason=finish_reason, first_token_s=first_token_s)
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """`text` up to the first stop string, and whether one was found (OpenAI's `stop`: not part of the text)."""
+    found = [text.index(s) for s in stop if s and s in text]
+    return (text[:min(found)], True) if found else (text, False)
 
 
 def generate(loaded: LoadedModel, messages: list[dict], images: list[Image.Image], spec: GenerationSpec,

@@ -11,7 +11,7 @@ from vlmcli.inputs.documents import PageRef, page_refs
 from vlmcli.inputs.pages import page_images
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.prompts import user_messages
-from vlmcli.specs import PdfSpec, RunSpec
+from vlmcli.specs import Engine, PdfSpec, RunSpec
 
 
 def ask(inputs: list[Path], question: str, run: RunSpec, *, page_number: int = 1,
@@ -21,6 +21,8 @@ def ask(inputs: list[Path], question: str, run: RunSpec, *, page_number: int = 1
         raise UsageError("the question is empty")
     refs = [_page(path, page_number, run.pdf) for path in inputs]
     progress = progress or NullProgress()
+    if run.engine.kind is not Engine.transformers:
+        return _ask_engine(refs, question, run, progress, on_text)
     progress.loading_model(run.model.model_id)
     loaded = model.load(run.model, run.split)
     progress.model_loaded()
@@ -29,6 +31,17 @@ def ask(inputs: list[Path], question: str, run: RunSpec, *, page_number: int = 1
 
     images = [image for ref in refs for image in page_images(ref, loaded.max_input_px, run.split, run.pdf)]
     return generate(loaded, user_messages(question, len(images)), images, run.generation, on_text)
+
+
+def _ask_engine(refs: list[PageRef], question: str, run: RunSpec, progress: Progress,
+                on_text: Callable[[str], None] | None):
+    """The same question on another engine: the pages rendered here for the engine's model, asked together."""
+    from vlmcli.pipeline.transcribe import engine_for
+
+    engine = engine_for(run)
+    engine.start(run, progress)
+    images = [image for ref in refs for image in page_images(ref, engine.max_input_px, run.split, run.pdf)]
+    return engine.chat(images, question, run.generation, on_text=on_text)
 
 
 def _page(path: Path, page_number: int, pdf: PdfSpec) -> PageRef:

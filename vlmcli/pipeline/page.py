@@ -9,8 +9,11 @@ input errors) never imports torch.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from PIL import Image
 
@@ -19,7 +22,7 @@ from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
 from vlmcli.pipeline.results import PageFailure, PageResult, page_result
 from vlmcli.prompts import user_messages
-from vlmcli.specs import LOOP_RETRY_PENALTY, RunSpec
+from vlmcli.specs import LOOP_RETRY_PENALTY, GenerationSpec, RunSpec
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,12 @@ def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> Pag
     """Generate every band of a page; after out of memory, again with fewer sub-images, until none are left."""
     from vlmcli.model.processor import lower_resolution, resolution
 
-    deadline_s = time.monotonic() + run.page_timeout_s if run.page_timeout_s else None
+    deadline_s = page_deadline_s(run)
     attempts, current, inputs = 0, loaded, prepared.inputs
     while True:
         try:
-            generations, passes, decoding = _generate_bands(current, inputs, run, ref, deadline_s)
+            generations, passes, decoding = generate_bands(
+                functools.partial(_generate, current), inputs, run, ref, deadline_s)
             attempts += passes
             break
         except PageTimeoutError as error:
@@ -92,23 +96,33 @@ def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> Pag
     return page_result(ref, generations, attempts, decoding, resolution(current))
 
 
-def _generate_bands(loaded, band_inputs: list[dict], run: RunSpec, ref: PageRef,
-                    deadline_s: float | None) -> tuple[list, int, str]:
-    """One generation per band; a band that loops is decoded once more with a repetition penalty.
+def _generate(loaded, band: dict, spec: GenerationSpec):
+    from vlmcli.model import generate
+
+    return generate.generate_from_inputs(loaded, band, spec)
+
+
+def page_deadline_s(run: RunSpec) -> float | None:
+    """When the page being started must be done by (`time.monotonic()`), under --page-timeout."""
+    return time.monotonic() + run.page_timeout_s if run.page_timeout_s else None
+
+
+def generate_bands(generate: Callable[[Any, GenerationSpec], Any], bands: list, run: RunSpec, ref: PageRef,
+                   deadline_s: float | None) -> tuple[list, int, str]:
+    """One generation per band (`generate(band, spec)`, whatever the engine); a band that loops is decoded once
+    more with a repetition penalty; --page-timeout bounds them all.
 
     Returns the generations, the number of generate passes, and the decoding used.
     """
-    from vlmcli.model.generate import generate_from_inputs
-
     generations, passes, decoding = [], 0, "greedy"
-    for inputs in band_inputs:
+    for band in bands:
         spec = replace(run.generation, max_time_s=_time_left_s(deadline_s, run, ref))
-        generation = generate_from_inputs(loaded, inputs, spec)
+        generation = generate(band, spec)
         passes += 1
         if generation.finish_reason == "repetition":
             retry_spec = replace(spec, repetition_penalty=LOOP_RETRY_PENALTY,
                                  max_time_s=_time_left_s(deadline_s, run, ref))
-            retried = generate_from_inputs(loaded, inputs, retry_spec)
+            retried = generate(band, retry_spec)
             passes += 1
             if retried.finish_reason != "repetition":
                 generation, decoding = retried, f"greedy+repetition_penalty={LOOP_RETRY_PENALTY:g}"

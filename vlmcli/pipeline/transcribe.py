@@ -16,22 +16,25 @@ from vlmcli.errors import VlmcliError
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, page_refs
 from vlmcli.pipeline import prefetch
+from vlmcli.pipeline.engines import PageEngine
 from vlmcli.pipeline.page import prepare_page, read_prepared
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.specs import RunSpec
+from vlmcli.specs import Engine, RunSpec
 
 Reuse = Callable[[PageRef], PageResult | None]
 
 
 def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str | None = None,
                progress: Progress | None = None, reuse: Reuse | None = None,
-               on_plan: Callable[[list[PageRef]], None] | None = None) -> Iterator[PageResult | PageFailure]:
+               on_plan: Callable[[list[PageRef]], None] | None = None,
+               engine: PageEngine | None = None) -> Iterator[PageResult | PageFailure]:
     """Yield one result (or failure) per page of every input, in order. Bad inputs are skipped.
 
     `reuse` may return a page's result from an earlier run (the resume manifest):
     that page is yielded as is and not read again; if every page is reused the
     model is never loaded. `on_plan` hears every page to be yielded, before the model loads.
+    `engine` reads the pages (default: the one `run.engine` names).
     """
     progress = progress or NullProgress()
     planned: list[tuple[PageRef, PageResult | None]] = []
@@ -43,15 +46,13 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
     if on_plan is not None:
         on_plan([ref for ref, _ in planned])
     todo = [ref for ref, stored in planned if stored is None]
-    loaded = None
+    engine = engine or engine_for(run)
     if todo:
-        progress.loading_model(run.model.model_id)
-        loaded = model.load(run.model, run.split)
-        progress.model_loaded()
+        engine.start(run, progress)
     if any(ref.is_pdf for ref, _ in planned):
         progress.note(f"PDFs are read by {pdfs.renderer(run.pdf)}", detail=True)
     progress.started(len(planned), "pages")
-    results = read_pages(loaded, todo, instruction, run)
+    results = engine.read(todo, instruction, run)
     try:
         for done, (ref, stored) in enumerate(planned, start=1):
             item = stored if stored is not None else next(results)
@@ -61,6 +62,35 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
             yield item
     finally:
         results.close()
+
+
+def engine_for(run: RunSpec) -> PageEngine:
+    """The engine `run.engine` names (its package is imported only when it is used)."""
+    if run.engine.kind is Engine.server:
+        from vlmcli.pipeline.engines.server import ServerEngine
+
+        return ServerEngine(run.engine)
+    if run.engine.kind is Engine.vllm:
+        from vlmcli.pipeline.engines.vllm import VllmEngine
+
+        return VllmEngine()
+    return LocalEngine()
+
+
+class LocalEngine:
+    """The model in this process (transformers): loaded at `start`, unless it is given loaded (the server)."""
+
+    def __init__(self, loaded=None) -> None:
+        self.loaded = loaded
+
+    def start(self, run: RunSpec, progress: Progress) -> None:
+        if self.loaded is None:
+            progress.loading_model(run.model.model_id)
+            self.loaded = model.load(run.model, run.split)
+            progress.model_loaded()
+
+    def read(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+        return read_pages(self.loaded, todo, instruction, run)
 
 
 def plan_pages(inputs: list[Path], pages: str | None, run: RunSpec) -> Iterator[PageRef | PageFailure]:

@@ -38,7 +38,7 @@ from vlmcli.pipeline.docqa.retrieval import rank
 from vlmcli.pipeline.firstpass import first_pass_reader
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.prompts import OCR_PROMPT
-from vlmcli.specs import OCR_MAX_NEW_TOKENS, FirstPass, PdfSpec, RunSpec, SearchSpec
+from vlmcli.specs import OCR_MAX_NEW_TOKENS, Engine, FirstPass, PdfSpec, RunSpec, SearchSpec
 
 Reread = Callable[[PageRef], str]  # the model's transcription of a page
 
@@ -128,7 +128,7 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, resolved.settings(), renderer))
     image_key = keys.settings_fingerprint(keys.image_settings(run, renderer, resolved.settings(keys.IMAGE_PARTS)))
     with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
-        reader = reader or VlmReader(run, ocr_run, progress, cache, image_key)
+        reader = reader or _reader(run, ocr_run, progress, cache, image_key)
         first_pass = first_pass_reader(search.first_pass, run.pdf, cache)
         transcribe = None if search.first_pass.engine is FirstPass.none else reader.transcribe
         texts = page_texts(refs, run.pdf, ocr_settings, transcribe, cache, progress, first_pass)
@@ -138,6 +138,16 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
         answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
     return dataclasses.replace(answer, seconds=time.perf_counter() - started,
                                name_files=len({ref.source for ref in refs}) > 1 or any(p.is_dir() for p in inputs))
+
+
+def _reader(run: RunSpec, ocr_run: RunSpec, progress: Progress, cache, image_key: str) -> Reader:
+    """The model in this process, or the engine `run.engine` names."""
+    if run.engine.kind is Engine.transformers:
+        return VlmReader(run, ocr_run, progress, cache, image_key)
+    from vlmcli.pipeline.docqa.engine_reader import EngineReader
+    from vlmcli.pipeline.transcribe import engine_for
+
+    return EngineReader(engine_for(run), run, ocr_run, progress)
 
 
 def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progress) -> list[PageRef]:

@@ -53,10 +53,10 @@ class VlmReader:
     With a `cache`, image features are kept under `image_key` (cache/keys.py `image_settings`)."""
 
     def __init__(self, run: RunSpec, ocr_run: RunSpec, progress: Progress, cache: PageCache | None = None,
-                 image_key: str = "") -> None:
+                 image_key: str = "", loaded=None) -> None:
         self.run, self.ocr_run, self.progress = run, ocr_run, progress
         self.cache, self.image_key = cache, image_key
-        self._loaded = None
+        self._loaded = loaded  # a model loaded already (the server's), else loaded on first use
         self._hashes: dict[Path, str] = {}
 
     def transcribe(self, ref: PageRef) -> str:

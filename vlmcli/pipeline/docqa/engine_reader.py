@@ -1,0 +1,41 @@
+"""`ask --engine server|vllm` over whole documents: the `Reader` of answer.py on another engine (pages rendered
+here, read there)."""
+
+from __future__ import annotations
+
+import time
+
+from vlmcli.inputs.documents import PageRef
+from vlmcli.inputs.pages import page_images
+from vlmcli.pipeline.docqa.reader import OnText, Reading
+from vlmcli.pipeline.engines import ChatEngine
+from vlmcli.pipeline.results import PageFailure
+from vlmcli.progress import Progress
+from vlmcli.prompts import OCR_PROMPT, page_question
+from vlmcli.specs import RunSpec
+
+
+class EngineReader:
+    def __init__(self, engine: ChatEngine, run: RunSpec, ocr_run: RunSpec, progress: Progress) -> None:
+        self.engine, self.run, self.ocr_run, self.progress = engine, run, ocr_run, progress
+        self._started = False
+
+    def transcribe(self, ref: PageRef) -> str:
+        result = self._ready().read_page(ref, OCR_PROMPT, self.ocr_run)
+        if isinstance(result, PageFailure):
+            raise result.error
+        return result.text
+
+    def answer(self, ref: PageRef, question: str, on_text: OnText | None) -> Reading:
+        engine = self._ready()
+        started = time.perf_counter()
+        images = page_images(ref, engine.max_input_px, self.run.split, self.run.pdf)
+        generation = engine.chat(images, page_question(question), self.run.generation, on_text=on_text)
+        return Reading(generation.text, generation.image_tokens, generation.new_tokens,
+                       time.perf_counter() - started, generation.finish_reason)
+
+    def _ready(self) -> ChatEngine:
+        if not self._started:
+            self.engine.start(self.run, self.progress)
+            self._started = True
+        return self.engine
