@@ -40,10 +40,12 @@ def _one_error_line(stderr: str, *fragments: str) -> None:
 
 def _fake_transcribe(seen: list):
     """`transcribe` without a model: records the documents it was given, one page of text each."""
-    def transcribe(inputs, instruction, run, *, pages=None, progress=None, reuse=None, on_plan=None):
+    def transcribe(inputs, instruction, run, *, pages=None, progress=None, reuse=None, on_plan=None, **kwargs):
+        from vlmcli.inputs.documents import PageRef
+
         seen.append(list(inputs))
         if on_plan is not None:
-            on_plan([])
+            on_plan([PageRef(path, 0, 1, False) for path in inputs])
         for path in inputs:
             yield PageResult(path, 1, f"text of {path.name}", 64, 3, 0.1, "stop")
     return transcribe
@@ -492,11 +494,12 @@ def test_14_an_interrupted_ask_does_not_suggest_resume(capsys):
 
 
 def test_usage_mistakes_are_one_line(tmp_path):
-    result = subprocess.run([Path(sys.executable).parent / "vlmcli", "ocr", "x.png", "--top-k", "2"],
+    result = subprocess.run([Path(sys.executable).parent / "vlmcli", "ocr", "x.png", "--top-kk", "2"],
                             capture_output=True, text=True)
     assert result.returncode == ExitCode.usage
-    assert result.stderr.strip().splitlines() == [
-        "vlmcli: error: No such option: --top-k (hint: see 'vlmcli ocr --help')"]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vlmcli: error: No such option: --top-kk")
+    assert lines[0].endswith("(hint: see 'vlmcli ocr --help')")
 
 
 def test_a_broken_pipe_is_an_output_error():

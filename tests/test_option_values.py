@@ -2,8 +2,8 @@
 infinite, NaN, empty, not a number): an exit code from the README's table and at most one error line, never a
 traceback. The options are found by walking the command tree, so a new option is covered the day it is added.
 
-Each command is given inputs that do not exist, so a value that is accepted ends at the input check (exit 3)
-before any model or data is loaded.
+Each command is given inputs (or, for `serve`, a model) that do not exist, so a value that is accepted ends at
+that check (exit 3, 6 or 9) before any model or data is loaded and before any server starts.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def _base_arguments(command: str, tmp_path) -> list[str]:
         "ask": ["ask", str(tmp_path / "missing.png"), "What is it?", "--offline"],
         "finetune": ["finetune", "--data", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o")],
         "eval": ["eval", "--data", str(tmp_path / "missing.jsonl"), "--offline"],
+        "serve": ["serve", "--model", str(tmp_path / "no-model"), "--offline"],
     }[command]
 
 
@@ -48,7 +49,7 @@ OPTIONS = _numeric_options()
 def test_the_walk_finds_the_numeric_options():
     assert {("ocr", "--max-new-tokens"), ("ocr", "--page-timeout"), ("ask", "--top-k"), ("ask", "--page"),
             ("finetune", "--learning-rate"), ("finetune", "--stage"), ("eval", "--allow-failures")} <= set(OPTIONS)
-    assert {command for command, _ in OPTIONS} == {"ocr", "ask", "finetune", "eval"}
+    assert {command for command, _ in OPTIONS} == {"ocr", "ask", "finetune", "eval", "serve"}
 
 
 def _check(command: str, option: str, value: str, tmp_path) -> None:
@@ -61,7 +62,8 @@ def _check(command: str, option: str, value: str, tmp_path) -> None:
     errors = [line for line in result.stderr.splitlines() if line.startswith("vlmcli: error:")]
     assert len(errors) <= 1 and "Traceback" not in result.stderr, (option, value, result.stderr)
     if result.exit_code != ExitCode.usage:
-        assert result.exit_code in (ExitCode.input, ExitCode.dependency), (option, value, result.output)
+        assert result.exit_code in (ExitCode.input, ExitCode.dependency, ExitCode.model), (option, value,
+                                                                                           result.output)
 
 
 @pytest.mark.parametrize("command, option", OPTIONS)
