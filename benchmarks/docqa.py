@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--answer-tokens", type=int, default=16)
     parser.add_argument("--ocr-tokens", type=int, default=64)
     parser.add_argument("--scanned-pages", type=int, default=3)
+    parser.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"],
+                        help="float32: what `auto` gives on a CPU without native bf16 (AVX2)")
     parser.add_argument("--skip-model", action="store_true", help="retrieval only")
     parser.add_argument("--skip-retrieval", action="store_true", help="seconds per question only")
     parser.add_argument("--out", type=Path, default=HERE / "docqa.json")
@@ -183,7 +185,8 @@ def _ask_in_a_process(path: Path, question: str, cache: Path, args) -> dict:
     """One question in a new Python process (this script with --ask), timed whole from outside: `process_s`
     = `startup_s` (Python and vlmcli's own imports) + `load_s` + `question_s`."""
     command = [sys.executable, "-m", "benchmarks.docqa", "--ask", str(path), question, "--checkpoint",
-               args.checkpoint, "--answer-tokens", str(args.answer_tokens), "--ocr-tokens", str(args.ocr_tokens)]
+               args.checkpoint, "--answer-tokens", str(args.answer_tokens), "--ocr-tokens", str(args.ocr_tokens),
+               "--dtype", args.dtype]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent,
                             env={**os.environ, "VLMCLI_CACHE_DIR": str(cache)})
@@ -208,7 +211,7 @@ def ask_once(path: Path, question: str, args) -> dict:
     from vlmcli import model
     from vlmcli.pipeline.docqa.answer import ask_documents
     from vlmcli.progress import NullProgress
-    from vlmcli.specs import FirstPass, FirstPassSpec, RunSpec, SearchSpec
+    from vlmcli.specs import DType, FirstPass, FirstPassSpec, RunSpec, SearchSpec
 
     class LoadClock(NullProgress):
         started_at = seconds = 0.0
@@ -229,7 +232,7 @@ def ask_once(path: Path, question: str, args) -> dict:
 
     model.load = load
     run = RunSpec.from_options(model=args.checkpoint, max_new_tokens=args.answer_tokens,
-                               min_new_tokens=args.answer_tokens)
+                               min_new_tokens=args.answer_tokens, dtype=DType(args.dtype))
     ocr_run = dataclasses.replace(run, generation=dataclasses.replace(
         run.generation, max_new_tokens=args.ocr_tokens, min_new_tokens=args.ocr_tokens))
     clock = LoadClock()

@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=1)
     parser.add_argument("--answer-tokens", type=int, default=16)
     parser.add_argument("--ocr-tokens", type=int, default=512, help="per page transcribed by the model")
+    parser.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"],
+                        help="float32: what `auto` gives on a CPU without native bf16 (AVX2)")
     parser.add_argument("--skip-model", action="store_true", help="ranking and boxes only")
     parser.add_argument("--out", type=Path, default=HERE / "scans.json")
     args = parser.parse_args()
@@ -165,10 +167,10 @@ def first_answer(scan: Path, question: str, args, folder: Path) -> dict:
     """Seconds to the first answer on the scan, cold cache, first pass against the model's transcriptions."""
     from vlmcli import model
     from vlmcli.pipeline.docqa.answer import ask_documents
-    from vlmcli.specs import FirstPass, FirstPassSpec, RunSpec, SearchSpec
+    from vlmcli.specs import DType, FirstPass, FirstPassSpec, RunSpec, SearchSpec
 
     run = RunSpec.from_options(model=args.checkpoint, max_new_tokens=args.answer_tokens,
-                               min_new_tokens=args.answer_tokens)
+                               min_new_tokens=args.answer_tokens, dtype=DType(args.dtype))
     ocr_run = dataclasses.replace(run, generation=dataclasses.replace(
         run.generation, max_new_tokens=args.ocr_tokens, min_new_tokens=args.ocr_tokens))
     started = time.perf_counter()

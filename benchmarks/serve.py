@@ -52,7 +52,7 @@ def main() -> None:
         work = Path(scratch)
         page = text_page(work / "dense.png")
         with running_server(args.checkpoint, work / "server", "--max-waiting", "64",
-                            "--max-new-tokens", str(args.new_tokens)) as url:
+                            "--max-new-tokens", str(args.new_tokens), threads=None) as url:
             httpx.post(url + "v1/chat/completions", json=_chat(page, args.new_tokens), timeout=600)  # warm-up
             report = {"checkpoint": str(args.checkpoint), "new_tokens": args.new_tokens, "cpus": os.cpu_count(),
                       "chat": {str(level): _load(url, page, args.new_tokens, level, args.requests)
@@ -111,7 +111,7 @@ def _ocr_rows(url: str, checkpoint: Path, work: Path, pages: int, new_tokens: in
     for n in range(pages):
         text_page(inbox / f"page{n:03d}.png", seed=n)
     common = [str(inbox), "--model", str(checkpoint), "--offline", "--max-new-tokens", str(new_tokens),
-              "-f", "markdown"]
+              "-f", "markdown", "--dtype", "float32"]  # as the server (tools/serving.py) and as AVX2 CPUs run
     runs = {"local": [], "server, --concurrency 1": ["--engine", "server", "--server-url", url + "v1",
                                                      "--concurrency", "1"],
             "server, --concurrency 4": ["--engine", "server", "--server-url", url + "v1", "--concurrency", "4"]}

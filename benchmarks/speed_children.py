@@ -152,15 +152,15 @@ def child_doctags_decode(checkpoint: str, page: str, tokens: int, dtype: str, _:
 
     from vlmcli import model
     from vlmcli.model.generate import build_inputs, generate_from_inputs
-    from vlmcli.prompts import DOCTAGS_PROMPT, user_messages
+    from vlmcli.prompts import DOCTAGS_PROMPT
 
     run = run_spec(checkpoint, dtype, "none", tokens)
     run = replace(run, split=replace(run.split, split=False))
     loaded = model.load(run.model, run.split)
     image = Image.open(page).convert("RGB")
-    with_cache = generate_from_inputs(loaded, build_inputs(loaded, user_messages(DOCTAGS_PROMPT, 1), [image]),
+    with_cache = generate_from_inputs(loaded, build_inputs(loaded, loaded.family.messages(DOCTAGS_PROMPT, 1), [image]),
                                       run.generation)
-    inputs = build_inputs(loaded, user_messages(DOCTAGS_PROMPT, 1), [image])
+    inputs = build_inputs(loaded, loaded.family.messages(DOCTAGS_PROMPT, 1), [image])
     started = time.perf_counter()
     with torch.inference_mode():
         loaded.model.generate(**inputs, do_sample=False, max_new_tokens=tokens, min_new_tokens=tokens)

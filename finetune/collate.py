@@ -18,6 +18,8 @@ from vlmcli.finetune.data import Example, Problem
 from vlmcli.errors import VlmcliError
 from vlmcli.inputs.documents import page_ref
 from vlmcli.inputs.pages import page_images
+from vlmcli.model.families import RAW, Family
+from vlmcli.model.families.idefics import SMOLVLM
 from vlmcli.model.padding import padded_rows, zero_padded_stack
 from vlmcli.specs import PdfSpec, SplitSpec
 
@@ -36,11 +38,26 @@ def example_images(example: Example, max_input_px: int, pdf: PdfSpec) -> list[Im
     return [page_images(ref, max_input_px, WHOLE_PAGES, pdf)[0] for ref in pages]
 
 
-def encode(example: Example, images: list[Image.Image], processor: Any, image_token_id: int) -> dict:
+def family_messages(example: Example, family: Family) -> list[dict]:
+    """The example's conversation as the family is asked at inference: a transcription with the family's own
+    instruction (its card's; `vlmcli ocr` asks the same), a question in the family's image and text order; a chat
+    example as written."""
+    if example.kind == "chat":
+        return list(example.messages)
+    instruction = family.instruction() if example.kind == "transcription" else _question(example)
+    return [*family.messages(instruction, len(example.images)), example.messages[-1]]
+
+
+def _question(example: Example) -> str:
+    return next(part["text"] for part in example.messages[-2]["content"] if part["type"] == "text")
+
+
+def encode(example: Example, images: list[Image.Image], processor: Any, image_token_id: int,
+           family: Family = SMOLVLM) -> dict:
     """One example as tensors (batch of 1), with answer-only labels."""
     tokenizer = processor.tokenizer
-    messages = list(example.messages)
-    full_text = processor.apply_chat_template(messages, add_generation_prompt=False)
+    messages = family_messages(example, family)
+    full_text = _text(family, processor, messages, add_generation_prompt=False)
     inputs = processor(text=[full_text], images=[images] if images else None, return_tensors="pt")
     input_ids = inputs["input_ids"][0]
     # Images expand each <image> into many tokens, all before the first answer, so
@@ -50,8 +67,8 @@ def encode(example: Example, images: list[Image.Image], processor: Any, image_to
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        start = _length(processor, messages[:index], add_generation_prompt=True) + shift
-        end = _length(processor, messages[: index + 1], add_generation_prompt=False) + shift
+        start = _length(family, processor, messages[:index], add_generation_prompt=True) + shift
+        end = _length(family, processor, messages[: index + 1], add_generation_prompt=False) + shift
         labels[start:end] = input_ids[start:end]
     labels[input_ids == image_token_id] = IGNORE_INDEX
     encoded = {key: value[0] for key, value in inputs.items()}
@@ -60,7 +77,7 @@ def encode(example: Example, images: list[Image.Image], processor: Any, image_to
 
 
 def validate(examples: list[Example], processor: Any, image_token_id: int, max_input_px: int, pdf: PdfSpec,
-             max_length: int) -> tuple[list[Example], list[Problem]]:
+             max_length: int, family: Family = SMOLVLM) -> tuple[list[Example], list[Problem]]:
     """Load and encode every example once; report unreadable images and over-long sequences by line.
 
     The good examples come back with their pages opened (`with_pages`)."""
@@ -68,7 +85,7 @@ def validate(examples: list[Example], processor: Any, image_token_id: int, max_i
     for example in examples:
         try:
             example = with_pages(example, pdf)
-            encoded = encode(example, example_images(example, max_input_px, pdf), processor, image_token_id)
+            encoded = encode(example, example_images(example, max_input_px, pdf), processor, image_token_id, family)
         except VlmcliError as error:
             problems.append(Problem(example.line_number, error.message))
             continue
@@ -102,13 +119,14 @@ class Collator:
     max_input_px: int
     pdf: PdfSpec
     readers: dict[tuple, tuple[Any, int]] = field(default_factory=dict)
+    family: Family = SMOLVLM
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         encoded = []
         for example in examples:
             processor, max_input_px = self.readers.get(example.resolution, (self.processor, self.max_input_px))
             encoded.append(encode(example, example_images(example, max_input_px, self.pdf), processor,
-                                  self.image_token_id))
+                                  self.image_token_id, self.family))
         pad_id = self.processor.tokenizer.pad_token_id
         batch = {
             "input_ids": padded_rows([e["input_ids"] for e in encoded], pad_id, left=False),
@@ -121,6 +139,14 @@ class Collator:
         return batch
 
 
-def _length(processor: Any, messages: list[dict], add_generation_prompt: bool) -> int:
-    text = processor.apply_chat_template(messages, add_generation_prompt=add_generation_prompt) if messages else ""
-    return len(processor.tokenizer(text)["input_ids"])
+def _text(family: Family, processor: Any, messages: list[dict], add_generation_prompt: bool) -> str:
+    """The family's prompt text; without a chat template, a finished answer ends with the end token it was trained
+    to stop at."""
+    text = family.prompt(processor, messages, add_generation_prompt=add_generation_prompt) if messages else ""
+    if family.layout == RAW and messages and messages[-1]["role"] == "assistant" and processor.tokenizer.eos_token:
+        text += processor.tokenizer.eos_token
+    return text
+
+
+def _length(family: Family, processor: Any, messages: list[dict], add_generation_prompt: bool) -> int:
+    return len(processor.tokenizer(_text(family, processor, messages, add_generation_prompt))["input_ids"])

@@ -13,7 +13,7 @@ from typing import Any
 
 import jiwer
 from rapidfuzz.distance import Levenshtein
-from vlmcli.finetune.collate import example_images
+from vlmcli.finetune.collate import example_images, family_messages
 from vlmcli.finetune.data import Example
 
 from vlmcli.errors import VlmcliError
@@ -59,7 +59,7 @@ def evaluate(loaded, examples: list[Example], pdf: PdfSpec, generation: Generati
         started = time.perf_counter()
         try:
             images = example_images(example, loaded.max_input_px, pdf)
-            generation_result = generate(loaded, example.prompt_messages, images, generation)
+            generation_result = generate(loaded, family_messages(example, loaded.family)[:-1], images, generation)
         except VlmcliError as error:
             report.examples.append({"line": example.line_number, "error": error.message,
                                     "category": error.category, "exit_code": int(error.exit_code)})

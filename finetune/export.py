@@ -13,7 +13,6 @@ from vlmcli.finetune.runinfo import model_spec_from_run, read_run_info
 from vlmcli import model as model_loader
 from vlmcli.errors import OutputError, UsageError
 from vlmcli.files import check_writable_folder
-from vlmcli.prompts import user_messages
 from vlmcli.specs import DType, GenerationSpec, ModelSpec, Quant, SplitSpec
 
 
@@ -51,5 +50,6 @@ def smoke_test(folder: Path) -> dict:
     except Exception as exc:
         raise UsageError(f"the exported checkpoint does not load ({exc}); nothing was written") from None
     page = Image.new("RGB", (256, 256), "white")
-    answer = generate(loaded, user_messages("What is written here?", 1), [page], GenerationSpec(max_new_tokens=4))
+    answer = generate(loaded, loaded.family.messages("What is written here?", 1), [page],
+                      GenerationSpec(max_new_tokens=4))
     return {"smoke_test_tokens": answer.new_tokens, "smoke_test_image_tokens": answer.image_tokens}

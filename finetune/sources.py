@@ -91,7 +91,7 @@ def validate_sources(sourced: list[Sourced], loaded: Any, views: dict[tuple, Any
     for item in sourced:
         reader = reader_of(loaded, views, item.source)
         good, problems = validate(item.examples, reader.processor, reader.image_token_id, reader.max_input_px, pdf,
-                                  max_length)
+                                  max_length, reader.family)
         found.append((item.source, good, problems))
     return _apply_policy(found, skip_bad, progress)
 

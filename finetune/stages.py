@@ -22,21 +22,16 @@ from typing import Any
 import tomllib
 
 from vlmcli.errors import UsageError
+from vlmcli.model.families import Family
 from vlmcli.specs import LONGEST_EDGE_RANGE, Range
 
-# Module-name patterns (regular expressions, matched in full by PEFT) shared by
-# Idefics2, Idefics3 and SmolVLM in transformers 5.
-VISION_LORA = r".*vision_model\.encoder\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])"
-TEXT_LORA = r".*text_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
-CONNECTOR = "connector"  # Idefics3: pixel shuffle + linear; Idefics2: MLP + perceiver. New in the VLM: trained fully.
 
 
 @dataclass(frozen=True)
 class Stage:
     number: int
     description: str
-    lora_targets: str  # regex of modules that get LoRA; everything else pretrained stays frozen
-    full_train: tuple[str, ...]  # modules trained fully (PEFT modules_to_save)
+    lora_on_vision: bool  # LoRA on the vision tower too (where the family names it), not only the language model
     lora_rank: int
     lora_alpha: int
     lora_dropout: float
@@ -75,11 +70,20 @@ class Stage:
     # average over every answer token of the batch, where long answers outweigh short ones;
     # "auto": "example" when the stage draws from several sources (replay included), else "token".
     loss_average: str = "auto"
+    # Overrides of the family's own (model/families): the regex of modules that get LoRA (everything else
+    # pretrained stays frozen), and the modules trained fully (PEFT modules_to_save; the family's connector).
+    lora_targets: str | None = None
+    full_train: tuple[str, ...] | None = None
+
+    def for_family(self, family: Family) -> Stage:
+        """The stage with the family's LoRA targets and connector where it sets none of its own."""
+        return replace(self, lora_targets=self.lora_targets or family.lora.regex(self.lora_on_vision),
+                       full_train=self.full_train if self.full_train is not None else family.lora.connector)
 
 
 STAGE_1 = Stage(
     number=1, description="alignment at low resolution: one image per page, no splitting",
-    lora_targets=f"({VISION_LORA})|({TEXT_LORA})", full_train=(CONNECTOR,),
+    lora_on_vision=True,
     lora_rank=64, lora_alpha=16, lora_dropout=0.1, use_dora=True,
     learning_rate=1e-4, full_train_learning_rate=1e-4, split=False, longest_edge_px=None,
 )
@@ -88,7 +92,7 @@ STAGE_2 = replace(
 )
 STAGE_3 = replace(
     STAGE_1, number=3, description="instruction tuning on your tasks, loss on the answers only",
-    lora_targets=TEXT_LORA, lora_rank=8, lora_alpha=8, full_train_learning_rate=2e-5, split=True,
+    lora_on_vision=False, lora_rank=8, lora_alpha=8, full_train_learning_rate=2e-5, split=True,
 )
 STAGES = {stage.number: stage for stage in (STAGE_1, STAGE_2, STAGE_3)}
 LOSS_AVERAGES = ("auto", "example", "token")
@@ -157,6 +161,10 @@ def _coerce(stage: Stage, key: str, value: Any, source: str) -> Any:
     current = getattr(stage, key)
     if key == "full_train":
         return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    if key == "lora_targets":  # a regex, where the preset leaves it to the family (None)
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"{source}: lora_targets = {value!r} is not a regular expression of module names")
+        return value
     if isinstance(current, bool) or isinstance(value, bool):
         ok = isinstance(current, bool) and isinstance(value, bool)
     elif isinstance(current, float):

@@ -51,6 +51,7 @@ from vlmcli import model as model_loader
 from vlmcli.errors import OutputError, ResourceError, TrainingDiverged, UsageError
 from vlmcli.files import TEMP_MARK, check_writable_folder
 from vlmcli.model.adapters import RUN_FILE
+from vlmcli.model.profile import read_profile
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.specs import (
     TRAINING_EVAL_MAX_NEW_TOKENS,
@@ -82,6 +83,8 @@ class NonFinite(RuntimeError):
 def run(request: FinetuneRequest, progress: Progress | None = None) -> dict:
     """Train one stage; return the summary also written to OUTPUT/run.json."""
     progress = progress or NullProgress()
+    # The family's LoRA targets and connector, where the stage names none: known from the checkpoint's files
+    request = dataclasses.replace(request, stage=request.stage.for_family(read_profile(request.model).family))
     stage = request.stage
     check_output(request.output, request.resume)
     train, evals = _read(request, progress)
@@ -220,7 +223,8 @@ def _trainer(peft_model, loaded, views: dict, train: list[Sourced], sampler: Mix
     )
     optimizer = torch.optim.AdamW(parameter_groups(peft_model, stage), lr=stage.learning_rate)
     collator = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, request.pdf,
-                        readers={key: (view.processor, view.max_input_px) for key, view in views.items()})
+                        readers={key: (view.processor, view.max_input_px) for key, view in views.items()},
+                        family=loaded.family)
     examples = [example for item in train for example in item.examples]  # in source order, as the sampler counts
     trainer = _Trainer(model=peft_model, args=args, train_dataset=_ListDataset(examples), data_collator=collator,
                        optimizers=(optimizer, None), compute_loss_func=loss.per_example if per_example else None,

@@ -62,11 +62,11 @@ def test_image_only_processor_loads_without_torchvision(tiny_checkpoint, family)
     video processor, and a forced image-only load equals what AutoProcessor gives where torchvision exists."""
     from transformers import AutoProcessor
 
-    from tools.models.image_only import declared_processor_class, load_processor, torchvision_imports
+    from vlmcli.model.image_only import declared_processor_class, load_processor, torchvision_imports
 
     folder = tiny_checkpoint(family)
     processor = load_processor(folder, image_only=True)
-    assert type(processor).__name__ == declared_processor_class(folder).__name__
+    assert type(processor).__name__ == declared_processor_class(str(folder)).__name__
     assert not hasattr(processor, "video_processor")
     assert type(pickle.loads(pickle.dumps(processor))) is type(processor)  # Ray and DataLoader workers unpickle it
     page = draw_page((120, 90))
@@ -132,7 +132,7 @@ def test_deepseek_ocr2_a4_page_takes_six_tiles(tiny_checkpoint):
     768 px tiles (144 each) and a separator, 1121 tokens (model_families.md)."""
     from PIL import Image
 
-    from tools.models.image_only import load_processor
+    from vlmcli.model.image_only import load_processor
     from tools.models.standins import A4_PX
 
     processor = load_processor(tiny_checkpoint("deepseek_ocr2"))

@@ -14,10 +14,13 @@ from vlmcli.prompts import OCR_PROMPT
 
 
 def test_presets_follow_the_recipe():
-    one, two, three = stages.STAGES[1], stages.STAGES[2], stages.STAGES[3]
+    from vlmcli.model.families.idefics import SMOLVLM
+
+    one, two, three = (stages.STAGES[n].for_family(SMOLVLM) for n in (1, 2, 3))
     assert not one.split and two.split and three.split  # low resolution first, splitting from stage 2
     assert "vision_model" in one.lora_targets and "vision_model" not in three.lora_targets
     assert all(s.full_train == ("connector",) for s in (one, two, three))  # new parameters train fully
+    assert stages.STAGES[1].for_family(SMOLVLM) == stages.resolve(1).for_family(SMOLVLM)
     assert three.use_dora and (three.lora_rank, three.lora_alpha) == (8, 8)
 
 

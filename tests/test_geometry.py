@@ -10,7 +10,6 @@ from vlmcli.pipeline.bands import merge_band_texts
 from vlmcli.prompts import (
     HANDWRITING_PROMPT,
     OCR_PROMPT,
-    ocr_instruction,
     user_messages,
 )
 
@@ -88,9 +87,12 @@ def test_repetition_ignores_distinct_text_and_short_repeats():
 
 
 def test_ocr_instruction_presets():
-    assert ocr_instruction(None, False) == OCR_PROMPT
-    assert ocr_instruction(None, True) == HANDWRITING_PROMPT
-    assert ocr_instruction("Read the table.", True) == "Read the table."
+    from vlmcli.model.families.idefics import DOCTAGS_FAMILY, SMOLVLM
+
+    assert SMOLVLM.instruction(None, False) == OCR_PROMPT
+    assert SMOLVLM.instruction(None, True) == HANDWRITING_PROMPT
+    assert SMOLVLM.instruction("Read the table.", True) == "Read the table."
+    assert DOCTAGS_FAMILY.instruction() == DOCTAGS_FAMILY.instruction(None, True) == "Convert this page to docling."
 
 
 def test_user_messages_put_images_first():

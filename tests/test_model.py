@@ -174,7 +174,7 @@ def test_remote_code_is_refused_unless_trusted(tmp_path, page_png):
         ask([page_png], QUESTION, _run(folder))
     assert "--trust-remote-code" in refused.value.hint
     assert not ran.exists()
-    with pytest.raises(ModelError, match="model type 'my_custom_vlm' is not supported"):
+    with pytest.raises(ModelError, match="model type 'my_custom_vlm' is not an image-text-to-text model"):
         ask([page_png], QUESTION, _run(folder, trust_remote_code=True))
     assert ran.exists()  # trusted: its code ran (and then the family check refused the model)
 

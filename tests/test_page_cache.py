@@ -98,7 +98,7 @@ CPU_FLOAT32 = {"device": "cpu", "dtype": "float32",
                "levers": ["packed_linear", "split_decode", "heap", "patch_layout", "image_features"]}
 
 
-def test_fingerprints_hold_the_resolved_machine_and_keep_their_values():
+def test_fingerprints_hold_the_resolved_machine_and_keep_their_values(tmp_path):
     """The fingerprint names the resolved device, dtype and levers, never `auto`; otherwise its values stay as
     they are (a change re-reads every done page of every user's folders, so it must be deliberate)."""
     plain = ocr_job.OcrRequest(inputs=(), instruction=OCR_PROMPT, run=RunSpec())
@@ -110,7 +110,9 @@ def test_fingerprints_hold_the_resolved_machine_and_keep_their_values():
     assert {name: settings[name] for name in CPU_FLOAT32} == CPU_FLOAT32
     assert keys.settings_fingerprint(settings) == "c83396539e86c4cd7e692ead7d13a017"
     assert keys.settings_fingerprint(ocr_job.run_settings(chosen, CPU_FLOAT32)) == "43aacfeccdce96ed591afa228d229074"
-    here = ocr_job.run_settings(plain)  # as this machine resolves it
+    (tmp_path / "config.json").write_text('{"model_type": "idefics3"}')  # a checkpoint the levers know
+    local = ocr_job.OcrRequest(inputs=(), instruction=OCR_PROMPT, run=RunSpec(model=ModelSpec(model_id=str(tmp_path))))
+    here = ocr_job.run_settings(local)  # as this machine resolves it
     assert here["dtype"] in ("float32", "bfloat16") and here["device"] == "cpu" and "image_features" in here["levers"]
     for other in ({**CPU_FLOAT32, "dtype": "bfloat16"}, {**CPU_FLOAT32, "device": "cuda"},
                   {**CPU_FLOAT32, "levers": CPU_FLOAT32["levers"][1:]}):

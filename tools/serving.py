@@ -16,11 +16,12 @@ READY = re.compile(r"serving .* at (http://127\.0\.0\.1:\d+/)")
 
 
 @contextmanager
-def running_server(checkpoint: Path, work: Path, *args: str):
-    """Yields the server's base URL (ending in /) while it runs."""
+def running_server(checkpoint: Path, work: Path, *args: str, threads: int | None = 1):
+    """Yields the server's base URL (ending in /) while it runs. `threads`: torch's threads in the server (one
+    for tests, which share the cores; None: torch's default, one per core, for a benchmark)."""
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(work / "hf"),
-           "VLMCLI_CACHE_DIR": str(work / "cache")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(work / "hf"), "VLMCLI_CACHE_DIR": str(work / "cache"),
+           **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     env.pop("VLMCLI_API_KEY", None)
     log = open(work / "server.log", "w+")
     child = subprocess.Popen([sys.executable, "-m", "vlmcli", "serve", "--model", str(checkpoint), "--offline",

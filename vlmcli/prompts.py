@@ -1,8 +1,8 @@
-"""Instructions and chat messages (pure). Training and inference build prompts here.
+"""Instructions and chat messages (pure): vlmcli's own prompts, which each model family takes or replaces with its
+card's (model/families).
 
-Messages use the chat format of transformers and TRL; the checkpoint's own
-chat template turns them into text. Images come first, then the instruction,
-as in the SmolVLM and Idefics model cards.
+Messages use the chat format of transformers and TRL; `user_messages` puts images first, then the instruction,
+as the SmolVLM and Idefics model cards do (training data is written in this form; a family reorders it).
 """
 
 from __future__ import annotations
@@ -17,16 +17,6 @@ HANDWRITING_PROMPT = (
     "Transcribe the handwritten text in this image exactly as written, in reading order, "
     "keeping the writer's line breaks, spelling and punctuation. Do not add commentary."
 )
-
-
-def ocr_instruction(prompt: str | None, handwriting: bool, doctags: bool = False) -> str:
-    """The instruction for a transcription: a user's own prompt wins over the presets; a DocTags
-    checkpoint gets the instruction it was trained on."""
-    if prompt:
-        return prompt
-    if doctags:
-        return DOCTAGS_PROMPT
-    return HANDWRITING_PROMPT if handwriting else OCR_PROMPT
 
 
 def user_messages(instruction: str, image_count: int) -> list[dict]:

@@ -17,7 +17,6 @@ from vlmcli.errors import UsageError
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 MODEL_ENV_VAR = "VLMCLI_MODEL"
-SUPPORTED_MODEL_TYPES = ("idefics2", "idefics3", "smolvlm")
 # Short names for the common checkpoints; `--model` takes either.
 MODEL_ALIASES = {
     "smolvlm-256m": "HuggingFaceTB/SmolVLM-256M-Instruct",
@@ -283,6 +282,19 @@ class SearchSpec:
 
 
 @dataclass(frozen=True)
+class PageReading:
+    """What a model family asks of a page's transcription (model/families): its token budget, how long a loop must
+    run before the guard ends it, and whether pages are read whole (no bands)."""
+
+    max_new_tokens: int = OCR_MAX_NEW_TOKENS
+    repetition_min_tokens: int | None = None
+    whole_pages: bool = False
+
+
+DOCTAGS_READING = PageReading(DOCTAGS_MAX_NEW_TOKENS, DOCTAGS_REPETITION_MIN_TOKENS, whole_pages=True)
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Everything about how pages become answers, shared by ask, ocr and eval."""
 
@@ -305,20 +317,22 @@ class RunSpec:
                      kv_cache: KVCache = KVCache.auto, split: bool | None = None, longest_edge: int | None = None,
                      bands: bool = True, password: str | None = None, page_timeout: float | None = None,
                      batch_size: int = 1, cache: bool = True,
-                     pdf_renderer: PdfRenderer = PdfRenderer.auto, doctags: bool = False,
+                     pdf_renderer: PdfRenderer = PdfRenderer.auto, reading: PageReading | None = None,
                      engine: Engine = Engine.transformers, server_url: str | None = None,
                      api_key: str | None = None, concurrency: int = DEFAULT_SERVER_CONCURRENCY) -> RunSpec:
         """The run the command-line options describe (keyword names are the options'); `None` = not given.
 
         The model options go through `ModelSpec.from_options` (with `base`). `--page-timeout` bounds each
-        PDF reader's call as well as a page's generation. A DocTags checkpoint (`doctags`) reads a page whole, as
-        it was trained to, with DocTags' token budget and a loop guard that lets tables repeat their cells."""
+        PDF reader's call as well as a page's generation. `reading` is the model family's (model/families): a
+        DocTags checkpoint, say, reads a page whole, as it was trained to, with DocTags' token budget and a loop
+        guard that lets tables repeat their cells."""
         pdf = PdfSpec(password=password, renderer=pdf_renderer,
                       **({"timeout_s": page_timeout} if page_timeout else {}))
-        if doctags:
-            if default_max_new_tokens == OCR_MAX_NEW_TOKENS:  # a page's transcription, not an answer
-                default_max_new_tokens = DOCTAGS_MAX_NEW_TOKENS
-            repetition_min_tokens, bands = repetition_min_tokens or DOCTAGS_REPETITION_MIN_TOKENS, False
+        reading = reading or PageReading()
+        if default_max_new_tokens == OCR_MAX_NEW_TOKENS:  # a page's transcription, not an answer
+            default_max_new_tokens = reading.max_new_tokens
+        repetition_min_tokens = repetition_min_tokens or reading.repetition_min_tokens
+        bands = bands and not reading.whole_pages
         guard = {"repetition_min_tokens": repetition_min_tokens} if repetition_min_tokens else {}
         return cls(
             model=ModelSpec.from_options(base=base, model=model, revision=revision, quantize=quantize, dtype=dtype,

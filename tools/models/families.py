@@ -2,7 +2,7 @@
 
 `build_family_checkpoint(out_dir, family)` saves config, weights, generation_config, processor, tokenizer and chat
 template with the ordinary `save_pretrained`, so `AutoModelForImageTextToText.from_pretrained(out_dir)` loads the
-model and `tools.models.image_only.load_processor(out_dir)` (AutoProcessor where torchvision imports) the processor.
+model and `vlmcli.model.image_only.load_processor(out_dir)` (AutoProcessor where torchvision imports) the processor.
 Token strings, prompt layout, processor class and generation_config follow the real checkpoint of each family; the
 widths are tiny. Families whose processor declares a video processor (qwen2_5_vl, qwen3_vl, glm_ocr) are saved
 image-only (image_only.py says why and how they load).
@@ -17,7 +17,7 @@ from transformers import AutoModelForImageTextToText, GenerationConfig
 
 from tools.models import templates
 from tools.models.family_tokenizers import tiny_tokenizer
-from tools.models.image_only import image_only_class
+from vlmcli.model.image_only import image_only_class
 
 FAMILIES = ("lighton_ocr", "paddleocr_vl", "glm_ocr", "qwen2_5_vl", "deepseek_ocr2", "granite_docling", "qwen3_vl")
 # 64 wide, 4 heads / 2 KV heads: the width bitsandbytes' CPU 4-bit kernel accepts (build.py's TEST_HIDDEN).

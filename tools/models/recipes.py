@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tools.models.image_only import load_processor
+from vlmcli.model.image_only import load_processor
 
 OLMOCR_PROMPT = (  # olmocr.prompts.build_no_anchoring_v4_yaml_prompt(), the prompt olmOCR-2 was trained on
     "Attached is one page of a document that you must process. Just return the plain text representation of this "

@@ -37,7 +37,7 @@ from tools.models import templates
 from tools.models.build import DEFAULT_STANDIN_CACHE
 from tools.models.families import CLIP_MEAN, CLIP_STD, save_family_checkpoint
 from tools.models.family_tokenizers import GLM_ADDED, GLM_FIRST_ADDED, qwen_tokenizer, synthetic_tokenizer
-from tools.models.image_only import image_only_class
+from vlmcli.model.image_only import image_only_class
 
 STANDINS = ("lighton_ocr", "paddleocr_vl", "glm_ocr")
 # Visual tokens of an A4 page at 200 dpi (1654 x 2339 px) through each real processor (model_families.md, section 3;

@@ -155,6 +155,9 @@ TablesOpt = Annotated[Optional[Path], typer.Option(
     readable=False, help="With a DocTags model: write every table as CSV into this folder (<input>.p<page>.t<k>.csv).")]
 PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
+TaskOpt = Annotated[Optional[str], typer.Option(
+    "--task", help="One of the model card's tasks instead of a whole page's transcription (PaddleOCR-VL: ocr, "
+                   "table, formula, chart; GLM-OCR: text, formula, table; `vlmcli models` lists them).")]
 
 SCANS = "Scanned pages"
 FirstPassOpt = Annotated[FirstPass, typer.Option(
@@ -261,9 +264,9 @@ def _with_options(command: Callable[..., Any], options: tuple) -> Callable[..., 
     return with_options
 
 
-def run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
-    """The run the options describe, with the defaults of what the checkpoint writes (DocTags or text), which
-    its tokenizer's files tell before the model loads; and whether it writes DocTags."""
+def run_spec(run_options: dict[str, Any], **more: Any):
+    """The run the options describe, with the defaults of the checkpoint's family (its token budget, loop guard,
+    whole pages), which its config and tokenizer files tell before the model loads; and that family."""
     import dataclasses
 
     from vlmcli.model.profile import read_profile
@@ -276,7 +279,7 @@ def run_spec(run_options: dict[str, Any], **more: Any) -> tuple[RunSpec, bool]:
     if asked is not None and context is not None and asked >= context:
         raise UsageError(f"--max-new-tokens {asked} is beyond the model's context of {context} tokens",
                          hint=f"ask for fewer than {context}: the prompt and its image take part of the context")
-    return RunSpec.from_options(**run_options, **more, doctags=profile.doctags), profile.doctags
+    return RunSpec.from_options(**run_options, **more, reading=profile.family.reading), profile.family
 SCALE = "Job arrays and clusters"
 ShardOpt = Annotated[Optional[str], typer.Option(
     "--shard", metavar="K/N", rich_help_panel=SCALE,

@@ -36,6 +36,7 @@ from vlmcli.cli.options import (
     ShardCountOpt,
     ShardOpt,
     TablesOpt,
+    TaskOpt,
     VerboseOpt,
     run_spec,
     with_run_options,
@@ -48,7 +49,7 @@ from vlmcli.specs import Engine, FirstPass, FirstPassSpec, OutputFormat
 def ocr(
     inputs: Annotated[list[Path], typer.Argument(readable=False, help="Images, PDFs, or folders of them.")],
     pages: PagesOpt = None, output: OutputDirOpt = None, output_format: FormatOpt = OutputFormat.text,
-    prompt: PromptOpt = None, handwriting: HandwritingOpt = False,
+    prompt: PromptOpt = None, handwriting: HandwritingOpt = False, task: TaskOpt = None,
     resume: ResumeOpt = False, force: ForceOpt = False, page_timeout: PageTimeoutOpt = None,
     fail_fast: FailFastOpt = False,
     failure_report: FailureReportOpt = None, batch_size: BatchSizeOpt = 1, tables: TablesOpt = None,
@@ -58,16 +59,14 @@ def ocr(
     verbose: VerboseOpt = False, *, run_options: dict[str, Any],
 ) -> None:
     """Transcribe images and PDFs page by page.  Example: vlmcli ocr scan.pdf --pages 1-3 -o out/"""
-    from vlmcli.prompts import ocr_instruction
-
     with reporting_errors(resumable=True), RichProgress(verbose) as progress, sigterm_as_interrupt():
-        run, doctags = run_spec(run_options, page_timeout=page_timeout, batch_size=batch_size)
+        run, family = run_spec(run_options, page_timeout=page_timeout, batch_size=batch_size)
         from vlmcli.jobs import ocr as job
 
         request = job.OcrRequest(
-            inputs=tuple(inputs), instruction=ocr_instruction(prompt, handwriting, doctags), run=run, pages=pages,
+            inputs=tuple(inputs), instruction=family.instruction(prompt, handwriting, task), run=run, pages=pages,
             output_format=output_format, out_dir=output, resume=resume, force=force, fail_fast=fail_fast,
-            failure_report=failure_report, doctags=doctags, tables_dir=tables, shard=_shard(shard, shard_count),
+            failure_report=failure_report, family=family, tables_dir=tables, shard=_shard(shard, shard_count),
             first_pass=FirstPassSpec.from_options(first_pass=first_pass, first_pass_lang=first_pass_lang,
                                                   page_timeout=page_timeout))
         if ray is None:

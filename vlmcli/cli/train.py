@@ -159,6 +159,9 @@ def finetune(
         eval_sets = tuple(mixture.parse_source(text, "--eval-data") for text in eval_data) if eval_data else \
             tuple(file_eval)
         if show_config:
+            from vlmcli.model.profile import read_profile
+
+            resolved = resolved.for_family(read_profile(spec).family)
             typer.echo(json.dumps({"stage": dataclasses.asdict(resolved), "model": _spec_dict(spec),
                                    "data": [s.as_dict() for s in sources],
                                    "eval_data": [s.as_dict() for s in eval_sets]}, indent=2))

@@ -26,7 +26,8 @@ from vlmcli.progress import Progress
 # What the manifest keeps of a finished page: all of it but its source and number,
 # which come from the page being resumed (the same content may sit at another path),
 # and its words, which are placed again from the page cache.
-RESULT_FIELDS = [f.name for f in dataclasses.fields(PageResult) if f.name not in ("source", "page_number", "words")]
+RESULT_FIELDS = [f.name for f in dataclasses.fields(PageResult)
+                 if f.name not in ("source", "page_number", "words", "parsed")]
 
 
 class Ledger:

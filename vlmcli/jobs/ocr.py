@@ -37,6 +37,8 @@ from vlmcli.jobs.folder import OutputFolder, not_outputs, refuse_clobbering
 from vlmcli.jobs.ledger import Ledger
 from vlmcli.jobs.outputs import Sink, relative_name
 from vlmcli.jobs.shards import Shard
+from vlmcli.model.families import Family
+from vlmcli.model.families.idefics import SMOLVLM
 from vlmcli.pipeline.engines import PageEngine
 from vlmcli.pipeline.firstpass import FirstPassReader, first_pass_reader
 from vlmcli.pipeline.results import PageFailure, PageResult
@@ -64,7 +66,11 @@ class OcrRequest:
     fail_fast: bool = False
     failure_report: Path | None = None  # default: OUT/vlmcli-failures.jsonl with -o, none without
     shard: Shard | None = None  # a job array's share of the documents; None or 1/1: all of them
-    doctags: bool = False  # the checkpoint writes DocTags (model/profile.py)
+    family: Family = SMOLVLM  # the checkpoint's family (model/families): what it writes and how it is parsed
+
+    @property
+    def doctags(self) -> bool:
+        return self.family.writes_doctags
     tables_dir: Path | None = None  # a DocTags model's tables as CSV files here
     # The first pass whose word boxes a plain model's words go on (json, pdf, hocr, alto)
     first_pass: FirstPassSpec = dataclasses.field(default_factory=FirstPassSpec)
@@ -174,7 +180,7 @@ class Job:
         where they are not the run's (a Ray actor on another kind of node)."""
         item = self.placed(item)
         self.account(item, settings)
-        self.sink.add(item)
+        self.sink.add(self.parsed(item))
         self.on_page(item)
         return self.stopped_by(item)
 
@@ -210,7 +216,13 @@ class Job:
             found = self.first_pass.words(page_ref(item.source, item.page_number, self.request.run.pdf))
         except VlmcliError as error:
             return PageFailure(item.source, item.page_number, error)
-        return dataclasses.replace(item, words=align(item.text, found))
+        return dataclasses.replace(item, words=align(self.request.family.parse(item.text).text, found))
+
+    def parsed(self, item: PageResult | PageFailure) -> PageResult | PageFailure:
+        """The page as its outputs show it: its text parsed by the family (the manifest keeps the raw text)."""
+        if not isinstance(item, PageResult) or self.request.family.parser == "plain":
+            return item
+        return dataclasses.replace(item, parsed=self.request.family.parse(item.text))
 
     def account(self, item: PageResult | PageFailure, settings: dict | None = None) -> None:
         """Count a page and make it durable: the manifest for a result, the report and manifest for a failure.

@@ -65,7 +65,7 @@ def render(item: Item, fmt: OutputFormat, first_in_stream: bool) -> str:
         return json_line(record(item))
     if isinstance(item, PageFailure):
         return ""
-    text = encodable(item.text)
+    text = encodable(item.text if fmt is OutputFormat.doctags else item.readable)
     if fmt is OutputFormat.markdown:
         return f"<!-- {comment_safe(item.source.name)}, page {item.page_number} -->\n\n{text}\n\n"
     separator = DOCTAGS_PAGE_BREAK if fmt is OutputFormat.doctags else PAGE_BREAK
@@ -106,12 +106,26 @@ def record(item: Item) -> dict:
         "page_width_pt": round(item.words.width_pt, 2), "page_height_pt": round(item.words.height_pt, 2),
         "first_pass": item.words.engine, "words": [word.record() for word in item.words.words]}
     return {
-        "source": str(item.source), "page_number": item.page_number, "text": item.text,
+        "source": str(item.source), "page_number": item.page_number, "text": item.readable,
         "image_tokens": item.image_tokens, "new_tokens": item.new_tokens,
         "seconds": round(item.seconds, 3), "finish_reason": item.finish_reason, "bands": item.bands,
         "longest_edge_px": item.longest_edge_px, "split": item.split, "attempts": item.attempts,
-        "decoding": item.decoding, **words,
+        "decoding": item.decoding, **words, **_parsed(item),
     }
+
+
+def _parsed(item: PageResult) -> dict:
+    """What the family's parser found beside the text: the raw output (where the text shown differs), fields, and
+    boxes ([x0, y0, x1, y1] as fractions of the page's width and height, top-left origin)."""
+    if item.parsed is None:
+        return {}
+    found = {"raw_text": item.text} if item.parsed.text != item.text else {}
+    if item.parsed.fields:
+        found["fields"] = item.parsed.fields
+    if item.parsed.boxes:
+        found["boxes"] = [{"label": box.label, "text": box.text, "bbox": [round(v, 4) for v in box.fractions()]}
+                          for box in item.parsed.boxes]
+    return found
 
 
 def write_file(target: Path, content: str | bytes) -> None:

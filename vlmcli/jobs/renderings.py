@@ -49,7 +49,7 @@ class PlainHtml:
     def page(self, item: Item, first_in_stream: bool) -> str:
         if not isinstance(item, PageResult):
             return ""
-        lines = "<br>\n".join(html_escape.escape(line) for line in encodable(item.text).splitlines())
+        lines = "<br>\n".join(html_escape.escape(line) for line in encodable(item.readable).splitlines())
         return f'<section id="page-{item.page_number}">\n<p>{lines}</p>\n</section>\n'
 
     def document(self, name: str, items: list[Item]) -> str:
@@ -129,7 +129,7 @@ class SearchablePdf:
                 elif item.words is not None and item.words.words:
                     lines = searchable_pdf.word_lines(item.words)
                 else:
-                    lines = searchable_pdf.plain_lines(item.text, geometry)
+                    lines = searchable_pdf.plain_lines(item.readable, geometry)
                 pages.append(searchable_pdf.SearchablePage(image, geometry, lines))
         return searchable_pdf.write_pdf(pages)
 

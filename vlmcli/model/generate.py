@@ -41,9 +41,10 @@ class Generation:
 
 
 def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.Image]) -> dict:
-    """Chat template + processor: the model inputs for one conversation, on the model's device."""
+    """The family's prompt (its chat template, or its card's own format) + processor: the model inputs for one
+    conversation, on the model's device."""
     processor = loaded.processor
-    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    text = loaded.family.prompt(processor, messages)
     try:
         # A conversation without images (the server's text-only chats) gives the processor none at all.
         inputs = processor(text=[text], images=[images] if images else None, return_tensors="pt")
@@ -60,14 +61,23 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
 
 def merge_rows(loaded: LoadedModel, rows: list[dict]) -> dict:
     """One batch from single-conversation inputs (`build_inputs`), padded as the processor pads a batch
-    (model/padding.py). Building rows one by one lets them be preprocessed on several threads."""
+    (model/padding.py). Building rows one by one lets them be preprocessed on several threads. Token rows are
+    left-padded; image inputs the family lists as concatenated (a flat list of patches, their grid) are joined,
+    the others (a row's images) stacked with zero padding."""
     pad_id = loaded.processor.tokenizer.pad_token_id
     batch = {"input_ids": padded_rows([row["input_ids"][0] for row in rows], pad_id, left=True),
              "attention_mask": padded_rows([row["attention_mask"][0] for row in rows], 0, left=True)}
-    for key in ("pixel_values", "pixel_attention_mask"):
-        if key in rows[0]:
+    for key in rows[0].keys() - batch.keys():
+        if key in loaded.family.concatenated_inputs:
+            batch[key] = torch.cat([row[key] for row in rows])
+        elif key in TOKEN_ALIGNED:
+            batch[key] = padded_rows([row[key][0] for row in rows], 0, left=True)
+        else:
             batch[key] = zero_padded_stack([row[key][0] for row in rows])
     return batch
+
+
+TOKEN_ALIGNED = ("token_type_ids", "mm_token_type_ids")  # per-token inputs beside the ids: padded like them
 
 
 def generate_batch(loaded: LoadedModel, inputs: dict, spec: GenerationSpec) -> list[Generation]:
@@ -147,7 +157,7 @@ def _row_generation(loaded, inputs, output, row: int, guard, spec: GenerationSpe
     kept_ids, finish_reason = _finish(new_ids, loaded, guard.cut(row), spec)
     if ended is None and guard.cut(row) is None and len(new_ids) < spec.max_new_tokens:
         finish_reason = "time"  # neither a stop token, a loop nor the length: max_time ended the call
-    text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=not loaded.doctags).strip()
+    text = loaded.processor.tokenizer.decode(kept_ids, skip_special_tokens=not loaded.family.keep_special_tokens).strip()
     text, stopped = cut_at_stop(text, spec.stop)
     if stopped:
         finish_reason = "stop"
@@ -173,7 +183,7 @@ def generate_from_inputs(loaded: LoadedModel, inputs: dict, spec: GenerationSpec
     """`generate` for inputs already built by `build_inputs` (so that can run ahead, on another thread)."""
     spec = within_context(loaded, spec, inputs["input_ids"].shape[1])
     guard = _RepetitionGuard(inputs["input_ids"].shape[1], spec)
-    streamer = _Streamer(loaded.processor.tokenizer, on_text, keep_special_tokens=loaded.doctags,
+    streamer = _Streamer(loaded.processor.tokenizer, on_text, keep_special_tokens=loaded.family.keep_special_tokens,
                          dropped=_dropped_stop_texts(loaded))
     started = time.perf_counter()
     output = _greedy(loaded, inputs, spec, guard, streamer, ResourceError(
@@ -198,7 +208,7 @@ def within_context(loaded: LoadedModel, spec: GenerationSpec, prompt_tokens: int
 
 def _dropped_stop_texts(loaded: LoadedModel) -> tuple[str, ...]:
     """The text of the stop tokens that end an answer without being part of it (seen only with special tokens)."""
-    if not loaded.doctags:
+    if not loaded.family.keep_special_tokens:
         return ()
     ids = [i for i in loaded.stop_token_ids if i not in loaded.kept_stop_ids]
     return tuple(loaded.processor.tokenizer.convert_ids_to_tokens(ids))

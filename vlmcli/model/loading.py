@@ -1,4 +1,5 @@
-"""Load a checkpoint of the Idefics2 / Idefics3 / SmolVLM family (torch, transformers).
+"""Load a checkpoint of any family vlmcli knows (model/families), or any other image-text-to-text checkpoint that
+transformers ships, with the generic profile (torch, transformers).
 
 Loading is strict on purpose: no remote code (`trust_remote_code=False`), no
 pickle weights (`use_safetensors=True`), and `--offline` never touches the
@@ -21,7 +22,6 @@ from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForImageTextToText,
-    AutoProcessor,
     BitsAndBytesConfig,
     GenerationConfig,
 )
@@ -38,13 +38,12 @@ from vlmcli.errors import (
     first_line,
 )
 from vlmcli.model import adapters, weights
+from vlmcli.model.families import GENERIC, Family
+from vlmcli.model.image_only import load_processor
 from vlmcli.model.levers import registry
-from vlmcli.model.processor import configure_processor
-from vlmcli.model.profile import DOCTAGS_END, context_tokens, has_doctags
+from vlmcli.model.profile import context_tokens, family_of_tokenizer
 from vlmcli.model.runtime import Resolved, resolve
-from vlmcli.specs import SUPPORTED_MODEL_TYPES, ModelSpec, Quant, SplitSpec
-
-END_OF_UTTERANCE = "<end_of_utterance>"
+from vlmcli.specs import ModelSpec, Quant, SplitSpec
 
 
 @dataclass
@@ -59,10 +58,15 @@ class LoadedModel:
     stop_token_ids: list[int]
     image_token_id: int
     max_input_px: int  # longest page edge the processor takes before shrinking it
-    doctags: bool = False  # a DocTags checkpoint: its special tokens are its output, </doctag> ends it
+    family: Family = GENERIC  # how the checkpoint is asked and read (model/families)
     kept_stop_ids: tuple[int, ...] = ()  # stop tokens that belong to the text (</doctag>)
     context_tokens: int | None = None  # the language model's context window, prompt and answer together
     resolved: Resolved | None = None  # device, dtype and levers as resolved for this load
+
+    @property
+    def doctags(self) -> bool:
+        """A DocTags checkpoint: its special tokens are its output, </doctag> ends it."""
+        return self.family.writes_doctags
 
     def uses(self, lever: str) -> bool:
         """Whether the load chose `lever` (levers/registry.py); those that act on each page ask here."""
@@ -98,14 +102,13 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     model.train(for_training)
     if not for_training:
         registry.apply_to_model(resolved.levers, model, resolved.target)
-    max_input_px = configure_processor(processor, config.model_type, adapters.trained_resolution(spec.adapter, split))
     tokenizer = processor.tokenizer
-    doctags = has_doctags(tokenizer)
+    family = family_of_tokenizer(config.model_type, tokenizer)
+    max_input_px = family.resolution.configure(processor, adapters.trained_resolution(spec.adapter, split))
     return LoadedModel(
         model=model, processor=processor, model_type=config.model_type, device=device, dtype=dtype,
-        stop_token_ids=_stop_token_ids(model, tokenizer, doctags),
-        image_token_id=int(config.image_token_id), max_input_px=max_input_px, doctags=doctags,
-        kept_stop_ids=(tokenizer.convert_tokens_to_ids(DOCTAGS_END),) if doctags else (),
+        stop_token_ids=_stop_token_ids(model, tokenizer, family), image_token_id=_image_token_id(config, processor),
+        max_input_px=max_input_px, family=family, kept_stop_ids=_token_ids(tokenizer, family.kept_stop_tokens),
         context_tokens=context_tokens(config), resolved=resolved,
     )
 
@@ -142,20 +145,28 @@ def _load_config(spec: ModelSpec) -> Any:
         raise ModelError(f"{spec.model_id}: not a supported checkpoint ({first_line(exc)})") from None
     except OSError as exc:
         raise _not_found(spec, exc) from None
-    if config.model_type not in SUPPORTED_MODEL_TYPES:
-        raise ModelError(f"{spec.model_id}: model type '{config.model_type}' is not supported",
-                         hint=f"vlmcli supports {', '.join(SUPPORTED_MODEL_TYPES)} checkpoints")
+    remote_vlm = spec.trust_remote_code and "AutoModelForImageTextToText" in (getattr(config, "auto_map", None) or {})
+    if type(config) not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING and not remote_vlm:
+        raise ModelError(f"{spec.model_id}: model type '{config.model_type}' is not an image-text-to-text model",
+                         hint="vlmcli reads pages with vision-language checkpoints; `vlmcli models` lists the "
+                              "families it knows")
     return config
 
 
 def _load_processor(spec: ModelSpec) -> Any:
+    """The checkpoint's processor; one that declares a video processor is built image-only where torchvision does
+    not import (model/image_only.py)."""
     try:
-        return AutoProcessor.from_pretrained(spec.model_id, **_hub_kwargs(spec))
+        return load_processor(spec.model_id, **_hub_kwargs(spec))
     except OSError as exc:
         raise _not_found(spec, exc) from None
     except ImportError as exc:
         raise DependencyError(f"{spec.model_id}: the processor needs a missing package ({first_line(exc)})",
                               hint="install the package named above") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelError(f"{spec.model_id}: the processor cannot be built from the checkpoint's files "
+                         f"({first_line(exc)})", hint="its processor and tokenizer files may be damaged or from "
+                                                      "another model") from None
 
 
 def _load_weights(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype,
@@ -206,16 +217,33 @@ def _load_read_by_tensor(spec: ModelSpec, config: Any, files: list[Path], option
     return model
 
 
-def _stop_token_ids(model: Any, tokenizer: Any, doctags: bool) -> list[int]:
-    ids: set[int] = {tokenizer.convert_tokens_to_ids(DOCTAGS_END)} if doctags else set()
+def _stop_token_ids(model: Any, tokenizer: Any, family: Family) -> list[int]:
+    """The generation config's and tokenizer's end tokens, and the family's own (end of utterance, </doctag>)."""
     eos = model.generation_config.eos_token_id
-    ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
-    end_of_utterance = tokenizer.convert_tokens_to_ids(END_OF_UTTERANCE)
-    if isinstance(end_of_utterance, int) and end_of_utterance != tokenizer.unk_token_id:
-        ids.add(end_of_utterance)
+    ids.update(_token_ids(tokenizer, family.extra_stop_tokens))
     return sorted(ids)
+
+
+def _token_ids(tokenizer: Any, tokens: tuple[str, ...]) -> tuple[int, ...]:
+    """The ids of those of `tokens` that are single tokens of `tokenizer`."""
+    found = [tokenizer.convert_tokens_to_ids(token) for token in tokens]
+    return tuple(i for i in found if isinstance(i, int) and i != tokenizer.unk_token_id)
+
+
+def _image_token_id(config: Any, processor: Any) -> int:
+    """The token that stands for image patches in the prompt: the config's, else the processor's."""
+    found = getattr(config, "image_token_id", None)
+    if found is None:
+        found = getattr(config, "image_token_index", None)
+    if found is None:
+        found = getattr(processor, "image_token_id", None)
+    if found is None:
+        raise ModelError(f"{config.name_or_path or config.model_type}: the checkpoint names no image token",
+                         hint="its config and processor disagree, or it is not a vision-language checkpoint")
+    return int(found)
 
 
 def _not_found(spec: ModelSpec, exc: Exception) -> Exception:

@@ -1,8 +1,8 @@
-"""What a checkpoint writes, told from its tokenizer's files before the model loads (no torch).
+"""A checkpoint's family and context, told from its config and tokenizer files before the model loads (no torch).
 
-DocTags checkpoints (granite-docling, SmolDocling) carry the DocTags tags as added
-tokens; their output is markup with boxes, read with their own instruction, kept
-with its special tokens and converted afterwards. The files decide, not the name.
+The family (model/families) comes from config.json's `model_type` and marks in the
+tokenizer's files (DocTags checkpoints carry the DocTags tags as added tokens, on the
+Idefics3 architecture); the files decide, not the name.
 """
 
 from __future__ import annotations
@@ -12,32 +12,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlmcli.model.families import Family, recognise
+from vlmcli.model.families.idefics import DOCTAGS_TOKENS, SMOLVLM
 from vlmcli.model.weights import file_on_disk
 from vlmcli.specs import ModelSpec
 
-DOCTAGS_END = "</doctag>"
-# Tags every DocTags tokenizer adds; a chat model's tokenizer has none of them.
-DOCTAGS_TOKENS = ("<doctag>", DOCTAGS_END, "<otsl>")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "added_tokens.json")
 
 
 @dataclass(frozen=True)
 class CheckpointProfile:
-    doctags: bool = False  # the checkpoint answers a page with DocTags
+    family: Family = SMOLVLM  # how the checkpoint is asked and read (the default model's, until its files say)
     context_tokens: int | None = None  # the language model's context window (None: not known before loading)
+
+    @property
+    def doctags(self) -> bool:
+        return self.family.writes_doctags
 
 
 def read_profile(spec: ModelSpec) -> CheckpointProfile:
-    """The profile of the checkpoint `spec` names, from its tokenizer files: on disk, in the hub cache, or, for
-    a checkpoint not downloaded yet, its tokenizer_config.json first (the weights follow at load). A checkpoint
-    whose files cannot be had is given the plain profile; loading it then says what is wrong."""
+    """The profile of the checkpoint `spec` names, from its config and tokenizer files: on disk, in the hub cache,
+    or, for a checkpoint not downloaded yet, its config.json and tokenizer_config.json first (the weights follow at
+    load). A checkpoint whose files cannot be had keeps the default profile; loading it then says what is wrong."""
     path = next((found for name in _TOKENIZER_FILES if (found := file_on_disk(spec, name)) is not None), None)
     path = path or _download(spec, "tokenizer_config.json")
     if path is None:
         return CheckpointProfile()
     text = path.read_text(encoding="utf-8", errors="replace")
-    return CheckpointProfile(doctags=all(f'"{token}"' in text for token in DOCTAGS_TOKENS),
-                             context_tokens=_context_tokens(file_on_disk(spec, "config.json")))
+    config = _config(spec)
+    return CheckpointProfile(family=recognise(_model_type(config), text), context_tokens=context_tokens(config or {}))
 
 
 def context_tokens(config: Any) -> int | None:
@@ -50,30 +53,36 @@ def context_tokens(config: Any) -> int | None:
     return tokens if isinstance(tokens, int) and tokens > 0 else None
 
 
-def _context_tokens(config_file: Path | None) -> int | None:
-    if config_file is None:
-        return None
-    try:
-        return context_tokens(json.loads(config_file.read_text(encoding="utf-8")))
-    except (OSError, ValueError):  # a damaged config: loading the model says what is wrong with it
-        return None
-
-
 def read_model_type(spec: ModelSpec) -> str | None:
-    """The checkpoint's config.json `model_type` (its family), found as `read_profile` finds the tokenizer's
-    files; None if the file cannot be had or read (loading it then says what is wrong)."""
-    path = file_on_disk(spec, "config.json") or _download(spec, "config.json")
-    try:
-        model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type") if path else None
-    except (OSError, ValueError, AttributeError):
-        return None
-    return model_type if isinstance(model_type, str) else None
+    """The checkpoint's config.json `model_type`, found as `read_profile` finds the tokenizer's files; None if the
+    file cannot be had or read (loading it then says what is wrong)."""
+    return _model_type(_config(spec))
+
+
+def family_of_tokenizer(model_type: str, tokenizer: Any) -> Family:
+    """The family of a loaded checkpoint: its model type and the added tokens of its tokenizer."""
+    marks = " ".join(f'"{token}"' for token in tokenizer.get_vocab() if token.startswith("<"))
+    return recognise(model_type, marks)
 
 
 def has_doctags(tokenizer: Any) -> bool:
-    """True if a loaded tokenizer has the DocTags tags as single tokens."""
+    """True if a loaded tokenizer has the DocTags tags as single tokens (what another engine's tokenizer says)."""
     vocabulary = tokenizer.get_vocab()
     return all(token in vocabulary for token in DOCTAGS_TOKENS)
+
+
+def _config(spec: ModelSpec) -> dict | None:
+    path = file_on_disk(spec, "config.json") or _download(spec, "config.json")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path else None
+    except (OSError, ValueError):  # a damaged config: loading the model says what is wrong with it
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _model_type(config: dict | None) -> str | None:
+    model_type = config.get("model_type") if config else None
+    return model_type if isinstance(model_type, str) else None
 
 
 def _download(spec: ModelSpec, filename: str) -> Path | None:

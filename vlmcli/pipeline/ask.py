@@ -10,7 +10,6 @@ from vlmcli.errors import InputError, UsageError
 from vlmcli.inputs.documents import PageRef, page_refs
 from vlmcli.inputs.pages import page_images
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.prompts import user_messages
 from vlmcli.specs import Engine, PdfSpec, RunSpec
 
 
@@ -30,7 +29,7 @@ def ask(inputs: list[Path], question: str, run: RunSpec, *, page_number: int = 1
     from vlmcli.model.generate import generate
 
     images = [image for ref in refs for image in page_images(ref, loaded.max_input_px, run.split, run.pdf)]
-    return generate(loaded, user_messages(question, len(images)), images, run.generation, on_text)
+    return generate(loaded, loaded.family.messages(question, len(images)), images, run.generation, on_text)
 
 
 def _ask_engine(refs: list[PageRef], question: str, run: RunSpec, progress: Progress,

@@ -21,7 +21,6 @@ from vlmcli.errors import PageTimeoutError, ResourceError, VlmcliError
 from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
 from vlmcli.pipeline.results import PageFailure, PageResult, page_result
-from vlmcli.prompts import user_messages
 from vlmcli.specs import LOOP_RETRY_PENALTY, GenerationSpec, RunSpec
 
 
@@ -67,7 +66,7 @@ def page_timeout(run: RunSpec, ref: PageRef) -> PageTimeoutError:
 def _build(loaded, bands: list[Image.Image], instruction: str) -> list[dict]:
     from vlmcli.model.generate import build_inputs
 
-    return [build_inputs(loaded, user_messages(instruction, 1), [band]) for band in bands]
+    return [build_inputs(loaded, loaded.family.messages(instruction, 1), [band]) for band in bands]
 
 
 def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> PageResult:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vlmcli.errors import VlmcliError
 from vlmcli.inputs.documents import PageRef
+from vlmcli.model.families.parsing import Parsed
 from vlmcli.pipeline.bands import merge_band_texts
 from vlmcli.words import PageWords
 
@@ -28,6 +29,12 @@ class PageResult:
     attempts: int = 1  # generate passes: more after out-of-memory or a loop
     decoding: str = "greedy"  # "greedy+repetition_penalty" once a loop was retried
     words: PageWords | None = None  # the text's words on the first pass's boxes (ocr -f json/pdf/hocr/alto)
+    parsed: Parsed | None = None  # the text as the family parses it: readable text, fields, boxes (for output)
+
+    @property
+    def readable(self) -> str:
+        """The text as a reader sees it: the family's markup of boxes and front matter taken out."""
+        return self.parsed.text if self.parsed is not None else self.text
 
     def describe(self) -> str:
         """One line of what the page cost, for -v."""

@@ -77,7 +77,7 @@ def create_app(service: Service) -> FastAPI:
         try:
             await run_in_threadpool(documents.planned_pages, upload, pages, service.run_spec, service.spec.max_pages)
             request = await run_in_threadpool(documents.ocr_request, upload, options, service.run_spec,
-                                              service.doctags, service.work_dir)
+                                              service.family, service.work_dir)
         except BaseException:
             upload.remove()
             raise

@@ -31,7 +31,6 @@ from vlmcli.jobs.outputs import SUFFIXES, json_line, record
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.pipeline.transcribe import LocalEngine
 from vlmcli.progress import NullProgress
-from vlmcli.prompts import ocr_instruction
 from vlmcli.serve.errors import ApiError, from_vlmcli
 from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, OutputFormat, RunSpec, SearchSpec
 
@@ -92,15 +91,15 @@ def planned_pages(upload: Upload, pages: str | None, run: RunSpec, max_pages: in
     return refs
 
 
-def ocr_request(upload: Upload, options: OcrOptions, run: RunSpec, doctags: bool, work_dir: Path) -> ocr_job.OcrRequest:
+def ocr_request(upload: Upload, options: OcrOptions, run: RunSpec, family, work_dir: Path) -> ocr_job.OcrRequest:
     """The OCR job of an upload: its output and manifest in a folder named by the document's content."""
     digest = hashlib.sha256(upload.path.read_bytes()).hexdigest()[:32]
     tokens = options.max_new_tokens or run.generation.max_new_tokens
     generation = dataclasses.replace(run.generation, max_new_tokens=tokens)
     return ocr_job.OcrRequest(
-        inputs=(upload.path,), instruction=ocr_instruction(options.prompt, options.handwriting, doctags),
+        inputs=(upload.path,), instruction=family.instruction(options.prompt, options.handwriting),
         run=dataclasses.replace(run, generation=generation), pages=options.pages,
-        output_format=options.output_format, out_dir=work_dir / "jobs" / digest, resume=True, doctags=doctags)
+        output_format=options.output_format, out_dir=work_dir / "jobs" / digest, resume=True, family=family)
 
 
 def run_ocr(loaded, request: ocr_job.OcrRequest, upload: Upload, options: OcrOptions,

@@ -31,7 +31,7 @@ def serve(spec: ServeSpec, progress: Progress, on_ready: Callable[[str], None]) 
     from vlmcli.serve.app import create_app
     from vlmcli.serve.service import Service
 
-    service = Service(spec, loaded, doctags=loaded.doctags)
+    service = Service(spec, loaded)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on",

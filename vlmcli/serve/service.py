@@ -34,8 +34,10 @@ class ClientGone(Exception):
 class Service:
     version = __version__
 
-    def __init__(self, spec: ServeSpec, loaded, doctags: bool) -> None:
-        self.spec, self.loaded, self.doctags = spec, loaded, doctags
+    def __init__(self, spec: ServeSpec, loaded) -> None:
+        self.spec, self.loaded = spec, loaded
+        self.family = loaded.family
+        self.doctags = loaded.family.writes_doctags
         self.run_spec = spec.run
         self.model_id = spec.run.model.model_id
         self.answer_tokens = ANSWER_MAX_NEW_TOKENS

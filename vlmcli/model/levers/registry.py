@@ -127,6 +127,9 @@ def _patch_layout(model: Any, target: Target) -> None:
 
 CPU = frozenset({"cpu"})
 FLOAT32 = frozenset({"float32"})
+# The model types whose equivalence tests prove each lever that changes how numbers are computed (tests/test_levers.py
+# and each lever's own tests); a family joins a lever when its test does. `heap` changes no number: any family.
+IDEFICS = frozenset({"idefics3", "smolvlm", "idefics2"})
 
 # In the order they are applied: packed_linear packs before the heap is given back (packing frees), and
 # half_decode and split_decode replace the same layers (the first that fits wins).
@@ -134,20 +137,22 @@ LEVERS: tuple[Lever, ...] = (
     Lever("lean_processor", "memory", "Idefics3's image processor makes its float copies one sub-image at a time",
           families=frozenset({"idefics3"}), inference_only=False, on_processor=_lean_processor),
     Lever("packed_linear", "vision", "the vision tower's linear layers prepacked for oneDNN (x86 with AVX2)",
-          devices=CPU, dtypes=FLOAT32, when=lambda t: "avx2" in t.cpu_flags and not t.quantized,
+          devices=CPU, dtypes=FLOAT32, families=IDEFICS, when=lambda t: "avx2" in t.cpu_flags and not t.quantized,
           on_model=_pack_linears),
     Lever("half_decode", "text", "float16 weights for the decode (--decode-dtype float16, lossy)",
-          devices=CPU, dtypes=FLOAT32, when=lambda t: t.half_decode and not t.quantized, opt_in=True,
+          devices=CPU, dtypes=FLOAT32, families=IDEFICS, when=lambda t: t.half_decode and not t.quantized,
+          opt_in=True,
           on_model=_halve_decode),
     Lever("split_decode", "text", "the decode's products split into row blocks run on all of torch's threads",
-          devices=CPU, dtypes=FLOAT32, when=lambda t: not t.half_decode, on_model=_split_decode),
+          devices=CPU, dtypes=FLOAT32, families=IDEFICS, when=lambda t: not t.half_decode, on_model=_split_decode),
     Lever("heap", "memory", "glibc's heap given back after quantizing, the load and each page's preprocessing",
           devices=CPU, inference_only=False, around_weights=_heap_while_quantizing, on_model=_heap_after_load),
     Lever("attention", "vision", "the vision tower's bf16 attention computed as eager does, a few heads at a time",
-          devices=CPU, dtypes=frozenset({"bfloat16"}), on_model=_cpu_attention),
+          devices=CPU, dtypes=frozenset({"bfloat16"}), families=IDEFICS, on_model=_cpu_attention),
     Lever("patch_layout", "vision", "the vision tower's residual stream laid out contiguously",
-          devices=CPU, on_model=_patch_layout),
-    Lever("image_features", "vision", "a page's sub-images encoded a few at a time ahead of generate"),
+          devices=CPU, families=IDEFICS, on_model=_patch_layout),
+    Lever("image_features", "vision", "a page's sub-images encoded a few at a time ahead of generate",
+          families=IDEFICS),
 )
 BY_NAME: dict[str, Lever] = {lever.name: lever for lever in LEVERS}
 

@@ -37,7 +37,7 @@ from vlmcli.pipeline.docqa.reader import OnText, Reader, Reading, VlmReader
 from vlmcli.pipeline.docqa.retrieval import rank
 from vlmcli.pipeline.firstpass import first_pass_reader
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.prompts import OCR_PROMPT
+from vlmcli.model.profile import read_profile
 from vlmcli.specs import OCR_MAX_NEW_TOKENS, Engine, FirstPass, PdfSpec, RunSpec, SearchSpec
 
 Reread = Callable[[PageRef], str]  # the model's transcription of a page
@@ -125,7 +125,9 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     progress.note(f"PDFs are read by {renderer}", detail=True)
     resolved = model.resolve(run.model)  # device, dtype and levers, as `vlmcli ocr` records them
     progress.note(resolved.line(), detail=True)
-    ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, OCR_PROMPT, resolved.settings(), renderer))
+    # The key `vlmcli ocr` caches a page's text under: its default instruction is the family's
+    instruction = read_profile(run.model).family.instruction()
+    ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, instruction, resolved.settings(), renderer))
     image_key = keys.settings_fingerprint(keys.image_settings(run, renderer, resolved.settings(keys.IMAGE_PARTS)))
     with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
         reader = reader or _reader(run, ocr_run, progress, cache, image_key)

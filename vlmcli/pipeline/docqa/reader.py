@@ -22,7 +22,7 @@ from vlmcli.inputs.pages import page_images
 from vlmcli.pipeline.page import prepare_page, read_prepared
 from vlmcli.pipeline.results import PageFailure
 from vlmcli.progress import Progress
-from vlmcli.prompts import OCR_PROMPT, page_question, user_messages
+from vlmcli.prompts import page_question
 from vlmcli.specs import RunSpec
 
 OnText = Callable[[str], None]
@@ -61,7 +61,8 @@ class VlmReader:
 
     def transcribe(self, ref: PageRef) -> str:
         loaded = self._model()
-        result = read_prepared(loaded, ref, prepare_page(loaded, ref, OCR_PROMPT, self.ocr_run), self.ocr_run)
+        result = read_prepared(loaded, ref, prepare_page(loaded, ref, loaded.family.instruction(), self.ocr_run),
+                               self.ocr_run)
         if isinstance(result, PageFailure):
             raise result.error
         return result.text
@@ -72,7 +73,7 @@ class VlmReader:
         loaded = self._model()
         started = time.perf_counter()
         images = page_images(ref, loaded.max_input_px, self.run.split, self.run.pdf)
-        inputs = build_inputs(loaded, user_messages(page_question(question), len(images)), images)
+        inputs = build_inputs(loaded, loaded.family.messages(page_question(question), len(images)), images)
         inputs, cached = self._with_features(loaded, ref, inputs)
         generation = generate_from_inputs(loaded, inputs, self.run.generation, on_text)
         return Reading(generation.text, generation.image_tokens, generation.new_tokens,

@@ -23,6 +23,7 @@ writes the real `processor_class` and the folder loads with plain AutoProcessor 
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
 _IMAGE_ONLY: dict[type, type] = {}
@@ -47,7 +48,7 @@ def image_only_class(processor_class: type) -> type:
 
 
 def __getattr__(name: str) -> type:
-    """`tools.models.image_only.Qwen2_5_VLProcessor` is the image-only class: what pickle looks up to rebuild an
+    """`vlmcli.model.image_only.Qwen2_5_VLProcessor` is the image-only class: what pickle looks up to rebuild an
     image-only processor in another process (a Ray worker, a DataLoader worker)."""
     from transformers.models.auto.processing_auto import processor_class_from_name
 
@@ -57,39 +58,42 @@ def __getattr__(name: str) -> type:
     return image_only_class(processor_class)
 
 
-def declared_processor_class(path: str | Path) -> type | None:
-    """The processor class AutoProcessor would build for the checkpoint folder `path`, or None if it names none."""
+def declared_processor_class(model_id: str, **hub_kwargs) -> type | None:
+    """The processor class AutoProcessor would build for the checkpoint (a folder, or a hub id in the cache or
+    reachable), or None if it names none."""
     from transformers import AutoConfig
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING, processor_class_from_name
+    from transformers.utils import cached_file
 
-    folder = Path(path)
     for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
-        file = folder / name
-        if file.is_file() and (class_name := json.loads(file.read_text()).get("processor_class")):
+        file = cached_file(model_id, name, _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False, **hub_kwargs)
+        if file and (class_name := json.loads(Path(file).read_text(encoding="utf-8")).get("processor_class")):
             return processor_class_from_name(class_name)
-    config = AutoConfig.from_pretrained(folder)
+    config = AutoConfig.from_pretrained(model_id, **hub_kwargs)
     return PROCESSOR_MAPPING.get(type(config))
 
 
-def load_processor(path: str | Path, *, image_only: bool | None = None, **kwargs):
-    """The checkpoint's processor, as `AutoProcessor.from_pretrained(path, **kwargs)` builds it.
+def load_processor(model_id: str, *, image_only: bool | None = None, **hub_kwargs):
+    """The checkpoint's processor, as `AutoProcessor.from_pretrained(model_id, **hub_kwargs)` builds it.
 
-    Contract: `path` is a local checkpoint folder. If the processor class it declares takes a video processor and
-    torchvision does not import (or `image_only=True`), the same class is built without the video processor from
-    the same files (image processor on the PIL backend, tokenizer, chat template, processor kwargs); images, text
-    and chat templates behave exactly as with AutoProcessor; passing `videos=` then fails. Otherwise this is plain
-    AutoProcessor. Raises what AutoProcessor raises for a folder it cannot read.
+    Contract: if the processor class the checkpoint declares takes a video processor and torchvision does not
+    import (or `image_only=True`), the same class is built without the video processor from the same files (image
+    processor on the PIL backend, tokenizer, chat template, processor kwargs); images, text and chat templates
+    behave exactly as with AutoProcessor; passing `videos=` then fails. Otherwise this is plain AutoProcessor.
+    Raises what AutoProcessor raises for a checkpoint it cannot read.
     """
     from transformers import AutoProcessor
 
     if image_only is None:
         image_only = not torchvision_imports()
-    processor_class = declared_processor_class(path) if image_only else None
+    processor_class = declared_processor_class(model_id, **hub_kwargs) if image_only else None
     if processor_class is None or "video_processor" not in processor_class.get_attributes():
-        return AutoProcessor.from_pretrained(path, **kwargs)
-    return image_only_class(processor_class).from_pretrained(path, **kwargs)
+        return AutoProcessor.from_pretrained(model_id, **hub_kwargs)
+    return image_only_class(processor_class).from_pretrained(model_id, **hub_kwargs)
 
 
+@cache
 def torchvision_imports() -> bool:
     """Whether torchvision imports here. transformers only checks that it is installed, and the PyPI wheel installs
     beside a CPU torch yet fails on import (`operator torchvision::nms does not exist`); with such an install

@@ -1,0 +1,116 @@
+"""What a family's output holds beside its text: fields (olmOCR's front matter) and boxes (DeepSeek-OCR-2's
+grounding, LightOnOCR's bbox images), parsed out of the text a model wrote (pure).
+
+A parser returns the page's readable text (tags and front matter removed: what `-f text` prints and `ask` checks)
+and what it found; the raw output stays the page's `text` in the manifest, so parsing never loses anything and a
+later version can parse it again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region the model named, on a 0..`scale` grid over the page (its card's coordinates), top-left origin."""
+
+    label: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str = ""
+    scale: float = 1000.0
+
+    def fractions(self) -> tuple[float, float, float, float]:
+        """The box as fractions of the page's width and height."""
+        return tuple(max(0.0, min(1.0, v / self.scale)) for v in (self.x0, self.y0, self.x1, self.y1))
+
+
+@dataclass(frozen=True)
+class Parsed:
+    text: str  # readable text: markup of boxes and front matter taken out
+    fields: dict = field(default_factory=dict)
+    boxes: tuple[Box, ...] = ()
+
+
+Parser = Callable[[str], Parsed]
+
+
+def plain(text: str) -> Parsed:
+    return Parsed(text)
+
+
+_FRONT_MATTER = re.compile(r"\A\s*---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
+_FIELD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*?)\s*$")
+
+
+def front_matter(text: str) -> Parsed:
+    """olmOCR-2: a YAML front matter (`primary_language`, `is_rotation_valid`, `rotation_correction`, `is_table`,
+    `is_diagram`) before the page's Markdown. Flat `key: value` lines only, as olmOCR writes them: booleans, ints,
+    null and strings, so no YAML library is needed."""
+    found = _FRONT_MATTER.match(text)
+    if not found:
+        return Parsed(text)
+    fields = {}
+    for line in found.group(1).splitlines():
+        if (item := _FIELD.match(line)) is not None:
+            fields[item.group(1)] = _scalar(item.group(2))
+    return Parsed(text[found.end():].strip(), fields)
+
+
+def _scalar(value: str):
+    lowered = value.strip().strip("'\"")
+    if lowered.lower() in ("true", "false"):
+        return lowered.lower() == "true"
+    if lowered.lower() in ("null", "none", "~", ""):
+        return None
+    try:
+        return int(lowered)
+    except ValueError:
+        try:
+            return float(lowered)
+        except ValueError:
+            return lowered
+
+
+_GROUNDING = re.compile(r"<\|ref\|>(.*?)<\|/ref\|><\|det\|>\s*\[(.*?)\]\s*<\|/det\|>", re.S)
+_NUMBERS = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def deepseek_grounding(text: str) -> Parsed:
+    """DeepSeek-OCR-2 in grounding mode: `<|ref|>label<|/ref|><|det|>[[x0, y0, x1, y1], ...]<|/det|>` before each
+    block's text, on a 0..999 grid. Each box gets the text up to the next block."""
+    boxes, pieces, last = [], [], 0
+    matches = list(_GROUNDING.finditer(text))
+    for index, match in enumerate(matches):
+        pieces.append(text[last:match.start()])
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        block = text[match.end():end].strip()
+        numbers = [float(n) for n in _NUMBERS.findall(match.group(2))]
+        for start in range(0, len(numbers) - 3, 4):
+            boxes.append(Box(match.group(1).strip(), *numbers[start:start + 4], text=block, scale=999.0))
+        last = match.end()
+    pieces.append(text[last:])
+    readable = re.sub(r"<\|/?(?:ref|det|grounding)\|>", "", "".join(pieces))
+    return Parsed(re.sub(r"\n{3,}", "\n\n", readable).strip(), boxes=tuple(boxes))
+
+
+_BBOX_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]*)\)\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*,"
+                         r"\s*(\d+(?:\.\d+)?)")
+
+
+def lighton_bbox(text: str) -> Parsed:
+    """LightOnOCR-2's bbox variants: `![alt](image_N.png)x0,y0,x1,y1` for each figure, on a 0..1000 grid; the
+    coordinates are taken out of the text, the image reference stays."""
+    boxes = tuple(Box(match.group(1) or "image", *(float(match.group(i)) for i in range(3, 7)), text=match.group(2))
+                  for match in _BBOX_IMAGE.finditer(text))
+    readable = _BBOX_IMAGE.sub(lambda match: f"![{match.group(1)}]({match.group(2)})", text)
+    return Parsed(readable, boxes=boxes)
+
+
+PARSERS: dict[str, Parser] = {"plain": plain, "front_matter": front_matter, "deepseek_grounding": deepseek_grounding,
+                              "lighton_bbox": lighton_bbox}
