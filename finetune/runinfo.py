@@ -28,7 +28,7 @@ def write_run_info(request, details: dict[str, Any]) -> None:
         "vlmcli_version": __version__,
         "stage": dataclasses.asdict(request.stage),
         "model": {"model_id": spec.model_id, "revision": spec.revision, "quantize": spec.quantize.value,
-                  "dtype": spec.dtype.value},
+                  "dtype": spec.dtype.value, "family": spec.family},
         "parent_adapter": str(spec.adapter.resolve()) if spec.adapter else None,
         **details,  # the mixture ("data": each source's share and resolution), which a later stage replays
     }
@@ -61,10 +61,11 @@ def model_spec_from_run(info: dict[str, Any], folder: Path) -> ModelSpec:
     A fully fine-tuned run is itself the next stage's base model.
     """
     model = info["model"]
+    family = model.get("family")  # a family named by hand or by an alias goes on with the stages
     if info.get("stage", {}).get("full_finetune"):
-        return ModelSpec(model_id=str(folder), dtype=DType(model.get("dtype", "auto")))
+        return ModelSpec(model_id=str(folder), dtype=DType(model.get("dtype", "auto")), family=family)
     return ModelSpec(model_id=model["model_id"], revision=model.get("revision"), quantize=Quant(model["quantize"]),
-                     dtype=DType(model.get("dtype", "auto")), adapter=folder)
+                     dtype=DType(model.get("dtype", "auto")), adapter=folder, family=family)
 
 
 def base_model_of(adapter: Path | None) -> ModelSpec:

@@ -13,17 +13,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from vlmcli.catalogue import BY_ALIAS, CHECKPOINTS
 from vlmcli.errors import UsageError
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 MODEL_ENV_VAR = "VLMCLI_MODEL"
-# Short names for the common checkpoints; `--model` takes either.
-MODEL_ALIASES = {
-    "smolvlm-256m": "HuggingFaceTB/SmolVLM-256M-Instruct",
-    "smolvlm-500m": "HuggingFaceTB/SmolVLM-500M-Instruct",
-    "granite-docling": "ibm-granite/granite-docling-258M",
-    "smoldocling": "ds4sd/SmolDocling-256M-preview",
-}
+# Short names for the checkpoints vlmcli knows (catalogue.py); `--model` takes either.
+MODEL_ALIASES = {checkpoint.alias: checkpoint.repo for checkpoint in CHECKPOINTS}
 
 OCR_MAX_NEW_TOKENS = 1024  # per page: a dense page's transcription
 DOCTAGS_MAX_NEW_TOKENS = 8192  # per page from a DocTags model: markup and boxes cost tokens (Docling's own limit)
@@ -168,20 +164,24 @@ class ModelSpec:
     offline: bool = False
     trust_remote_code: bool = False  # run Python code shipped with the checkpoint (--trust-remote-code)
     allow_pickle: bool = False  # accept .bin weights, read with torch's weights-only unpickler (--allow-pickle)
+    family: str | None = None  # the model family's profile (model/families); None: recognised from its files
 
     @classmethod
     def from_options(cls, *, base: ModelSpec | None = None, model: str | None = None, revision: str | None = None,
                      quantize: Quant | None = None, dtype: DType = DType.auto, device: Device = Device.auto,
                      adapter: Path | None = None, offline: bool = False, trust_remote_code: bool = False,
-                     allow_pickle: bool = False, decode_dtype: DecodeDType = DecodeDType.same) -> ModelSpec:
+                     allow_pickle: bool = False, decode_dtype: DecodeDType = DecodeDType.same,
+                     family: str | None = None) -> ModelSpec:
         """The spec of command-line options: a checkpoint, revision or quantization given wins over `base`'s
-        (an earlier training run's); the other settings are this run's own."""
+        (an earlier training run's); the other settings are this run's own. An alias names its family too
+        (olmOCR-2 and Nanonets-OCR2 are both Qwen2.5-VL checkpoints): `family` given wins."""
         base = base or cls()
-        return cls(model_id=MODEL_ALIASES.get(model, model) if model else base.model_id,
+        known = BY_ALIAS.get(model) if model else None
+        return cls(model_id=known.repo if known else model or base.model_id,
                    revision=revision or base.revision,
                    quantize=quantize or base.quantize, dtype=dtype, decode_dtype=decode_dtype, device=device,
-                   adapter=adapter,
-                   offline=offline, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+                   adapter=adapter, offline=offline, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
+                   family=family or (known.family if known else None if model else base.family))
 
 
 @dataclass(frozen=True)
@@ -318,6 +318,7 @@ class RunSpec:
                      bands: bool = True, password: str | None = None, page_timeout: float | None = None,
                      batch_size: int = 1, cache: bool = True,
                      pdf_renderer: PdfRenderer = PdfRenderer.auto, reading: PageReading | None = None,
+                     family: str | None = None,
                      engine: Engine = Engine.transformers, server_url: str | None = None,
                      api_key: str | None = None, concurrency: int = DEFAULT_SERVER_CONCURRENCY) -> RunSpec:
         """The run the command-line options describe (keyword names are the options'); `None` = not given.
@@ -337,7 +338,8 @@ class RunSpec:
         return cls(
             model=ModelSpec.from_options(base=base, model=model, revision=revision, quantize=quantize, dtype=dtype,
                                          decode_dtype=decode_dtype, device=device, adapter=adapter, offline=offline,
-                                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle),
+                                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
+                                         family=family),
             split=SplitSpec(split=split, longest_edge_px=longest_edge, bands=bands),
             generation=GenerationSpec(max_new_tokens=max_new_tokens or default_max_new_tokens,
                                       min_new_tokens=min_new_tokens, kv_cache=kv_cache, **guard),

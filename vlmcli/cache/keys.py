@@ -35,6 +35,8 @@ def run_settings(run: RunSpec, instruction: str, resolved: Mapping, renderer: st
         "adapter": _folder_digest(run.model.adapter), "quantize": run.model.quantize.value,
         "dtype": resolved["dtype"], "device": resolved["device"], "levers": list(resolved["levers"]),
         "prompt": instruction, "split": dataclasses.asdict(run.split),
+        # A family named by hand (or by an alias) reads a page its own way; a recognised one follows from the files.
+        **({"family": run.model.family} if run.model.family else {}),
         "generation": _generation_settings(run.generation),
         # Batched rows are padded, a static cache is longer than the text: in bf16 either may change the rounding.
         **({"batch_size": run.batch_size} if run.batch_size > 1 else {}),

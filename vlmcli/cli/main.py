@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from vlmcli import __version__
-from vlmcli.cli import ask, cache, read, serve, status, train
+from vlmcli.cli import ask, cache, models, read, serve, status, train
 from vlmcli.cli.exits import run_command
 
 
@@ -44,6 +44,7 @@ app.command()(ask.ask)
 app.command()(read.ocr)
 app.command()(serve.serve)
 app.command()(status.status)
+app.command()(models.models)
 app.command()(train.finetune)
 app.command(name="eval")(train.evaluate)
 app.command()(train.export)

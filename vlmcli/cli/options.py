@@ -83,6 +83,10 @@ ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", envvar=MODEL_ENV_VAR, rich_help_panel=MODEL,
     help="Hub id or local checkpoint directory (Idefics2, Idefics3 or SmolVLM), or a short name: "
          + ", ".join(f"{alias} ({model_id})" for alias, model_id in MODEL_ALIASES.items()) + ".")]
+FamilyOpt = Annotated[Optional[str], typer.Option(
+    "--family", rich_help_panel=MODEL, show_default="recognised from the checkpoint's files",
+    help="The model family's recipe to read the checkpoint with (`vlmcli models` lists them): for a fine-tune of one "
+         "architecture that another family shares (olmOCR-2 and Nanonets-OCR2 are both Qwen2.5-VL).")]
 RevisionOpt = Annotated[Optional[str], typer.Option(
     rich_help_panel=MODEL, help="Branch, tag or commit of the hub checkpoint; pin a commit for reproducible runs.")]
 QuantizeOpt = Annotated[Quant, typer.Option(
@@ -224,7 +228,7 @@ ConcurrencyOpt = Annotated[int, typer.Option(
 
 # The options that make a RunSpec, in --help order, with their defaults (RunSpec.from_options's keywords).
 _RUN_OPTIONS = (
-    ("model", ModelOpt, DEFAULT_MODEL), ("revision", RevisionOpt, None), ("quantize", QuantizeOpt, Quant.none),
+    ("model", ModelOpt, DEFAULT_MODEL), ("family", FamilyOpt, None), ("revision", RevisionOpt, None), ("quantize", QuantizeOpt, Quant.none),
     ("dtype", DTypeOpt, DType.auto), ("decode_dtype", DecodeDTypeOpt, DecodeDType.same),
     ("device", DeviceOpt, Device.auto), ("adapter", AdapterOpt, None),
     ("offline", OfflineOpt, False), ("trust_remote_code", TrustRemoteCodeOpt, False),

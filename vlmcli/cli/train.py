@@ -20,6 +20,7 @@ from vlmcli.cli.options import (
     AllowPickleOpt,
     DeviceOpt,
     DTypeOpt,
+    FamilyOpt,
     LongestEdgeOpt,
     MaxNewTokensOpt,
     OfflineOpt,
@@ -99,9 +100,9 @@ def finetune(
     on_bad_example: Annotated[BadExamplePolicy, typer.Option(help="Skip bad lines (reported) or stop.")] =
     BadExamplePolicy.fail,
     show_config: Annotated[bool, typer.Option(help="Print the resolved settings and exit.")] = False,
-    model: BaseModelOpt = None, revision: RevisionOpt = None, quantize: TrainQuantizeOpt = None,
-    dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto, offline: OfflineOpt = False,
-    trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
+    model: BaseModelOpt = None, family: FamilyOpt = None, revision: RevisionOpt = None,
+    quantize: TrainQuantizeOpt = None, dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto,
+    offline: OfflineOpt = False, trust_remote_code: TrustRemoteCodeOpt = False, allow_pickle: AllowPickleOpt = False,
     lora_rank: Annotated[Optional[int], _stage_option("LoRA rank.", key="lora_rank")] = None,
     lora_alpha: Annotated[Optional[int], _stage_option("LoRA alpha.", key="lora_alpha")] = None,
     lora_dropout: Annotated[Optional[float], _stage_option(
@@ -153,7 +154,7 @@ def finetune(
         parent = model_spec_from_run(earlier[1], from_run) if earlier else ModelSpec()
         spec = ModelSpec.from_options(base=parent, model=model, revision=revision, quantize=quantize, dtype=dtype,
                                       device=device, adapter=parent.adapter, offline=offline,
-                                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+                                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, family=family)
         own = [mixture.parse_source(text) for text in data] if data else file_data
         sources = mixture.training_sources(own, resolved.replay, earlier)
         eval_sets = tuple(mixture.parse_source(text, "--eval-data") for text in eval_data) if eval_data else \
@@ -182,7 +183,7 @@ def finetune(
 
 def evaluate(
     data: DataOpt,
-    adapter: AdapterOpt = None, model: BaseModelOpt = None, revision: RevisionOpt = None,
+    adapter: AdapterOpt = None, model: BaseModelOpt = None, family: FamilyOpt = None, revision: RevisionOpt = None,
     quantize: TrainQuantizeOpt = None, dtype: DTypeOpt = DType.auto, device: DeviceOpt = Device.auto,
     offline: OfflineOpt = False, max_new_tokens: MaxNewTokensOpt = None, split: SplitOpt = None,
     longest_edge: LongestEdgeOpt = None, password: PasswordOpt = None,
@@ -198,7 +199,8 @@ def evaluate(
         from vlmcli.finetune.runinfo import base_model_of
         from vlmcli.finetune.train import load_examples
 
-        run = RunSpec.from_options(base=base_model_of(adapter), model=model, revision=revision, quantize=quantize,
+        run = RunSpec.from_options(base=base_model_of(adapter), model=model, family=family, revision=revision,
+                                   quantize=quantize,
                                    dtype=dtype, device=device, adapter=adapter, offline=offline,
                                    max_new_tokens=max_new_tokens, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS,
                                    split=split, longest_edge=longest_edge, bands=False, password=password)
@@ -236,5 +238,5 @@ def export(
 
 def _spec_dict(spec: ModelSpec) -> dict:
     return {"model_id": spec.model_id, "revision": spec.revision, "quantize": spec.quantize.value,
-            "dtype": spec.dtype.value, "device": spec.device.value,
+            "dtype": spec.dtype.value, "device": spec.device.value, "family": spec.family,
             "from_adapter": str(spec.adapter) if spec.adapter else None}

@@ -38,7 +38,7 @@ from vlmcli.errors import (
     first_line,
 )
 from vlmcli.model import adapters, weights
-from vlmcli.model.families import GENERIC, Family
+from vlmcli.model.families import GENERIC, Family, by_name
 from vlmcli.model.image_only import load_processor
 from vlmcli.model.levers import registry
 from vlmcli.model.profile import context_tokens, family_of_tokenizer
@@ -103,7 +103,7 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     if not for_training:
         registry.apply_to_model(resolved.levers, model, resolved.target)
     tokenizer = processor.tokenizer
-    family = family_of_tokenizer(config.model_type, tokenizer)
+    family = by_name(spec.family) if spec.family else family_of_tokenizer(config.model_type, tokenizer)
     max_input_px = family.resolution.configure(processor, adapters.trained_resolution(spec.adapter, split))
     return LoadedModel(
         model=model, processor=processor, model_type=config.model_type, device=device, dtype=dtype,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlmcli.model.families import Family, recognise
+from vlmcli.model.families import Family, by_name, recognise
 from vlmcli.model.families.idefics import DOCTAGS_TOKENS, SMOLVLM
 from vlmcli.model.weights import file_on_disk
 from vlmcli.specs import ModelSpec
@@ -34,13 +34,15 @@ def read_profile(spec: ModelSpec) -> CheckpointProfile:
     """The profile of the checkpoint `spec` names, from its config and tokenizer files: on disk, in the hub cache,
     or, for a checkpoint not downloaded yet, its config.json and tokenizer_config.json first (the weights follow at
     load). A checkpoint whose files cannot be had keeps the default profile; loading it then says what is wrong."""
+    named = by_name(spec.family) if spec.family else None
     path = next((found for name in _TOKENIZER_FILES if (found := file_on_disk(spec, name)) is not None), None)
     path = path or _download(spec, "tokenizer_config.json")
     if path is None:
-        return CheckpointProfile()
+        return CheckpointProfile(family=named) if named else CheckpointProfile()
     text = path.read_text(encoding="utf-8", errors="replace")
     config = _config(spec)
-    return CheckpointProfile(family=recognise(_model_type(config), text), context_tokens=context_tokens(config or {}))
+    return CheckpointProfile(family=named or recognise(_model_type(config), text),
+                             context_tokens=context_tokens(config or {}))
 
 
 def context_tokens(config: Any) -> int | None:
