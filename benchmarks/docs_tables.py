@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import docs_catalogue
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 _REGION = re.compile(r"^(<!-- begin: ([\w-]+) -->\n)(.*?)^(<!-- end: \2 -->)$", re.S | re.M)
@@ -273,6 +275,8 @@ def agreement() -> str:
 
 
 TABLES: dict[str, Callable[[], str]] = {
+    "run-options": docs_catalogue.run_options,
+    "models": docs_catalogue.models,
     "speed-avx2": speed_avx2,
     "speed-avx2-summary": speed_avx2_summary,
     "speed-avx512": speed_avx512,

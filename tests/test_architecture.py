@@ -41,3 +41,15 @@ def test_an_upward_import_breaks_them(tmp_path):
     text = (ROOT / "vlmcli" / "prompts.py").read_text() + "\nfrom vlmcli.jobs import ocr  # noqa\n"
     result = _lint(_installed_layout(tmp_path, {"prompts.py": text}))
     assert result.returncode != 0 and "Layers point down BROKEN" in result.stdout
+
+
+def test_every_package_is_in_the_wheel():
+    """setuptools lists packages by hand (no folder named `finetune` may reach site-packages): a package missing
+    from the list imports from a clone and fails after `pip install`."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(root).parts) for init in (root / "vlmcli").rglob("__init__.py")}
+    found |= {".".join(("vlmcli", *init.parent.relative_to(root).parts)) for init in (root / "finetune").rglob("__init__.py")}
+    assert found == listed

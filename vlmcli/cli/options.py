@@ -1,13 +1,16 @@
 """Typer option aliases shared by the commands: each defined once, with its help text.
 
-Defaults are `None` ("not given") wherever a spec in `vlmcli/specs.py` owns the default.
-`with_run_options` gives a command the options that make a `RunSpec` (ask and ocr).
+The run options (model, decoding, resolution, PDFs, engine) are built from `RunOptions` (specs/options.py), where
+each is defined once; `with_run_options` gives a command all of them. Defaults are `None` ("not given") wherever a
+spec in `vlmcli/specs` owns the default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -16,34 +19,23 @@ import typer
 from typer._click import types as click_types
 
 from vlmcli.errors import UsageError
-
 from vlmcli.specs import (
-    API_KEY_ENV_VAR,
     BATCH_SIZE_RANGE,
-    DEFAULT_MODEL,
-    DEFAULT_SERVER_CONCURRENCY,
-    LONGEST_EDGE_RANGE,
-    MAX_NEW_TOKENS_RANGE,
     PAGE_TIMEOUT_RANGE,
     RAY_ACTOR_CPUS_RANGE,
     RAY_ACTOR_GPUS_RANGE,
     RAY_ACTORS_RANGE,
     SHARD_COUNT_RANGE,
     TOP_K_RANGE,
-    MODEL_ALIASES,
-    MODEL_ENV_VAR,
     AnswerFormat,
-    DecodeDType,
-    Device,
-    DType,
     Engine,
     FirstPass,
-    KVCache,
+    Option,
     OutputFormat,
-    PdfRenderer,
-    Quant,
     Range,
+    RunOptions,
     RunSpec,
+    run_option_fields,
 )
 
 MODEL = "Model"
@@ -79,61 +71,31 @@ def number(accepted: Range, kind: type = int) -> _Number:
     return _Number(accepted, kind)
 
 
-ModelOpt = Annotated[str, typer.Option(
-    "--model", "-m", envvar=MODEL_ENV_VAR, rich_help_panel=MODEL,
-    help="Hub id or local checkpoint directory (Idefics2, Idefics3 or SmolVLM), or a short name: "
-         + ", ".join(f"{alias} ({model_id})" for alias, model_id in MODEL_ALIASES.items()) + ".")]
-FamilyOpt = Annotated[Optional[str], typer.Option(
-    "--family", rich_help_panel=MODEL, show_default="recognised from the checkpoint's files",
-    help="The model family's recipe to read the checkpoint with (`vlmcli models` lists them): for a fine-tune of one "
-         "architecture that another family shares (olmOCR-2 and Nanonets-OCR2 are both Qwen2.5-VL).")]
-RevisionOpt = Annotated[Optional[str], typer.Option(
-    rich_help_panel=MODEL, help="Branch, tag or commit of the hub checkpoint; pin a commit for reproducible runs.")]
-QuantizeOpt = Annotated[Quant, typer.Option(
-    rich_help_panel=MODEL,
-    help="Quantize weights with bitsandbytes at load time (4bit = NF4 + double quantization). On CPUs without "
-         "AVX-512 it saves memory, not time: bitsandbytes' layers are slower than float32 there.")]
-DTypeOpt = Annotated[DType, typer.Option(
-    rich_help_panel=MODEL, help="Compute dtype. auto: bfloat16 on GPUs, float32 on CPUs without native bf16.")]
-DecodeDTypeOpt = Annotated[DecodeDType, typer.Option(
-    rich_help_panel=MODEL,
-    help="The language model's weights for decoding, on a CPU computing in float32. float16: half the bytes each "
-         "new token reads, so faster decoding; lossy (11-bit layer inputs and outputs), token agreement in the docs "
-         "(speed and memory).")]
-DeviceOpt = Annotated[Device, typer.Option(rich_help_panel=MODEL, help="Where to run the model.")]
-AdapterOpt = Annotated[Optional[Path], typer.Option(readable=False,
-    rich_help_panel=MODEL, help="A PEFT LoRA adapter directory to apply on top of the model.")]
-OfflineOpt = Annotated[bool, typer.Option(
-    "--offline", rich_help_panel=MODEL, help="Never use the network; the model must be cached or local.")]
-TrustRemoteCodeOpt = Annotated[bool, typer.Option(
-    "--trust-remote-code", rich_help_panel=MODEL,
-    help="Run Python code shipped with the checkpoint (refused by default; read it and pin --revision first).")]
-AllowPickleOpt = Annotated[bool, typer.Option(
-    "--allow-pickle", rich_help_panel=MODEL,
-    help="Accept .bin (pickle) weights, read with torch's weights-only unpickler (refused by default).")]
-MaxNewTokensOpt = Annotated[Optional[int], typer.Option(
-    click_type=number(MAX_NEW_TOKENS_RANGE), rich_help_panel=MODEL, help="Most tokens to generate per page or answer.")]
-KVCacheOpt = Annotated[KVCache, typer.Option(
-    "--kv-cache", rich_help_panel=MODEL,
-    help="auto: static on CPUs (faster decoding), dynamic on GPUs. static on a GPU compiles the decode step for "
-         "each batch shape first, then decodes faster: for long runs.")]
+def run_option(name: str) -> Any:
+    """The Typer option of a RunOptions field (specs/options.py: its flags, help, panel, range, environment
+    variable), as an `Annotated` type a command's parameter takes."""
+    found = next(item for item in dataclasses.fields(RunOptions) if item.name == name)
+    option: Option = found.metadata["option"]
+    kind = _RUN_OPTION_TYPES[name]
+    base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)  # X of `X | None`
+    extra: dict[str, Any] = {}
+    if option.accepts is not None:
+        extra["click_type"] = number(option.accepts, base)
+    if base is Path:
+        extra["readable"] = False  # vlmcli checks the path itself, with its own exit code
+    if option.envvar:
+        extra["envvar"] = option.envvar
+    if option.shown_default:
+        extra["show_default"] = option.shown_default
+    return Annotated[kind, typer.Option(*option.flags, help=option.help, rich_help_panel=option.panel, **extra)]
 
-SplitOpt = Annotated[Optional[bool], typer.Option(
-    "--split/--no-split", rich_help_panel=IMAGES, show_default="checkpoint's setting",
-    help="Cut each image into sub-images (Idefics3/SmolVLM tile grid, Idefics2 4 crops) so small text stays legible.")]
-LongestEdgeOpt = Annotated[Optional[int], typer.Option(
-    click_type=number(LONGEST_EDGE_RANGE), rich_help_panel=IMAGES, show_default="checkpoint's setting",
-    help="Resolution: the longest image edge in px the processor works at (SmolVLM: multiples of 512; "
-         "fewer px = fewer visual tokens).")]
-BandsOpt = Annotated[bool, typer.Option(
-    "--bands/--no-bands", rich_help_panel=IMAGES,
-    help="Cut pages larger than the model's input (long receipts, posters, 300-dpi scans) into overlapping bands.")]
-PasswordOpt = Annotated[Optional[str], typer.Option(help="Password of encrypted PDFs.")]
-PdfRendererOpt = Annotated[PdfRenderer, typer.Option(
-    "--pdf-renderer", help="Who reads PDFs. auto: poppler where it is installed, else PDFium (pypdfium2).")]
-CacheOpt = Annotated[bool, typer.Option(
-    "--cache/--no-cache",
-    help="Keep and reuse page texts and image features in the page cache (see `vlmcli cache info`).")]
+
+_RUN_OPTION_TYPES = typing.get_type_hints(RunOptions)
+ModelOpt, FamilyOpt, RevisionOpt = run_option("model"), run_option("family"), run_option("revision")
+DTypeOpt, DeviceOpt, AdapterOpt = run_option("dtype"), run_option("device"), run_option("adapter")
+OfflineOpt, TrustRemoteCodeOpt = run_option("offline"), run_option("trust_remote_code")
+AllowPickleOpt, MaxNewTokensOpt = run_option("allow_pickle"), run_option("max_new_tokens")
+SplitOpt, LongestEdgeOpt, PasswordOpt = run_option("split"), run_option("longest_edge"), run_option("password")
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Report tokens and time per page on stderr.")]
 
 def _not_blank(value: str | None) -> str | None:
@@ -153,7 +115,7 @@ FormatOpt = Annotated[OutputFormat, typer.Option(
          "pass, each word's box), html, pdf (a searchable PDF per input, with -o; words where they are on the page "
          "with a first pass), hocr, alto (words with boxes), doctags (a DocTags model's raw output). With a "
          "DocTags model, markdown, html, json and text are converted from its DocTags (pip install "
-         "'vlmcli[docling]').")]
+         "'vlmcli\\[docling]').")]
 TablesOpt = Annotated[Optional[Path], typer.Option(
     "--tables",
     readable=False, help="With a DocTags model: write every table as CSV into this folder (<input>.p<page>.t<k>.csv).")]
@@ -210,58 +172,25 @@ FailureReportOpt = Annotated[Optional[Path], typer.Option(readable=False,
     help="JSON Lines of failed pages: input, page_number, category, message, attempts, exit_code.")]
 
 
-ENGINE = "Engine"
-EngineOpt = Annotated[Engine, typer.Option(
-    "--engine", rich_help_panel=ENGINE,
-    help="Who reads the pages: transformers (the model in this process), server (an OpenAI-compatible server: "
-         "vlmcli serve, vLLM, ...; --server-url) or vllm (vLLM's engine in this process, pip install vllm). "
-         "Rendering, bands, resume and the outputs stay here.")]
-ServerUrlOpt = Annotated[Optional[str], typer.Option(
-    "--server-url", envvar="VLMCLI_SERVER_URL", rich_help_panel=ENGINE, metavar="URL",
-    help="The server of --engine server, up to /v1: e.g. http://127.0.0.1:8000/v1.")]
-ApiKeyOpt = Annotated[Optional[str], typer.Option(
-    "--api-key", envvar=API_KEY_ENV_VAR, rich_help_panel=ENGINE, show_default=False,
-    help=f"The server's API key (or set {API_KEY_ENV_VAR}: a key on the command line is visible to ps).")]
-ConcurrencyOpt = Annotated[int, typer.Option(
-    "--concurrency", min=1, rich_help_panel=ENGINE,
-    help="Pages sent to the server at once (--engine server); 429s and 5xx are retried with backoff.")]
-
-# The options that make a RunSpec, in --help order, with their defaults (RunSpec.from_options's keywords).
-_RUN_OPTIONS = (
-    ("model", ModelOpt, DEFAULT_MODEL), ("family", FamilyOpt, None), ("revision", RevisionOpt, None), ("quantize", QuantizeOpt, Quant.none),
-    ("dtype", DTypeOpt, DType.auto), ("decode_dtype", DecodeDTypeOpt, DecodeDType.same),
-    ("device", DeviceOpt, Device.auto), ("adapter", AdapterOpt, None),
-    ("offline", OfflineOpt, False), ("trust_remote_code", TrustRemoteCodeOpt, False),
-    ("allow_pickle", AllowPickleOpt, False), ("max_new_tokens", MaxNewTokensOpt, None),
-    ("kv_cache", KVCacheOpt, KVCache.auto), ("split", SplitOpt, None), ("longest_edge", LongestEdgeOpt, None),
-    ("bands", BandsOpt, True), ("password", PasswordOpt, None), ("pdf_renderer", PdfRendererOpt, PdfRenderer.auto),
-    ("cache", CacheOpt, True),
-)
-_ENGINE_OPTIONS = (
-    ("engine", EngineOpt, Engine.transformers), ("server_url", ServerUrlOpt, None), ("api_key", ApiKeyOpt, None),
-    ("concurrency", ConcurrencyOpt, DEFAULT_SERVER_CONCURRENCY),
-)
-
-
 def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`command` with the run and engine options added after its own; it receives them as one dict,
-    `run_options`."""
-    return _with_options(command, _RUN_OPTIONS + _ENGINE_OPTIONS)
+    """`command` with every RunOptions field as an option after its own; it receives them as one dict,
+    `run_options` (RunSpec.from_options's keywords)."""
+    return _with_options(command, run_option_fields())
 
 
 def with_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """`with_run_options` without the engine's (a command that runs the model itself: serve)."""
-    return _with_options(command, _RUN_OPTIONS)
+    return _with_options(command, run_option_fields(engine=False))
 
 
-def _with_options(command: Callable[..., Any], options: tuple) -> Callable[..., Any]:
+def _with_options(command: Callable[..., Any], chosen: list) -> Callable[..., Any]:
     own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "run_options"]
-    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=alias)
-              for name, alias, default in options]
+    shared = [inspect.Parameter(item.name, inspect.Parameter.KEYWORD_ONLY, default=item.default,
+                                annotation=run_option(item.name)) for item in chosen]
 
     @functools.wraps(command)
     def with_options(**given: Any) -> Any:
-        run_options = {name: given.pop(name) for name, _, _ in options}
+        run_options = {item.name: given.pop(item.name) for item in chosen}
         return command(**given, run_options=run_options)
 
     with_options.__signature__ = inspect.Signature([*own, *shared])  # what Typer reads the options from

@@ -1,20 +1,26 @@
 """Frozen specs: what to load, how a page becomes model input, how to decode (stdlib only).
 
-The defaults of every spec field live here; so do the token budgets of each
-command (`OCR_MAX_NEW_TOKENS` and the others). CLI options default to `None`
-("not given") wherever a spec owns the default, and `RunSpec.from_options` /
-`ModelSpec.from_options` are the one place where options become specs.
+The defaults of every spec field live here; so do the token budgets of each command
+(`OCR_MAX_NEW_TOKENS` and the others). `RunSpec.from_options` and `ModelSpec.from_options` are the one place
+where options (specs/options.py) become specs.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from vlmcli.catalogue import BY_ALIAS, CHECKPOINTS
-from vlmcli.errors import UsageError
+from vlmcli.specs.kinds import (
+    DecodeDType,
+    Device,
+    DType,
+    Engine,
+    FirstPass,
+    KVCache,
+    PdfRenderer,
+    Quant,
+)
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 MODEL_ENV_VAR = "VLMCLI_MODEL"
@@ -32,122 +38,6 @@ TRAINING_EVAL_MAX_NEW_TOKENS = 256  # per example in `finetune --eval-data`, run
 # A looping page is decoded once more with this penalty: greedy still (so a resumed
 # run repeats it exactly), but a repeated unit becomes less likely than the way out.
 LOOP_RETRY_PENALTY = 1.3
-
-
-@dataclass(frozen=True)
-class Range:
-    """The values a numeric option or setting accepts: finite, and within [low, high] (an end can be open).
-
-    The CLI checks flags against it while parsing (cli/options.py); `check` does the same for values that come
-    from elsewhere (a TOML file, a library caller)."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def accepts(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
-        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
-        return above and below
-
-    def describe(self) -> str:
-        low = "" if self.low is None else f"{_plain(self.low)} {'<' if self.low_open else '<='} "
-        high = "" if self.high is None else f" {'<' if self.high_open else '<='} {_plain(self.high)}"
-        return f"{low}x{high}" if low or high else "a finite number"
-
-    def check(self, name: str, value: float) -> None:
-        """Raise a UsageError naming `name` unless `value` is accepted."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.accepts(value):
-            raise UsageError(f"{name} = {value!r} is out of range (needs {self.describe()})")
-
-
-def _plain(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else f"{number:g}"
-
-
-# What the numeric options of ask and ocr accept: wide enough for any real use, narrow enough that no value
-# overflows a tensor or asks for terabytes. Token budgets are checked against the model's context as well.
-MAX_NEW_TOKENS_RANGE = Range(1, 1 << 20)
-LONGEST_EDGE_RANGE = Range(64, 16384)
-PAGE_TIMEOUT_RANGE = Range(0, 7 * 24 * 3600, low_open=True)
-BATCH_SIZE_RANGE = Range(1, 1024)
-PAGE_RANGE = Range(1, 1_000_000)
-TOP_K_RANGE = Range(1, 1000)
-SHARD_COUNT_RANGE = Range(1, 1_000_000)
-RAY_ACTORS_RANGE = Range(1, 100_000)
-RAY_ACTOR_CPUS_RANGE = Range(0, 4096, low_open=True)
-RAY_ACTOR_GPUS_RANGE = Range(0, 1024)
-SHARE_RANGE = Range(0, 1)  # a fraction of a whole
-
-
-class Quant(str, Enum):
-    none = "none"
-    int8 = "8bit"
-    nf4 = "4bit"
-
-
-class DType(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-
-
-class DecodeDType(str, Enum):
-    """The language model's weights for the token-by-token decode (CPU, float32 compute)."""
-
-    same = "same"  # the compute dtype's (exact)
-    float16 = "float16"  # half the bytes a decode step reads; lossy (vlmcli/model/levers/half_decode.py)
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
-
-
-class KVCache(str, Enum):
-    """How `generate` keeps keys and values: grown each step (dynamic) or preallocated (static)."""
-
-    auto = "auto"  # static on a CPU, dynamic on a GPU (model/generate.py says why)
-    static = "static"
-    dynamic = "dynamic"
-
-
-class OutputFormat(str, Enum):
-    text = "text"
-    markdown = "markdown"
-    json = "json"
-    html = "html"
-    doctags = "doctags"  # a DocTags model's raw output
-    pdf = "pdf"  # a searchable PDF: the page images with an invisible text layer
-    hocr = "hocr"  # hOCR 1.2: words with boxes (from the first pass), one document per input
-    alto = "alto"  # ALTO 4.2 XML: the same
-
-
-class Engine(str, Enum):
-    """What reads the pages: the model in this process, an OpenAI-compatible server, or vLLM in this process."""
-
-    transformers = "transformers"
-    server = "server"
-    vllm = "vllm"
-
-
-class AnswerFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
-class PdfRenderer(str, Enum):
-    """Who reads PDFs: poppler's tools, or PDFium (the pypdfium2 wheel, no system package)."""
-
-    auto = "auto"  # poppler where its tools are on PATH, else PDFium
-    poppler = "poppler"
-    pdfium = "pdfium"
 
 
 @dataclass(frozen=True)
@@ -222,16 +112,6 @@ class PdfSpec:
     password: str | None = None
     timeout_s: float = 120  # per poppler call (--page-timeout sets it); a hung rasterizer must not hang the run
     renderer: PdfRenderer = PdfRenderer.auto
-
-
-class FirstPass(str, Enum):
-    """Who reads a scanned page first: a classic OCR engine (words with boxes, fast), or not."""
-
-    auto = "auto"  # tesseract where its binary is on PATH, else rapidocr where it is installed, else as `model`
-    tesseract = "tesseract"  # the system binary (Debian tesseract-ocr)
-    rapidocr = "rapidocr"  # RapidOCR on onnxruntime, its models in its wheel (pip install 'vlmcli[rapidocr]')
-    model = "model"  # no classic engine: `ask` has the model transcribe scans first; `ocr` places no words
-    none = "none"  # no classic engine and no transcription: `ask` ranks scans without text
 
 
 FIRST_PASS_DPI = 200.0  # a PDF page is rendered at this for the first pass (a scan image is read as it is)
