@@ -1,11 +1,17 @@
-"""The speed benchmark: vlmcli against the SmolVLM-256M-Instruct model card's snippet, one machine, one run.
+"""The speed benchmark: vlmcli against the SmolVLM-256M-Instruct model card's snippet and other engines, one
+machine, one run, alternating rounds.
 
-    .venv/bin/python -m benchmarks.speed [--checkpoint DIR] [--new-tokens 128] [--out benchmarks/speed.json]
+    .venv/bin/python -m benchmarks.speed [--set float32|bfloat16|extra] [--rounds 5] [--new-tokens 32]
+        [--checkpoint /tmp/standin] [--out benchmarks/speed.json]
 
-Every contender runs in its own process (peak RSS is its own) on generated pages
-(pages.py), forced to the same number of new tokens (min = max), on a random-weight
-stand-in with SmolVLM-256M-Instruct's architecture and processor (`python -m
-tools.models standin`, built if missing). Prints one table and writes it as JSON.
+Every contender runs in its own process (its peak RSS is its own) on generated pages (pages.py), forced to the
+same number of new tokens (min = max), on a random-weight stand-in with SmolVLM-256M-Instruct's architecture and
+processor (`python -m tools.models standin`, built if missing). Rounds alternate the contenders, so a slower spell
+of the machine hits them all; each round measures its own floor (the best rate of the model's own largest
+products, speed_report.gemm_shapes, all threads), and each ratio is taken within a round, then its median and
+spread over the rounds reported. `whole process` rows are timed from the process's start to its exit: imports,
+load, the page, the output. The sets: `float32` (what an AVX2 CPU runs), `bfloat16` (AVX512-BF16 CPUs), `extra`
+(PDFs, ask, quantization, float16 decode, llama.cpp, the DocTags stand-in's KV cache).
 Run from the repository root.
 """
 
@@ -17,40 +23,52 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from benchmarks.speed_children import CHILDREN, DECODE_FLOAT16, timed
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# The levers that change how a float32 or bf16 page is computed, each ablated on its own (levers/registry.py).
+FLOAT32_LEVERS = ("packed_linear", "split_decode", "patch_layout", "image_features", "heap")
+BFLOAT16_LEVERS = ("attention", "patch_layout", "image_features", "heap")
 
 
-def contenders(pages: dict[str, Path], tokens: int, auto_dtype: str) -> dict[str, tuple]:
+def contenders(pages: dict[str, Path], which: str) -> dict[str, tuple]:
     """name -> (child, source, dtype, 5th argument)."""
     dense = str(pages["dense"])
+    if which in ("float32", "bfloat16"):
+        dtype, levers = which, FLOAT32_LEVERS if which == "float32" else BFLOAT16_LEVERS
+        rows = {
+            f"floor: the model's own products ({dtype})": ("floor", dense, dtype, "-"),
+            "vlmcli ocr, dense A4": ("vlmcli", dense, dtype, "none"),
+            "card snippet, sdpa": ("card", dense, dtype, "sdpa"),
+            "vlmcli ocr, whole process": ("process_vlmcli", dense, dtype, "-"),
+            "card snippet, whole process": ("process_card", dense, dtype, "sdpa"),
+            **{f"vlmcli ocr, without {lever}": ("vlmcli_without", dense, dtype, lever) for lever in levers},
+            "vlmcli ocr, no levers": ("vlmcli_without", dense, dtype, "all"),
+        }
+        if which == "float32":
+            rows["OpenVINO fp32 vision + vlmcli LM"] = ("openvino", dense, "float32", "f32")
+        else:
+            rows["card snippet as written (eager)"] = ("card", dense, "bfloat16", "eager")
+        return rows
     return {
-        "vlmcli ocr, dense A4": ("vlmcli", dense, "auto", "none"),
+        "vlmcli ocr, dense A4": ("vlmcli", dense, "float32", "none"),  # what the lossy rows' tokens are held to
         "vlmcli ocr, sparse A4": ("vlmcli", str(pages["sparse"]), "auto", "none"),
         "vlmcli ocr, photo": ("vlmcli", str(pages["photo"]), "auto", "none"),
         "vlmcli ocr, 1-page PDF": ("vlmcli_pdf", str(pages["pdf1"]), "auto", "none"),
         "vlmcli ocr, 4-page PDF (per page)": ("vlmcli_pdf", str(pages["pdf4"]), "auto", "none"),
         "vlmcli ask, dense A4 (with load)": ("ask", dense, "auto", "none"),
-        "vlmcli ocr, dense A4, --dtype float32": ("vlmcli", dense, "float32", "none"),
         "vlmcli ocr, dense A4, --decode-dtype float16": ("vlmcli", dense, "float32", DECODE_FLOAT16),
-        "vlmcli float32, vision linear unpacked": ("vlmcli_unpacked", dense, "float32", "none"),
-        "vlmcli ocr, dense A4, vision stream transposed": ("vlmcli_transposed", dense, "auto", "none"),
-        "OpenVINO fp32 vision + vlmcli LM": ("openvino", dense, "float32", "f32"),
+        "vlmcli ocr, dense A4, --quantize 4bit": ("vlmcli", dense, "auto", "4bit"),
+        "vlmcli ocr, dense A4, --quantize 8bit": ("vlmcli", dense, "auto", "8bit"),
         "OpenVINO int8-weight vision + vlmcli LM": ("openvino", dense, "float32", "int8"),
         "llama.cpp, f32 text + f32 mmproj": ("llamacpp", dense, "float32", "f32"),
         "llama.cpp, q8_0 text + f32 mmproj": ("llamacpp", dense, "float32", "q8_0"),
-        "vlmcli ocr, dense A4, --quantize 4bit": ("vlmcli", dense, "auto", "4bit"),
-        "vlmcli ocr, dense A4, --quantize 8bit": ("vlmcli", dense, "auto", "8bit"),
-        "card snippet as written (bf16, eager)": ("card", dense, "bfloat16", "eager"),
-        "card snippet, float32 + sdpa": ("card", dense, "float32", "sdpa"),
-        f"bare text model decode ({auto_dtype})": ("text_decode", "900", auto_dtype, "-"),
+        "bare text model decode (float32)": ("text_decode", "900", "float32", "-"),
         "granite-docling stand-in decode, KV cache vs its config": ("doctags_decode", dense, "auto", "-"),
-        "matmul float32": ("matmul", "-", "float32", "-"),
-        "matmul bfloat16": ("matmul", "-", "bfloat16", "-"),
     }
 
 
@@ -58,10 +76,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="/tmp/standin")
     parser.add_argument("--granite-checkpoint", default="/tmp/granite-standin")
-    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--set", dest="which", default="float32", choices=["float32", "bfloat16", "extra"])
+    parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--only", action="append",
                         help="run only this contender (its full name), or those whose name contains this")
-    parser.add_argument("--rounds", type=int, default=1, help="run the contenders this many times, alternating")
+    parser.add_argument("--rounds", type=int, default=5, help="run the contenders this many times, alternating")
     parser.add_argument("--out", type=Path, default=HERE / "speed.json")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -76,23 +95,29 @@ def main() -> None:
     from benchmarks import speed_report
     from benchmarks.pages import make_all
 
-    auto = _auto_dtype()
-    rows: dict[str, dict] = {"vlmcli --help (median of 5)": {"wall_s": _help_wall_s()}}
-    chosen = _chosen(contenders(make_all(Path("/tmp/vlmcli-bench-pages")), args.new_tokens, auto), args.only)
-    runs: dict[str, list[dict]] = {name: [] for name in chosen}
-    for _ in range(args.rounds):  # rounds alternate the contenders, so a slower spell of the machine hits all
+    chosen = _chosen(contenders(make_all(Path("/tmp/vlmcli-bench-pages")), args.which), args.only)
+    rounds: list[dict[str, dict]] = []
+    for number in range(args.rounds):
+        rounds.append({"vlmcli --help": {"wall_s": _help_wall_s()}} if args.which != "extra" else {})
         for name, (kind, source, dtype, extra) in chosen.items():
             checkpoint = _granite(args.granite_checkpoint) if kind == "doctags_decode" else args.checkpoint
-            command = [sys.executable, "-m", "benchmarks.speed", "--child", kind, checkpoint, source,
-                       str(args.new_tokens), dtype, extra]
-            done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=ROOT)
-            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0
-                              else _failed(done.stderr))
-            print(f"{name:42} {json.dumps(runs[name][-1])}", file=sys.stderr, flush=True)
-    rows.update({name: _median_row(results) for name, results in runs.items()})
-    summary = speed_report.summary(rows, args.checkpoint, auto)
-    args.out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
-    speed_report.print_table(rows, summary)
+            rounds[-1][name] = _run_child(kind, checkpoint, source, args.new_tokens, dtype, extra)
+            print(f"round {number + 1} {name:44} {json.dumps(rounds[-1][name])}", file=sys.stderr, flush=True)
+    report = speed_report.report(rounds, args.checkpoint, args.which, args.new_tokens)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    speed_report.print_table(report)
+
+
+def _run_child(kind: str, checkpoint: str, source: str, tokens: int, dtype: str, extra: str) -> dict:
+    command = [sys.executable, "-m", "benchmarks.speed", "--child", kind, checkpoint, source, str(tokens), dtype,
+               extra]
+    started = time.perf_counter()
+    done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=ROOT)
+    wall_s = time.perf_counter() - started
+    if done.returncode != 0:
+        return _failed(done.stderr)
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**row, "wall_s": wall_s} if kind.startswith("process_") else row
 
 
 def _granite(checkpoint: str) -> str:
@@ -102,15 +127,10 @@ def _granite(checkpoint: str) -> str:
     return checkpoint
 
 
-def _auto_dtype() -> str:
-    code = ("from vlmcli.model.runtime import dtype_name; from vlmcli.specs import DType; "
-            "print(dtype_name(DType.auto, 'cpu'))")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-
-
 def _help_wall_s(runs: int = 5) -> float:
-    return statistics.median(timed(lambda: subprocess.run([sys.executable, "-m", "vlmcli", "--help"], check=True,
-                                                           capture_output=True)) for _ in range(runs))
+    vlmcli = str(Path(sys.executable).parent / "vlmcli")
+    return statistics.median(timed(lambda: subprocess.run([vlmcli, "--help"], check=True, capture_output=True))
+                             for _ in range(runs))
 
 
 def _chosen(every: dict[str, tuple], only: list[str] | None) -> dict[str, tuple]:
@@ -120,20 +140,9 @@ def _chosen(every: dict[str, tuple], only: list[str] | None) -> dict[str, tuple]
             if any(part == name or (part not in every and part in name) for part in only)}
 
 
-def _median_row(results: list[dict]) -> dict:
-    """One row from a contender's rounds: each number the median over rounds; the page times all kept."""
-    if len(results) == 1 or any("error" in r or "skipped" in r for r in results):
-        return results[-1]
-    row = {key: statistics.median(r[key] for r in results) if isinstance(value, float) else value
-           for key, value in results[0].items()}
-    if "page_s" in row:
-        row["page_s_rounds"] = [round(r["page_s"], 2) for r in results]
-    return row
-
-
 def _failed(stderr: str) -> dict:
     """A contender that did not run: skipped with a note when its optional engine is not installed."""
-    last = stderr.strip().splitlines()[-1]
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
     if last.startswith("ModuleNotFoundError"):
         return {"skipped": f"{last.split(': ', 1)[-1]} (optional: pip install it to run this row)"}
     return {"error": last}

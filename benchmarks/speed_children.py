@@ -17,6 +17,12 @@ CARD_PROMPT = "Can you describe this image?"
 DECODE_FLOAT16 = "decode-float16"  # a vlmcli row's last argument: --decode-dtype float16, not quantized
 
 
+def child_vlmcli_without(checkpoint: str, page: str, tokens: int, dtype: str, levers: str) -> dict:
+    """vlmcli's page with these levers turned off (VLMCLI_SKIP_LEVERS): each lever's ablation."""
+    with _levers_skipped(levers):
+        return {**child_vlmcli(checkpoint, page, tokens, dtype, "none"), "skipped_levers": levers}
+
+
 def child_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, quantize: str) -> dict:
     """`vlmcli ocr PAGE` through the pipeline: load, then render/preprocess and generate one page."""
     from benchmarks import speed_report
@@ -195,6 +201,48 @@ def child_llamacpp(checkpoint: str, page: str, tokens: int, _: str, text_type: s
     return llamacpp_contender.child(checkpoint, page, tokens, text_type)
 
 
+def child_floor(checkpoint: str, page: str, tokens: int, dtype: str, _: str) -> dict:
+    """The best rate of the model's own largest products (speed_report.gemm_shapes: the vision tower's and the
+    language model's prefill linear layers, as F.linear computes them, all of torch's threads), best of 10 each;
+    the floor of a page is its arithmetic at that rate."""
+    import torch
+
+    from benchmarks import speed_report
+
+    torch_dtype = getattr(torch, dtype)
+    rates = {}
+    with torch.inference_mode():
+        for name, (rows, inner, outer) in speed_report.gemm_shapes(checkpoint).items():
+            x, w = torch.randn(rows, inner, dtype=torch_dtype), torch.randn(outer, inner, dtype=torch_dtype)
+            for _ in range(3):
+                torch.nn.functional.linear(x, w)
+            best = min(timed(lambda: torch.nn.functional.linear(x, w)) for _ in range(10))
+            rates[name] = 2 * rows * inner * outer / best / 1e9
+    return {"gflop_s": max(rates.values()), "shape_gflop_s": {k: round(v, 1) for k, v in rates.items()},
+            "dtype": dtype}
+
+
+def child_process_vlmcli(checkpoint: str, page: str, tokens: int, dtype: str, _: str) -> dict:
+    """A whole `vlmcli ocr PAGE` process, as the console script runs it (vlmcli.cli imported first), its length
+    forced like the page rows'; the parent times the process from start to exit."""
+    import sys
+
+    import vlmcli.cli  # noqa: F401 - what the console script imports before anything else
+    from vlmcli.jobs.ocr import OcrRequest, run_ocr
+    from vlmcli.model.families.idefics import SMOLVLM
+
+    run = run_spec(checkpoint, dtype, "none", tokens)
+    summary = run_ocr(OcrRequest(inputs=(Path(page),), instruction=SMOLVLM.instruction(), run=run),
+                      write=sys.stderr.write)
+    return {"pages": summary.pages_ok}
+
+
+def child_process_card(checkpoint: str, page: str, tokens: int, dtype: str, attn: str) -> dict:
+    """The model card's snippet as a whole process (the parent times it from start to exit)."""
+    child_card(checkpoint, page, tokens, dtype, attn)
+    return {"pages": 1}
+
+
 def child_matmul(_: str, __: str, ___: int, dtype: str, ____: str) -> dict:
     """GFLOP/s of a vision-encoder-shaped matmul (1024x768 @ 768x3072), best of 10."""
     import torch
@@ -209,7 +257,9 @@ def child_matmul(_: str, __: str, ___: int, dtype: str, ____: str) -> dict:
 CHILDREN = {"vlmcli": child_vlmcli, "vlmcli_pdf": child_vlmcli_pdf, "ask": child_ask, "card": child_card,
             "vlmcli_unpacked": child_vlmcli_unpacked,
             "vlmcli_transposed": child_vlmcli_transposed, "openvino": child_openvino, "llamacpp": child_llamacpp,
-            "text_decode": child_text_decode, "doctags_decode": child_doctags_decode, "matmul": child_matmul}
+            "text_decode": child_text_decode, "doctags_decode": child_doctags_decode, "matmul": child_matmul,
+            "floor": child_floor, "process_vlmcli": child_process_vlmcli, "process_card": child_process_card,
+            "vlmcli_without": child_vlmcli_without}
 
 
 def run_spec(checkpoint: str, dtype: str, quantize: str, tokens: int):

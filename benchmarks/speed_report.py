@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 
@@ -32,61 +33,110 @@ def page_flops(checkpoint: str, image_tokens: int, prompt_tokens: int, new_token
     return 2.0 * (tiles * per_tile + (prompt_tokens + new_tokens) * per_token)
 
 
-def summary(rows: dict, checkpoint: str, auto: str) -> dict:
-    page, summary = rows.get("vlmcli ocr, dense A4", {}), {"auto_dtype": auto}
-    doctags = rows.get("granite-docling stand-in decode, KV cache vs its config", {})
-    if "config_decode_tok_s" in doctags:
-        summary["doctags_kv_cache_speedup"] = doctags["decode_tok_s"] / doctags["config_decode_tok_s"]
+def gemm_shapes(checkpoint: str) -> dict[str, tuple[int, int, int]]:
+    """The model's largest products, as (rows, inner, outer) of F.linear: a sub-image's patches through the vision
+    tower's attention and MLP projections, and a page's prompt through the language model's."""
+    config = json.loads(Path(checkpoint, "config.json").read_text())
+    vision, text = config["vision_config"], config["text_config"]
+    patches = (vision["image_size"] // vision["patch_size"]) ** 2
+    d, ffn = vision["hidden_size"], vision["intermediate_size"]
+    h, inner = text["hidden_size"], text["intermediate_size"]
+    prompt = 900  # a dense A4 page's prompt: 832 image tokens and the instruction
+    return {"vision qkv/out": (patches, d, d), "vision fc1": (patches, d, ffn), "vision fc2": (patches, ffn, d),
+            "text q/o": (prompt, h, h), "text gate/up": (prompt, h, inner), "text down": (prompt, inner, h)}
+
+
+METRICS = ("page_s", "first_token_s", "decode_tok_s", "load_s", "wall_s", "peak_rss_gb", "gflop_s")
+PAGE, CARD, OPENVINO = "vlmcli ocr, dense A4", "card snippet, sdpa", "OpenVINO fp32 vision + vlmcli LM"
+PROCESS, CARD_PROCESS = "vlmcli ocr, whole process", "card snippet, whole process"
+WITHOUT = "vlmcli ocr, without "
+
+
+def report(rounds: list[dict[str, dict]], checkpoint: str, which: str, new_tokens: int) -> dict:
+    """Each row's medians and spreads over the rounds, and the ratios between rows taken within each round."""
+    names = list(dict.fromkeys(name for found in rounds for name in found))
+    rows = {name: _row([found[name] for found in rounds if name in found]) for name in names}
+    ratios: dict[str, list[float]] = {}
+    for found in rounds:
+        for key, value in _ratios(found, checkpoint).items():
+            ratios.setdefault(key, []).append(value)
+    summary = {key: _spread(values) for key, values in ratios.items()}
+    return {"set": which, "new_tokens": new_tokens, "rounds": len(rounds), "machine": machine(),
+            "rows": rows, "summary": summary, "per_round": rounds}
+
+
+def _ratios(found: dict[str, dict], checkpoint: str) -> dict[str, float]:
+    """One round's ratios: against the floor, the card's snippet, OpenVINO; each lever's worth."""
+    page, ratios = found.get(PAGE, {}), {}
+    floor = next((row for name, row in found.items() if name.startswith("floor")), {})
     if "page_s" not in page:
-        return summary
-    flops = page_flops(checkpoint, page["image_tokens"], page["prompt_tokens"], page["new_tokens"])
-    summary["page_tflop"] = flops / 1e12
-    for dtype in ("float32", "bfloat16"):
-        rate = rows.get(f"matmul {dtype}", {}).get("gflop_s")
-        if rate:
-            summary[f"floor_s_{dtype}"] = flops / (rate * 1e9)
-            summary[f"vlmcli_vs_floor_{dtype}"] = page["page_s"] / summary[f"floor_s_{dtype}"]
-    for name, key in (("card snippet as written (bf16, eager)", "speedup_vs_card"),
-                      ("card snippet, float32 + sdpa", "speedup_vs_card_float32"),
-                      ("OpenVINO fp32 vision + vlmcli LM", "speedup_vs_openvino_vision"),
-                      ("OpenVINO int8-weight vision + vlmcli LM", "speedup_vs_openvino_int8_vision"),
-                      ("llama.cpp, f32 text + f32 mmproj", "speedup_vs_llamacpp_f32"),
-                      ("llama.cpp, q8_0 text + f32 mmproj", "speedup_vs_llamacpp_q8_0"),
-                      ("vlmcli float32, vision linear unpacked", "speedup_vs_unpacked_linear"),
-                      ("vlmcli ocr, dense A4, vision stream transposed", "speedup_vs_transposed_stream")):
-        if "page_s" in rows.get(name, {}):
-            summary[key] = rows[name]["page_s"] / page["page_s"]
-    reference = rows.get("vlmcli ocr, dense A4, --dtype float32", page)
-    for name, row in rows.items():  # lossy rows: how many of the float32 page's tokens they repeat before differing
-        lossy = row.get("weights") == "int8" or row.get("decode_dtype") == "float16"
-        if lossy or (row.get("quantize") or "none") != "none":
-            summary[f"leading_equal_tokens: {name}"] = _leading_equal(row, reference)
-    half = rows.get("vlmcli ocr, dense A4, --decode-dtype float16", {})
-    if "decode_tok_s" in half and "decode_tok_s" in reference:
-        summary["decode_float16_vs_float32"] = half["decode_tok_s"] / reference["decode_tok_s"]
-        summary["page_float16_decode_vs_float32"] = reference["page_s"] / half["page_s"]
-    text = rows.get(f"bare text model decode ({auto})", {})
-    if "decode_tok_s" in text:
-        summary["decode_vs_text_model"] = page["decode_tok_s"] / text["decode_tok_s"]
-        summary["decode_vs_text_model_same_process"] = text["vlm_decode_tok_s"] / text["decode_tok_s"]
-    pdf = rows.get("vlmcli ocr, 4-page PDF (per page)", {})
-    if "page_s" in pdf:
-        summary["pdf_page_vs_single_page"] = pdf["page_s"] / page["page_s"]
-        # The same path for one page: rasterizing it, which a PNG skips, then no next page to overlap.
-        if "page_s" in rows.get("vlmcli ocr, 1-page PDF", {}):
-            summary["pdf_page_vs_one_page_pdf"] = pdf["page_s"] / rows["vlmcli ocr, 1-page PDF"]["page_s"]
-    return summary
+        return ratios
+    if "gflop_s" in floor:
+        flops = page_flops(checkpoint, page["image_tokens"], page["prompt_tokens"], page["new_tokens"])
+        ratios["floor_s"] = flops / (floor["gflop_s"] * 1e9)
+        ratios["page_vs_floor"] = page["page_s"] / ratios["floor_s"]
+    for name, key in ((CARD, "speedup_vs_card"), (OPENVINO, "speedup_vs_openvino_vision"),
+                      ("card snippet as written (eager)", "speedup_vs_card_as_written")):
+        if "page_s" in found.get(name, {}):
+            ratios[key] = found[name]["page_s"] / page["page_s"]
+    if "load_s" in found.get(CARD, {}):
+        ratios["load_minus_card_s"] = page["load_s"] - found[CARD]["load_s"]
+    if "wall_s" in found.get(PROCESS, {}) and "wall_s" in found.get(CARD_PROCESS, {}):
+        ratios["whole_process_speedup_vs_card"] = found[CARD_PROCESS]["wall_s"] / found[PROCESS]["wall_s"]
+    for name, row in found.items():
+        if name.startswith(WITHOUT) and "page_s" in row:
+            lever = name[len(WITHOUT):]
+            ratios[f"lever {lever}: page speedup"] = row["page_s"] / page["page_s"]
+            ratios[f"lever {lever}: load cost s"] = page["load_s"] - row["load_s"]
+            ratios[f"lever {lever}: peak saved GiB"] = row["peak_rss_gb"] - page["peak_rss_gb"]
+    if "page_s" in found.get("vlmcli ocr, no levers", {}):
+        ratios["levers together: page speedup"] = found["vlmcli ocr, no levers"]["page_s"] / page["page_s"]
+    for name, row in found.items():  # lossy rows: how many of the float32 page's tokens they repeat before differing
+        if row.get("weights") == "int8" or row.get("decode_dtype") == "float16" or \
+                (row.get("quantize") or "none") != "none":
+            ratios[f"leading equal tokens: {name}"] = leading_equal(row.get("token_ids", []), page["token_ids"])
+    return ratios
 
 
-def _leading_equal(row: dict, reference: dict) -> str:
-    theirs = reference.get("token_ids", [])
-    return f"{leading_equal(row.get('token_ids', []), theirs)}/{len(theirs)}"
+def _row(results: list[dict]) -> dict:
+    """A contender's rounds as one row: each metric's median and [min, max]; other fields from the last round."""
+    good = [r for r in results if "error" not in r and "skipped" not in r]
+    if not good:
+        return results[-1]
+    row = {key: value for key, value in good[-1].items() if key not in METRICS}
+    for key in METRICS:
+        values = [r[key] for r in good if isinstance(r.get(key), (int, float))]
+        if values:
+            row[key] = round(statistics.median(values), 3)
+            row[f"{key}_range"] = [round(min(values), 3), round(max(values), 3)]
+    return row
 
 
-def print_table(rows: dict, summary: dict) -> None:
-    columns = ("page_s", "first_token_s", "decode_tok_s", "peak_rss_gb", "image_tokens", "load_s", "gflop_s", "wall_s")
-    print(f"{'':44}" + "".join(f"{c:>14}" for c in columns))
-    for name, row in rows.items():
-        cells = [f"{row[c]:14.2f}" if isinstance(row.get(c), float) else f"{row.get(c, '-')!s:>14}" for c in columns]
-        print(f"{name:44}" + "".join(cells))
-    print(json.dumps(summary, indent=1))
+def _spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 4), "min": round(min(values), 4), "max": round(max(values), 4),
+            "rounds": len(values)}
+
+
+def machine() -> dict:
+    """What ran the benchmark: the CPU, its flags that matter, the ISA torch was held to, torch's version."""
+    import os
+    import platform
+
+    from vlmcli.model.cpu import cpu_flags
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    flags = sorted(cpu_flags() & {"avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16"})
+    held = {key: os.environ[key] for key in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+            if key in os.environ}
+    import torch
+
+    return {"cpu": model, "cores": os.cpu_count(), "flags": flags, "isa_held_to": held, "torch": torch.__version__}
+
+
+def print_table(report: dict) -> None:
+    print(f"{'':46}" + "".join(f"{c:>14}" for c in METRICS))
+    for name, row in report["rows"].items():
+        cells = [f"{row[c]:14.2f}" if isinstance(row.get(c), (int, float)) else f"{'-':>14}" for c in METRICS]
+        print(f"{name:46}" + "".join(cells))
+    print(json.dumps(report["summary"], indent=1))
