@@ -20,6 +20,7 @@ from vlmcli.inputs.documents import page_ref
 from vlmcli.inputs.pages import page_images
 from vlmcli.model.families import RAW, Family
 from vlmcli.model.families.idefics import SMOLVLM
+from vlmcli.model.generate import TOKEN_ALIGNED
 from vlmcli.model.padding import padded_rows, zero_padded_stack
 from vlmcli.specs import PdfSpec, SplitSpec
 
@@ -71,7 +72,8 @@ def encode(example: Example, images: list[Image.Image], processor: Any, image_to
         end = _length(family, processor, messages[: index + 1], add_generation_prompt=False) + shift
         labels[start:end] = input_ids[start:end]
     labels[input_ids == image_token_id] = IGNORE_INDEX
-    encoded = {key: value[0] for key, value in inputs.items()}
+    # A family's concatenated inputs (Qwen's patch list and grids) have no batch axis: kept whole.
+    encoded = {key: value if key in family.concatenated_inputs else value[0] for key, value in inputs.items()}
     encoded["labels"] = labels
     return encoded
 
@@ -133,9 +135,13 @@ class Collator:
             "attention_mask": padded_rows([e["attention_mask"] for e in encoded], 0, left=False),
             "labels": padded_rows([e["labels"] for e in encoded], IGNORE_INDEX, left=False),
         }
-        for key in ("pixel_values", "pixel_attention_mask"):
-            if key in encoded[0]:
+        for key in encoded[0]:
+            if key in self.family.concatenated_inputs:
+                batch[key] = torch.cat([e[key] for e in encoded])
+            elif key in ("pixel_values", "pixel_attention_mask"):
                 batch[key] = zero_padded_stack([e[key] for e in encoded])
+            elif key in TOKEN_ALIGNED:  # Qwen's mm_token_type_ids, which place its multimodal positions
+                batch[key] = padded_rows([e[key] for e in encoded], 0, left=False)
         return batch
 
 
