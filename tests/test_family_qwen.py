@@ -389,3 +389,27 @@ def test_front_matter_turns_only_for_a_stated_quarter():
     assert front_matter(UPRIGHT).turn_deg == 0
     assert front_matter(TURNED.replace("rotation_correction: 90", "rotation_correction: 45")).turn_deg == 0
     assert front_matter("no front matter").turn_deg == 0
+
+
+@pytest.mark.parametrize("damage", ["patch size", "image token id", "family"])
+def test_a_checkpoint_whose_parts_disagree_gets_one_clear_line(tiny_checkpoint, tmp_path, pages, damage):
+    """Processor files from another model (a 16 px patch on a 14 px tower, another image token), or --family of
+    another architecture: one line naming both sides and an exit code, before any weights are read."""
+    import shutil
+
+    from vlmcli.errors import ExitCode
+
+    folder = shutil.copytree(tiny_checkpoint("qwen2_5_vl"), tmp_path / "checkpoint")
+    name, edit = {"patch size": ("processor_config.json", lambda d: d["image_processor"].update(patch_size=16)),
+                  "image token id": ("config.json", lambda d: d.update(image_token_id=5)),
+                  "family": ("config.json", lambda d: None)}[damage]
+    settings = json.loads((folder / name).read_text())
+    edit(settings)
+    (folder / name).write_text(json.dumps(settings))
+    family = ["--model", tiny_checkpoint("qwen3_vl"), "--family", "olmocr2"] if damage == "family" else [
+        "--model", folder]
+    result = _cli("ask", pages[0], QUESTION, *family, *FLOAT32)
+    assert result.exit_code == (ExitCode.usage if damage == "family" else ExitCode.model)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert ("reads qwen2_5_vl checkpoints; this one is qwen3_vl" if damage == "family"
+            else f"its config and processor disagree ({damage}:") in result.stderr

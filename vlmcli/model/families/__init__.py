@@ -156,8 +156,14 @@ def recognise(model_type: str | None, tokenizer_text: str = "") -> Family:
     return next(family for family in all_families() if family.recognises(model_type, tokenizer_text))
 
 
-def by_name(name: str) -> Family:
+def by_name(name: str, model_type: str | None = None) -> Family:
+    """The family named `name`; with `model_type`, one that reads checkpoints of that type."""
     found = {family.name: family for family in all_families()}
     if name not in found:
         raise UsageError(f"no model family named {name!r}", hint=f"families: {', '.join(found)}")
-    return found[name]
+    family = found[name]
+    if model_type is not None and family.model_types and model_type not in family.model_types:
+        raise UsageError(f"the {name} family reads {' or '.join(sorted(family.model_types))} checkpoints; this one "
+                         f"is {model_type}", hint="leave --family out (the checkpoint's files tell its family), or "
+                                                  "name a family of its architecture (`vlmcli models`)")
+    return family
