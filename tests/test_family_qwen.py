@@ -356,13 +356,16 @@ def test_lora_targets_stay_in_their_towers(tiny_checkpoint):
         assert all(any(name.endswith(connector) for name in modules) for connector in family.lora.connector[:2])
 
 
-def test_olmocr_reads_pages_at_1288_px(tiny_checkpoint):
+def test_olmocr_reads_pages_at_1288_px(tiny_checkpoint, tmp_path):
     """olmOCR-2's card renders a page with its longest side at 1288 px: that is the pixel budget's edge unless
-    --longest-edge says otherwise, larger images are fitted to it as the card's recipe resizes them, and the
-    out-of-memory ladder halves it down to 448 px."""
+    --longest-edge says otherwise, larger images are fitted to it as the card's recipe resizes them (for reading
+    and for training), and the out-of-memory ladder halves it down to 448 px."""
     from PIL import Image
 
     from tools.models.recipes import OLMOCR_LONGEST_PX
+    from vlmcli.finetune.collate import example_images
+    from vlmcli.finetune.data import read_examples
+    from vlmcli.specs import PdfSpec
     from vlmcli.model.families.qwen import OLMOCR2, QWEN2_5_VL
     from vlmcli.model.generate import fit_pages
     from vlmcli.model.image_only import load_processor
@@ -380,6 +383,10 @@ def test_olmocr_reads_pages_at_1288_px(tiny_checkpoint):
     assert fitted.size == (1288, 966) and fitted.tobytes() == big.resize(
         (round(2000 * scale), round(1500 * scale))).tobytes()  # the card recipe's resize
     assert fit_pages(QWEN2_5_VL, [big], 1288)[0] is big
+    big.save(tmp_path / "big.png")
+    (tmp_path / "train.jsonl").write_text(json.dumps({"image": "big.png", "text": "cat"}) + "\n")
+    example = read_examples(tmp_path / "train.jsonl")[0][0]
+    assert example_images(example, OLMOCR_LONGEST_PX, PdfSpec(), OLMOCR2)[0].size == (1288, 966)
 
 
 def test_front_matter_turns_only_for_a_stated_quarter():
