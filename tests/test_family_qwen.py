@@ -156,11 +156,11 @@ def test_ask_and_ocr_give_the_card_recipes_tokens(lively, pages, monkeypatch, fa
     _same_inputs(seen[1], inputs)
 
 
-@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "olmocr2", "qwen3_vl"])
 def test_batch_of_two_reads_as_one_by_one(lively, pages, family):
     """Rows of different sizes (12 and 4 image tokens): their patch lists and grids are joined
-    (concatenated_inputs), the token rows left-padded, and each row's tokens are those of its page read alone
-    (float32)."""
+    (concatenated_inputs), the token rows left-padded (the multimodal positions follow), and each row's tokens are
+    those of its page read alone (float32); olmOCR-2's prompt puts the long text before the image."""
     records = {}
     for size in (1, 2):
         result = _cli("ocr", *pages, "-f", "json", "--batch-size", size, *_family_args(family, lively), *FLOAT32)
@@ -169,7 +169,9 @@ def test_batch_of_two_reads_as_one_by_one(lively, pages, family):
                          for r in map(json.loads, result.stdout.splitlines())]
     assert records[1] == records[2]
     (first, _, first_tokens), (second, _, second_tokens) = records[1]
-    assert first_tokens != second_tokens and first != second
+    assert first_tokens != second_tokens  # rows of different lengths: the shorter one is padded
+    # Rows kept in order: the pages read differently (under olmOCR's long prompt the tiny model writes the same).
+    assert first != second or family == "olmocr2"
 
 
 def _fake_generation(text: str):
