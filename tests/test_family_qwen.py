@@ -363,15 +363,14 @@ def test_olmocr_reads_pages_at_1288_px(tiny_checkpoint, tmp_path):
     --longest-edge says otherwise, larger images are fitted to it as the card's recipe resizes them (for reading
     and for training), and the out-of-memory ladder halves it down to 448 px."""
     from PIL import Image
-
-    from tools.models.recipes import OLMOCR_LONGEST_PX
     from vlmcli.finetune.collate import example_images
     from vlmcli.finetune.data import read_examples
-    from vlmcli.specs import PdfSpec
+
+    from tools.models.recipes import OLMOCR_LONGEST_PX
     from vlmcli.model.families.qwen import OLMOCR2, QWEN2_5_VL
     from vlmcli.model.generate import fit_pages
     from vlmcli.model.image_only import load_processor
-    from vlmcli.specs import SplitSpec
+    from vlmcli.specs import PdfSpec, SplitSpec
 
     processor = load_processor(tiny_checkpoint("qwen2_5_vl"))
     assert OLMOCR2.input_edge_px(processor, SplitSpec()) == OLMOCR_LONGEST_PX

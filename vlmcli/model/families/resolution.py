@@ -127,7 +127,7 @@ class PixelBudget:
 
     def _edge_px(self, processor: Any) -> int:
         budget = self._budget(processor.image_processor)
-        return int(math.isqrt(budget)) if budget else UNSTATED_EDGE_PX
+        return math.isqrt(budget) if budget else UNSTATED_EDGE_PX
 
     @staticmethod
     def _budget(image_processor: Any) -> int | None:
