@@ -20,6 +20,7 @@ from vlmcli.inputs.documents import page_ref
 from vlmcli.inputs.pages import page_images
 from vlmcli.model.families import RAW, Family
 from vlmcli.model.families.idefics import SMOLVLM
+from vlmcli.model.generate import TOKEN_ALIGNED, fit_pages
 from vlmcli.model.padding import padded_rows, zero_padded_stack
 from vlmcli.specs import PdfSpec, SplitSpec
 
@@ -32,10 +33,11 @@ def with_pages(example: Example, pdf: PdfSpec) -> Example:
     return replace(example, pages=tuple(page_ref(image.path, image.page_number, pdf) for image in example.images))
 
 
-def example_images(example: Example, max_input_px: int, pdf: PdfSpec) -> list[Image.Image]:
-    """The example's pages, as `ask` and `ocr` show a page to the model (without bands)."""
+def example_images(example: Example, max_input_px: int, pdf: PdfSpec, family: Family = SMOLVLM) -> list[Image.Image]:
+    """The example's pages, as `ask` and `ocr` show a page to the model (without bands; fitted to the input edge
+    where the family's card fits pages)."""
     pages = example.pages or with_pages(example, pdf).pages
-    return [page_images(ref, max_input_px, WHOLE_PAGES, pdf)[0] for ref in pages]
+    return fit_pages(family, [page_images(ref, max_input_px, WHOLE_PAGES, pdf)[0] for ref in pages], max_input_px)
 
 
 def family_messages(example: Example, family: Family) -> list[dict]:
@@ -71,7 +73,8 @@ def encode(example: Example, images: list[Image.Image], processor: Any, image_to
         end = _length(family, processor, messages[: index + 1], add_generation_prompt=False) + shift
         labels[start:end] = input_ids[start:end]
     labels[input_ids == image_token_id] = IGNORE_INDEX
-    encoded = {key: value[0] for key, value in inputs.items()}
+    # A family's concatenated inputs (Qwen's patch list and grids) have no batch axis: kept whole.
+    encoded = {key: value if key in family.concatenated_inputs else value[0] for key, value in inputs.items()}
     encoded["labels"] = labels
     return encoded
 
@@ -85,7 +88,8 @@ def validate(examples: list[Example], processor: Any, image_token_id: int, max_i
     for example in examples:
         try:
             example = with_pages(example, pdf)
-            encoded = encode(example, example_images(example, max_input_px, pdf), processor, image_token_id, family)
+            encoded = encode(example, example_images(example, max_input_px, pdf, family), processor, image_token_id,
+                             family)
         except VlmcliError as error:
             problems.append(Problem(example.line_number, error.message))
             continue
@@ -125,7 +129,7 @@ class Collator:
         encoded = []
         for example in examples:
             processor, max_input_px = self.readers.get(example.resolution, (self.processor, self.max_input_px))
-            encoded.append(encode(example, example_images(example, max_input_px, self.pdf), processor,
+            encoded.append(encode(example, example_images(example, max_input_px, self.pdf, self.family), processor,
                                   self.image_token_id, self.family))
         pad_id = self.processor.tokenizer.pad_token_id
         batch = {
@@ -133,9 +137,13 @@ class Collator:
             "attention_mask": padded_rows([e["attention_mask"] for e in encoded], 0, left=False),
             "labels": padded_rows([e["labels"] for e in encoded], IGNORE_INDEX, left=False),
         }
-        for key in ("pixel_values", "pixel_attention_mask"):
-            if key in encoded[0]:
+        for key in encoded[0]:
+            if key in self.family.concatenated_inputs:
+                batch[key] = torch.cat([e[key] for e in encoded])
+            elif key in ("pixel_values", "pixel_attention_mask"):
                 batch[key] = zero_padded_stack([e[key] for e in encoded])
+            elif key in TOKEN_ALIGNED:  # Qwen's mm_token_type_ids, which place its multimodal positions
+                batch[key] = padded_rows([e[key] for e in encoded], 0, left=False)
         return batch
 
 

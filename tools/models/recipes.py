@@ -102,6 +102,24 @@ def glm_ocr(model, processor, image, *, task: str = "text", max_new_tokens: int 
     return Result(ids, processor.decode(ids, skip_special_tokens=False))
 
 
+def qwen2_5_vl(model, processor, image, *, question: str = "Describe this image.",
+               max_new_tokens: int = 128) -> Result:
+    # Card (Qwen2.5-VL-7B-Instruct): messages = [{"role": "user", "content": [{"type": "image", "image": ...},
+    #                                                                         {"type": "text", "text": ...}]}]
+    # text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # image_inputs, video_inputs = process_vision_info(messages)
+    # inputs = processor(text=[text], images=image_inputs, videos=video_inputs, padding=True, return_tensors="pt")
+    # generated_ids = model.generate(**inputs, max_new_tokens=128)
+    # processor.batch_decode(trimmed, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    # qwen_vl_utils' process_vision_info rounds the image to multiples of 28 px within the same pixel bounds as the
+    # processor, which does that itself: the image goes to the processor as it is.
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    inputs = processor(text=[text], images=[image], padding=True, return_tensors="pt")
+    ids = _generate(model, inputs, max_new_tokens)
+    return Result(ids, processor.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
+
+
 def olmocr2(model, processor, image, *, max_new_tokens: int = 8000) -> Result:
     # Card (olmOCR-2-7B-1025): the page rendered with target_longest_image_dim=1288, then
     # messages = [{"role": "user", "content": [{"type": "text", "text": build_no_anchoring_v4_yaml_prompt()},
@@ -179,8 +197,8 @@ def qwen3_vl(model, processor, image, *, question: str = "Read all the text in t
 
 RECIPES = {"lighton_ocr": lighton_ocr, "paddleocr_vl": paddleocr_vl, "glm_ocr": glm_ocr, "olmocr2": olmocr2,
            "nanonets_ocr2": nanonets_ocr2, "deepseek_ocr2": deepseek_ocr2, "granite_docling": granite_docling,
-           "qwen3_vl": qwen3_vl}
+           "qwen3_vl": qwen3_vl, "qwen2_5_vl": qwen2_5_vl}
 # Which tiny family checkpoint (families.py) each recipe runs on.
 RECIPE_FAMILY = {"lighton_ocr": "lighton_ocr", "paddleocr_vl": "paddleocr_vl", "glm_ocr": "glm_ocr",
                  "olmocr2": "qwen2_5_vl", "nanonets_ocr2": "qwen2_5_vl", "deepseek_ocr2": "deepseek_ocr2",
-                 "granite_docling": "granite_docling", "qwen3_vl": "qwen3_vl"}
+                 "granite_docling": "granite_docling", "qwen3_vl": "qwen3_vl", "qwen2_5_vl": "qwen2_5_vl"}

@@ -28,6 +28,8 @@ from vlmcli.progress import Progress
 # and its words, which are placed again from the page cache.
 RESULT_FIELDS = [f.name for f in dataclasses.fields(PageResult)
                  if f.name not in ("source", "page_number", "words", "parsed")]
+# Fields added since manifests were first written: a record without one has its default (the page is done).
+LATER_RESULT_FIELDS = ("turned_deg",)
 
 
 class Ledger:
@@ -79,7 +81,7 @@ class Ledger:
             return None
         key = self._key(ref.source, ref.page_index)
         stored = self._manifest.get(key)
-        if stored is None or not all(name in stored for name in RESULT_FIELDS):
+        if stored is None or not all(name in stored for name in RESULT_FIELDS if name not in LATER_RESULT_FIELDS):
             elsewhere = [fingerprint for fingerprint in self._manifest.fingerprints_done(key.rpartition(":")[0])
                          if fingerprint != self.fingerprint]
             if elsewhere:
@@ -87,7 +89,7 @@ class Ledger:
             return None
         self._reused.add((ref.source, ref.page_number))
         return PageResult(source=ref.source, page_number=ref.page_number,
-                          **{name: stored[name] for name in RESULT_FIELDS})
+                          **{name: stored[name] for name in RESULT_FIELDS if name in stored})
 
     def record(self, item: PageResult, settings: dict | None = None) -> int:
         """Make a finished page durable; 1 if it came from the manifest (nothing to write), else 0. `settings`:

@@ -110,7 +110,8 @@ def record(item: Item) -> dict:
         "image_tokens": item.image_tokens, "new_tokens": item.new_tokens,
         "seconds": round(item.seconds, 3), "finish_reason": item.finish_reason, "bands": item.bands,
         "longest_edge_px": item.longest_edge_px, "split": item.split, "attempts": item.attempts,
-        "decoding": item.decoding, **words, **_parsed(item),
+        "decoding": item.decoding, **({"turned_deg": item.turned_deg} if item.turned_deg else {}), **words,
+        **_parsed(item),
     }
 
 

@@ -45,6 +45,7 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
     conversation, on the model's device."""
     processor = loaded.processor
     text = loaded.family.prompt(processor, messages)
+    images = fit_pages(loaded.family, images, loaded.max_input_px)
     try:
         # A conversation without images (the server's text-only chats) gives the processor none at all.
         inputs = processor(text=[text], images=[images] if images else None, return_tensors="pt")
@@ -57,6 +58,19 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
     return dict(inputs)
+
+
+def fit_pages(family, images: list[Image.Image], edge_px: int) -> list[Image.Image]:
+    """The images as a family that `fit_pages` reads them: each larger than `edge_px` scaled down (bicubic) to that
+    longest side, as its card renders pages (olmOCR-2: 1288 px); other families' images as they are."""
+    if not family.fit_pages:
+        return images
+    fitted = []
+    for image in images:
+        scale = edge_px / max(image.size)
+        fitted.append(image.resize((round(image.width * scale), round(image.height * scale)),
+                                   Image.Resampling.BICUBIC) if scale < 1 else image)
+    return fitted
 
 
 def merge_rows(loaded: LoadedModel, rows: list[dict]) -> dict:

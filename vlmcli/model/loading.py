@@ -89,9 +89,11 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     transformers_logging.disable_progress_bar()
     hub_logging.set_verbosity_error()
     config = _load_config(spec)
+    named = by_name(spec.family, config.model_type) if spec.family else None
     resolved = resolve(spec, for_training=for_training, skip=skip_levers, model_type=config.model_type)
     device, dtype = resolved.device, getattr(torch, resolved.dtype)
     processor = registry.apply_to_processor(resolved.levers, _load_processor(spec))
+    _check_agreement(spec, config, processor)
     chain = adapters.adapter_chain(spec.adapter, spec.allow_pickle) if spec.adapter is not None else []
     # An adapter's fully trained modules replace whole layers: keep those unquantized.
     unquantized_modules = (*unquantized_modules, *adapters.fully_trained_modules(chain))
@@ -103,7 +105,7 @@ def load_model(spec: ModelSpec, split: SplitSpec, *, for_training: bool = False,
     if not for_training:
         registry.apply_to_model(resolved.levers, model, resolved.target)
     tokenizer = processor.tokenizer
-    family = by_name(spec.family) if spec.family else family_of_tokenizer(config.model_type, tokenizer)
+    family = named or family_of_tokenizer(config.model_type, tokenizer)
     max_input_px = family.resolution.configure(processor, adapters.trained_resolution(spec.adapter, split))
     return LoadedModel(
         model=model, processor=processor, model_type=config.model_type, device=device, dtype=dtype,
@@ -128,6 +130,31 @@ def quantization_config(quantize: Quant, compute_dtype: torch.dtype,
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=skip)
+
+
+def _check_agreement(spec: ModelSpec, config: Any, processor: Any) -> None:
+    """Config and processor describe the same model where both state it: the image token the prompt carries, and
+    the vision tower's patch, merge and temporal patch sizes the pixels are cut by. A mismatch (processor files
+    from another checkpoint) would otherwise fail deep inside generate."""
+    vision, image_processor = getattr(config, "vision_config", None), processor.image_processor
+    pairs = {"image token id": (getattr(config, "image_token_id", None), getattr(processor, "image_token_id", None)),
+             "patch size": (getattr(vision, "patch_size", None), _square(getattr(image_processor, "patch_size", None))),
+             "merge size": (getattr(vision, "spatial_merge_size", None), getattr(image_processor, "merge_size", None)),
+             "temporal patch size": (getattr(vision, "temporal_patch_size", None),
+                                     getattr(image_processor, "temporal_patch_size", None))}
+    for what, (in_config, in_processor) in pairs.items():
+        if isinstance(in_config, int) and isinstance(in_processor, int) and in_config != in_processor:
+            raise ModelError(f"{spec.model_id}: its config and processor disagree ({what}: {in_config} in "
+                             f"config.json, {in_processor} in the processor's files)",
+                             hint="the processor or tokenizer files may come from another model: take them from "
+                                  "the checkpoint's own repository")
+
+
+def _square(size: Any) -> Any:
+    """A patch size as one number (Pixtral states {"height": 14, "width": 14})."""
+    if isinstance(size, dict) and size.get("height") == size.get("width"):
+        return size.get("height")
+    return size
 
 
 def _hub_kwargs(spec: ModelSpec) -> dict:

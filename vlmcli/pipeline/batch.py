@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from vlmcli.errors import ResourceError, VlmcliError
 from vlmcli.inputs.documents import PageRef
 from vlmcli.pipeline import prefetch
-from vlmcli.pipeline.page import PreparedPage, page_timeout, prepare_page, read_prepared
+from vlmcli.pipeline.page import PreparedPage, page_timeout, prepare_page, read_prepared, read_turned
 from vlmcli.pipeline.results import PageFailure, PageResult, page_result
 from vlmcli.specs import RunSpec
 
@@ -97,7 +97,8 @@ def _page(loaded, ref: PageRef, page: PreparedPage, rows: list, run: RunSpec,
         return PageFailure(ref.source, ref.page_number, page_timeout(run, ref))
     # The call's wall time, shared by its rows, so that seconds add up over pages.
     seconds = rows[0].seconds * len(rows) / len(batch)
-    return page_result(ref, rows, attempts=1, decoding="greedy", resolution=resolution(loaded), seconds=seconds)
+    result = page_result(ref, rows, attempts=1, decoding="greedy", resolution=resolution(loaded), seconds=seconds)
+    return read_turned(loaded, ref, page, run, result)
 
 
 def _readable(pages: list[PreparedPage | VlmcliError]) -> list[PreparedPage]:

@@ -2,7 +2,8 @@
 
 A page is generated band by band. Out of memory: again with fewer sub-images,
 down to one image without splitting. A band that loops: decoded once more with a
-repetition penalty. `--page-timeout`: all bands and retries of a page together.
+repetition penalty. A page its model says lies turned: turned and read once more.
+`--page-timeout`: all bands and retries of a page together.
 The model modules are imported inside functions, so planning a run (and its
 input errors) never imports torch.
 """
@@ -48,9 +49,22 @@ def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> Prepar
 
 
 def read_prepared(loaded, ref: PageRef, page: PreparedPage, run: RunSpec) -> PageResult | PageFailure:
-    """Generate a prepared page on its own (out-of-memory ladder and loop retry included)."""
+    """Generate a prepared page on its own (out-of-memory ladder, loop retry and the turn its family asks for)."""
+    started_s = time.monotonic()
+    return _settled(ref, lambda: _turned(loaded, ref, page, run, _run_page(loaded, ref, page, run), started_s))
+
+
+def read_turned(loaded, ref: PageRef, page: PreparedPage, run: RunSpec,
+                result: PageResult) -> PageResult | PageFailure:
+    """A page already read (in a batch): `result`, or the page read again turned, where its family says it lies
+    turned."""
+    return _settled(ref, lambda: _turned(loaded, ref, page, run, result, time.monotonic()))
+
+
+def _settled(ref: PageRef, read: Callable[[], PageResult]) -> PageResult | PageFailure:
+    """What `read()` gives, or the page's failure."""
     try:
-        return _run_page(loaded, ref, page, run)
+        return read()
     except PageAttemptsFailed as failed:
         return PageFailure(ref.source, ref.page_number, failed.error, attempts=failed.attempts)
     except VlmcliError as error:
@@ -93,6 +107,32 @@ def _run_page(loaded, ref: PageRef, prepared: PreparedPage, run: RunSpec) -> Pag
                     f"{' with' if lowest['split'] else ' without'} sub-images", hint=error.hint), attempts) from None
             current, inputs = lower, _build(lower, prepared.bands, prepared.instruction)
     return page_result(ref, generations, attempts, decoding, resolution(current))
+
+
+# How olmOCR's toolkit turns a page by the rotation_correction its model gives (counter-clockwise).
+TURNS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+def _turned(loaded, ref: PageRef, page: PreparedPage, run: RunSpec, result: PageResult,
+            started_s: float) -> PageResult:
+    """`result`, or, where the family's parser says the page lies turned (olmOCR-2's front matter), the page turned
+    as it says and read once more, as olmOCR's toolkit does; that result says it was turned, and its attempts count
+    both readings; --page-timeout bounds both from `started_s` on. A page read in bands is not turned: families
+    that turn pages read them whole."""
+    turn_deg = loaded.family.parse(result.text).turn_deg
+    if not turn_deg or len(page.bands) != 1:
+        return result
+    bands = [band.transpose(TURNS[turn_deg]) for band in page.bands]
+    turned = PreparedPage(bands, _build(loaded, bands, page.instruction), page.instruction)
+    left_s = run.page_timeout_s - (time.monotonic() - started_s) if run.page_timeout_s else None
+    if left_s is not None and left_s <= 0:
+        raise PageAttemptsFailed(page_timeout(run, ref), result.attempts)
+    try:
+        again = _run_page(loaded, ref, turned, replace(run, page_timeout_s=left_s))
+    except PageAttemptsFailed as failed:
+        error = page_timeout(run, ref) if isinstance(failed.error, PageTimeoutError) else failed.error
+        raise PageAttemptsFailed(error, result.attempts + failed.attempts) from None
+    return replace(again, attempts=result.attempts + again.attempts, turned_deg=turn_deg)
 
 
 def _generate(loaded, band: dict, spec: GenerationSpec):

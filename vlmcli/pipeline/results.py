@@ -30,6 +30,7 @@ class PageResult:
     decoding: str = "greedy"  # "greedy+repetition_penalty" once a loop was retried
     words: PageWords | None = None  # the text's words on the first pass's boxes (ocr -f json/pdf/hocr/alto)
     parsed: Parsed | None = None  # the text as the family parses it: readable text, fields, boxes (for output)
+    turned_deg: int = 0  # the page was read turned this many degrees counter-clockwise, as the model asked
 
     @property
     def readable(self) -> str:
@@ -39,7 +40,8 @@ class PageResult:
     def describe(self) -> str:
         """One line of what the page cost, for -v."""
         return (f"{self.source} page {self.page_number}: {self.image_tokens} image tokens, {self.new_tokens} new "
-                f"tokens, {self.bands} band(s), {self.seconds:.1f} s, {self.finish_reason}")
+                f"tokens, {self.bands} band(s), {self.seconds:.1f} s, {self.finish_reason}"
+                f"{f', turned {self.turned_deg} degrees' if self.turned_deg else ''}")
 
 
 @dataclass(frozen=True)

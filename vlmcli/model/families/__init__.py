@@ -63,12 +63,16 @@ class Family:
     parser: str = "plain"  # parsing.PARSERS
     tokenizer_marks: tuple[str, ...] = ()  # tokens whose presence tells this family from others of its type
     concatenated_inputs: tuple[str, ...] = ()  # processor outputs whose rows a batch joins (Qwen's patch lists)
+    fit_pages: bool = False  # pages scaled down to the input edge (longest side) first, as the card renders them
+    recognisable: bool = True  # False: chosen by name only (--family, an alias), its architecture being another's
 
     @property
     def writes_doctags(self) -> bool:
         return self.output == DOCTAGS
 
     def recognises(self, model_type: str | None, tokenizer_text: str) -> bool:
+        if not self.recognisable:
+            return False
         typed = not self.model_types or model_type in self.model_types
         return typed and all(f'"{mark}"' in tokenizer_text for mark in self.tokenizer_marks)
 
@@ -142,9 +146,9 @@ GENERIC = Family(name="generic", summary="any image-text-to-text checkpoint tran
 def all_families() -> tuple[Family, ...]:
     """Every profile, most specific first (a DocTags checkpoint before the SmolVLM one it is built on), the generic
     one last."""
-    from vlmcli.model.families import idefics
+    from vlmcli.model.families import idefics, qwen
 
-    return (*idefics.FAMILIES, GENERIC)
+    return (*idefics.FAMILIES, *qwen.FAMILIES, GENERIC)
 
 
 def recognise(model_type: str | None, tokenizer_text: str = "") -> Family:
@@ -152,8 +156,14 @@ def recognise(model_type: str | None, tokenizer_text: str = "") -> Family:
     return next(family for family in all_families() if family.recognises(model_type, tokenizer_text))
 
 
-def by_name(name: str) -> Family:
+def by_name(name: str, model_type: str | None = None) -> Family:
+    """The family named `name`; with `model_type`, one that reads checkpoints of that type."""
     found = {family.name: family for family in all_families()}
     if name not in found:
         raise UsageError(f"no model family named {name!r}", hint=f"families: {', '.join(found)}")
-    return found[name]
+    family = found[name]
+    if model_type is not None and family.model_types and model_type not in family.model_types:
+        raise UsageError(f"the {name} family reads {' or '.join(sorted(family.model_types))} checkpoints; this one "
+                         f"is {model_type}", hint="leave --family out (the checkpoint's files tell its family), or "
+                                                  "name a family of its architecture (`vlmcli models`)")
+    return family

@@ -35,6 +35,9 @@ class Parsed:
     text: str  # readable text: markup of boxes and front matter taken out
     fields: dict = field(default_factory=dict)
     boxes: tuple[Box, ...] = ()
+    # The model says the page lies turned: turning it this many degrees counter-clockwise (90, 180, 270) makes it
+    # upright, and the page is read again so (pipeline/page.py); 0: upright.
+    turn_deg: int = 0
 
 
 Parser = Callable[[str], Parsed]
@@ -51,7 +54,8 @@ _FIELD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*?)\s*$")
 def front_matter(text: str) -> Parsed:
     """olmOCR-2: a YAML front matter (`primary_language`, `is_rotation_valid`, `rotation_correction`, `is_table`,
     `is_diagram`) before the page's Markdown. Flat `key: value` lines only, as olmOCR writes them: booleans, ints,
-    null and strings, so no YAML library is needed."""
+    null and strings, so no YAML library is needed. A page it says is not upright (`is_rotation_valid: false`)
+    is to be turned by `rotation_correction` degrees, as olmOCR's toolkit turns it (PIL's ROTATE_90/180/270)."""
     found = _FRONT_MATTER.match(text)
     if not found:
         return Parsed(text)
@@ -59,7 +63,9 @@ def front_matter(text: str) -> Parsed:
     for line in found.group(1).splitlines():
         if (item := _FIELD.match(line)) is not None:
             fields[item.group(1)] = _scalar(item.group(2))
-    return Parsed(text[found.end():].strip(), fields)
+    correction = fields.get("rotation_correction")
+    turn_deg = correction if fields.get("is_rotation_valid") is False and correction in (90, 180, 270) else 0
+    return Parsed(text[found.end():].strip(), fields, turn_deg=turn_deg)
 
 
 def _scalar(value: str):
@@ -112,5 +118,29 @@ def lighton_bbox(text: str) -> Parsed:
     return Parsed(readable, boxes=boxes)
 
 
+def _tagged(tag: str) -> re.Pattern:
+    return re.compile(rf"<{tag}>(.*?)</{tag}>", re.S)
+
+
+_PAGE_NUMBER, _WATERMARK, _SIGNATURE = _tagged("page_number"), _tagged("watermark"), _tagged("signature")
+
+
+def nanonets_tags(text: str) -> Parsed:
+    """Nanonets-OCR2: Markdown whose page furniture is tagged. `<page_number>` and `<watermark>` are not the
+    page's text: they become the fields `page_number` (as written: "14", "9/22"; the first if several) and
+    `watermarks`, and leave the text. `<signature>` and `<img>` mark where a signature or a figure sits in the
+    text, so they stay; signatures are also listed (`signatures`: what the model wrote inside the tag). Checkboxes
+    (☐ ☑ ☒) are characters of the text."""
+    fields: dict = {}
+    if page_numbers := [found.strip() for found in _PAGE_NUMBER.findall(text)]:
+        fields["page_number"] = page_numbers[0]
+    if watermarks := [found.strip() for found in _WATERMARK.findall(text)]:
+        fields["watermarks"] = watermarks
+    if signatures := [found.strip() for found in _SIGNATURE.findall(text)]:
+        fields["signatures"] = signatures
+    readable = _WATERMARK.sub("", _PAGE_NUMBER.sub("", text))
+    return Parsed(re.sub(r"\n{3,}", "\n\n", readable).strip(), fields)
+
+
 PARSERS: dict[str, Parser] = {"plain": plain, "front_matter": front_matter, "deepseek_grounding": deepseek_grounding,
-                              "lighton_bbox": lighton_bbox}
+                              "lighton_bbox": lighton_bbox, "nanonets_tags": nanonets_tags}

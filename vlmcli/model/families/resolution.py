@@ -105,23 +105,29 @@ class PixelBudget:
     """Qwen-style processors (Qwen2.5-VL, Qwen3-VL, PaddleOCR-VL, GLM-OCR) that keep an image's aspect and scale it
     into a budget of pixels (`size.longest_edge` is that budget, `min_pixels`/`max_pixels` in older configs). The
     knob: `--longest-edge E` makes the budget E x E, so a page whose longest edge is E is read as rendered; the input
-    edge is the square root of the budget. Ladder: quarter the budget (halve the edge) down to `floor_px`."""
+    edge is the square root of the budget. `default_edge_px`: the edge the card reads pages at (olmOCR-2 renders
+    them at 1288 px), used when `--longest-edge` is not given; None keeps the checkpoint's budget. Ladder: quarter
+    the budget (halve the edge) down to `floor_px`."""
 
     floor_px: int = 448
+    default_edge_px: int | None = None
 
     def configure(self, processor: Any, split: SplitSpec) -> int:
-        image_processor = processor.image_processor
-        if split.longest_edge_px:
-            self._set_budget(image_processor, split.longest_edge_px ** 2)
-        budget = self._budget(image_processor)
-        return int(math.isqrt(budget)) if budget else UNSTATED_EDGE_PX
+        edge_px = split.longest_edge_px or self.default_edge_px
+        if edge_px:
+            self._set_budget(processor.image_processor, edge_px ** 2)
+        return self._edge_px(processor)
 
     def lower(self, processor: Any) -> SplitSpec | None:
-        edge_px = self.configure(processor, SplitSpec())
+        edge_px = self._edge_px(processor)
         return SplitSpec(longest_edge_px=max(self.floor_px, edge_px // 2)) if edge_px > self.floor_px else None
 
     def describe(self, processor: Any) -> dict:
-        return {"longest_edge_px": self.configure(processor, SplitSpec()), "split": False}
+        return {"longest_edge_px": self._edge_px(processor), "split": False}
+
+    def _edge_px(self, processor: Any) -> int:
+        budget = self._budget(processor.image_processor)
+        return math.isqrt(budget) if budget else UNSTATED_EDGE_PX
 
     @staticmethod
     def _budget(image_processor: Any) -> int | None:
