@@ -105,16 +105,22 @@ class PixelBudget:
     """Qwen-style processors (Qwen2.5-VL, Qwen3-VL, PaddleOCR-VL, GLM-OCR) that keep an image's aspect and scale it
     into a budget of pixels (`size.longest_edge` is that budget, `min_pixels`/`max_pixels` in older configs). The
     knob: `--longest-edge E` makes the budget E x E, so a page whose longest edge is E is read as rendered; the input
-    edge is the square root of the budget. Ladder: quarter the budget (halve the edge) down to `floor_px`."""
+    edge is the square root of the budget. Ladder: quarter the budget (halve the edge) down to `floor_px`.
+
+    `per_frame`: the budget bounds all `temporal_patch_size` frames of an image together (Glm46V's image processor,
+    GLM-OCR's: a still image is that many identical frames), so one page gets the budget divided by that; the knob
+    scales the budget up by it, so `--longest-edge E` still reads a page of longest edge E as rendered."""
 
     floor_px: int = 448
+    per_frame: bool = False
 
     def configure(self, processor: Any, split: SplitSpec) -> int:
         image_processor = processor.image_processor
+        frames = self._frames(image_processor)
         if split.longest_edge_px:
-            self._set_budget(image_processor, split.longest_edge_px ** 2)
+            self._set_budget(image_processor, split.longest_edge_px ** 2 * frames)
         budget = self._budget(image_processor)
-        return int(math.isqrt(budget)) if budget else UNSTATED_EDGE_PX
+        return int(math.isqrt(budget // frames)) if budget else UNSTATED_EDGE_PX
 
     def lower(self, processor: Any) -> SplitSpec | None:
         edge_px = self.configure(processor, SplitSpec())
@@ -122,6 +128,9 @@ class PixelBudget:
 
     def describe(self, processor: Any) -> dict:
         return {"longest_edge_px": self.configure(processor, SplitSpec()), "split": False}
+
+    def _frames(self, image_processor: Any) -> int:
+        return int(getattr(image_processor, "temporal_patch_size", None) or 1) if self.per_frame else 1
 
     @staticmethod
     def _budget(image_processor: Any) -> int | None:
