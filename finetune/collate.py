@@ -20,6 +20,7 @@ from vlmcli.inputs.documents import page_ref
 from vlmcli.inputs.pages import page_images
 from vlmcli.model.families import RAW, Family
 from vlmcli.model.families.idefics import SMOLVLM
+from vlmcli.model.generate import TOKEN_ALIGNED
 from vlmcli.model.padding import padded_rows, zero_padded_stack
 from vlmcli.specs import PdfSpec, SplitSpec
 
@@ -71,7 +72,8 @@ def encode(example: Example, images: list[Image.Image], processor: Any, image_to
         end = _length(family, processor, messages[: index + 1], add_generation_prompt=False) + shift
         labels[start:end] = input_ids[start:end]
     labels[input_ids == image_token_id] = IGNORE_INDEX
-    encoded = {key: value[0] for key, value in inputs.items()}
+    # Row 0 of each input, except those that hold the example's images as a flat list (Qwen-style patches).
+    encoded = {key: value if key in family.concatenated_inputs else value[0] for key, value in inputs.items()}
     encoded["labels"] = labels
     return encoded
 
@@ -133,18 +135,23 @@ class Collator:
             "attention_mask": padded_rows([e["attention_mask"] for e in encoded], 0, left=False),
             "labels": padded_rows([e["labels"] for e in encoded], IGNORE_INDEX, left=False),
         }
-        for key in ("pixel_values", "pixel_attention_mask"):
-            if key in encoded[0]:
+        for key in encoded[0].keys() - batch.keys():
+            if key in self.family.concatenated_inputs:
+                batch[key] = torch.cat([e[key] for e in encoded])
+            elif key in TOKEN_ALIGNED:
+                batch[key] = padded_rows([e[key] for e in encoded], 0, left=False)
+            else:
                 batch[key] = zero_padded_stack([e[key] for e in encoded])
         return batch
 
 
 def _text(family: Family, processor: Any, messages: list[dict], add_generation_prompt: bool) -> str:
-    """The family's prompt text; without a chat template, a finished answer ends with the end token it was trained
-    to stop at."""
+    """The family's prompt text; where the template writes no end after a finished answer (no chat template, or
+    the family's `answer_end`), the answer ends with the token it is trained to stop at."""
     text = family.prompt(processor, messages, add_generation_prompt=add_generation_prompt) if messages else ""
-    if family.layout == RAW and messages and messages[-1]["role"] == "assistant" and processor.tokenizer.eos_token:
-        text += processor.tokenizer.eos_token
+    end = family.answer_end or (processor.tokenizer.eos_token if family.layout == RAW else None)
+    if end and messages and messages[-1]["role"] == "assistant":
+        text += end
     return text
 
 
