@@ -120,7 +120,9 @@ def test_ask_is_the_card_conversation(lively, pages, family):
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
     expected = output[0, inputs["input_ids"].shape[1]:].tolist()
-    answer = ask([pages[0]], QUESTION, _run(folder))
+    pieces: list[str] = []
+    answer = ask([pages[0]], QUESTION, _run(folder), on_text=pieces.append)
+    assert "".join(pieces).strip() == answer.text  # streamed as decoded
     stops = model.generation_config.eos_token_id
     ended = expected and expected[-1] in (stops if isinstance(stops, list) else [stops])
     assert list(answer.token_ids) == (expected[:-1] if ended else expected)  # the stop token is not the answer's
@@ -249,6 +251,7 @@ def test_an_answer_is_trained_to_end_at_a_stop_token(lively, dataset, family):
     template writes none after an answer: the family's <|user|> is appended)."""
     from vlmcli.finetune.collate import IGNORE_INDEX, Collator
     from vlmcli.finetune.data import read_examples
+
     from vlmcli.specs import PdfSpec
 
     loaded = load_run(_run(lively(family)))

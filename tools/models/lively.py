@@ -18,9 +18,9 @@ from transformers import AutoModelForImageTextToText
 from tools.models.families import PARTS
 
 WIDE_VISION = {
-    "lighton_ocr": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, head_dim=16),
-    "paddleocr_vl": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4),
-    "glm_ocr": dict(hidden_size=64, intermediate_size=128, num_heads=4),
+    "lighton_ocr": {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "head_dim": 16},
+    "paddleocr_vl": {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4},
+    "glm_ocr": {"hidden_size": 64, "intermediate_size": 128, "num_heads": 4},
 }
 PLACEHOLDER_MARKS = ("image", "vision", "video")
 

@@ -120,7 +120,7 @@ class PixelBudget:
         if split.longest_edge_px:
             self._set_budget(image_processor, split.longest_edge_px ** 2 * frames)
         budget = self._budget(image_processor)
-        return int(math.isqrt(budget // frames)) if budget else UNSTATED_EDGE_PX
+        return math.isqrt(budget // frames) if budget else UNSTATED_EDGE_PX
 
     def lower(self, processor: Any) -> SplitSpec | None:
         edge_px = self.configure(processor, SplitSpec())
