@@ -137,22 +137,23 @@ class Collator:
             "attention_mask": padded_rows([e["attention_mask"] for e in encoded], 0, left=False),
             "labels": padded_rows([e["labels"] for e in encoded], IGNORE_INDEX, left=False),
         }
-        for key in encoded[0]:
+        for key in encoded[0].keys() - batch.keys():
             if key in self.family.concatenated_inputs:
                 batch[key] = torch.cat([e[key] for e in encoded])
-            elif key in ("pixel_values", "pixel_attention_mask"):
-                batch[key] = zero_padded_stack([e[key] for e in encoded])
-            elif key in TOKEN_ALIGNED:  # Qwen's mm_token_type_ids, which place its multimodal positions
+            elif key in TOKEN_ALIGNED:
                 batch[key] = padded_rows([e[key] for e in encoded], 0, left=False)
+            else:
+                batch[key] = zero_padded_stack([e[key] for e in encoded])
         return batch
 
 
 def _text(family: Family, processor: Any, messages: list[dict], add_generation_prompt: bool) -> str:
-    """The family's prompt text; without a chat template, a finished answer ends with the end token it was trained
-    to stop at."""
+    """The family's prompt text; where the template writes no end after a finished answer (no chat template, or
+    the family's `answer_end`), the answer ends with the token it is trained to stop at."""
     text = family.prompt(processor, messages, add_generation_prompt=add_generation_prompt) if messages else ""
-    if family.layout == RAW and messages and messages[-1]["role"] == "assistant" and processor.tokenizer.eos_token:
-        text += processor.tokenizer.eos_token
+    end = family.answer_end or (processor.tokenizer.eos_token if family.layout == RAW else None)
+    if end and messages and messages[-1]["role"] == "assistant":
+        text += end
     return text
 
 

@@ -123,7 +123,7 @@ PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction ins
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
 TaskOpt = Annotated[Optional[str], typer.Option(
     "--task", help="One of the model card's tasks instead of a whole page's transcription (PaddleOCR-VL: ocr, "
-                   "table, formula, chart; GLM-OCR: text, formula, table; `vlmcli models` lists them).")]
+                   "table, formula, chart, and for 1.5 spotting, seal; GLM-OCR: text, formula, table).")]
 
 SCANS = "Scanned pages"
 FirstPassOpt = Annotated[FirstPass, typer.Option(

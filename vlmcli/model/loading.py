@@ -261,15 +261,22 @@ def _token_ids(tokenizer: Any, tokens: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def _image_token_id(config: Any, processor: Any) -> int:
-    """The token that stands for image patches in the prompt: the config's, else the processor's."""
+    """The token that stands for image patches in the prompt: the config's, else the processor's; where both name
+    one they must agree (a processor from another checkpoint would give the model no image tokens to fill)."""
     found = getattr(config, "image_token_id", None)
     if found is None:
         found = getattr(config, "image_token_index", None)
+    processors = getattr(processor, "image_token_id", None)
     if found is None:
-        found = getattr(processor, "image_token_id", None)
+        found = processors
+    name = config.name_or_path or config.model_type
     if found is None:
-        raise ModelError(f"{config.name_or_path or config.model_type}: the checkpoint names no image token",
+        raise ModelError(f"{name}: the checkpoint names no image token",
                          hint="its config and processor disagree, or it is not a vision-language checkpoint")
+    if processors is not None and int(processors) != int(found):
+        raise ModelError(f"{name}: its config and processor disagree: the config's image token is id {found}, the "
+                         f"processor's ({getattr(processor, 'image_token', '?')}) is id {processors}",
+                         hint="its processor or tokenizer files are damaged or from another model")
     return int(found)
 
 

@@ -59,6 +59,9 @@ class Family:
     keep_special_tokens: bool = False  # decode with them: they are the output (DocTags, grounding tags)
     extra_stop_tokens: tuple[str, ...] = ()  # tokens that end an answer besides the generation config's eos
     kept_stop_tokens: tuple[str, ...] = ()  # stop tokens that belong to the text (</doctag>)
+    # Training: the token that ends an answer where the chat template writes none after it (GLM's turn ends by
+    # starting the user's: <|user|>), so the model learns to stop. RAW layouts end with the tokenizer's eos.
+    answer_end: str | None = None
     reading: PageReading = PageReading()  # a page's token budget, loop guard, and whether it is read whole
     parser: str = "plain"  # parsing.PARSERS
     tokenizer_marks: tuple[str, ...] = ()  # tokens whose presence tells this family from others of its type
@@ -146,9 +149,10 @@ GENERIC = Family(name="generic", summary="any image-text-to-text checkpoint tran
 def all_families() -> tuple[Family, ...]:
     """Every profile, most specific first (a DocTags checkpoint before the SmolVLM one it is built on), the generic
     one last."""
-    from vlmcli.model.families import idefics, qwen
+    from vlmcli.model.families import glm_ocr, idefics, lighton_ocr, paddleocr_vl, qwen
 
-    return (*idefics.FAMILIES, *qwen.FAMILIES, GENERIC)
+    return (*idefics.FAMILIES, *lighton_ocr.FAMILIES, *paddleocr_vl.FAMILIES, *glm_ocr.FAMILIES, *qwen.FAMILIES,
+            GENERIC)
 
 
 def recognise(model_type: str | None, tokenizer_text: str = "") -> Family:

@@ -107,15 +107,21 @@ class PixelBudget:
     knob: `--longest-edge E` makes the budget E x E, so a page whose longest edge is E is read as rendered; the input
     edge is the square root of the budget. `default_edge_px`: the edge the card reads pages at (olmOCR-2 renders
     them at 1288 px), used when `--longest-edge` is not given; None keeps the checkpoint's budget. Ladder: quarter
-    the budget (halve the edge) down to `floor_px`."""
+    the budget (halve the edge) down to `floor_px`.
+
+    `per_frame`: the budget bounds all `temporal_patch_size` frames of an image together (Glm46V's image processor,
+    GLM-OCR's: a still image is that many identical frames), so one page gets the budget divided by that; the knob
+    scales the budget up by it, so `--longest-edge E` still reads a page of longest edge E as rendered."""
 
     floor_px: int = 448
     default_edge_px: int | None = None
+    per_frame: bool = False
 
     def configure(self, processor: Any, split: SplitSpec) -> int:
+        image_processor = processor.image_processor
         edge_px = split.longest_edge_px or self.default_edge_px
         if edge_px:
-            self._set_budget(processor.image_processor, edge_px ** 2)
+            self._set_budget(image_processor, edge_px ** 2 * self._frames(image_processor))
         return self._edge_px(processor)
 
     def lower(self, processor: Any) -> SplitSpec | None:
@@ -126,8 +132,12 @@ class PixelBudget:
         return {"longest_edge_px": self._edge_px(processor), "split": False}
 
     def _edge_px(self, processor: Any) -> int:
-        budget = self._budget(processor.image_processor)
-        return math.isqrt(budget) if budget else UNSTATED_EDGE_PX
+        image_processor = processor.image_processor
+        budget = self._budget(image_processor)
+        return math.isqrt(budget // self._frames(image_processor)) if budget else UNSTATED_EDGE_PX
+
+    def _frames(self, image_processor: Any) -> int:
+        return int(getattr(image_processor, "temporal_patch_size", None) or 1) if self.per_frame else 1
 
     @staticmethod
     def _budget(image_processor: Any) -> int | None:
