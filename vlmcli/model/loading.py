@@ -137,15 +137,19 @@ def _check_agreement(spec: ModelSpec, config: Any, processor: Any) -> None:
     the vision tower's patch, merge and temporal patch sizes the pixels are cut by. A mismatch (processor files
     from another checkpoint) would otherwise fail deep inside generate."""
     vision, image_processor = getattr(config, "vision_config", None), processor.image_processor
-    pairs = {"image token id": (getattr(config, "image_token_id", None), getattr(processor, "image_token_id", None)),
+    config_token = getattr(config, "image_token_id", None)
+    config_token = getattr(config, "image_token_index", None) if config_token is None else config_token
+    pairs = {"image token id": (config_token, getattr(processor, "image_token_id", None)),
              "patch size": (getattr(vision, "patch_size", None), _square(getattr(image_processor, "patch_size", None))),
              "merge size": (getattr(vision, "spatial_merge_size", None), getattr(image_processor, "merge_size", None)),
              "temporal patch size": (getattr(vision, "temporal_patch_size", None),
                                      getattr(image_processor, "temporal_patch_size", None))}
     for what, (in_config, in_processor) in pairs.items():
         if isinstance(in_config, int) and isinstance(in_processor, int) and in_config != in_processor:
+            token = getattr(processor, "image_token", None) if what == "image token id" else None
+            named = f" ({token})" if token else ""
             raise ModelError(f"{spec.model_id}: its config and processor disagree ({what}: {in_config} in "
-                             f"config.json, {in_processor} in the processor's files)",
+                             f"config.json, {in_processor}{named} in the processor's files)",
                              hint="the processor or tokenizer files may come from another model: take them from "
                                   "the checkpoint's own repository")
 
@@ -261,8 +265,8 @@ def _token_ids(tokenizer: Any, tokens: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def _image_token_id(config: Any, processor: Any) -> int:
-    """The token that stands for image patches in the prompt: the config's, else the processor's; where both name
-    one they must agree (a processor from another checkpoint would give the model no image tokens to fill)."""
+    """The token that stands for image patches in the prompt: the config's, else the processor's (where both name
+    one, `_check_agreement` has seen them agree)."""
     found = getattr(config, "image_token_id", None)
     if found is None:
         found = getattr(config, "image_token_index", None)
@@ -273,10 +277,6 @@ def _image_token_id(config: Any, processor: Any) -> int:
     if found is None:
         raise ModelError(f"{name}: the checkpoint names no image token",
                          hint="its config and processor disagree, or it is not a vision-language checkpoint")
-    if processors is not None and int(processors) != int(found):
-        raise ModelError(f"{name}: its config and processor disagree: the config's image token is id {found}, the "
-                         f"processor's ({getattr(processor, 'image_token', '?')}) is id {processors}",
-                         hint="its processor or tokenizer files are damaged or from another model")
     return int(found)
 
 
