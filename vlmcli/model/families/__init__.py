@@ -68,6 +68,12 @@ class Family:
     def writes_doctags(self) -> bool:
         return self.output == DOCTAGS
 
+    @property
+    def docling_markup(self) -> str | None:
+        """The Docling markup the family writes for a page (DOCTAGS, DOCLANG), which docling-core converts into a
+        document (Markdown, HTML, tables, element boxes); None for a family that writes text."""
+        return self.output if self.output in (DOCTAGS, DOCLANG) else None
+
     def recognises(self, model_type: str | None, tokenizer_text: str) -> bool:
         typed = not self.model_types or model_type in self.model_types
         return typed and all(f'"{mark}"' in tokenizer_text for mark in self.tokenizer_marks)
@@ -142,9 +148,9 @@ GENERIC = Family(name="generic", summary="any image-text-to-text checkpoint tran
 def all_families() -> tuple[Family, ...]:
     """Every profile, most specific first (a DocTags checkpoint before the SmolVLM one it is built on), the generic
     one last."""
-    from vlmcli.model.families import idefics
+    from vlmcli.model.families import deepseek, granite_docling, idefics
 
-    return (*idefics.FAMILIES, GENERIC)
+    return (*idefics.FAMILIES, *deepseek.FAMILIES, *granite_docling.FAMILIES, GENERIC)
 
 
 def recognise(model_type: str | None, tokenizer_text: str = "") -> Family:
