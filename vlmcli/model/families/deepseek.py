@@ -6,9 +6,10 @@ page the instruction is `<|grounding|>Convert the document to markdown.`: Markdo
 `<|ref|>label<|/ref|><|det|>[[x0, y0, x1, y1]]<|/det|>` on a 0..999 grid, so the special tokens are kept in the
 decode and parsed (parsing.deepseek_grounding). `Free OCR.` (`--task free`) gives the text alone. Greedy, the
 end-of-sentence token ends it, 8192 new tokens at most (its card's). Pages are read whole: the boxes are the
-page's. Tiles: a 1024 px global view and up to 6 tiles of 768 px (resolution.TileGrid). LoRA: the language model's
-attention, its dense MLP and its shared experts (the routed experts are fused parameters, not Linear layers);
-in stages 1-2 also SAM's and the visual encoder's layers; the projector trains fully.
+page's. Views: a 1024 px global view and up to 6 tiles of 768 px; `--no-split`, the global view alone
+(resolution.TileGrid). LoRA: the language model's attention, its dense MLP and its shared experts (the routed
+experts are fused parameters, not Linear layers); in stages 1-2 also SAM's and the visual encoder's layers; the
+projector trains fully.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ MAX_NEW_TOKENS = 8192  # the card's max_tokens for a page
 DEEPSEEK_OCR2 = Family(
     name="deepseek_ocr2", summary="DeepSeek-OCR-2: Markdown with a box per block (grounding), no chat template",
     model_types=frozenset({"deepseek_ocr2"}),
-    resolution=TileGrid(tile_size_key="tile_size", unsplit_view_is_tile=True),
+    resolution=TileGrid(tile_size_key="tile_size", tile_sizes_unsplit_view=True),
     lora=LoraTargets(
         text=r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(shared_experts\.)?(gate|up|down)_proj)",
         vision=(r".*vision_tower\.(sam_encoder\.layers\.\d+\.(attn\.(qkv|proj)|mlp\.lin[12])"

@@ -155,14 +155,15 @@ class TileGrid:
 
     Where the settings go: a processor whose per-call defaults (`processor.images_kwargs`) name them reads them
     from there, over the image processor's own attributes (transformers 5), so they are written there (on this
-    instance); otherwise on the image processor. `unsplit_view_is_tile`: DeepSeek-OCR-2's image processor shows the
-    global view at the tile's size when tiles are off, while its processor counts the view's tokens from `size`
-    (1024 px: "Image features and image tokens do not match, tokens: 257, features: 145"); so without tiles `size`
-    is set to the tile too (145 tokens), and with tiles it is the image processor's own again.
+    instance); otherwise on the image processor. `tile_sizes_unsplit_view`: DeepSeek-OCR-2's image processor shows
+    the global view at the tile's size when tiles are off (768 px), while its processor counts the view's tokens
+    from `size` (1024 px): "Image features and image tokens do not match, tokens: 257, features: 145". So without
+    tiles the call's tile size is the view's: the global view stays the 1024 px one it is beside tiles (257 tokens),
+    and rows read with and without tiles share one view size (a training batch that replays unsplit pages).
     """
 
     tile_size_key: str = "size"  # the image processor's attribute holding the tile: an int or {"height": ...}
-    unsplit_view_is_tile: bool = False
+    tile_sizes_unsplit_view: bool = False
 
     def configure(self, processor: Any, split: SplitSpec) -> int:
         crop = self._get(processor, "crop_to_patches")
@@ -174,11 +175,11 @@ class TileGrid:
             crop = crop and tiles_per_side >= 2
             max_patches = tiles_per_side * (tiles_per_side - 1) if crop else max_patches
         self._set(processor, crop_to_patches=bool(crop), max_patches=max_patches)
-        if self.unsplit_view_is_tile:
+        if self.tile_sizes_unsplit_view:
             kwargs = dict(getattr(processor, "images_kwargs", None) or {})
-            kwargs.pop("size", None)
+            kwargs.pop(self.tile_size_key, None)
             if not crop:
-                kwargs["size"] = {"height": self.tile_px(processor), "width": self.tile_px(processor)}
+                kwargs[self.tile_size_key] = self._view_px(processor)
             processor.images_kwargs = kwargs
         return self._edge_px(processor)
 
@@ -210,9 +211,9 @@ class TileGrid:
         tiles_px = max(2, self.tiles_per_side(int(self._get(processor, "max_patches")))) * self.tile_px(processor)
         return max(tiles_px, self._view_px(processor))
 
-    def _view_px(self, processor: Any) -> int:
-        return _side_px((getattr(processor, "images_kwargs", None) or {}).get("size")
-                        or processor.image_processor.size)
+    @staticmethod
+    def _view_px(processor: Any) -> int:
+        return _side_px(processor.image_processor.size)
 
     @staticmethod
     def _get(processor: Any, name: str) -> Any:
