@@ -136,9 +136,9 @@ def _doclang_page(doclang: str) -> Any:
     try:
         return DocLangDocDeserializer().deserialize_str(repair_doclang(doclang), repair_unescaped_text=True)
     except ValueError:
-        words = re.sub(r"\s+", " ", re.sub(r"<[^<>]*>", " ", doclang)).strip()
-        return DocLangDocDeserializer().deserialize_str(f"<{ROOT_DOCLANG}/>") if not words else \
-            DocLangDocDeserializer().deserialize_str(f"<{ROOT_DOCLANG}><text><![CDATA[{words}]]></text></{ROOT_DOCLANG}>")
+        words = re.sub(r"\s+", " ", re.sub(r"<[^<>]*>", " ", doclang)).strip().replace("]]>", "]] >")
+        body = f"<text><![CDATA[{words}]]></text>" if words else ""
+        return DocLangDocDeserializer().deserialize_str(f"<{ROOT_DOCLANG}>{body}</{ROOT_DOCLANG}>")
 
 
 def elements(doc: Any, pages: list[DocTagsPage]) -> dict[int, list[dict]]:
