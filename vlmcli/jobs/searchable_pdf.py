@@ -73,8 +73,8 @@ def box_lines(boxes: list[tuple[str, tuple[float, float, float, float]]], geomet
     return lines
 
 
-_MARKUP = re.compile(r"<[^<>]*>|^[ \t]*#+[ \t]+|\*\*|__", re.M)
-_LINE_BREAKS = re.compile(r"</(?:tr|p|li|h\d)>|<br\s*/?>", re.I)
+_MARKUP = re.compile(r"<[^<>]*>|^[ \t]*#+[ \t]+|\*\*|__", re.MULTILINE)
+_LINE_BREAKS = re.compile(r"</(?:tr|p|li|h\d)>|<br\s*/?>", re.IGNORECASE)
 
 
 def words_of(markdown: str) -> str:
