@@ -17,7 +17,7 @@ from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 from transformers.generation.streamers import BaseStreamer
 
-from vlmcli.errors import InputError, ResourceError
+from vlmcli.errors import InputError, ModelError, ResourceError, first_line
 from vlmcli.model.levers.heap import return_freed_heap
 from vlmcli.model.levers.image_features import encoded_images, pixels_per_call
 from vlmcli.model.loading import LoadedModel
@@ -126,6 +126,11 @@ def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: Stop
     except torch.OutOfMemoryError:
         _release_cached_memory()
         raise out_of_memory from None
+    except ValueError as exc:  # transformers' check that the prompt holds a token per image feature
+        if "image tokens do not match" not in str(exc).lower():
+            raise
+        raise ModelError(f"the checkpoint's processor and model disagree ({first_line(exc)})",
+                         hint="its processor files may be from another model or version") from None
 
 
 def _encode_images_in_place(loaded: LoadedModel, inputs: dict) -> None:

@@ -234,15 +234,21 @@ def _token_ids(tokenizer: Any, tokens: tuple[str, ...]) -> tuple[int, ...]:
 
 
 def _image_token_id(config: Any, processor: Any) -> int:
-    """The token that stands for image patches in the prompt: the config's, else the processor's."""
+    """The token that stands for image patches in the prompt: the config's, else the processor's. Where both name
+    one they must agree: the processor writes its token into the prompt, the model looks for the config's."""
     found = getattr(config, "image_token_id", None)
     if found is None:
         found = getattr(config, "image_token_index", None)
+    written = getattr(processor, "image_token_id", None)
     if found is None:
-        found = getattr(processor, "image_token_id", None)
+        found = written
     if found is None:
         raise ModelError(f"{config.name_or_path or config.model_type}: the checkpoint names no image token",
                          hint="its config and processor disagree, or it is not a vision-language checkpoint")
+    if isinstance(written, int) and written != found:
+        raise ModelError(f"{config.name_or_path or config.model_type}: its config and processor disagree on the "
+                         f"image token (config: id {found}, processor: id {written})",
+                         hint="the processor or tokenizer files may be from another model or version")
     return int(found)
 
 
