@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import draw_page, load_run
+from conftest import always_load, draw_page, load_run
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -172,8 +172,6 @@ def test_grounding_boxes_go_to_json_and_place_the_text_in_the_pdf(tmp_path):
 def test_two_pages_per_batch_give_the_tokens_of_one_by_one(deepseek, pages, monkeypatch):
     """Rows with and without tiles: the global views stacked, the tiles of every row in one tensor with their
     count per row; the same inputs as the processor's own batch, the same tokens as pages read alone."""
-    from conftest import always_load
-
     from vlmcli.model.generate import build_inputs, merge_rows
     from vlmcli.pipeline.transcribe import transcribe
 
@@ -226,6 +224,7 @@ def test_labels_are_the_answer_and_its_end_token_after_the_prompt_as_asked(deeps
     which alone carry labels."""
     from vlmcli.finetune.collate import IGNORE_INDEX, Collator, example_images
     from vlmcli.finetune.data import read_examples
+
     from vlmcli.model.generate import build_inputs
     from vlmcli.specs import PdfSpec
 
