@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from vlmcli.finetune.data import Example, Problem
 
-from vlmcli.errors import VlmcliError
+from vlmcli.errors import InputError, VlmcliError
 from vlmcli.inputs.documents import page_ref
 from vlmcli.inputs.pages import page_images
 from vlmcli.model.families import RAW, Family
@@ -59,6 +59,8 @@ def encode(example: Example, images: list[Image.Image], processor: Any, image_to
     """One example as tensors (batch of 1), with answer-only labels."""
     tokenizer = processor.tokenizer
     messages = family_messages(example, family)
+    if family.layout == RAW:
+        return _encode_raw(messages, images, processor, image_token_id, family)
     full_text = _text(family, processor, messages, add_generation_prompt=False)
     inputs = processor(text=[full_text], images=[images] if images else None, return_tensors="pt")
     input_ids = inputs["input_ids"][0]
@@ -73,10 +75,44 @@ def encode(example: Example, images: list[Image.Image], processor: Any, image_to
         end = _length(family, processor, messages[: index + 1], add_generation_prompt=False) + shift
         labels[start:end] = input_ids[start:end]
     labels[input_ids == image_token_id] = IGNORE_INDEX
-    # A family's concatenated inputs (Qwen's patch list and grids) have no batch axis: kept whole.
-    encoded = {key: value if key in family.concatenated_inputs else value[0] for key, value in inputs.items()}
+    encoded = _rows(inputs, family)
     encoded["labels"] = labels
     return encoded
+
+
+def _encode_raw(messages: list[dict], images: list[Image.Image], processor: Any, image_token_id: int,
+                family: Family) -> dict:
+    """A family without a chat template (RAW): the prompt (up to the first answer) through the processor, each
+    later turn through the tokenizer, and their ids joined, each answer followed by the end token. Tokenized
+    apart, as the model is asked at inference: one string would let the tokenizer merge across the prompt's end
+    (DeepSeek's pre-tokenizer joins punctuation and the letters after it: "markdown." + "The" -> ".The")."""
+    tokenizer = processor.tokenizer
+    first = next(index for index, message in enumerate(messages) if message["role"] == "assistant")
+    prompt = family.prompt(processor, messages[:first])
+    inputs = processor(text=[prompt], images=[images] if images else None, return_tensors="pt")
+    ids, labels = [inputs["input_ids"][0]], [torch.full_like(inputs["input_ids"][0], IGNORE_INDEX)]
+    for message in messages[first:]:
+        text = family.prompt(processor, [message])
+        if family.image_placeholder in text:
+            raise InputError("an image after the first answer: a model without a chat template takes its images "
+                             "before it", hint="put every image in the first user turn")
+        answer = message["role"] == "assistant"
+        end = family.answer_end or tokenizer.eos_token or ""
+        piece = torch.tensor(tokenizer(text + end if answer else text,
+                                       add_special_tokens=False)["input_ids"], dtype=ids[0].dtype)
+        ids.append(piece)
+        labels.append(piece.clone() if answer else torch.full_like(piece, IGNORE_INDEX))
+    encoded = _rows(inputs, family)
+    encoded["input_ids"], encoded["labels"] = torch.cat(ids), torch.cat(labels)
+    encoded["attention_mask"] = torch.ones_like(encoded["input_ids"])
+    encoded["labels"][encoded["input_ids"] == image_token_id] = IGNORE_INDEX
+    return encoded
+
+
+def _rows(inputs: Any, family: Family) -> dict:
+    """The processor's outputs for one example without the batch dimension; inputs the family concatenates
+    across a batch (a flat list of tiles, their count) stay whole."""
+    return {key: value if key in family.concatenated_inputs else value[0] for key, value in inputs.items()}
 
 
 def validate(examples: list[Example], processor: Any, image_token_id: int, max_input_px: int, pdf: PdfSpec,
@@ -137,23 +173,22 @@ class Collator:
             "attention_mask": padded_rows([e["attention_mask"] for e in encoded], 0, left=False),
             "labels": padded_rows([e["labels"] for e in encoded], IGNORE_INDEX, left=False),
         }
-        for key in encoded[0].keys() - batch.keys():
-            if key in self.family.concatenated_inputs:
-                batch[key] = torch.cat([e[key] for e in encoded])
-            elif key in TOKEN_ALIGNED:
+        for key in dict.fromkeys(key for e in encoded for key in e if key not in batch):
+            if key in self.family.concatenated_inputs:  # a flat list of tiles: joined, from the rows that have them
+                batch[key] = torch.cat([e[key] for e in encoded if key in e])
+            elif key in TOKEN_ALIGNED:  # Qwen's mm_token_type_ids, which place its multimodal positions
                 batch[key] = padded_rows([e[key] for e in encoded], 0, left=False)
-            else:
+            else:  # a row's images, their masks: zero frames pad the shorter rows
                 batch[key] = zero_padded_stack([e[key] for e in encoded])
         return batch
 
 
 def _text(family: Family, processor: Any, messages: list[dict], add_generation_prompt: bool) -> str:
-    """The family's prompt text; where the template writes no end after a finished answer (no chat template, or
-    the family's `answer_end`), the answer ends with the token it is trained to stop at."""
+    """The family's prompt text; where the template writes nothing after a finished answer (the family's
+    `answer_end`), the answer ends with the token it is trained to stop at."""
     text = family.prompt(processor, messages, add_generation_prompt=add_generation_prompt) if messages else ""
-    end = family.answer_end or (processor.tokenizer.eos_token if family.layout == RAW else None)
-    if end and messages and messages[-1]["role"] == "assistant":
-        text += end
+    if family.answer_end and messages and messages[-1]["role"] == "assistant":
+        text += family.answer_end
     return text
 
 

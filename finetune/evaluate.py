@@ -58,7 +58,7 @@ def evaluate(loaded, examples: list[Example], pdf: PdfSpec, generation: Generati
     for index, example in enumerate(examples, start=1):
         started = time.perf_counter()
         try:
-            images = example_images(example, loaded.max_input_px, pdf)
+            images = example_images(example, loaded.max_input_px, pdf, loaded.family)
             generation_result = generate(loaded, family_messages(example, loaded.family)[:-1], images, generation)
         except VlmcliError as error:
             report.examples.append({"line": example.line_number, "error": error.message,

@@ -47,7 +47,8 @@ def test_checkpoint_is_the_real_layout(tiny_checkpoint, family):
     folder = tiny_checkpoint(family)
     config = AutoConfig.from_pretrained(folder)
     assert config.model_type == family
-    assert sum(p.numel() for p in AutoModelForImageTextToText.from_pretrained(folder).parameters()) < 500_000
+    # DeepSeek-OCR-2 is the largest: its SAM keeps the real 64x64 patch grid (a 1024 px view), 64 wide for bitsandbytes.
+    assert sum(p.numel() for p in AutoModelForImageTextToText.from_pretrained(folder).parameters()) < 700_000
     _, processor, generation = PARTS[family]()
     saved = json.loads((folder / "processor_config.json").read_text())
     assert saved["processor_class"] == type(processor).__name__  # the real name, also for image-only ones

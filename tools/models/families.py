@@ -191,7 +191,8 @@ def qwen3_vl_parts():
 def deepseek_ocr2_parts():
     """DeepSeek-OCR-2 (deepseek-community port): SAM + Qwen2-style encoder + DeepSeek-V2 MoE text model, no chat
     template. The global view and tiles keep their real sizes (1024 and 768 px): the projector's learned queries are
-    hard-coded for 256 global and 144 tile tokens. SAM stays 1 layer, 32 wide. Trap (transformers 5.25): with
+    hard-coded for 256 global and 144 tile tokens. SAM stays 1 layer; every Linear layer is 64 wide or more (the
+    shared expert too), the width bitsandbytes' CPU 4-bit kernel takes (build.py's TEST_HIDDEN). Trap (5.25): with
     `crop_to_patches=False` the image processor resizes the global view to 768 px but the processor counts 1024 px
     of tokens (`Image features and image tokens do not match, tokens: 257, features: 145`); pass
     `size={"height": 768, "width": 768}` with it (145 tokens)."""
@@ -200,13 +201,13 @@ def deepseek_ocr2_parts():
     tok = tiny_tokenizer("deepseek_ocr2")
     config = DeepseekOcr2Config(
         vision_config=dict(
-            sam_config=dict(hidden_size=32, output_channels=16, num_hidden_layers=1, num_attention_heads=2,
+            sam_config=dict(hidden_size=64, output_channels=16, num_hidden_layers=1, num_attention_heads=2,
                             global_attn_indexes=[], downsample_channels=[32, 64]),
             encoder_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
                                 num_key_value_heads=2)),
         text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4, n_shared_experts=1,
-                         num_experts_per_tok=2, moe_intermediate_size=32, mlp_layer_types=["dense", "sparse"],
+                         num_experts_per_tok=2, moe_intermediate_size=64, mlp_layer_types=["dense", "sparse"],
                          max_position_embeddings=8192, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                          pad_token_id=tok.pad_token_id),
         image_token_id=tok.convert_tokens_to_ids("<image>"))
@@ -219,14 +220,15 @@ def deepseek_ocr2_parts():
 def granite_docling_parts():
     """Granite-Docling v2 (ibm-granite/granite-for-docling-500m layout): SigLIP-style tiles + Granite text model
     (embedding/residual/attention multipliers, logits scaling), the fine connector route, GraniteDoclingProcessor
-    with Idefics3's tile tokens, the Granite role template, and eos = bos = <|end_of_text|>."""
+    with Idefics3's tile tokens, the Granite role template, and eos = bos = <|end_of_text|>. Linear layers 64 wide
+    (bitsandbytes' CPU 4-bit kernel)."""
     from transformers import GraniteDoclingConfig, GraniteDoclingImageProcessorPil, GraniteDoclingProcessor
 
     tok = tiny_tokenizer("granite_docling")
     config = GraniteDoclingConfig(
         text_config=dict(vocab_size=len(tok), max_position_embeddings=4096, pad_token_id=tok.pad_token_id,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **TEXT),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
                            image_size=64, patch_size=8, out_hidden_size=64, scale_factor=2, use_fine_route=True),
         image_token_id=tok.convert_tokens_to_ids("<image>"), pad_token_id=tok.pad_token_id)
     image_processor = GraniteDoclingImageProcessorPil(size={"height": 64, "width": 64}, max_patches=4,

@@ -153,7 +153,8 @@ def nanonets_ocr2(model, processor, image, *, max_new_tokens: int = 15000) -> Re
     return Result(ids, processor.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True))
 
 
-def deepseek_ocr2(model, processor, image, *, grounding: bool = True, max_new_tokens: int = 8192) -> Result:
+def deepseek_ocr2(model, processor, image, *, grounding: bool = True, question: str | None = None,
+                  max_new_tokens: int = 8192) -> Result:
     # transformers docs (no chat template):
     # inputs = processor(images=image, text="<image>\n<|grounding|>Convert the document to markdown.",
     #                    return_tensors="pt")
@@ -161,20 +162,24 @@ def deepseek_ocr2(model, processor, image, *, grounding: bool = True, max_new_to
     # processor.decode(generate_ids[0, inputs["input_ids"].shape[1]:], skip_special_tokens=False)
     # Plain OCR: text="<image>\nFree OCR.", decoded with skip_special_tokens=True. The remote-code model also
     # sets no_repeat_ngram_size=35 and 8192 new tokens; the native port's docs do not.
+    # A question goes in the same place as the instruction (DeepSeek-OCR's card: "<image>\nDescribe this image
+    # in detail."), decoded with its special tokens.
     prompt = "<image>\n<|grounding|>Convert the document to markdown." if grounding else "<image>\nFree OCR."
+    prompt = f"<image>\n{question}" if question is not None else prompt
     inputs = processor(images=image, text=prompt, return_tensors="pt")
     ids = _generate(model, inputs, max_new_tokens)
-    return Result(ids, processor.decode(ids, skip_special_tokens=not grounding))
+    return Result(ids, processor.decode(ids, skip_special_tokens=not grounding and question is None))
 
 
-def granite_docling(model, processor, image, *, max_new_tokens: int = 4096) -> Result:
+def granite_docling(model, processor, image, *, text: str = "<doclang>", max_new_tokens: int = 4096) -> Result:
     # GraniteDoclingForConditionalGeneration docstring:
     # messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "<doclang>"}]}]
     # prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     # inputs = processor(text=prompt, images=image, return_tensors="pt")
     # generated_ids = model.generate(**inputs, max_new_tokens=4096)
     # processor.decode(generated_ids[0, inputs["input_ids"].shape[1]:], skip_special_tokens=False)
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "<doclang>"}]}]
+    # `text`: the docstring's "<doclang>", or a question in its place.
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     inputs = processor(text=prompt, images=image, return_tensors="pt")
     ids = _generate(model, inputs, max_new_tokens)

@@ -1,10 +1,12 @@
-"""DocTags pages -> one DoclingDocument per input, and what it exports: Markdown, HTML, text, elements with
+"""Docling markup pages -> one DoclingDocument per input, and what it exports: Markdown, HTML, text, elements with
 their boxes, CSV tables (docling-core, the `vlmcli[docling]` extra, imported here only).
 
-A DocTags model's page can end anywhere (the token limit, a loop) or name a tag
-docling does not know; `repair` closes what is open and keeps unknown elements'
-text as text, so a page converts as far as it goes and nothing raises on it.
-Boxes: `<loc_N>` is N/500 of the page's width or height from its top-left corner.
+Two markups: DocTags (granite-docling-258M, SmolDocling) and DocLang, its XML successor (Granite-Docling v2).
+A model's page can end anywhere (the token limit, a loop) or name a tag docling
+does not know; `repair` / `repair_doclang` close what is open and keep unknown
+elements' text as text, so a page converts as far as it goes and nothing raises on it.
+Boxes: `<loc_N>` is N/500 of the page's width or height from its top-left corner;
+DocLang's `<location value="N"/>` is N/512 (its default resolution; docling-core reads a stated one).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 
 from vlmcli.errors import DependencyError
 from vlmcli.inputs.pages import PageGeometry
+from vlmcli.model.families import DOCLANG, DOCTAGS
 
 INSTALL_HINT = 'pip install "vlmcli[docling]"'
+ROOT_DOCLANG = "doclang"
 LOC_SCALE = 500
 _TAG = re.compile(r"<(/?)([a-z_]+[0-9]*)>")
 _OPEN_FRAGMENT = re.compile(r"<[^<>]*$")  # a tag cut off by the end of generation
@@ -69,14 +73,72 @@ def repair(doctags: str) -> str:
     return text + "".join(f"</{name}>" for name in reversed(open_tags))
 
 
-def document(name: str, pages: list[DocTagsPage]) -> Any:
-    """One DoclingDocument of an input's pages, in order, numbered as in the input, boxes in page pixels."""
+def document(name: str, pages: list[DocTagsPage], markup: str = DOCTAGS) -> Any:
+    """One DoclingDocument of an input's pages (`markup`: DOCTAGS or DOCLANG), in order, numbered as in the input,
+    boxes in page pixels."""
     from docling_core.types.doc.document import DoclingDocument, DocTagsDocument
 
-    tagged = DocTagsDocument.from_doctags_and_image_pairs([repair(page.doctags) for page in pages], None)
-    doc = DoclingDocument.load_from_doctags(tagged, document_name=name)
+    if markup == DOCLANG:
+        doc = DoclingDocument.concatenate([_doclang_page(page.doctags) for page in pages])
+        doc.name = name
+    else:
+        tagged = DocTagsDocument.from_doctags_and_image_pairs([repair(page.doctags) for page in pages], None)
+        doc = DoclingDocument.load_from_doctags(tagged, document_name=name)
     _to_page_pixels(doc, pages)
     return doc
+
+
+_CUT_OFF_XML_TAG = re.compile(r"<(?=[A-Za-z_/])[^<>]*$")  # "3 < 4" is text, "<locat" a tag the limit cut
+_XML_TAG = re.compile(r"<(/?)([A-Za-z_][\w.-]*)((?:\s[^<>]*?)?)(/?)>")
+
+
+def repair_doclang(text: str) -> str:
+    """`text` made a well-formed DocLang document: a cut-off tag dropped, unknown elements turned into text
+    elements (unknown self-closing tags dropped), closing tags that close nothing dropped, open elements closed in
+    order, words outside any element wrapped as a text element, and one `<doclang>` root (the model's own, with
+    its attributes, where it wrote one)."""
+    from docling_core.transforms.serializer._doclang_utils import DocLangToken
+
+    known = {token.value for token in DocLangToken} - {ROOT_DOCLANG}
+    body = _CUT_OFF_XML_TAG.sub("", text.strip())
+    root, parts, open_tags, position = f"<{ROOT_DOCLANG}>", [], [], 0
+
+    def words(chunk: str) -> None:
+        parts.append(f"<text>{chunk}</text>" if not open_tags and chunk.strip() else chunk)
+
+    for match in _XML_TAG.finditer(body):
+        words(body[position:match.start()])
+        position = match.end()
+        closing, name, attributes, self_closing = match.groups()
+        if name == ROOT_DOCLANG:
+            root = f"<{ROOT_DOCLANG}{attributes}>" if not closing and not self_closing else root
+        elif self_closing:
+            parts.append(match.group(0) if name in known else "")
+        elif closing:
+            name = name if name in known else "text"
+            while name in open_tags:  # close what is open inside it too
+                parts.append(f"</{open_tags.pop()}>")
+                if parts[-1] == f"</{name}>":
+                    break
+        else:
+            name, attributes = (name, attributes) if name in known else ("text", "")
+            open_tags.append(name)
+            parts.append(f"<{name}{attributes}>")
+    words(body[position:])
+    return root + "".join(parts) + "".join(f"</{name}>" for name in reversed(open_tags)) + f"</{ROOT_DOCLANG}>"
+
+
+def _doclang_page(doclang: str) -> Any:
+    """One page's DoclingDocument (page 1, sized by DocLang's resolution); a page docling-core still cannot read
+    (markup broken inside an element) keeps its words as one text element."""
+    from docling_core.transforms.deserializer.doclang import DocLangDocDeserializer
+
+    try:
+        return DocLangDocDeserializer().deserialize_str(repair_doclang(doclang), repair_unescaped_text=True)
+    except ValueError:
+        words = re.sub(r"\s+", " ", re.sub(r"<[^<>]*>", " ", doclang)).strip().replace("]]>", "]] >")
+        body = f"<text><![CDATA[{words}]]></text>" if words else ""
+        return DocLangDocDeserializer().deserialize_str(f"<{ROOT_DOCLANG}>{body}</{ROOT_DOCLANG}>")
 
 
 def elements(doc: Any, pages: list[DocTagsPage]) -> dict[int, list[dict]]:
@@ -132,17 +194,19 @@ def text(doc: Any) -> str:
 
 
 def _to_page_pixels(doc: Any, pages: list[DocTagsPage]) -> None:
-    """docling numbers the pages it is given 1..n on a unit square when it has no images; give them the
-    input's page numbers and sizes, and scale every box."""
+    """docling numbers the pages it is given 1..n, each on its markup's grid when it has no images (DocTags: a
+    unit square; DocLang: its resolution); give them the input's page numbers and sizes, and scale every box."""
     from docling_core.types.doc.base import Size
 
     numbers = {index: page for index, page in enumerate(pages, start=1)}
+    grids = {index: page_item.size for index, page_item in doc.pages.items()}
     for item, _level in doc.iterate_items(included_content_layers=_all_layers()):
         for prov in getattr(item, "prov", []):
-            page = numbers[prov.page_no]
+            page, grid = numbers[prov.page_no], grids[prov.page_no]
             box = prov.bbox
-            box.l, box.r = box.l * page.geometry.width_px, box.r * page.geometry.width_px
-            box.t, box.b = box.t * page.geometry.height_px, box.b * page.geometry.height_px
+            x_scale, y_scale = page.geometry.width_px / grid.width, page.geometry.height_px / grid.height
+            box.l, box.r = box.l * x_scale, box.r * x_scale
+            box.t, box.b = box.t * y_scale, box.b * y_scale
             prov.page_no = page.page_number
     renumbered = {}
     for index, page_item in doc.pages.items():

@@ -71,7 +71,7 @@ class OcrRequest:
     @property
     def doctags(self) -> bool:
         return self.family.writes_doctags
-    tables_dir: Path | None = None  # a DocTags model's tables as CSV files here
+    tables_dir: Path | None = None  # a Docling model's tables (DocTags, DocLang) as CSV files here
     # The first pass whose word boxes a plain model's words go on (json, pdf, hocr, alto)
     first_pass: FirstPassSpec = dataclasses.field(default_factory=FirstPassSpec)
 
@@ -133,7 +133,7 @@ class Job:
         self.report_path = request.failure_report or (
             request.out_dir / _report_name(label) if request.out_dir else None)
         self.summary = OcrSummary(failure_report=self.report_path)
-        rendering = renderings.choose(request.output_format, doctags_model=request.doctags,
+        rendering = renderings.choose(request.output_format, markup=request.family.docling_markup,
                                       out_dir=request.out_dir, tables_dir=request.tables_dir, pdf=request.run.pdf)
         self.folder = OutputFolder(request.out_dir, label, resume=request.resume, force=request.force) \
             if request.out_dir is not None else None
@@ -266,7 +266,7 @@ def _first_pass(request: OcrRequest, cache: PageCache | None, progress: Progress
     if boxes_only and request.first_pass.engine in (FirstPass.model, FirstPass.none):
         raise UsageError(f"-f {fmt.value} needs word boxes: a first pass reads them",
                          hint="pass --first-pass auto, tesseract or rapidocr")
-    if request.doctags or fmt not in WORD_FORMATS:
+    if request.family.docling_markup or fmt not in WORD_FORMATS:
         return None
     reader = first_pass_reader(request.first_pass, request.run.pdf, cache)
     if reader is None and boxes_only:

@@ -1,5 +1,6 @@
-"""The renderings that need all pages of an input: a DocTags model's document (Markdown, HTML, text, JSON,
-CSV tables), plain HTML, the searchable PDF, hOCR and ALTO; and `choose`, which picks the rendering for a run."""
+"""The renderings that need all pages of an input: a Docling model's document (DocTags or DocLang: Markdown, HTML,
+text, JSON, CSV tables), plain HTML, the searchable PDF, hOCR and ALTO; and `choose`, which picks the rendering for
+a run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from vlmcli.inputs.documents import page_ref
 from vlmcli.inputs.pages import PageGeometry, page_image_and_geometry
 from vlmcli.jobs import doctags
 from vlmcli.jobs.outputs import SUFFIXES, Item, PlainRendering, Rendering, encodable, json_line, record, write_file
+from vlmcli.model.families import DOCTAGS
 from vlmcli.pipeline.results import PageResult
 from vlmcli.specs import OutputFormat, PdfSpec
 
@@ -18,26 +20,30 @@ UNIT_PAGE = PageGeometry(doctags.LOC_SCALE, doctags.LOC_SCALE, doctags.LOC_SCALE
 UNSTATED_EDGE_PX = 2048  # SmolVLM's processor edge, for a result that does not say what it was read at
 
 
-def choose(fmt: OutputFormat, *, doctags_model: bool, out_dir: Path | None, tables_dir: Path | None,
+def choose(fmt: OutputFormat, *, markup: str | None, out_dir: Path | None, tables_dir: Path | None,
            pdf: PdfSpec) -> Rendering:
-    """The rendering of `fmt` for this checkpoint; a combination that cannot work fails before any page is read."""
+    """The rendering of `fmt` for this checkpoint (`markup`: the Docling markup it writes, DOCTAGS or DOCLANG, or
+    None for text); a combination that cannot work fails before any page is read."""
     if fmt is OutputFormat.pdf and out_dir is None:
         raise UsageError("-f pdf writes one PDF per input: it needs -o/--output")
-    if not doctags_model and (fmt is OutputFormat.doctags or tables_dir is not None):
-        option = "--tables" if tables_dir is not None else "-f doctags"
-        raise UsageError(f"{option} needs a DocTags checkpoint (granite-docling, SmolDocling)",
-                         hint="pass --model granite-docling or --model smoldocling")
-    if doctags_model and fmt in (OutputFormat.hocr, OutputFormat.alto):
-        raise UsageError(f"-f {fmt.value} places a plain model's words on a first pass's boxes; a DocTags "
+    if markup is None and tables_dir is not None:
+        raise UsageError("--tables needs a DocTags checkpoint (granite-docling, SmolDocling) or a DocLang one "
+                         "(granite-docling-v2)", hint="pass --model granite-docling")
+    if markup != DOCTAGS and fmt is OutputFormat.doctags:
+        raise UsageError("-f doctags needs a DocTags checkpoint (granite-docling, SmolDocling)",
+                         hint="pass --model granite-docling or --model smoldocling" if markup is None
+                         else f"a {markup} model's own output is each page's \"text\" in -f json")
+    if markup and fmt in (OutputFormat.hocr, OutputFormat.alto):
+        raise UsageError(f"-f {fmt.value} places a plain model's words on a first pass's boxes; a {markup} "
                          "checkpoint gives element boxes instead", hint="use -f json or -f pdf with it")
-    if doctags_model and fmt is not OutputFormat.doctags:
+    if markup and fmt is not OutputFormat.doctags:
         doctags.require()
     if fmt is OutputFormat.pdf:
-        return SearchablePdf(doctags_model, pdf)
+        return SearchablePdf(markup, pdf)
     if fmt in (OutputFormat.hocr, OutputFormat.alto):
         return WordsDocument(fmt)
-    if doctags_model and fmt is not OutputFormat.doctags:
-        return StructuredDocument(fmt, tables_dir, pdf)
+    if markup and fmt is not OutputFormat.doctags:
+        return StructuredDocument(fmt, tables_dir, pdf, markup)
     return PlainHtml() if fmt is OutputFormat.html else PlainRendering(fmt)
 
 
@@ -59,13 +65,14 @@ class PlainHtml:
 
 
 class StructuredDocument:
-    """A DocTags model's pages as one DoclingDocument per input, exported as Markdown, HTML, text or JSON Lines
-    (each page's record with its elements' boxes, then a record with the whole document); tables to CSV."""
+    """A Docling model's pages (`markup`: DocTags or DocLang) as one DoclingDocument per input, exported as
+    Markdown, HTML, text or JSON Lines (each page's record with its elements' boxes, then a record with the whole
+    document); tables to CSV."""
 
     streams = False
 
-    def __init__(self, fmt: OutputFormat, tables_dir: Path | None, pdf: PdfSpec) -> None:
-        self.fmt, self.suffix, self.tables_dir, self.pdf = fmt, SUFFIXES[fmt], tables_dir, pdf
+    def __init__(self, fmt: OutputFormat, tables_dir: Path | None, pdf: PdfSpec, markup: str = DOCTAGS) -> None:
+        self.fmt, self.suffix, self.tables_dir, self.pdf, self.markup = fmt, SUFFIXES[fmt], tables_dir, pdf, markup
 
     def page(self, item: Item, first_in_stream: bool) -> str:
         raise AssertionError("DocTags documents are rendered whole")
@@ -73,7 +80,7 @@ class StructuredDocument:
     def document(self, name: str, items: list[Item]) -> str:
         pages = [doctags.DocTagsPage(item.page_number, item.text, self._geometry(item))
                  for item in items if isinstance(item, PageResult)]
-        doc = doctags.document(name, pages)
+        doc = doctags.document(name, pages, self.markup)
         if self.tables_dir is not None:
             for page_number, index, csv in doctags.tables(doc):
                 write_file(self.tables_dir / f"{name}.p{page_number}.t{index}.csv", csv)
@@ -107,12 +114,14 @@ class StructuredDocument:
 
 
 class SearchablePdf:
-    """The input's pages as a searchable PDF (searchable_pdf.py)."""
+    """The input's pages as a searchable PDF (searchable_pdf.py). Where the text goes, first found first: the boxes
+    the model gave (a Docling model's elements, or those its family's parser found: DeepSeek-OCR-2's grounding),
+    each box's text in it; a first pass's word boxes; lines down the page."""
 
     streams, suffix = False, SUFFIXES[OutputFormat.pdf]
 
-    def __init__(self, doctags_model: bool, pdf: PdfSpec) -> None:
-        self.doctags_model, self.pdf = doctags_model, pdf
+    def __init__(self, markup: str | None, pdf: PdfSpec) -> None:
+        self.markup, self.pdf = markup, pdf
 
     def page(self, item: Item, first_in_stream: bool) -> str:
         raise AssertionError("searchable PDFs are written whole")
@@ -124,8 +133,9 @@ class SearchablePdf:
         for item in items:
             if isinstance(item, PageResult):
                 image, geometry = _page(item, self.pdf)
-                if self.doctags_model:
-                    lines = self._lines(item, geometry, name)
+                boxes = self._boxes(item, geometry, name)
+                if boxes:
+                    lines = searchable_pdf.box_lines(boxes, geometry)
                 elif item.words is not None and item.words.words:
                     lines = searchable_pdf.word_lines(item.words)
                 else:
@@ -133,17 +143,20 @@ class SearchablePdf:
                 pages.append(searchable_pdf.SearchablePage(image, geometry, lines))
         return searchable_pdf.write_pdf(pages)
 
-    def _lines(self, item: PageResult, geometry: PageGeometry, name: str) -> list:
-        from vlmcli.jobs import searchable_pdf
+    def _boxes(self, item: PageResult, geometry: PageGeometry, name: str) -> list[tuple[str, tuple]]:
+        """The page's boxes as (text, (left, top, right, bottom) fractions of the page)."""
+        from vlmcli.jobs.searchable_pdf import words_of
 
+        if item.parsed is not None and item.parsed.boxes:
+            return [(words_of(box.text), box.fractions()) for box in item.parsed.boxes]
+        if self.markup is None:
+            return []
         page = doctags.DocTagsPage(item.page_number, item.text, geometry)
-        doc = doctags.document(name, [page])
-        scale = geometry.width_pt / geometry.width_px
-        lines = []
-        for element in doctags.elements(doc, [page])[item.page_number]:
-            left, top, right, bottom = (value * scale for value in element["bbox_px"])
-            lines.extend(searchable_pdf.boxed_lines(element["text"], (left, top, right, bottom)))
-        return lines
+        doc = doctags.document(name, [page], self.markup)
+        return [(element["text"], (left / geometry.width_px, top / geometry.height_px, right / geometry.width_px,
+                                   bottom / geometry.height_px))
+                for element in doctags.elements(doc, [page])[item.page_number]
+                for left, top, right, bottom in [element["bbox_px"]]]
 
 
 class WordsDocument:

@@ -3,8 +3,9 @@
 The text is drawn in render mode 3 (invisible), one text object per line, each
 line stretched horizontally to the width of its box, in a glyphless font built
 for the document's characters (fontTools): viewers show the image, `pdftotext`,
-search and copy read the text. Where the text goes: a DocTags model's element
-boxes (its text wrapped into as many lines as the box holds); a plain model's
+search and copy read the text. Where the text goes: the boxes a model gives (a
+Docling model's elements, DeepSeek-OCR-2's grounded blocks: each box's text
+wrapped into as many lines as the box holds); a plain model's
 words on the first pass's boxes (vlmcli/words/align.py), each word stretched to
 its own box with a space drawn to the next, so highlights sit on the words;
 without a first pass, its lines run from the top of the page down, each across
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import tempfile
 import textwrap
 from dataclasses import dataclass
@@ -58,6 +60,27 @@ def boxed_lines(text: str, box_pt: tuple[float, float, float, float]) -> list[Te
     step = height / max(len(lines), 1)
     return [TextLine(line, (left, top + index * step, right, top + (index + 1) * step))
             for index, line in enumerate(lines)]
+
+
+def box_lines(boxes: list[tuple[str, tuple[float, float, float, float]]], geometry: PageGeometry) -> list[TextLine]:
+    """Each box's text laid out in it (`boxed_lines`); boxes as (text, (left, top, right, bottom) fractions of the
+    page's width and height, top-left origin)."""
+    lines = []
+    for text, (left, top, right, bottom) in boxes:
+        box_pt = (left * geometry.width_pt, top * geometry.height_pt, right * geometry.width_pt,
+                  bottom * geometry.height_pt)
+        lines.extend(boxed_lines(text, box_pt))
+    return lines
+
+
+_MARKUP = re.compile(r"<[^<>]*>|^[ \t]*#+[ \t]+|\*\*|__", re.MULTILINE)
+_LINE_BREAKS = re.compile(r"</(?:tr|p|li|h\d)>|<br\s*/?>", re.IGNORECASE)
+
+
+def words_of(markdown: str) -> str:
+    """The words of a Markdown block as the text layer holds them: HTML tags (a table's) and Markdown's heading
+    and emphasis marks taken out; a table row, paragraph or line break stays a line."""
+    return _MARKUP.sub(" ", _LINE_BREAKS.sub("\n", markdown))
 
 
 def plain_lines(text: str, geometry: PageGeometry) -> list[TextLine]:

@@ -17,7 +17,7 @@ from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 from transformers.generation.streamers import BaseStreamer
 
-from vlmcli.errors import InputError, ResourceError
+from vlmcli.errors import InputError, ModelError, ResourceError, first_line
 from vlmcli.model.levers.heap import return_freed_heap
 from vlmcli.model.levers.image_features import encoded_images, pixels_per_call
 from vlmcli.model.loading import LoadedModel
@@ -55,8 +55,9 @@ def build_inputs(loaded: LoadedModel, messages: list[dict], images: list[Image.I
     inputs = inputs.to(loaded.device)
     if loaded.uses("heap"):
         return_freed_heap()
-    if "pixel_values" in inputs:
-        inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
+    for key in inputs:  # every view of the image (DeepSeek-OCR-2 has a global one and tiles) in the model's dtype
+        if key.startswith("pixel_values") and inputs[key].is_floating_point():
+            inputs[key] = inputs[key].to(loaded.dtype)
     return dict(inputs)
 
 
@@ -77,13 +78,14 @@ def merge_rows(loaded: LoadedModel, rows: list[dict]) -> dict:
     """One batch from single-conversation inputs (`build_inputs`), padded as the processor pads a batch
     (model/padding.py). Building rows one by one lets them be preprocessed on several threads. Token rows are
     left-padded; image inputs the family lists as concatenated (a flat list of patches, their grid) are joined,
-    the others (a row's images) stacked with zero padding."""
+    from the rows that have them (a page too small for DeepSeek-OCR-2's tiles has none), the others (a row's
+    images) stacked with zero padding."""
     pad_id = loaded.processor.tokenizer.pad_token_id
     batch = {"input_ids": padded_rows([row["input_ids"][0] for row in rows], pad_id, left=True),
              "attention_mask": padded_rows([row["attention_mask"][0] for row in rows], 0, left=True)}
-    for key in rows[0].keys() - batch.keys():
+    for key in dict.fromkeys(key for row in rows for key in row if key not in batch):
         if key in loaded.family.concatenated_inputs:
-            batch[key] = torch.cat([row[key] for row in rows])
+            batch[key] = torch.cat([row[key] for row in rows if key in row])
         elif key in TOKEN_ALIGNED:
             batch[key] = padded_rows([row[key][0] for row in rows], 0, left=True)
         else:
@@ -138,6 +140,11 @@ def _greedy(loaded: LoadedModel, inputs: dict, spec: GenerationSpec, guard: Stop
     except torch.OutOfMemoryError:
         _release_cached_memory()
         raise out_of_memory from None
+    except ValueError as exc:  # transformers' check that the prompt holds a token per image feature
+        if "image tokens do not match" not in str(exc).lower():
+            raise
+        raise ModelError(f"the checkpoint's processor and model disagree ({first_line(exc)})",
+                         hint="its processor files may be from another model or version") from None
 
 
 def _encode_images_in_place(loaded: LoadedModel, inputs: dict) -> None:

@@ -73,6 +73,12 @@ class Family:
     def writes_doctags(self) -> bool:
         return self.output == DOCTAGS
 
+    @property
+    def docling_markup(self) -> str | None:
+        """The Docling markup the family writes for a page (DOCTAGS, DOCLANG), which docling-core converts into a
+        document (Markdown, HTML, tables, element boxes); None for a family that writes text."""
+        return self.output if self.output in (DOCTAGS, DOCLANG) else None
+
     def recognises(self, model_type: str | None, tokenizer_text: str) -> bool:
         if not self.recognisable:
             return False
@@ -149,10 +155,10 @@ GENERIC = Family(name="generic", summary="any image-text-to-text checkpoint tran
 def all_families() -> tuple[Family, ...]:
     """Every profile, most specific first (a DocTags checkpoint before the SmolVLM one it is built on), the generic
     one last."""
-    from vlmcli.model.families import glm_ocr, idefics, lighton_ocr, paddleocr_vl, qwen
+    from vlmcli.model.families import deepseek, glm_ocr, granite_docling, idefics, lighton_ocr, paddleocr_vl, qwen
 
     return (*idefics.FAMILIES, *lighton_ocr.FAMILIES, *paddleocr_vl.FAMILIES, *glm_ocr.FAMILIES, *qwen.FAMILIES,
-            GENERIC)
+            *deepseek.FAMILIES, *granite_docling.FAMILIES, GENERIC)
 
 
 def recognise(model_type: str | None, tokenizer_text: str = "") -> Family:

@@ -156,3 +156,96 @@ class PixelBudget:
         image_processor.size = size
         if hasattr(image_processor, "max_pixels"):
             image_processor.max_pixels = pixels
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Processors that cut a page into square tiles on the grid closest to its aspect ratio, beside a global view
+    (DeepSeek-OCR-2: 768 px tiles and a 1024 px view; Granite-Docling v2: 512 px tiles and a thumbnail):
+    `crop_to_patches` turns the tiles on, `max_patches` bounds their number.
+
+    The knob: `--longest-edge E` allows n(n-1) tiles, n = E // tile, so a page-shaped grid is at most n tiles on
+    its long side (DeepSeek: 2304 px -> its card's 6 tiles; Granite: 3072 px -> 30, about its card's 32); below
+    two tiles per side, none. `--no-split` reads the global view alone. The input edge is n tiles (the global
+    view's edge without tiles). Ladder: one tile fewer on the long side, down to two, then no tiles.
+
+    Where the settings go: a processor whose per-call defaults (`processor.images_kwargs`) name them reads them
+    from there, over the image processor's own attributes (transformers 5), so they are written there (on this
+    instance); otherwise on the image processor. `tile_sizes_unsplit_view`: DeepSeek-OCR-2's image processor shows
+    the global view at the tile's size when tiles are off (768 px), while its processor counts the view's tokens
+    from `size` (1024 px): "Image features and image tokens do not match, tokens: 257, features: 145". So without
+    tiles the call's tile size is the view's: the global view stays the 1024 px one it is beside tiles (257 tokens),
+    and rows read with and without tiles share one view size (a training batch that replays unsplit pages).
+    """
+
+    tile_size_key: str = "size"  # the image processor's attribute holding the tile: an int or {"height": ...}
+    tile_sizes_unsplit_view: bool = False
+
+    def configure(self, processor: Any, split: SplitSpec) -> int:
+        crop = self._get(processor, "crop_to_patches")
+        max_patches = int(self._get(processor, "max_patches"))
+        if split.split is not None:
+            crop = split.split
+        if split.longest_edge_px:
+            tiles_per_side = split.longest_edge_px // self.tile_px(processor)
+            crop = crop and tiles_per_side >= 2
+            max_patches = tiles_per_side * (tiles_per_side - 1) if crop else max_patches
+        self._set(processor, crop_to_patches=bool(crop), max_patches=max_patches)
+        if self.tile_sizes_unsplit_view:
+            kwargs = dict(getattr(processor, "images_kwargs", None) or {})
+            kwargs.pop(self.tile_size_key, None)
+            if not crop:
+                kwargs[self.tile_size_key] = self._view_px(processor)
+            processor.images_kwargs = kwargs
+        return self._edge_px(processor)
+
+    def lower(self, processor: Any) -> SplitSpec | None:
+        if not self._get(processor, "crop_to_patches"):
+            return None
+        tiles_per_side = self.tiles_per_side(int(self._get(processor, "max_patches")))
+        if tiles_per_side > 2:
+            return SplitSpec(split=True, longest_edge_px=(tiles_per_side - 1) * self.tile_px(processor))
+        return SplitSpec(split=False)
+
+    def describe(self, processor: Any) -> dict:
+        return {"longest_edge_px": self._edge_px(processor), "split": bool(self._get(processor, "crop_to_patches"))}
+
+    def tile_px(self, processor: Any) -> int:
+        return _side_px(getattr(processor.image_processor, self.tile_size_key))
+
+    @staticmethod
+    def tiles_per_side(max_patches: int) -> int:
+        """The most tiles on a page's long side that `max_patches` allows: the largest n with n(n-1) <= it."""
+        n = 1
+        while (n + 1) * n <= max_patches:
+            n += 1
+        return n
+
+    def _edge_px(self, processor: Any) -> int:
+        if not self._get(processor, "crop_to_patches"):
+            return self._view_px(processor)
+        tiles_px = max(2, self.tiles_per_side(int(self._get(processor, "max_patches")))) * self.tile_px(processor)
+        return max(tiles_px, self._view_px(processor))
+
+    @staticmethod
+    def _view_px(processor: Any) -> int:
+        return _side_px(processor.image_processor.size)
+
+    @staticmethod
+    def _get(processor: Any, name: str) -> Any:
+        kwargs = getattr(processor, "images_kwargs", None) or {}
+        return kwargs[name] if name in kwargs else getattr(processor.image_processor, name)
+
+    @staticmethod
+    def _set(processor: Any, **values: Any) -> None:
+        kwargs = getattr(processor, "images_kwargs", None) or {}
+        if "crop_to_patches" in kwargs:
+            processor.images_kwargs = {**kwargs, **values}
+        else:
+            for name, value in values.items():
+                setattr(processor.image_processor, name, value)
+
+
+def _side_px(size: Any) -> int:
+    """A square's side from a size given as pixels, a {"height": ...} dict or transformers' SizeDict."""
+    return int(size if isinstance(size, (int, float)) else size["height"])
