@@ -11,15 +11,15 @@ DPI = 150
 WORDS = "invoice total amount due date reference payment account balance order item quantity".split()
 
 
-def text_page(path: Path, rows: int | None = None, seed: int = 0) -> Path:
-    """An A4 page at 150 dpi with 11-pt lines of words and numbers (all rows, or the first `rows`)."""
-    width, height = round(8.27 * DPI), round(11.69 * DPI)
+def text_page(path: Path, rows: int | None = None, seed: int = 0, dpi: int = DPI) -> Path:
+    """An A4 page at `dpi` with 11-pt lines of words and numbers (all rows, or the first `rows`)."""
+    width, height = round(8.27 * dpi), round(11.69 * dpi)
     page = Image.new("RGB", (width, height), "white")
-    draw, font = ImageDraw.Draw(page), ImageFont.load_default(size=round(11 * DPI / 72))
-    tops = list(range(round(DPI * 0.8), height - round(DPI * 0.8), round(16 * DPI / 72)))
+    draw, font = ImageDraw.Draw(page), ImageFont.load_default(size=round(11 * dpi / 72))
+    tops = list(range(round(dpi * 0.8), height - round(dpi * 0.8), round(16 * dpi / 72)))
     for row, top in enumerate(tops[:rows] if rows else tops):
         line = " ".join(WORDS[(row * 7 + k + seed) % len(WORDS)] for k in range(9)) + f" {row * 37 % 1000:>4}.{row % 100:02d}"
-        draw.text((round(DPI * 0.8), top), line, fill="black", font=font)
+        draw.text((round(dpi * 0.8), top), line, fill="black", font=font)
     page.save(path)
     return path
 

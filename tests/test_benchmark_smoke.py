@@ -148,3 +148,22 @@ def test_llamacpp_times_come_from_its_log():
     assert (parsed["slices"], parsed["image_tokens"], parsed["prompt_tokens"], parsed["new_tokens"]) == (2, 128, 140, 32)
     with pytest.raises(ValueError, match="lacks its timings"):
         parse_log("0.00.026.662 I llama_model_loader: loaded meta data")
+
+
+def test_families_benchmark_compares_each_side_within_a_round(tiny_checkpoint, tmp_path):
+    """benchmarks/families.py on a tiny LightOnOCR checkpoint put where the stand-in would be built."""
+    import shutil
+
+    standins = tmp_path / "standins"
+    shutil.copytree(tiny_checkpoint("lighton_ocr"), standins / "lighton_ocr")
+    out = tmp_path / "families.json"
+    command = [sys.executable, "-m", "benchmarks.families", "--standins", str(standins), "--only", "lighton_ocr",
+               "--rounds", "1", "--new-tokens", "3", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    family = json.loads(out.read_text())["families"]["lighton_ocr"]
+    assert family["vlmcli"]["family"] == "lighton_ocr" and family["plain"]["new_tokens"] == 3
+    assert family["plain"]["image_tokens"] > 0 and family["plain"]["linear_gflop"] > 0
+    for key in ("wall_s", "page_s", "peak_rss_gb"):
+        assert family["vlmcli_over_plain"][key]["median"] > 0 and family["vlmcli"][key]["median"] > 0
+    assert set(family["floor_share"]) == {"vlmcli", "plain"} and family["floor_gflop_s"]["median"] > 0
