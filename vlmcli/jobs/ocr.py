@@ -254,7 +254,7 @@ class Job:
 
 def _resolved_here(request: OcrRequest, progress: Progress) -> dict:
     found = model.resolve(request.run.model)
-    progress.note(found.line(), detail=True)
+    progress.note(found.line(request.family.name), detail=True)
     return found.settings()
 
 

@@ -124,9 +124,10 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     renderer = pdfs.renderer(run.pdf)
     progress.note(f"PDFs are read by {renderer}", detail=True)
     resolved = model.resolve(run.model)  # device, dtype and levers, as `vlmcli ocr` records them
-    progress.note(resolved.line(), detail=True)
+    family = read_profile(run.model).family
+    progress.note(resolved.line(family.name), detail=True)
     # The key `vlmcli ocr` caches a page's text under: its default instruction is the family's
-    instruction = read_profile(run.model).family.instruction()
+    instruction = family.instruction()
     ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, instruction, resolved.settings(), renderer))
     image_key = keys.settings_fingerprint(keys.image_settings(run, renderer, resolved.settings(keys.IMAGE_PARTS)))
     with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
