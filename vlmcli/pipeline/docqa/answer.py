@@ -37,6 +37,7 @@ from vlmcli.pipeline.docqa.reader import OnText, Reader, Reading, VlmReader
 from vlmcli.pipeline.docqa.retrieval import rank
 from vlmcli.pipeline.firstpass import first_pass_reader
 from vlmcli.progress import NullProgress, Progress
+from vlmcli.model.families import Family
 from vlmcli.model.profile import read_profile
 from vlmcli.specs import OCR_MAX_NEW_TOKENS, Engine, FirstPass, PdfSpec, RunSpec, SearchSpec
 
@@ -131,11 +132,12 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, instruction, resolved.settings(), renderer))
     image_key = keys.settings_fingerprint(keys.image_settings(run, renderer, resolved.settings(keys.IMAGE_PARTS)))
     with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
-        reader = reader or _reader(run, ocr_run, progress, cache, image_key)
+        reader = reader or _reader(run, ocr_run, progress, cache, image_key, family)
         first_pass = first_pass_reader(search.first_pass, run.pdf, cache)
         transcribe = None if search.first_pass.engine is FirstPass.none else reader.transcribe
-        texts = page_texts(refs, run.pdf, ocr_settings, transcribe, cache, progress, first_pass)
-        reread = (lambda ref: transcribed_text(ref, reader.transcribe, ocr_settings, cache)) if transcribe else None
+        texts = page_texts(refs, run.pdf, ocr_settings, transcribe, cache, progress, first_pass, family.readable)
+        reread = (lambda ref: family.readable(transcribed_text(ref, reader.transcribe, ocr_settings, cache))) \
+            if transcribe else None
         answer = _search(question, texts, reader, search, progress, on_text, on_discard, reread)
     if answer.citation is not None:
         answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
@@ -143,14 +145,14 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
                                name_files=len({ref.source for ref in refs}) > 1 or any(p.is_dir() for p in inputs))
 
 
-def _reader(run: RunSpec, ocr_run: RunSpec, progress: Progress, cache, image_key: str) -> Reader:
-    """The model in this process, or the engine `run.engine` names."""
+def _reader(run: RunSpec, ocr_run: RunSpec, progress: Progress, cache, image_key: str, family: Family) -> Reader:
+    """The model in this process, or the engine `run.engine` names (asked as `family`'s card asks)."""
     if run.engine.kind is Engine.transformers:
         return VlmReader(run, ocr_run, progress, cache, image_key)
     from vlmcli.pipeline.docqa.engine_reader import EngineReader
     from vlmcli.pipeline.transcribe import engine_for
 
-    return EngineReader(engine_for(run), run, ocr_run, progress)
+    return EngineReader(engine_for(run), run, ocr_run, progress, family)
 
 
 def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progress) -> list[PageRef]:
