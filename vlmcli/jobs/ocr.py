@@ -71,7 +71,8 @@ class OcrRequest:
     @property
     def doctags(self) -> bool:
         return self.family.writes_doctags
-    tables_dir: Path | None = None  # a Docling model's tables (DocTags, DocLang) as CSV files here
+    # Every table as a CSV file here: a Docling model's (DocTags, DocLang), a text family's HTML, OTSL, Markdown
+    tables_dir: Path | None = None
     # The first pass whose word boxes a plain model's words go on (json, pdf, hocr, alto)
     first_pass: FirstPassSpec = dataclasses.field(default_factory=FirstPassSpec)
 
