@@ -26,8 +26,8 @@ PAGE = Image.new("RGB", (32, 24), "white")
 @pytest.mark.parametrize(("family", "raw", "readable"), [
     ("deepseek_ocr2", GROUNDED, "Rent is 900 EUR a month."),
     ("olmocr2", "---\nprimary_language: en\n---\nRent is due.", "Rent is due."),
-    ("doctags", "<doctag><text><loc_1><loc_2><loc_3><loc_4>Rent &amp; fees</text><otsl><fcel>A<fcel>1<nl></otsl>"
-                "</doctag>", "Rent & fees\nA 1"),
+    ("doctags", ("<doctag><text><loc_1><loc_2><loc_3><loc_4>Rent &amp; fees</text><otsl><fcel>A<fcel>1<nl></otsl>"
+                 "</doctag>"), "Rent & fees\nA 1"),
     ("granite_docling", '<doclang><text><location value="3"/><![CDATA[a < b]]></text></doclang>', "a < b"),
     ("lighton_ocr", "| a | b |", "| a | b |"),
 ])

@@ -83,7 +83,7 @@ def test_shards_eval_and_export_run_for_every_family(family, tiny_checkpoint, in
 def test_a_checkpoint_without_a_profile_reads_through_the_generic_one_and_v_says_so(tiny_checkpoint, inbox):
     """`--family generic` stands for any image-text-to-text checkpoint no profile knows: its own chat template,
     text out; -v names it."""
-    result = _cli("ocr", sorted(inbox.iterdir())[0], "-v", "--max-new-tokens", 2, "--no-cache", "--model",
+    result = _cli("ocr", min(inbox.iterdir()), "-v", "--max-new-tokens", 2, "--no-cache", "--model",
                   tiny_checkpoint("lighton_ocr"), "--family", "generic", *COMMON)
     assert result.exit_code == 0, result.output
     assert "family: generic;" in result.stderr, result.stderr

@@ -12,10 +12,11 @@ Three ways a family writes a table, found wherever they sit in the page's text a
   then body rows; parsed by markdown-it (rich's Markdown parser, a dependency already), whose cell text has the
   inline marks taken out.
 
-The HTML reader is written by hand on the standard library's tokenizer: docling-core reads HTML only through
-docling's HTML backend (not installed with the `[docling]` extra), pandas.read_html needs pandas and lxml (the
-extra brings pandas; `--tables` of a text family should not need an extra) and fails on the cut-off markup a
-token limit leaves.
+The HTML reader is written by hand on the standard library's tokenizer (html.parser): docling-core writes HTML
+but does not read it (that is docling's HTML backend, not installed with the `[docling]` extra), and
+pandas.read_html needs pandas and lxml, which vlmcli does not depend on (`--tables` of a text family needs no
+extra), and turns cells into numbers ("007" -> 7.0, "4.50" -> 4.5), where the CSV should hold what the model
+wrote.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from html.parser import HTMLParser
 
 Table = list[list[str]]  # rows of cells, every row as wide as the widest
 
-MAX_SPAN = 1000  # a rowspan/colspan beyond any real table (a model's typo must not allocate millions of cells)
+# A model's typo must not allocate millions of cells: spans are cut at MAX_SPAN, rows at MAX_SPAN columns
+MAX_SPAN = 1000
 _CUT_OFF_TAG = re.compile(r"<[^<>]*$")
 _OTSL_CELL = r"<(?:fcel|ecel|lcel|ucel|xcel|ched|rhed|srow)>"
 # A run of OTSL cells and row ends; cell text stops at any tag
@@ -79,6 +81,9 @@ class _Grid:
         column = 0
         while column in self.rows[row]:
             column += 1
+        colspan = min(colspan, MAX_SPAN - column)
+        if colspan < 1:
+            return  # past the widest row a table may have
         self.rows[row].update((column + across, value) for across in range(colspan))
         if rowspan > 1:
             self.spans.append((row + rowspan - 1, column, colspan, value))

@@ -29,6 +29,8 @@ from vlmcli.cache.store import PageCache
 from vlmcli.errors import InputError, UsageError, VlmcliError
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, is_pdf, page_refs
+from vlmcli.model.families import Family
+from vlmcli.model.profile import read_profile
 from vlmcli.pipeline.docqa import furniture
 from vlmcli.pipeline.docqa.citation import FIRST_PASS, TRANSCRIPTION, Citation, cite, not_found
 from vlmcli.pipeline.docqa.grounding import Grounding, ground, is_answer
@@ -37,8 +39,6 @@ from vlmcli.pipeline.docqa.reader import OnText, Reader, Reading, VlmReader
 from vlmcli.pipeline.docqa.retrieval import rank
 from vlmcli.pipeline.firstpass import first_pass_reader
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.model.families import Family
-from vlmcli.model.profile import read_profile
 from vlmcli.specs import OCR_MAX_NEW_TOKENS, Engine, FirstPass, PdfSpec, RunSpec, SearchSpec
 
 Reread = Callable[[PageRef], str]  # the model's transcription of a page

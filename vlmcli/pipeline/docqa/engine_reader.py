@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from vlmcli.inputs.documents import PageRef
-from vlmcli.model.families import Family
 from vlmcli.inputs.pages import page_images
+from vlmcli.model.families import Family
 from vlmcli.pipeline.docqa.reader import OnText, Reading
 from vlmcli.pipeline.engines import ChatEngine
 from vlmcli.pipeline.results import PageFailure
