@@ -130,7 +130,7 @@ def test_a_resume_after_changing_the_dtype_reads_again_and_says_why(tiny_idefics
     calls = _count_pages_read(monkeypatch)
     first = ocr("float32", "-v")
     assert first.exit_code == 0 and len(calls) == 3
-    assert "vlmcli: cpu, float32; levers: lean_processor, " in first.stderr  # -v names the levers
+    assert "vlmcli: family: smolvlm; cpu, float32; levers: lean_processor, " in first.stderr  # -v names them
     calls.clear()
     changed = ocr("bfloat16", "--resume")
     assert changed.exit_code == 0 and len(calls) == 3

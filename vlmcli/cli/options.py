@@ -118,7 +118,8 @@ FormatOpt = Annotated[OutputFormat, typer.Option(
          "'vlmcli\\[docling]').")]
 TablesOpt = Annotated[Optional[Path], typer.Option(
     "--tables",
-    readable=False, help="With a DocTags model: write every table as CSV into this folder (<input>.p<page>.t<k>.csv).")]
+    readable=False, help="Write every table as CSV into this folder (<input>.p<page>.t<k>.csv): a DocTags or DocLang "
+                        "model's tables, and the HTML, Markdown and OTSL tables other models write.")]
 PromptOpt = Annotated[Optional[str], typer.Option(help="Your own instruction instead of the transcription preset.")]
 HandwritingOpt = Annotated[bool, typer.Option("--handwriting", help="Use the handwriting transcription preset.")]
 TaskOpt = Annotated[Optional[str], typer.Option(

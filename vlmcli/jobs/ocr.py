@@ -71,7 +71,8 @@ class OcrRequest:
     @property
     def doctags(self) -> bool:
         return self.family.writes_doctags
-    tables_dir: Path | None = None  # a Docling model's tables (DocTags, DocLang) as CSV files here
+    # Every table as a CSV file here: a Docling model's (DocTags, DocLang), a text family's HTML, OTSL, Markdown
+    tables_dir: Path | None = None
     # The first pass whose word boxes a plain model's words go on (json, pdf, hocr, alto)
     first_pass: FirstPassSpec = dataclasses.field(default_factory=FirstPassSpec)
 
@@ -175,13 +176,15 @@ class Job:
     def take(self, item: PageResult | PageFailure, settings: dict | None = None) -> bool:
         """A page is read (or failed, or came from the manifest): place its words on the first pass's boxes where
         the output needs them, record it in the manifest (fsynced) and the failure report, then hand it to the
-        sink, which writes its input's file once all the input's pages are in; then tell `on_page`. True if the
+        sink, which writes its input's file once all the input's pages are in; then tell `on_page` (the page as its
+        outputs show it: parsed by its family, as the sink has it). True if the
         run stops here (`--fail-fast`; the summary has the exit code). `settings`: the page's own run settings
         where they are not the run's (a Ray actor on another kind of node)."""
         item = self.placed(item)
         self.account(item, settings)
-        self.sink.add(self.parsed(item))
-        self.on_page(item)
+        shown = self.parsed(item)
+        self.sink.add(shown)
+        self.on_page(shown)
         return self.stopped_by(item)
 
     def _check_targets(self, label: str | None) -> None:
@@ -254,7 +257,7 @@ class Job:
 
 def _resolved_here(request: OcrRequest, progress: Progress) -> dict:
     found = model.resolve(request.run.model)
-    progress.note(found.line(), detail=True)
+    progress.note(found.line(request.family.name), detail=True)
     return found.settings()
 
 

@@ -148,7 +148,8 @@ class _Cluster:
                 if isinstance(cause, VlmcliError):
                     raise cause from None
                 raise
-            self.progress.note(f"Ray actors: {settings_line(self._settings)}", detail=True)
+            self.progress.note(f"Ray actors: family: {self.request.family.name}; {settings_line(self._settings)}",
+                               detail=True)
         return self._settings
 
     def settings_of_answer(self, answer_settings: dict | None, job: Job) -> dict | None:

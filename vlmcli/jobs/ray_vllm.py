@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from vlmcli.errors import DependencyError, VlmcliError
+from vlmcli.errors import DependencyError, UsageError, VlmcliError
 from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
 from vlmcli.jobs import ray_runner
 from vlmcli.jobs.ocr import OcrRequest, OcrSummary
 from vlmcli.jobs.ray_actor import page_row
+from vlmcli.model.families import RAW, Family
 from vlmcli.pipeline.engines.openai_client import RemoteGeneration, image_part
 from vlmcli.pipeline.results import PageFailure, PageResult, page_result
 from vlmcli.progress import Progress
@@ -33,12 +34,17 @@ UNSTATED_EDGE_PX = 2048
 def run_ocr_on_ray_vllm(request: OcrRequest, spec: ray_runner.RaySpec, write: Callable[[str], None],
                         progress: Progress | None = None,
                         on_failure: Callable[[PageFailure], None] = lambda failure: None) -> OcrSummary:
+    if request.family.layout == RAW:
+        raise UsageError(f"--ray --engine vllm asks through the chat template, which the {request.family.name} "
+                         "family's checkpoints do not have",
+                         hint="use --ray with the transformers engine (leave out --engine)")
     return ray_runner.run_ocr_on_ray(request, spec, write, progress, on_failure, read=_read_with_vllm)
 
 
 def _read_with_vllm(cluster, refs: list[PageRef], todo: list[int], request: OcrRequest,
                     progress: Progress) -> Iterator[tuple[int, PageResult | PageFailure]]:
     """(position, answer) for every page of `todo`, read by vLLM replicas on the cluster (joined as needed)."""
+    family = request.family
     cluster.connect()
     ray, spec = cluster.ray, cluster.spec
     try:
@@ -52,10 +58,12 @@ def _read_with_vllm(cluster, refs: list[PageRef], todo: list[int], request: OcrR
         model_source=run.model.model_id, engine_kwargs={"limit_mm_per_prompt": {"image": 1}, "seed": 0},
         concurrency=actors, batch_size=max(16, run.batch_size), prepare_multimodal_stage=True,
         accelerator_type=None, should_continue_on_error=True)
-    sampling = {"temperature": 0.0, "max_tokens": run.generation.max_new_tokens}
+    # The family's special tokens are its text where it keeps them (DocTags, DocLang, grounding tags)
+    sampling = {"temperature": 0.0, "max_tokens": run.generation.max_new_tokens,
+                "skip_special_tokens": not family.keep_special_tokens}
     processor = build_processor(
         config,
-        preprocess=lambda row: {**row, "messages": _messages(row["image"], request.instruction),
+        preprocess=lambda row: {**row, "messages": _messages(family, row["image"], request.instruction),
                                 "sampling_params": sampling},
         postprocess=lambda row: {"position": row["position"], "band": row["band"], "bands": row["bands"],
                                  "text": row.get("generated_text") or "", "error": row.get("__inference_error__") or "",
@@ -87,9 +95,9 @@ def _render(row: dict, edge_px: int, run: RunSpec) -> list[dict]:
             for index, band in enumerate(bands)]
 
 
-def _messages(image: str, instruction: str) -> list[dict]:
-    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}},
-                                         {"type": "text", "text": instruction}]}]
+def _messages(family: Family, image: str, instruction: str | None) -> list[dict]:
+    """The family's turns (model/families) for one band, given as a data URI."""
+    return family.messages_with(instruction, [image], lambda url: {"type": "image_url", "image_url": {"url": url}})
 
 
 def _page(ref: PageRef, rows: list[dict], edge_px: int) -> PageResult | PageFailure:

@@ -1,6 +1,6 @@
 """The renderings that need all pages of an input: a Docling model's document (DocTags or DocLang: Markdown, HTML,
-text, JSON, CSV tables), plain HTML, the searchable PDF, hOCR and ALTO; and `choose`, which picks the rendering for
-a run."""
+text, JSON, CSV tables), plain HTML, the searchable PDF, hOCR and ALTO, a text family's tables as CSV beside any of
+its renderings; and `choose`, which picks the rendering for a run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from vlmcli.errors import UsageError
 from vlmcli.inputs.documents import page_ref
 from vlmcli.inputs.pages import PageGeometry, page_image_and_geometry
-from vlmcli.jobs import doctags
+from vlmcli.jobs import doctags, text_tables
 from vlmcli.jobs.outputs import SUFFIXES, Item, PlainRendering, Rendering, encodable, json_line, record, write_file
 from vlmcli.model.families import DOCTAGS
 from vlmcli.pipeline.results import PageResult
@@ -26,9 +26,6 @@ def choose(fmt: OutputFormat, *, markup: str | None, out_dir: Path | None, table
     None for text); a combination that cannot work fails before any page is read."""
     if fmt is OutputFormat.pdf and out_dir is None:
         raise UsageError("-f pdf writes one PDF per input: it needs -o/--output")
-    if markup is None and tables_dir is not None:
-        raise UsageError("--tables needs a DocTags checkpoint (granite-docling, SmolDocling) or a DocLang one "
-                         "(granite-docling-v2)", hint="pass --model granite-docling")
     if markup != DOCTAGS and fmt is OutputFormat.doctags:
         raise UsageError("-f doctags needs a DocTags checkpoint (granite-docling, SmolDocling)",
                          hint="pass --model granite-docling or --model smoldocling" if markup is None
@@ -36,15 +33,45 @@ def choose(fmt: OutputFormat, *, markup: str | None, out_dir: Path | None, table
     if markup and fmt in (OutputFormat.hocr, OutputFormat.alto):
         raise UsageError(f"-f {fmt.value} places a plain model's words on a first pass's boxes; a {markup} "
                          "checkpoint gives element boxes instead", hint="use -f json or -f pdf with it")
-    if markup and fmt is not OutputFormat.doctags:
+    if markup and (fmt is not OutputFormat.doctags or tables_dir is not None):
         doctags.require()
-    if fmt is OutputFormat.pdf:
-        return SearchablePdf(markup, pdf)
-    if fmt in (OutputFormat.hocr, OutputFormat.alto):
-        return WordsDocument(fmt)
-    if markup and fmt is not OutputFormat.doctags:
+    if markup and fmt not in (OutputFormat.doctags, OutputFormat.pdf):
         return StructuredDocument(fmt, tables_dir, pdf, markup)
-    return PlainHtml() if fmt is OutputFormat.html else PlainRendering(fmt)
+    if fmt is OutputFormat.pdf:
+        rendering: Rendering = SearchablePdf(markup, pdf)
+    elif fmt in (OutputFormat.hocr, OutputFormat.alto):
+        rendering = WordsDocument(fmt)
+    else:
+        rendering = PlainHtml() if fmt is OutputFormat.html else PlainRendering(fmt)
+    return TablesBeside(rendering, tables_dir, markup) if tables_dir is not None else rendering
+
+
+class TablesBeside:
+    """Another rendering (`inner`: a text family's, or a Docling model's searchable PDF or raw DocTags), and each
+    table of the pages as CSV in `tables_dir`, named as StructuredDocument names them: `<input>.p<page>.t<k>.csv`.
+    A text family's tables are found in its pages' text (HTML, OTSL, Markdown pipe tables: text_tables.py). An
+    input's pages are rendered together, so its files are written once its pages are all in."""
+
+    streams = False
+
+    def __init__(self, inner: Rendering, tables_dir: Path, markup: str | None) -> None:
+        self.inner, self.tables_dir, self.markup, self.suffix = inner, tables_dir, markup, inner.suffix
+
+    def page(self, item: Item, first_in_stream: bool) -> str:
+        raise AssertionError("a run writing tables renders each input whole")
+
+    def document(self, name: str, items: list[Item]) -> str | bytes:
+        for page_number, index, csv in self._tables(name, [item for item in items if isinstance(item, PageResult)]):
+            write_file(self.tables_dir / f"{name}.p{page_number}.t{index}.csv", csv)
+        return self.inner.document(name, items)
+
+    def _tables(self, name: str, pages: list[PageResult]) -> list[tuple[int, int, str]]:
+        if self.markup is not None:
+            doc = doctags.document(name, [doctags.DocTagsPage(page.page_number, page.text, UNIT_PAGE)
+                                          for page in pages], self.markup)
+            return doctags.tables(doc)
+        return [(page.page_number, index, text_tables.to_csv(table)) for page in pages
+                for index, table in enumerate(text_tables.find_tables(page.readable), start=1)]
 
 
 class PlainHtml:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmcli.model.families import Family, by_name, recognise
-from vlmcli.model.families.idefics import DOCTAGS_TOKENS, SMOLVLM
+from vlmcli.model.families.idefics import SMOLVLM
 from vlmcli.model.weights import file_on_disk
 from vlmcli.specs import ModelSpec
 
@@ -65,12 +65,6 @@ def family_of_tokenizer(model_type: str, tokenizer: Any) -> Family:
     """The family of a loaded checkpoint: its model type and the added tokens of its tokenizer."""
     marks = " ".join(f'"{token}"' for token in tokenizer.get_vocab() if token.startswith("<"))
     return recognise(model_type, marks)
-
-
-def has_doctags(tokenizer: Any) -> bool:
-    """True if a loaded tokenizer has the DocTags tags as single tokens (what another engine's tokenizer says)."""
-    vocabulary = tokenizer.get_vocab()
-    return all(token in vocabulary for token in DOCTAGS_TOKENS)
 
 
 def _config(spec: ModelSpec) -> dict | None:

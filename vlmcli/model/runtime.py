@@ -44,9 +44,11 @@ class Resolved:
         return {"device": self.target.device, "dtype": self.dtype,
                 "levers": [lever.name for lever in self.levers if parts is None or lever.changes in parts]}
 
-    def line(self) -> str:
-        """One line for -v."""
-        return f"{settings_line(self.settings())} ({registry.SKIP_ENV} turns them off)"
+    def line(self, family: str | None = None) -> str:
+        """One line for -v: the model family the run uses (`generic`: a checkpoint no profile knows, read through
+        its own chat template), the device, dtype and levers."""
+        named = f"family: {family}; " if family else ""
+        return f"{named}{settings_line(self.settings())} ({registry.SKIP_ENV} turns them off)"
 
 
 def settings_line(settings: dict) -> str:

@@ -25,7 +25,7 @@ def ask(inputs: list[Path], question: str, run: RunSpec, *, page_number: int = 1
     progress.loading_model(run.model.model_id)
     loaded = model.load(run.model, run.split)
     progress.model_loaded()
-    progress.note(loaded.resolved.line(), detail=True)
+    progress.note(loaded.resolved.line(loaded.family.name), detail=True)
     from vlmcli.model.generate import generate
 
     images = [image for ref in refs for image in page_images(ref, loaded.max_input_px, run.split, run.pdf)]

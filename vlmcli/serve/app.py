@@ -137,7 +137,7 @@ async def _stream_chat(service: Service, conversation, spec, include_usage: bool
 
 
 async def _ocr_response(service: Service, upload: documents.Upload, request, options: documents.OcrOptions):
-    streams = options.output_format is OutputFormat.json and not service.doctags
+    streams = documents.streams_pages(options, service.family)
     if not streams:
         try:
             content = await service.run(lambda deadline_s: documents.run_ocr(

@@ -109,7 +109,7 @@ def run_ocr(loaded, request: ocr_job.OcrRequest, upload: Upload, options: OcrOpt
     the whole output file's bytes for the others, None when streamed. Past `deadline_s`, or when `on_line`
     raises (its client went away), the job ends after the page being read; the pages read so far stay in its
     manifest."""
-    streams = options.output_format is OutputFormat.json and not request.doctags
+    streams = streams_pages(options, request.family)
     failures: list[PageFailure] = []
 
     def on_page(item: PageResult | PageFailure) -> None:
@@ -132,6 +132,13 @@ def run_ocr(loaded, request: ocr_job.OcrRequest, upload: Upload, options: OcrOpt
     content = target.read_bytes()
     target.unlink()
     return content
+
+
+def streams_pages(options: OcrOptions, family) -> bool:
+    """Whether /v1/ocr streams each page's JSON line as it is read: JSON of a family that writes text. A Docling
+    model's JSON (DocTags, DocLang) is `ocr -f json`'s whole file: each page's elements with their boxes, then the
+    document."""
+    return options.output_format is OutputFormat.json and not family.docling_markup
 
 
 def page_line(item: PageResult | PageFailure, upload: Upload, run: RunSpec, include_image: bool) -> str:

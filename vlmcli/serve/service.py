@@ -81,6 +81,7 @@ class Service:
 
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "vlmcli",
                 "vlmcli": {"max_input_px": self.loaded.max_input_px, "doctags": self.doctags,
+                           "family": self.family.name,
                            **resolution(self.loaded)}}
 
     def complete(self, conversation: chat.Conversation, spec, deadline_s: float, on_start=lambda: None,

@@ -13,12 +13,12 @@ is adding a profile here (and its tiny model in tools/models), nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from vlmcli.errors import UsageError
-from vlmcli.model.families.parsing import PARSERS, Parsed
+from vlmcli.model.families.parsing import PARSERS, Parsed, markup_words
 from vlmcli.model.families.resolution import Resolution, UNSTATED_EDGE_PX
 from vlmcli.prompts import HANDWRITING_PROMPT, OCR_PROMPT
 from vlmcli.specs import PageReading, SplitSpec
@@ -107,6 +107,14 @@ class Family:
             if self.system_prompt else []
         return [*system, {"role": "user", "content": content}]
 
+    def messages_with(self, instruction: str | None, images: list, image_part: Callable[[Any], dict]) -> list[dict]:
+        """`messages` for a chat API outside this process (an OpenAI-compatible server, vLLM): each image as the
+        content part `image_part(image)` makes of it, where the card puts it."""
+        parts = iter(images)
+        return [{**message, "content": [image_part(next(parts)) if part["type"] == "image" else part
+                                        for part in message["content"]]}
+                for message in self.messages(instruction, len(images))]
+
     def prompt(self, processor: Any, messages: list[dict], *, add_generation_prompt: bool = True) -> str:
         """The prompt text the processor is given: the chat template's rendering, or (RAW) the card's own format:
         a placeholder per image, a newline, the instruction, then any answer as it stands."""
@@ -125,6 +133,12 @@ class Family:
 
     def parse(self, text: str) -> Parsed:
         return PARSERS[self.parser](text)
+
+    def readable(self, text: str) -> str:
+        """A page's or answer's words as a reader and a search see them: the parser's text (grounding tags, front
+        matter and page furniture out); for Docling markup also its tags (parsing.markup_words)."""
+        readable = self.parse(text).text
+        return markup_words(readable) if self.docling_markup else readable
 
     def input_edge_px(self, processor: Any, split: SplitSpec) -> int:
         return self.resolution.configure(processor, split)

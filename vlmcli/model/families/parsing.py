@@ -142,5 +142,22 @@ def nanonets_tags(text: str) -> Parsed:
     return Parsed(re.sub(r"\n{3,}", "\n\n", readable).strip(), fields)
 
 
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
+_BLOCK_END = re.compile(r"</[^<>]*>|<nl>|<page_break>")  # where a Docling element, a table row or a page ends
+_MARKUP_TAG = re.compile(r"<[^<>]*>")
+
+
+def markup_words(text: str) -> str:
+    """The words of DocTags or DocLang markup, for a search or a check of an answer (not for output: docling-core
+    converts the markup for that, an extra): each element and table row on a line of its own, table cells apart,
+    box locations and other tags gone, XML's entities and CDATA sections as their text."""
+    import html
+
+    text = _CDATA.sub(lambda found: html.escape(found.group(1), quote=False), text)
+    text = _MARKUP_TAG.sub(" ", _BLOCK_END.sub("\n", text))
+    lines = (" ".join(html.unescape(line).split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 PARSERS: dict[str, Parser] = {"plain": plain, "front_matter": front_matter, "deepseek_grounding": deepseek_grounding,
                               "lighton_bbox": lighton_bbox, "nanonets_tags": nanonets_tags}

@@ -29,6 +29,8 @@ from vlmcli.cache.store import PageCache
 from vlmcli.errors import InputError, UsageError, VlmcliError
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, is_pdf, page_refs
+from vlmcli.model.families import Family
+from vlmcli.model.profile import read_profile
 from vlmcli.pipeline.docqa import furniture
 from vlmcli.pipeline.docqa.citation import FIRST_PASS, TRANSCRIPTION, Citation, cite, not_found
 from vlmcli.pipeline.docqa.grounding import Grounding, ground, is_answer
@@ -37,7 +39,6 @@ from vlmcli.pipeline.docqa.reader import OnText, Reader, Reading, VlmReader
 from vlmcli.pipeline.docqa.retrieval import rank
 from vlmcli.pipeline.firstpass import first_pass_reader
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.model.profile import read_profile
 from vlmcli.specs import OCR_MAX_NEW_TOKENS, Engine, FirstPass, PdfSpec, RunSpec, SearchSpec
 
 Reread = Callable[[PageRef], str]  # the model's transcription of a page
@@ -124,17 +125,19 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     renderer = pdfs.renderer(run.pdf)
     progress.note(f"PDFs are read by {renderer}", detail=True)
     resolved = model.resolve(run.model)  # device, dtype and levers, as `vlmcli ocr` records them
-    progress.note(resolved.line(), detail=True)
+    family = read_profile(run.model).family
+    progress.note(resolved.line(family.name), detail=True)
     # The key `vlmcli ocr` caches a page's text under: its default instruction is the family's
-    instruction = read_profile(run.model).family.instruction()
+    instruction = family.instruction()
     ocr_settings = keys.settings_fingerprint(keys.run_settings(ocr_run, instruction, resolved.settings(), renderer))
     image_key = keys.settings_fingerprint(keys.image_settings(run, renderer, resolved.settings(keys.IMAGE_PARTS)))
     with PageCache(warn=progress.note) if run.cache else nullcontext() as cache:
-        reader = reader or _reader(run, ocr_run, progress, cache, image_key)
+        reader = reader or _reader(run, ocr_run, progress, cache, image_key, family)
         first_pass = first_pass_reader(search.first_pass, run.pdf, cache)
         transcribe = None if search.first_pass.engine is FirstPass.none else reader.transcribe
-        texts = page_texts(refs, run.pdf, ocr_settings, transcribe, cache, progress, first_pass)
-        reread = (lambda ref: transcribed_text(ref, reader.transcribe, ocr_settings, cache)) if transcribe else None
+        texts = page_texts(refs, run.pdf, ocr_settings, transcribe, cache, progress, first_pass, family.readable)
+        reread = (lambda ref: family.readable(transcribed_text(ref, reader.transcribe, ocr_settings, cache))) \
+            if transcribe else None
         answer = _search(question, texts, reader, search, progress, on_text, on_discard, reread)
     if answer.citation is not None:
         answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
@@ -142,14 +145,14 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
                                name_files=len({ref.source for ref in refs}) > 1 or any(p.is_dir() for p in inputs))
 
 
-def _reader(run: RunSpec, ocr_run: RunSpec, progress: Progress, cache, image_key: str) -> Reader:
-    """The model in this process, or the engine `run.engine` names."""
+def _reader(run: RunSpec, ocr_run: RunSpec, progress: Progress, cache, image_key: str, family: Family) -> Reader:
+    """The model in this process, or the engine `run.engine` names (asked as `family`'s card asks)."""
     if run.engine.kind is Engine.transformers:
         return VlmReader(run, ocr_run, progress, cache, image_key)
     from vlmcli.pipeline.docqa.engine_reader import EngineReader
     from vlmcli.pipeline.transcribe import engine_for
 
-    return EngineReader(engine_for(run), run, ocr_run, progress)
+    return EngineReader(engine_for(run), run, ocr_run, progress, family)
 
 
 def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progress) -> list[PageRef]:

@@ -7,21 +7,23 @@ import time
 
 from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
+from vlmcli.model.families import Family
 from vlmcli.pipeline.docqa.reader import OnText, Reading
 from vlmcli.pipeline.engines import ChatEngine
 from vlmcli.pipeline.results import PageFailure
 from vlmcli.progress import Progress
-from vlmcli.prompts import OCR_PROMPT, page_question
+from vlmcli.prompts import page_question
 from vlmcli.specs import RunSpec
 
 
 class EngineReader:
-    def __init__(self, engine: ChatEngine, run: RunSpec, ocr_run: RunSpec, progress: Progress) -> None:
-        self.engine, self.run, self.ocr_run, self.progress = engine, run, ocr_run, progress
+    def __init__(self, engine: ChatEngine, run: RunSpec, ocr_run: RunSpec, progress: Progress, family: Family) -> None:
+        self.engine, self.run, self.ocr_run, self.progress, self.family = engine, run, ocr_run, progress, family
         self._started = False
 
     def transcribe(self, ref: PageRef) -> str:
-        result = self._ready().read_page(ref, OCR_PROMPT, self.ocr_run)
+        # The family's page instruction: the one `vlmcli ocr` reads a page with, whose text the page cache shares
+        result = self._ready().read_page(ref, self.family.instruction(), self.ocr_run)
         if isinstance(result, PageFailure):
             raise result.error
         return result.text
@@ -31,7 +33,7 @@ class EngineReader:
         started = time.perf_counter()
         images = page_images(ref, engine.max_input_px, self.run.split, self.run.pdf)
         generation = engine.chat(images, page_question(question), self.run.generation, on_text=on_text)
-        return Reading(generation.text, generation.image_tokens, generation.new_tokens,
+        return Reading(self.family.readable(generation.text), generation.image_tokens, generation.new_tokens,
                        time.perf_counter() - started, generation.finish_reason)
 
     def _ready(self) -> ChatEngine:

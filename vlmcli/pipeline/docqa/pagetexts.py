@@ -50,11 +50,13 @@ class PageText:
 
 
 def page_texts(refs: list[PageRef], pdf: PdfSpec, ocr_settings: str, transcribe: Transcriber | None,
-               cache: PageCache | None, progress: Progress,
-               first_pass: FirstPassReader | None = None) -> list[PageText]:
+               cache: PageCache | None, progress: Progress, first_pass: FirstPassReader | None = None,
+               readable: Callable[[str], str] = str) -> list[PageText]:
     """The text of every page in `refs`, in order. Pages without a text layer or cached OCR are read by the
     `first_pass`, else transcribed by the model now (with a progress bar; `ocr_settings` is the fingerprint
-    their text is cached under, that of `vlmcli ocr`), else, without `transcribe`, ranked without text."""
+    their text is cached under, that of `vlmcli ocr`), else, without `transcribe`, ranked without text.
+    A transcription is cached as the model wrote it and used as `readable` makes it (its family's readable text:
+    no grounding tags, front matter or markup)."""
     hashes = _Hashes()
     layers = _text_layers(refs, pdf, hashes, cache, progress)
     found: list[PageText | None] = []
@@ -63,7 +65,7 @@ def page_texts(refs: list[PageRef], pdf: PdfSpec, ocr_settings: str, transcribe:
             found.append(PageText(ref, layer, FROM_TEXT_LAYER))
             continue
         cached = cache.get_text(hashes(ref.source), ref.page_index, OCR, ocr_settings) if cache else None
-        found.append(PageText(ref, cached, FROM_CACHED_OCR) if cached is not None else None)
+        found.append(PageText(ref, readable(cached), FROM_CACHED_OCR) if cached is not None else None)
     missing = [index for index, page in enumerate(found) if page is None]
     if missing and first_pass is not None:
         missing = _first_pass(refs, missing, found, first_pass, progress)
@@ -75,7 +77,7 @@ def page_texts(refs: list[PageRef], pdf: PdfSpec, ocr_settings: str, transcribe:
                       "(kept in the page cache for next time)")
         progress.started(len(missing), "pages")
         for done, index in enumerate(missing, start=1):
-            found[index] = _transcribed(refs[index], transcribe, ocr_settings, hashes, cache, progress)
+            found[index] = _transcribed(refs[index], transcribe, ocr_settings, hashes, cache, progress, readable)
             progress.advanced(done)
     return [page for page in found if page is not None]
 
@@ -144,7 +146,7 @@ def _text_layers(refs: list[PageRef], pdf: PdfSpec, hashes: _Hashes, cache: Page
 
 
 def _transcribed(ref: PageRef, transcribe: Transcriber, settings: str, hashes: _Hashes, cache: PageCache | None,
-                 progress: Progress) -> PageText:
+                 progress: Progress, readable: Callable[[str], str]) -> PageText:
     try:
         text = transcribe(ref)
     except VlmcliError as error:
@@ -153,7 +155,7 @@ def _transcribed(ref: PageRef, transcribe: Transcriber, settings: str, hashes: _
         return PageText(ref, "", NO_TEXT)
     if cache:
         cache.put_text(hashes(ref.source), ref.page_index, OCR, text, settings)
-    return PageText(ref, text, FROM_OCR)
+    return PageText(ref, readable(text), FROM_OCR)
 
 
 class _Hashes:

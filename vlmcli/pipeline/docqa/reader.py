@@ -32,7 +32,7 @@ OnText = Callable[[str], None]
 class Reading:
     """One page's answer to the question, and what it cost."""
 
-    text: str
+    text: str  # the family's readable text of the answer (no grounding tags or markup)
     image_tokens: int
     new_tokens: int
     seconds: float
@@ -42,7 +42,8 @@ class Reading:
 
 class Reader(Protocol):
     def transcribe(self, ref: PageRef) -> str:
-        """The page's text (the OCR preset); raises VlmcliError if the page cannot be read."""
+        """The page's text as the model wrote it (the family's page instruction), as `vlmcli ocr` caches it;
+        raises VlmcliError if the page cannot be read."""
 
     def answer(self, ref: PageRef, question: str, on_text: OnText | None) -> Reading:
         """The model's answer to `question` from this page alone, streamed to `on_text`."""
@@ -76,7 +77,7 @@ class VlmReader:
         inputs = build_inputs(loaded, loaded.family.messages(page_question(question), len(images)), images)
         inputs, cached = self._with_features(loaded, ref, inputs)
         generation = generate_from_inputs(loaded, inputs, self.run.generation, on_text)
-        return Reading(generation.text, generation.image_tokens, generation.new_tokens,
+        return Reading(loaded.family.readable(generation.text), generation.image_tokens, generation.new_tokens,
                        time.perf_counter() - started, generation.finish_reason, cached)
 
     def _with_features(self, loaded, ref: PageRef, inputs: dict) -> tuple[dict, bool]:

@@ -51,9 +51,10 @@ def image_part(image: Image.Image) -> dict:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def user_message(images: list[Image.Image], text: str) -> list[dict]:
-    """One user turn, images first, as vlmcli's own prompts put them (prompts.user_messages)."""
-    return [{"role": "user", "content": [*(image_part(image) for image in images), {"type": "text", "text": text}]}]
+def family_messages(family, images: list[Image.Image], text: str | None) -> list[dict]:
+    """The turns a family's card asks with (model/families: its system turn, the images and the instruction in its
+    order, the image alone where the instruction is None), images as data URIs."""
+    return family.messages_with(text, images, image_part)
 
 
 class ChatClient:
@@ -79,11 +80,15 @@ class ChatClient:
         return list(response.json().get("data", []))
 
     def chat(self, model: str, messages: list[dict], spec: GenerationSpec,
-             on_text: Callable[[str], None] | None = None, deadline_s: float | None = None) -> RemoteGeneration:
+             on_text: Callable[[str], None] | None = None, deadline_s: float | None = None,
+             keep_special_tokens: bool = False) -> RemoteGeneration:
         """One completion under `spec` (max tokens, temperature, stop, repetition penalty), streamed to `on_text`
-        when given; retried as the module says, within `deadline_s` (`time.monotonic()`)."""
+        when given; retried as the module says, within `deadline_s` (`time.monotonic()`). `keep_special_tokens`:
+        the answer's special tokens are its text (DocTags, grounding tags), so the server is asked to keep them."""
         body = {"model": model, "messages": messages, "max_tokens": spec.max_new_tokens,
                 "temperature": spec.temperature, "top_p": spec.top_p}
+        if keep_special_tokens:
+            body["skip_special_tokens"] = False  # vLLM's extension; vlmcli serve keeps them as its model's family says
         if spec.stop:
             body["stop"] = list(spec.stop)
         if spec.repetition_penalty != 1.0:

@@ -16,8 +16,11 @@ from collections.abc import Iterator
 from vlmcli.errors import UsageError, VlmcliError
 from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
+from vlmcli.model.families import Family, all_families
+from vlmcli.model.families.idefics import SMOLVLM
+from vlmcli.model.profile import read_profile
 from vlmcli.model.weights import file_on_disk
-from vlmcli.pipeline.engines.openai_client import ChatClient, user_message
+from vlmcli.pipeline.engines.openai_client import ChatClient, family_messages
 from vlmcli.pipeline.page import generate_bands, page_deadline_s
 from vlmcli.pipeline.prefetch import in_order
 from vlmcli.pipeline.results import PageFailure, PageResult, page_result
@@ -34,9 +37,11 @@ class ServerEngine:
         self.model_id = ""
         self.max_input_px = UNSTATED_EDGE_PX
         self.resolution: dict = {}
+        self.family: Family = SMOLVLM
 
     def start(self, run: RunSpec, progress: Progress) -> None:
-        """Reach the server, pick its model, and learn the edge to render pages at."""
+        """Reach the server, pick its model, and learn the edge to render pages at and the family whose card the
+        pages are asked as: the one vlmcli serve names, else --family or the checkpoint's files (read_profile)."""
         self.client = ChatClient(self.spec, timeout_s=run.page_timeout_s)
         entry = served_model(self.client.models(), run.model.model_id, self.spec.server_url or "", progress)
         self.model_id = entry["id"]
@@ -45,6 +50,7 @@ class ServerEngine:
             checkpoint_edge_px(run.model) or UNSTATED_EDGE_PX
         self.resolution = {"longest_edge_px": served.get("longest_edge_px", self.max_input_px),
                            "split": served.get("split")}
+        self.family = served_family(served, run.model)
         progress.note(f"pages go to {self.spec.server_url} ({self.model_id}), {self.spec.concurrency} at a time, "
                       f"rendered for {self.max_input_px} px", detail=True)
 
@@ -64,8 +70,8 @@ class ServerEngine:
 
     def chat(self, images: list, text: str, spec, deadline_s: float | None = None, on_text=None):
         """One question about `images` to the server's model."""
-        return self.client.chat(self.model_id, user_message(images, text), spec, on_text=on_text,
-                                deadline_s=deadline_s)
+        return self.client.chat(self.model_id, family_messages(self.family, images, text), spec, on_text=on_text,
+                                deadline_s=deadline_s, keep_special_tokens=self.family.keep_special_tokens)
 
 
 def served_model(models: list[dict], wanted: str, url: str, progress: Progress) -> dict:
@@ -78,6 +84,15 @@ def served_model(models: list[dict], wanted: str, url: str, progress: Progress) 
         return models[0]
     served = ", ".join(str(entry.get("id")) for entry in models) or "none"
     raise UsageError(f"{url} does not serve {wanted} (it serves: {served})", hint="pass --model with one of those")
+
+
+def served_family(served: dict, spec: ModelSpec) -> Family:
+    """The family a server's model is asked as: --family, else the one vlmcli serve names (where this vlmcli knows
+    it), else the checkpoint's files as `read_profile` finds them (another server: vLLM, llama-server...)."""
+    known = {family.name: family for family in all_families()}
+    if not spec.family and served.get("family") in known:
+        return known[served["family"]]
+    return read_profile(spec).family
 
 
 def checkpoint_edge_px(spec: ModelSpec) -> int | None:

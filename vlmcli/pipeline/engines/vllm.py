@@ -3,6 +3,12 @@ not Idefics2). A run's pages are rendered and banded here, then submitted togeth
 so vLLM batches them continuously; a band that loops is read again alone with the repetition penalty, as the
 other engines do.
 
+Pages are asked and decoded as the checkpoint's family profile says (model/families), as the transformers path
+does: its turns and image placement (through vLLM's chat; a family without a chat template by its own prompt
+text), special tokens kept where they are the output (DocTags, DocLang, grounding tags), and its own stop tokens.
+A stop token that belongs to the text (`</doctag>`) is not made a vLLM stop token, which would cut it from the
+text: the model's end token follows it.
+
 vLLM is imported only here. It pins its own torch and transformers, so it
 usually needs an environment of its own (docs/serve.md says which releases fit).
 """
@@ -17,7 +23,9 @@ from dataclasses import dataclass
 from vlmcli.errors import DependencyError, UsageError, VlmcliError
 from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
-from vlmcli.model.profile import has_doctags
+from vlmcli.model.families import RAW, Family
+from vlmcli.model.families.idefics import SMOLVLM
+from vlmcli.model.profile import read_profile
 from vlmcli.model.repetition import loop_start
 from vlmcli.pipeline.engines.server import UNSTATED_EDGE_PX, checkpoint_edge_px
 from vlmcli.pipeline.page import generate_bands, page_deadline_s
@@ -45,7 +53,8 @@ class VllmEngine:
         self.llm = None
         self.max_input_px = UNSTATED_EDGE_PX
         self._image_token_id: int | None = None
-        self._doctags = False
+        self.family: Family = SMOLVLM
+        self._stop_token_ids: list[int] = []
         self._vllm = None
 
     def start(self, run: RunSpec, progress: Progress) -> None:
@@ -61,7 +70,9 @@ class VllmEngine:
         self.max_input_px = run.split.longest_edge_px or checkpoint_edge_px(run.model) or UNSTATED_EDGE_PX
         tokenizer = self.llm.get_tokenizer()
         self._image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-        self._doctags = has_doctags(tokenizer)  # DocTags are special tokens, and the page's text
+        self.family = read_profile(run.model).family
+        self._stop_token_ids = _token_ids(tokenizer, [token for token in self.family.extra_stop_tokens
+                                                      if token not in self.family.kept_stop_tokens])
 
     def read(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
         for start in range(0, len(todo), CHUNK_PAGES):
@@ -79,7 +90,7 @@ class VllmEngine:
         return page_result(ref, generations, passes, decoding, self._resolution())
 
     def chat(self, images: list, text: str, spec: GenerationSpec, deadline_s: float | None = None, on_text=None):
-        generation = self._generate([_conversation(images, text)], spec)[0]
+        generation = self._generate([(images, text)], spec)[0]
         if on_text is not None and generation.text:
             on_text(generation.text)
         return generation
@@ -88,7 +99,7 @@ class VllmEngine:
         """Every band of every page in one `chat` call; a page with a looping band is read again on its own."""
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="vlmcli-render") as pool:
             rendered = list(pool.map(lambda ref: self._bands(ref, run), refs))
-        rows = [_conversation([band], instruction) for bands in rendered if isinstance(bands, list) for band in bands]
+        rows = [([band], instruction) for bands in rendered if isinstance(bands, list) for band in bands]
         generations = iter(self._generate(rows, run.generation) if rows else [])
         for ref, bands in zip(refs, rendered):
             if isinstance(bands, VlmcliError):
@@ -107,15 +118,22 @@ class VllmEngine:
         except VlmcliError as error:
             return error
 
-    def _generate(self, conversations: list[list[dict]], spec: GenerationSpec) -> list[VllmGeneration]:
+    def _generate(self, rows: list[tuple[list, str | None]], spec: GenerationSpec) -> list[VllmGeneration]:
+        """One generation per (images, instruction) row, asked as the family's card asks."""
         import time
 
         params = self._vllm.SamplingParams(
             temperature=spec.temperature, top_p=spec.top_p, max_tokens=spec.max_new_tokens,
             repetition_penalty=spec.repetition_penalty, stop=list(spec.stop) or None, seed=0,
-            skip_special_tokens=not self._doctags)
+            stop_token_ids=self._stop_token_ids or None, skip_special_tokens=not self.family.keep_special_tokens)
         started = time.perf_counter()
-        outputs = self.llm.chat(conversations, params, use_tqdm=False)
+        if self.family.layout == RAW:  # no chat template: the card's prompt text, the images beside it
+            prompts = [{"prompt": self.family.prompt(None, self.family.messages(text, len(images))),
+                        "multi_modal_data": {"image": images}} for images, text in rows]
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        else:
+            conversations = [self.family.messages_with(text, images, _image_part) for images, text in rows]
+            outputs = self.llm.chat(conversations, params, use_tqdm=False)
         seconds = (time.perf_counter() - started) / max(1, len(outputs))  # the call's time, shared by its rows
         return [self._generation(output, spec, seconds) for output in outputs]
 
@@ -124,7 +142,7 @@ class VllmEngine:
         tokens = list(completion.token_ids)
         cut = loop_start(tokens, spec.repetition_min_tokens, spec.repetition_min_repeats)
         if cut is not None:
-            text = self.llm.get_tokenizer().decode(tokens[:cut], skip_special_tokens=not self._doctags)
+            text = self.llm.get_tokenizer().decode(tokens[:cut], skip_special_tokens=not self.family.keep_special_tokens)
             finish = "repetition"
         else:
             text, finish = completion.text, "length" if completion.finish_reason == "length" else "stop"
@@ -137,10 +155,15 @@ class VllmEngine:
         return {"longest_edge_px": self.max_input_px, "split": None}
 
 
-def _conversation(images: list, text: str) -> list[dict]:
-    """One user turn for vLLM's chat: PIL images first, then the instruction (prompts.user_messages' order)."""
-    parts = [{"type": "image_pil", "image_pil": image} for image in images]
-    return [{"role": "user", "content": [*parts, {"type": "text", "text": text}]}]
+def _image_part(image) -> dict:
+    """A PIL image as a content part of vLLM's chat."""
+    return {"type": "image_pil", "image_pil": image}
+
+
+def _token_ids(tokenizer, tokens: list[str]) -> list[int]:
+    """The ids of the tokens the tokenizer has as single tokens (a family's stop tokens a checkpoint may lack)."""
+    vocabulary = tokenizer.get_vocab()
+    return [vocabulary[token] for token in tokens if token in vocabulary]
 
 
 def _with_attempts(result: PageResult, attempts: int) -> PageResult:
