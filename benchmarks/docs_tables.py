@@ -23,8 +23,9 @@ from benchmarks import docs_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
-_REGION = re.compile(r"^(<!-- begin: ([\w-]+) -->\n)(.*?)^(<!-- end: \2 -->)$", re.S | re.M)
-_BEGIN = re.compile(r"^<!-- begin: ([\w-]+) -->$", re.M)
+# A Python file marks its regions in comments (`# <!-- begin: NAME -->`).
+_REGION = re.compile(r"^((?:# )?<!-- begin: ([\w-]+) -->\n)(.*?)^((?:# )?<!-- end: \2 -->)$", re.S | re.M)
+_BEGIN = re.compile(r"^(?:# )?<!-- begin: ([\w-]+) -->$", re.M)
 
 
 # ---- reading the files ------------------------------------------------------------------------------------------
@@ -295,7 +296,7 @@ TABLES: dict[str, Callable[[], str]] = {
 # ---- the pages -------------------------------------------------------------------------------------------------------
 
 def pages() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "vlmcli" / "catalogue.py"]
 
 
 def regions(text: str) -> list[str]:

@@ -22,6 +22,7 @@ import torch
 
 from vlmcli.model.levers import heap
 
+TRIM_EVERY_BYTES = 64 * 2**20  # freed weights the heap may hold while packing, at most
 PATCHES_PER_CALL = 1024  # the rows one vision call multiplies (a 512 px sub-image of 16 px patches): oneDNN's hint
 
 
@@ -61,11 +62,19 @@ def pack_vision_linears(model: Any) -> int:
     places = [(parent, name) for part in filter(None, parts) for parent in part.modules()
               for name, child in parent.named_children()
               if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32]
+    freed_bytes = 0
     for parent, name in places:  # (parent, name) pairs only, so each replaced weight is freed as it goes
-        setattr(parent, name, PackedLinear(getattr(parent, name)))
-        # The packed copy is a little larger than the weight it replaces, so it cannot reuse the freed
-        # block: give each back at once, or the heap holds both copies until the load ends.
-        heap.return_freed_heap()
+        linear = getattr(parent, name)
+        freed_bytes += linear.weight.numel() * linear.weight.element_size()
+        setattr(parent, name, PackedLinear(linear))
+        del linear
+        # The packed copy is a little larger than the weight it replaces, so it cannot reuse the freed block:
+        # give the freed ones back every TRIM_EVERY_BYTES, or the heap holds both copies until the load ends
+        # (trimming after each weight costs more time than the few MiB it saves at the peak).
+        if freed_bytes >= TRIM_EVERY_BYTES:
+            heap.return_freed_heap()
+            freed_bytes = 0
+    heap.return_freed_heap()
     return len(places)
 
 
