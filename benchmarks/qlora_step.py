@@ -19,7 +19,8 @@ from pathlib import Path
 
 from vlmcli.finetune.mixture import Source
 from vlmcli.finetune.stages import resolve
-from vlmcli.finetune.train import FinetuneRequest, run
+from vlmcli.finetune.request import FinetuneRequest
+from vlmcli.finetune.train import run
 
 from benchmarks.pages import text_page  # the same dense page as the speed benchmark
 from vlmcli.progress import NullProgress
@@ -61,7 +62,7 @@ def main() -> None:
     summary = run(request, steps)
     result = {"quantize": args.quantize, "step_seconds": [round(t, 2) for t in steps.seconds],
               "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-              "trainable_parameters": summary["trainable_parameters"], "loss": summary["train_loss"]}
+              "trainable_parameters": summary.trainable_parameters, "loss": summary.train_loss}
     try:
         import torch
 

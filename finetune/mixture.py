@@ -110,7 +110,8 @@ def source_from_table(table: dict[str, Any], keys: tuple[str, ...], where: str, 
 
 def sources_in_config(settings: dict[str, Any], config: Path | None
                       ) -> tuple[dict[str, Any], list[Source], list[Source]]:
-    """Split a config file's settings into stage settings, `[[data]]` sources and `[[eval_data]]` sets."""
+    """Split a config file's settings into stage settings, `[[data]]` sources and `[[eval_data]]` sets (without
+    the replayed sources `--show-config` lists: `--from` decides those)."""
     settings = dict(settings)
     found = []
     for key, keys in (("data", DATA_KEYS), ("eval_data", EVAL_KEYS)):
@@ -118,7 +119,9 @@ def sources_in_config(settings: dict[str, Any], config: Path | None
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
             raise UsageError(f"{config}: {key} must be an array of tables ([[{key}]])")
         base = config.parent if config else None
-        found.append([source_from_table(t, keys, f"{config}: [[{key}]]", base) for t in tables])
+        # A replayed source, as --show-config prints one, is the --from run's: --from brings it back.
+        found.append([source_from_table(t, keys, f"{config}: [[{key}]]", base) for t in tables
+                      if key != "data" or "replay_of" not in t])
     return settings, found[0], found[1]
 
 

@@ -12,6 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vlmcli.finetune.stages import Stage
+from vlmcli.finetune.summary import TrainingSummary
+
 from vlmcli import __version__
 from vlmcli.errors import CheckpointError, UsageError, first_line
 from vlmcli.files import atomic_write
@@ -21,18 +24,19 @@ from vlmcli.specs import DType, ModelSpec, Quant
 _DAMAGED_HINT = "run that stage again, or start this one without --from"
 
 
-def write_run_info(request, details: dict[str, Any]) -> None:
-    """Write OUTPUT/run.json atomically."""
-    spec: ModelSpec = request.model
+def write_run_info(output: Path, stage: Stage, spec: ModelSpec, summary: TrainingSummary, status: str) -> None:
+    """Write OUTPUT/run.json atomically: the run's stage and model, its summary, and its status ("running", then
+    "finished")."""
     info = {
         "vlmcli_version": __version__,
-        "stage": dataclasses.asdict(request.stage),
+        "stage": dataclasses.asdict(stage),
         "model": {"model_id": spec.model_id, "revision": spec.revision, "quantize": spec.quantize.value,
                   "dtype": spec.dtype.value, "family": spec.family},
         "parent_adapter": str(spec.adapter.resolve()) if spec.adapter else None,
-        **details,  # the mixture ("data": each source's share and resolution), which a later stage replays
+        **summary.as_dict(),  # the mixture ("data": each source's share and resolution), which a later stage replays
+        "status": status,
     }
-    atomic_write(request.output / RUN_FILE, json.dumps(info, indent=2, default=str))
+    atomic_write(output / RUN_FILE, json.dumps(info, indent=2, default=str))
 
 
 def read_run_info(folder: Path) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from vlmcli.model.families import Family
 from vlmcli.specs import LONGEST_EDGE_RANGE, Range
 
 
-
 @dataclass(frozen=True)
 class Stage:
     number: int
@@ -139,7 +138,8 @@ def _check_ranges(stage: Stage) -> None:
 
 
 def read_config(path: Path, number: int) -> dict[str, Any]:
-    """Settings from a TOML file: top-level keys, then a [stage2]-style table for this stage."""
+    """Settings from a TOML file: top-level keys, then a [stage] table as `--show-config` prints it (it must be
+    this stage's), then a [stage2]-style table for this stage."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -152,8 +152,20 @@ def read_config(path: Path, number: int) -> dict[str, Any]:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
     tables = {key for key, value in data.items() if isinstance(value, dict)}
     merged = {key: value for key, value in data.items() if key not in tables}
+    merged.update(_shown_stage(data.get("stage"), number, path))
     merged.update(data.get(f"stage{number}", {}))
     return merged
+
+
+def _shown_stage(table: dict[str, Any] | None, number: int, path: Path) -> dict[str, Any]:
+    """The settings of a [stage] table (`--show-config`'s): every setting of the stage `number` it names."""
+    if not isinstance(table, dict):
+        return {}
+    shown = table.get("number", number)
+    if shown != number:
+        raise UsageError(f"{path}: [stage] holds stage {shown}'s settings, not stage {number}'s",
+                         hint=f"run it with --stage {shown}, or name the table [stage{number}]")
+    return {key: value for key, value in table.items() if key not in ("number", "description")}
 
 
 def _coerce(stage: Stage, key: str, value: Any, source: str) -> Any:

@@ -7,11 +7,10 @@ written by the main process only.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from vlmcli.finetune.lora import (
     trainable_summary,
 )
 from vlmcli.finetune.mixture import Source
+from vlmcli.finetune.request import FinetuneRequest
 from vlmcli.finetune.runinfo import write_run_info
 from vlmcli.finetune.sampler import MixtureSampler
 from vlmcli.finetune.sources import (
@@ -46,45 +46,24 @@ from vlmcli.finetune.sources import (
     validate_sources,
 )
 from vlmcli.finetune.stages import Stage
+from vlmcli.finetune.summary import EvalSetReport, Metrics, SourceReport, TrainingSummary
 
 from vlmcli import model as model_loader
 from vlmcli.errors import OutputError, ResourceError, TrainingDiverged, UsageError
 from vlmcli.files import TEMP_MARK, check_writable_folder
 from vlmcli.model.adapters import RUN_FILE
-from vlmcli.model.profile import read_profile
 from vlmcli.progress import NullProgress, Progress
-from vlmcli.specs import (
-    TRAINING_EVAL_MAX_NEW_TOKENS,
-    GenerationSpec,
-    ModelSpec,
-    PdfSpec,
-    Quant,
-    SplitSpec,
-)
-
-
-@dataclass(frozen=True)
-class FinetuneRequest:
-    stage: Stage
-    model: ModelSpec  # model.adapter = the earlier stage this one builds on (--from), or None
-    data: tuple[Source, ...]  # the mixture, replayed sources included (finetune/mixture.py)
-    output: Path
-    eval_data: tuple[Source, ...] = ()  # each set is evaluated and reported on its own
-    resume: bool = False
-    skip_bad_examples: bool = False
-    pdf: PdfSpec = PdfSpec()
-    eval_max_new_tokens: int = TRAINING_EVAL_MAX_NEW_TOKENS
+from vlmcli.specs import GenerationSpec, Quant, SplitSpec
 
 
 class NonFinite(RuntimeError):
     """The loss, or the weights after an update, stopped being finite."""
 
 
-def run(request: FinetuneRequest, progress: Progress | None = None) -> dict:
+def run(request: FinetuneRequest, progress: Progress | None = None) -> TrainingSummary:
     """Train one stage; return the summary also written to OUTPUT/run.json."""
     progress = progress or NullProgress()
-    # The family's LoRA targets and connector, where the stage names none: known from the checkpoint's files
-    request = dataclasses.replace(request, stage=request.stage.for_family(read_profile(request.model).family))
+    request = request.for_family()
     stage = request.stage
     check_output(request.output, request.resume)
     train, evals = _read(request, progress)
@@ -98,32 +77,31 @@ def run(request: FinetuneRequest, progress: Progress | None = None) -> dict:
                    progress=progress)
     train = validate_sources(train, loaded, views, **checked)
     evals = validate_sources(evals, loaded, views, **checked) if evals else []
-    summary = {**_describe(train, evals, loaded, views), "loss_average": loss_average(stage, len(train))}
-    eval_sets = [(entry["name"], reader_of(loaded, views, item.source), item.examples)
-                 for entry, item in zip(summary["eval_data"], evals)]
+    summary = _describe(train, evals, loaded, views, loss_average(stage, len(train)))
+    eval_sets = [(report.name, reader_of(loaded, views, item.source), item.examples)
+                 for report, item in zip(summary.eval_data, evals)]
     if eval_sets and is_main_process():
-        summary["eval_before"] = _evaluate(eval_sets, request, None, progress)
+        summary = replace(summary, eval_before=_evaluate(eval_sets, request, None, progress))
     # The adapters' random init must follow the stage's seed, not whatever drew from torch's generator before.
     set_seed(stage.seed)
     peft_model = apply_stage(loaded.model, stage, quantized=request.model.quantize is not Quant.none)
-    summary.update(trainable_summary(peft_model))
-    sampler = MixtureSampler([len(item.examples) for item in train], [s["share"] for s in summary["data"]],
-                             summary["draws_per_epoch"], stage.seed)
+    summary = replace(summary, **trainable_summary(peft_model))
+    sampler = MixtureSampler([len(item.examples) for item in train], [report.share for report in summary.data],
+                             summary.draws_per_epoch, stage.seed)
     trainer = _trainer(peft_model, loaded, views, train, sampler, request, progress,
-                       per_example=summary["loss_average"] == "example")
+                       per_example=summary.loss_average == "example")
     if trainer.is_world_process_zero():
-        write_run_info(request, {**summary, "status": "running"})
+        write_run_info(request.output, stage, request.model, summary, "running")
     result = _train(trainer, resume_from)
-    summary.update(global_step=trainer.state.global_step, train_loss=result.training_loss)
+    summary = replace(summary, global_step=trainer.state.global_step, train_loss=result.training_loss)
     trainer.save_model(str(request.output))  # the adapter; the Trainer writes it on the main process only
     if stage.full_finetune and trainer.is_world_process_zero():
         loaded.processor.save_pretrained(str(request.output))  # a whole checkpoint: --model OUTPUT loads it
     if eval_sets and trainer.is_world_process_zero():
-        trained = [(name, dataclasses.replace(view, model=peft_model.eval()), examples)
-                   for name, view, examples in eval_sets]
-        summary["eval_after"] = _evaluate(trained, request, summary.get("eval_before", {}), progress)
+        trained = [(name, replace(view, model=peft_model.eval()), examples) for name, view, examples in eval_sets]
+        summary = replace(summary, eval_after=_evaluate(trained, request, summary.eval_before or {}, progress))
     if trainer.is_world_process_zero():
-        write_run_info(request, {**summary, "status": "finished"})
+        write_run_info(request.output, stage, request.model, summary, "finished")
     return summary
 
 
@@ -155,18 +133,19 @@ def _planned_draws(stage: Stage, draws_per_epoch: int) -> int:
     return math.ceil(stage.epochs * draws_per_epoch)
 
 
-def _describe(train: list[Sourced], evals: list[Sourced], loaded, views: dict) -> dict:
+def _describe(train: list[Sourced], evals: list[Sourced], loaded, views: dict, average: str) -> TrainingSummary:
     """The mixture as trained (shares, examples, the resolution each source was read at), for run.json."""
     sources = tuple(item.source for item in train)
     sizes = [len(item.examples) for item in train]
-    data = [{**item.source.as_dict(), "share": share, "examples": size,
-             **effective_resolution(loaded, views, item.source)}
-            for item, share, size in zip(train, mixture.shares(sources, sizes), sizes)]
+    data = tuple(SourceReport.of(item.source, share, size, effective_resolution(loaded, views, item.source))
+                 for item, share, size in zip(train, mixture.shares(sources, sizes), sizes))
     names = mixture.set_names(tuple(item.source for item in evals))
-    eval_data = [{**item.source.as_dict(), "name": name, "examples": len(item.examples),
-                  **effective_resolution(loaded, views, item.source)} for item, name in zip(evals, names)]
-    return {"examples": sum(sizes), "eval_examples": sum(len(item.examples) for item in evals), "data": data,
-            "draws_per_epoch": mixture.draws_per_epoch(sources, sizes), "eval_data": eval_data}
+    eval_data = tuple(EvalSetReport.of(item.source, name, len(item.examples),
+                                       effective_resolution(loaded, views, item.source))
+                      for item, name in zip(evals, names))
+    return TrainingSummary(examples=sum(sizes), eval_examples=sum(len(item.examples) for item in evals), data=data,
+                           draws_per_epoch=mixture.draws_per_epoch(sources, sizes), eval_data=eval_data,
+                           loss_average=average)
 
 
 def check_output(output: Path, resume: bool) -> None:
@@ -265,7 +244,8 @@ def _train(trainer: Trainer, resume_from: Path | None):
                             hint="lower --batch-size or --longest-edge, or use --quantize 4bit") from None
 
 
-def _evaluate(sets: list[tuple], request: FinetuneRequest, before: dict | None, progress: Progress) -> dict:
+def _evaluate(sets: list[tuple], request: FinetuneRequest, before: dict | None,
+              progress: Progress) -> dict[str, Metrics]:
     generation = GenerationSpec(max_new_tokens=request.eval_max_new_tokens)
     return evaluate_sets(sets, request.pdf, generation, before, progress)
 

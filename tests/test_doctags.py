@@ -70,7 +70,8 @@ def taught_granite(tiny_granite, report_page, tmp_path_factory) -> Path:
 
     from vlmcli.finetune.mixture import Source
     from vlmcli.finetune.stages import resolve
-    from vlmcli.finetune.train import FinetuneRequest, run
+    from vlmcli.finetune.request import FinetuneRequest
+    from vlmcli.finetune.train import run
 
     stage = resolve(3, {}, {"full_finetune": True, "max_steps": 120, "learning_rate": 1e-2, "batch_size": 1,
                             "grad_accum": 1, "save_steps": 10**6, "logging_steps": 10**6, "warmup_ratio": 0.0,

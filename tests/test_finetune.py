@@ -19,7 +19,8 @@ from vlmcli.finetune.collate import IGNORE_INDEX, Collator
 from vlmcli.finetune.data import read_examples
 from vlmcli.finetune.mixture import Source
 from vlmcli.finetune.stages import resolve
-from vlmcli.finetune.train import FinetuneRequest, run, run_identity
+from vlmcli.finetune.request import FinetuneRequest
+from vlmcli.finetune.train import run, run_identity
 
 from vlmcli.cli import app
 from vlmcli.errors import CheckpointError, ExitCode, TrainingDiverged
@@ -148,7 +149,7 @@ def test_training_learns(tiny_idefics3, dataset, tmp_path):
     summary = run(request, progress)
     losses = list(progress.losses.values())
     assert losses[-1] < 0.5 * losses[0], losses
-    before, after = summary["eval_before"]["train"], summary["eval_after"]["train"]
+    before, after = summary.eval_before["train"], summary.eval_after["train"]
     assert after["cer"] < before["cer"] and after["anls"] > before["anls"]
 
 
@@ -206,7 +207,7 @@ def test_qlora_step_on_cpu(tiny_idefics3, dataset, tmp_path):
 
     request = _request(tiny_idefics3, dataset, tmp_path / "q", model_kwargs={"quantize": Quant.nf4}, max_steps=1)
     summary = run(request)
-    assert summary["global_step"] == 1 and torch.isfinite(torch.tensor(summary["train_loss"]))
+    assert summary.global_step == 1 and torch.isfinite(torch.tensor(summary.train_loss))
     config = json.loads((tmp_path / "q" / "adapter_config.json").read_text())
     assert config["use_dora"] is False  # no DoRA under QLoRA, as in the recipes
     assert config["base_model_name_or_path"] == str(tiny_idefics3)  # PEFT tools find the base from this
@@ -239,7 +240,7 @@ def test_resume_matches_an_uninterrupted_run(tiny_idefics3, dataset, tmp_path, m
     request = FinetuneRequest(**{**_request(tiny_idefics3, dataset, tmp_path / "b").__dict__, "resume": True})
     summary = run(request, resumed)
     assert "checkpoint-6 was interrupted while saving (no completion marker); skipped" in resumed.notes
-    assert summary["global_step"] == 6 and sorted(resumed.losses) == [4, 5, 6]
+    assert summary.global_step == 6 and sorted(resumed.losses) == [4, 5, 6]
     for step in (4, 5, 6):
         assert resumed.losses[step] == pytest.approx(straight.losses[step], rel=1e-3)
     checkpoints.verify(half_saved)  # saved again, completely, by the resumed run
@@ -369,5 +370,5 @@ def test_max_minutes_stops_early_and_saves_like_the_end(tiny_idefics3, dataset, 
     """A time budget (GPU or CPU runs sized by the clock): training stops after the step that crosses it."""
     summary = run(_request(tiny_idefics3, dataset, tmp_path / "run", max_steps=50, max_minutes=1e-6,
                            dataloader_workers=1))
-    assert summary["global_step"] == 1
+    assert summary.global_step == 1
     assert (tmp_path / "run" / "adapter_config.json").exists()

@@ -72,11 +72,20 @@ def number(accepted: Range, kind: type = int) -> _Number:
 
 
 def run_option(name: str) -> Any:
-    """The Typer option of a RunOptions field (specs/options.py: its flags, help, panel, range, environment
-    variable), as an `Annotated` type a command's parameter takes."""
-    found = next(item for item in dataclasses.fields(RunOptions) if item.name == name)
-    option: Option = found.metadata["option"]
-    kind = _RUN_OPTION_TYPES[name]
+    """The Typer option of a RunOptions field, as an `Annotated` type a command's parameter takes."""
+    return field_option(RunOptions, name)
+
+
+def field_option(options_class: type, name: str) -> Any:
+    """The Typer option of the field `name` of a dataclass of options (RunOptions, FinetuneOptions)."""
+    found = next(item for item in dataclasses.fields(options_class) if item.name == name)
+    return typer_option(found, typing.get_type_hints(options_class)[name])
+
+
+def typer_option(item: dataclasses.Field, kind: Any) -> Any:
+    """The Typer option of a dataclass field whose metadata holds its `Option` (specs/options.py: its flags, help,
+    panel, range, environment variable), as an `Annotated` type of `kind` (the field's type)."""
+    option: Option = item.metadata["option"]
     base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)  # X of `X | None`
     extra: dict[str, Any] = {}
     if option.accepts is not None:
@@ -87,6 +96,8 @@ def run_option(name: str) -> Any:
         extra["envvar"] = option.envvar
     if option.shown_default:
         extra["show_default"] = option.shown_default
+    if option.metavar:
+        extra["metavar"] = option.metavar
     return Annotated[kind, typer.Option(*option.flags, help=option.help, rich_help_panel=option.panel, **extra)]
 
 
@@ -185,17 +196,39 @@ def with_model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _with_options(command: Callable[..., Any], chosen: list) -> Callable[..., Any]:
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "run_options"]
-    shared = [inspect.Parameter(item.name, inspect.Parameter.KEYWORD_ONLY, default=item.default,
-                                annotation=run_option(item.name)) for item in chosen]
-
     @functools.wraps(command)
     def with_options(**given: Any) -> Any:
         run_options = {item.name: given.pop(item.name) for item in chosen}
         return command(**given, run_options=run_options)
 
-    with_options.__signature__ = inspect.Signature([*own, *shared])  # what Typer reads the options from
-    return with_options
+    return _signed(with_options, command, "run_options", chosen, _RUN_OPTION_TYPES)
+
+
+def with_options_of(options_class: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator: the command gets every field of the dataclass `options_class` (each with its `Option`) as an
+    option after its own, and receives them as one instance, `options`."""
+    chosen, hints = dataclasses.fields(options_class), typing.get_type_hints(options_class)
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def with_options(**given: Any) -> Any:
+            options = options_class(**{item.name: given.pop(item.name) for item in chosen})
+            return command(**given, options=options)
+
+        return _signed(with_options, command, "options", chosen, hints)
+
+    return decorate
+
+
+def _signed(wrapper: Callable[..., Any], command: Callable[..., Any], packed: str, chosen, hints: dict):
+    """`wrapper` with the signature Typer reads the options from: `command`'s own parameters but `packed`, then
+    one keyword parameter per field of `chosen` (required where the field has no default)."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != packed]
+    shared = [inspect.Parameter(
+        item.name, inspect.Parameter.KEYWORD_ONLY, annotation=typer_option(item, hints[item.name]),
+        default=inspect.Parameter.empty if item.default is dataclasses.MISSING else item.default) for item in chosen]
+    wrapper.__signature__ = inspect.Signature([*own, *shared])
+    return wrapper
 
 
 def run_spec(run_options: dict[str, Any], **more: Any):

@@ -24,13 +24,14 @@ MODEL, IMAGES, PDF, ENGINE = "Model", "Splitting and resolution", "PDFs and the 
 class Option:
     flags: tuple[str, ...]  # "--model", "-m"; a boolean pair as "--split/--no-split"
     help: str
-    panel: str = MODEL
+    panel: str | None = MODEL  # the --help panel; None: the command's own options
     accepts: Range | None = None  # a numeric option's range, checked while parsing
     envvar: str | None = None
     shown_default: str | None = None  # what --help shows for a default of None
     text: bool = True  # decides a page's text: the resume manifest's fingerprint changes with it
     why_not_text: str = ""  # for an option that does not: why a page's text stays the same
     engine: bool = False  # an option of the engine that reads the pages (not `serve`'s own)
+    metavar: str | None = None  # what --help shows for the value, where its type's name says too little
 
 
 def _option(default, *flags: str, help: str, **more) -> object:
