@@ -1,9 +1,11 @@
 """The docs' tables that come from vlmcli's own definitions rather than from a benchmark's output: every run
-option (specs/options.py `RunOptions`) and every named checkpoint (catalogue.py), so neither is listed by hand."""
+option (specs/options.py `RunOptions`), every option of `vlmcli finetune` (finetune/options.py `FinetuneOptions`)
+and every named checkpoint (catalogue.py), so none is listed by hand."""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from enum import Enum
 
 
@@ -25,6 +27,27 @@ def run_options() -> str:
     return header + "\n" + "\n".join(rows) + "\n\nGenerated from `RunOptions` in `vlmcli/specs/options.py`."
 
 
+def finetune_options() -> str:
+    """Every option of `vlmcli finetune`: its flags, default, what it accepts and does, and the stage setting it
+    overrides (the name a --config file and --show-config use)."""
+    from vlmcli.finetune.options import FinetuneOptions
+
+    rows, hints = [], typing.get_type_hints(FinetuneOptions)
+    for item in dataclasses.fields(FinetuneOptions):
+        option, setting = item.metadata["option"], item.metadata.get("setting")
+        flags = ", ".join(f"`{flag}`" for flag in option.flags) + (f" / env `{option.envvar}`" if option.envvar else "")
+        if item.default is dataclasses.MISSING:
+            default = "required"
+        else:
+            default = "the stage's" if setting else option.shown_default or _default(item.default)
+        kinds = [kind for kind in typing.get_args(hints[item.name]) or (hints[item.name],) if _is_enum(kind)]
+        accepts = option.accepts.describe() if option.accepts else _choices(next(iter(kinds[0]))) if kinds else ""
+        rows.append(f"| {flags} | {default} | {accepts} | {_cell(option.help)} | {f'`{setting}`' if setting else ''} |")
+    header = ("| option | default | accepts | what it does | stage setting |\n"
+              "|---|---|---|---|---|")
+    return header + "\n" + "\n".join(rows) + "\n\nGenerated from `FinetuneOptions` in `finetune/options.py`."
+
+
 def models() -> str:
     """Every short name `--model` takes (catalogue.py): its repository, family, size, licence and output."""
     from vlmcli.catalogue import CHECKPOINTS
@@ -34,6 +57,10 @@ def models() -> str:
     header = ("| `--model` | checkpoint | family | size | licence | writes | for |\n"
               "|---|---|---|---|---|---|---|")
     return header + "\n" + "\n".join(rows) + "\n\nGenerated from `vlmcli/catalogue.py`; `vlmcli models` prints it."
+
+
+def _is_enum(kind) -> bool:
+    return isinstance(kind, type) and issubclass(kind, Enum)
 
 
 def _default(value) -> str:

@@ -277,6 +277,7 @@ def agreement() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     "run-options": docs_catalogue.run_options,
+    "finetune-options": docs_catalogue.finetune_options,
     "models": docs_catalogue.models,
     "speed-avx2": speed_avx2,
     "speed-avx2-summary": speed_avx2_summary,
