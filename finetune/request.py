@@ -19,7 +19,7 @@ from vlmcli.finetune.runinfo import model_spec_from_run, read_run_info
 from vlmcli.finetune.stages import Stage
 
 from vlmcli.errors import UsageError
-from vlmcli.specs import TRAINING_EVAL_MAX_NEW_TOKENS, ModelSpec, PdfSpec
+from vlmcli.specs import TRAINING_EVAL_MAX_NEW_TOKENS, ModelSpec, PdfSpec, pdf_max_dpi
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ def build_request(options: FinetuneOptions) -> FinetuneRequest:
     return FinetuneRequest(
         stage=stage, model=spec, data=mixture.training_sources(own, stage.replay, earlier), output=options.output,
         eval_data=tuple(eval_sets), resume=options.resume,
-        skip_bad_examples=options.on_bad_example is BadExamplePolicy.skip, pdf=PdfSpec(password=options.password),
+        skip_bad_examples=options.on_bad_example is BadExamplePolicy.skip,
+        pdf=PdfSpec(password=options.password, max_dpi=pdf_max_dpi(stage.longest_edge_px)),
         eval_max_new_tokens=options.eval_max_new_tokens or TRAINING_EVAL_MAX_NEW_TOKENS)
 
 

@@ -49,6 +49,8 @@ def test_the_request_resolves_preset_then_file_then_flags_and_the_data(tmp_path)
     assert (request.stage.lora_rank, request.stage.epochs, request.stage.lora_alpha) == (12, 2.0, 8)
     assert request.data == (Source(tmp_path / "lines.jsonl", 0.3),) and request.output is None
     assert request.model.model_id == "some/model" and request.eval_max_new_tokens == 256
+    assert request.pdf.max_dpi == 200  # PDF pages at most at 200 dpi, as at inference without --longest-edge
+    assert build_request(FinetuneOptions(stage=3, longest_edge=4096)).pdf.max_dpi is None
 
 
 def test_show_config_toml_reads_back_as_the_same_settings(tmp_path, monkeypatch):

@@ -65,6 +65,16 @@ def test_pdf_dpi_keeps_receipts_legible_with_bands():
     assert poster_dpi * 33.1 == pytest.approx(2048)  # width capped at the model's input
 
 
+def test_pdf_dpi_is_capped_for_pixel_budget_edges():
+    """A Qwen-style budget's edge (4096 px) would render A4 at 350 dpi: the cap holds it at 200, bands or not; an
+    edge that already fits stays as it was."""
+    assert pdf_render_dpi(8.27, 11.69, 4096, bands=False) == pytest.approx(4096 / 11.69)
+    for bands in (True, False):
+        assert pdf_render_dpi(8.27, 11.69, 4096, bands, max_dpi=200) == 200
+        assert pdf_render_dpi(8.27, 11.69, 2048, bands, max_dpi=200) == pytest.approx(2048 / 11.69)
+    assert pdf_render_dpi(3.15, 40.0, 4096, bands=True, max_dpi=200) == 200  # a receipt, banded
+
+
 def test_merge_drops_lines_repeated_in_the_overlap():
     bands = ["Invoice 42\nDate: 2024-01-01\nItem A 10.00\nItem B 5.0",
              "Item A 10.00\nItem B 5.00\nTotal 15.00"]

@@ -12,7 +12,7 @@ from PIL import Image
 from vlmcli.errors import DependencyError, EncryptedPdfError, InputError, UsageError
 from vlmcli.inputs import documents, images, pages, poppler
 from vlmcli.jobs import ocr as ocr_job
-from vlmcli.specs import PdfSpec
+from vlmcli.specs import MAX_PDF_DPI, PdfSpec, RunSpec
 
 
 def _png_bytes(image: Image.Image, fmt="PNG", **kwargs) -> bytes:
@@ -133,6 +133,16 @@ def test_pdf_pages_render_at_the_model_resolution(pdf_3_pages):
     assert [(r.page_index, r.page_number, r.page_count) for r in refs] == [(1, 2, 3), (2, 3, 3)]
     page = pages.load_page(refs[0], max_input_px=800, bands=True, pdf=PdfSpec())
     assert page.mode == "RGB" and max(page.size) == pytest.approx(800, abs=2)
+
+
+def test_pdf_pages_render_at_most_at_200_dpi_unless_an_edge_is_asked_for(pdf_3_pages):
+    """A 4096 px input edge (a Qwen pixel budget's square root) on a 300 x 400 pt page: 200 dpi, not 737; the
+    options give the cap, and --longest-edge lifts it."""
+    ref = documents.page_refs(pdf_3_pages, "1", PdfSpec())[0]
+    assert max(pages.load_page(ref, 4096, True, PdfSpec()).size) == pytest.approx(400 / 72 * 200, abs=2)
+    assert max(pages.load_page(ref, 4096, True, PdfSpec(max_dpi=None)).size) == pytest.approx(4096, abs=2)
+    assert RunSpec.from_options().pdf.max_dpi == MAX_PDF_DPI == 200
+    assert RunSpec.from_options(longest_edge=4096).pdf.max_dpi is None
 
 
 def test_pdf_page_out_of_range(pdf_3_pages):

@@ -32,19 +32,22 @@ class BandPlan:
     rows_px: tuple[tuple[int, int], ...]
 
 
-def pdf_render_dpi(width_in: float, height_in: float, max_edge_px: int, bands: bool) -> float:
-    """DPI at which to rasterize a page so that it needs no resizing afterwards.
+def pdf_render_dpi(width_in: float, height_in: float, max_edge_px: int, bands: bool,
+                   max_dpi: float | None = None) -> float:
+    """DPI at which to rasterize a page so that it needs no resizing afterwards, at most `max_dpi`.
 
     Without bands the longest edge matches the model's input. With bands, a page
     longer than A4 (a receipt, a poster) is rendered at the resolution an A4 page
-    would get, capped so that its width still fits the model's input.
+    would get, capped so that its width still fits the model's input. `max_dpi`
+    bounds both: a processor whose input edge is the square root of a large pixel
+    budget (4096 px) would otherwise get an A4 page at 350 dpi, and its tokens.
     """
     fit_dpi = max_edge_px / max(width_in, height_in)
-    if not bands:
-        return fit_dpi
-    document_dpi = max_edge_px / A4_LONG_EDGE_IN
-    width_cap_dpi = max_edge_px / width_in
-    return max(fit_dpi, min(document_dpi, width_cap_dpi))
+    if bands:
+        document_dpi = max_edge_px / A4_LONG_EDGE_IN
+        width_cap_dpi = max_edge_px / width_in
+        fit_dpi = max(fit_dpi, min(document_dpi, width_cap_dpi))
+    return min(fit_dpi, max_dpi) if max_dpi else fit_dpi
 
 
 def plan_bands(width_px: int, height_px: int, max_edge_px: int, overlap: float) -> BandPlan:

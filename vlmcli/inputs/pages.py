@@ -47,11 +47,12 @@ def page_images(ref: PageRef, max_input_px: int, split: SplitSpec, pdf: PdfSpec)
 
 
 def load_page(ref: PageRef, max_input_px: int, bands: bool, pdf: PdfSpec) -> Image.Image:
-    """The page as an RGB image. PDFs are rendered at the DPI the model needs, never larger."""
+    """The page as an RGB image. PDFs are rendered at the DPI the model needs, never larger, and at most at
+    `pdf.max_dpi`."""
     if not ref.is_pdf:
         return images.load_image(ref.source, ref.page_index)
     width_in, height_in = pdfs.page_size_in(ref.source, ref.page_number, pdf)
-    dpi = pdf_render_dpi(width_in, height_in, max_input_px, bands)
+    dpi = pdf_render_dpi(width_in, height_in, max_input_px, bands, pdf.max_dpi)
     return pdfs.render_page(ref.source, ref.page_number, dpi, pdf)
 
 

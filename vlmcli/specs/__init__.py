@@ -41,6 +41,7 @@ from vlmcli.specs.run import (
     DOCTAGS_REPETITION_MIN_TOKENS,
     FIRST_PASS_DPI,
     LOOP_RETRY_PENALTY,
+    MAX_PDF_DPI,
     MODEL_ALIASES,
     MODEL_ENV_VAR,
     OCR_MAX_NEW_TOKENS,
@@ -54,6 +55,7 @@ from vlmcli.specs.run import (
     RunSpec,
     SearchSpec,
     SplitSpec,
+    pdf_max_dpi,
 )
 
 __all__ = [
@@ -61,9 +63,9 @@ __all__ = [
     "DEFAULT_SERVER_CONCURRENCY", "DEFAULT_TOP_K", "DOCTAGS_MAX_NEW_TOKENS", "DOCTAGS_READING",
     "DOCTAGS_REPETITION_MIN_TOKENS", "DType", "DecodeDType", "Device", "Engine", "EngineSpec", "FIRST_PASS_DPI",
     "FirstPass", "FirstPassSpec", "GenerationSpec", "KVCache", "LONGEST_EDGE_RANGE", "LOOP_RETRY_PENALTY",
-    "MAX_NEW_TOKENS_RANGE", "MODEL_ALIASES", "MODEL_ENV_VAR", "ModelSpec", "OCR_MAX_NEW_TOKENS", "Option",
-    "OutputFormat", "PAGE_RANGE", "PAGE_TIMEOUT_RANGE", "PageReading", "PdfRenderer", "PdfSpec", "Quant",
+    "MAX_NEW_TOKENS_RANGE", "MAX_PDF_DPI", "MODEL_ALIASES", "MODEL_ENV_VAR", "ModelSpec", "OCR_MAX_NEW_TOKENS",
+    "Option", "OutputFormat", "PAGE_RANGE", "PAGE_TIMEOUT_RANGE", "PageReading", "PdfRenderer", "PdfSpec", "Quant",
     "RAY_ACTORS_RANGE", "RAY_ACTOR_CPUS_RANGE", "RAY_ACTOR_GPUS_RANGE", "Range", "RunOptions", "RunSpec",
     "SHARD_COUNT_RANGE", "SHARE_RANGE", "SearchSpec", "SplitSpec", "TOP_K_RANGE", "TRAINING_EVAL_MAX_NEW_TOKENS",
-    "option_of", "run_option_fields",
+    "option_of", "pdf_max_dpi", "run_option_fields",
 ]

@@ -89,7 +89,8 @@ class RunOptions:
     longest_edge: int | None = _option(
         None, "--longest-edge", panel=IMAGES, accepts=LONGEST_EDGE_RANGE, shown_default="checkpoint's setting",
         help="Resolution: the longest image edge in px the processor works at (SmolVLM: multiples of 512; a pixel "
-             "budget of that edge squared for Qwen-style processors; fewer px = fewer visual tokens).")
+             "budget of that edge squared for Qwen-style processors; fewer px = fewer visual tokens). PDF pages are "
+             "rendered to fit it, at most at 200 dpi unless this option is given.")
     bands: bool = _option(
         True, "--bands/--no-bands", panel=IMAGES,
         help="Cut pages larger than the model's input (long receipts, posters, 300-dpi scans) into overlapping "

@@ -105,13 +105,27 @@ class GenerationSpec:
     stop: tuple[str, ...] = ()  # the text ends before the first of these (the server's `stop`)
 
 
+# A PDF page is rendered for the model at the DPI that fits the processor's input edge, but at most at this, unless
+# a resolution is asked for (--longest-edge, a stage's longest_edge_px): a pixel budget without a default edge
+# (Qwen2.5-VL, Qwen3-VL, Nanonets-OCR2: an edge of 3584 to 4096 px) would render an A4 page at over 300 dpi, about
+# 12k visual tokens, minutes a page on a CPU. 200 dpi keeps small print legible (the first pass renders at it too).
+MAX_PDF_DPI = 200.0
+
+
 @dataclass(frozen=True)
 class PdfSpec:
-    """How PDFs are opened."""
+    """How PDFs are opened and rendered."""
 
     password: str | None = None
     timeout_s: float = 120  # per poppler call (--page-timeout sets it); a hung rasterizer must not hang the run
     renderer: PdfRenderer = PdfRenderer.auto
+    max_dpi: float | None = MAX_PDF_DPI  # None: as many as the model's input edge asks (see `pdf_max_dpi`)
+
+
+def pdf_max_dpi(longest_edge_px: int | None) -> float | None:
+    """The most DPI a PDF page is rendered at: MAX_PDF_DPI, or no cap where a longest edge was asked for (it may
+    ask for more)."""
+    return None if longest_edge_px else MAX_PDF_DPI
 
 
 FIRST_PASS_DPI = 200.0  # a PDF page is rendered at this for the first pass (a scan image is read as it is)
@@ -207,7 +221,7 @@ class RunSpec:
         PDF reader's call as well as a page's generation. `reading` is the model family's (model/families): a
         DocTags checkpoint, say, reads a page whole, as it was trained to, with DocTags' token budget and a loop
         guard that lets tables repeat their cells."""
-        pdf = PdfSpec(password=password, renderer=pdf_renderer,
+        pdf = PdfSpec(password=password, renderer=pdf_renderer, max_dpi=pdf_max_dpi(longest_edge),
                       **({"timeout_s": page_timeout} if page_timeout else {}))
         reading = reading or PageReading()
         if default_max_new_tokens == OCR_MAX_NEW_TOKENS:  # a page's transcription, not an answer
