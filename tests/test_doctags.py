@@ -19,7 +19,7 @@ from vlmcli.cli import app
 from vlmcli.errors import ExitCode
 from vlmcli.jobs import doctags
 from vlmcli.model.profile import read_profile
-from vlmcli.specs import DOCTAGS_READING
+from vlmcli.specs import DOCTAGS_TRANSCRIPTION
 from vlmcli.model.repetition import loop_start
 from vlmcli.prompts import DOCTAGS_PROMPT
 from vlmcli.specs import DOCTAGS_REPETITION_MIN_TOKENS, DType, ModelSpec, RunSpec
@@ -130,7 +130,7 @@ def test_tags_are_kept_the_cache_is_used_and_tokens_equal_transformers(flavour, 
 
     checkpoint = build_docling_checkpoint(tmp_path / flavour, flavour, seed=3)
     run = RunSpec.from_options(model=str(checkpoint), offline=True, dtype=DType.float32, max_new_tokens=24,
-                               reading=DOCTAGS_READING)
+                               transcription=DOCTAGS_TRANSCRIPTION)
     loaded = model.load(run.model, run.split)
     assert loaded.doctags and (loaded.model.generation_config.use_cache is False) == (flavour == "granite")
     calls, real = [], loaded.model.generate

@@ -67,7 +67,7 @@ def test_the_profile_holds_the_card_recipe(deepseek):
     assert DEEPSEEK_OCR2.instruction() == GROUNDING_PROMPT and DEEPSEEK_OCR2.instruction(task="free") == FREE_OCR_PROMPT
     messages = DEEPSEEK_OCR2.messages(GROUNDING_PROMPT, 1)
     assert DEEPSEEK_OCR2.prompt(None, messages) == "<image>\n<|grounding|>Convert the document to markdown."
-    run = RunSpec.from_options(model=str(deepseek), reading=DEEPSEEK_OCR2.reading)
+    run = RunSpec.from_options(model=str(deepseek), transcription=DEEPSEEK_OCR2.transcription)
     assert run.generation.max_new_tokens == 8192 and not run.split.bands  # the card's budget; boxes are the page's
 
 
@@ -137,7 +137,7 @@ def test_grounding_boxes_go_to_json_and_place_the_text_in_the_pdf(tmp_path):
         def start(self, run, progress) -> None:
             pass
 
-        def read(self, todo, instruction, run):
+        def transcribe(self, todo, instruction, run):
             for ref in todo:
                 yield PageResult(ref.source, ref.page_number, grounded, 1, 1, 0.0, "stop", longest_edge_px=2304)
 

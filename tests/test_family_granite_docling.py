@@ -71,7 +71,7 @@ def test_the_profile_holds_the_card_recipe(granite):
     assert read_profile(ModelSpec(model_id=str(granite))).family is GRANITE_DOCLING
     assert ModelSpec.from_options(model="granite-docling-v2").family == "granite_docling"
     assert GRANITE_DOCLING.instruction() == DOCLANG_PROMPT and GRANITE_DOCLING.docling_markup == DOCLANG
-    run = RunSpec.from_options(model=str(granite), reading=GRANITE_DOCLING.reading)
+    run = RunSpec.from_options(model=str(granite), transcription=GRANITE_DOCLING.transcription)
     assert run.generation.max_new_tokens == 4096 and not run.split.bands
 
 
@@ -111,7 +111,7 @@ def test_doclang_converts_to_every_format(tmp_path):
         def start(self, run, progress) -> None:
             pass
 
-        def read(self, todo, instruction, run):
+        def transcribe(self, todo, instruction, run):
             for ref in todo:
                 yield PageResult(ref.source, ref.page_number, REPORT, 1, 1, 0.0, "stop", longest_edge_px=128)
 

@@ -241,7 +241,7 @@ def _fake_model(monkeypatch, texts: dict[int, str]) -> None:
 
     monkeypatch.setattr(model, "load", lambda spec, split, **kwargs: object())
     monkeypatch.setattr(transcribe, "prepare_page", lambda *args: None)
-    monkeypatch.setattr(transcribe, "read_prepared", lambda loaded, ref, prepared, run: PageResult(
+    monkeypatch.setattr(transcribe, "transcribe_prepared", lambda loaded, ref, prepared, run: PageResult(
         ref.source, ref.page_number, texts[ref.page_number], 64, 9, 0.1, "stop"))
 
 

@@ -53,7 +53,7 @@ def test_the_page_tree_puts_the_model_s_words_on_the_first_pass_boxes(monkeypatc
     model_text = "Total revenue was 4,213 million.\nNotice period: 30 days."
     monkeypatch.setattr(ocrmypdf_plugin, "_model", lambda run: object())
     monkeypatch.setattr(page_module, "prepare_page", lambda *args: None)
-    monkeypatch.setattr(page_module, "read_prepared", lambda loaded, ref, prepared, run: PageResult(
+    monkeypatch.setattr(page_module, "transcribe_prepared", lambda loaded, ref, prepared, run: PageResult(
         ref.source, 1, model_text, 1, 1, 0.0, "stop"))
     tree, text = ocrmypdf_plugin.VlmcliOcrEngine.generate_ocr(path, None, page_number=0)
     assert text == model_text and tree.bbox.right == image.width and tree.dpi == pytest.approx(150, abs=0.1)

@@ -121,7 +121,7 @@ def test_a_hanging_pdfinfo_is_killed_and_the_batch_goes_on(pdf_3_pages, page_png
     from vlmcli.pipeline import transcribe
 
     monkeypatch.setattr(model, "load", lambda spec, split, **kwargs: object())
-    monkeypatch.setattr(transcribe, "read_prepared", lambda loaded, ref, prepared, run: PageResult(
+    monkeypatch.setattr(transcribe, "transcribe_prepared", lambda loaded, ref, prepared, run: PageResult(
         ref.source, ref.page_number, "text", 1, 1, 0.0, "stop"))
     monkeypatch.setattr(transcribe, "prepare_page", lambda *args: None)
     out = tmp_path / "out"

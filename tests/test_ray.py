@@ -37,23 +37,23 @@ from vlmcli.jobs import ray_actor, ray_runner  # noqa: E402  (after the skip: it
 
 pytestmark = [pytest.mark.ray, pytest.mark.model]
 GOOD_PAGES = 6  # 3 (PDF) + 2 (PNGs) + the first TIFF frame; the second is over the pixel limit
-FAULTY = ("crash.png", "raise.png")  # read by a local run; on Ray, FaultyPageReader's faults
+FAULTY = ("crash.png", "raise.png")  # read by a local run; on Ray, FaultyPageTranscriber's faults
 
 
-class FaultyPageReader(ray_actor.PageReader):
+class FaultyPageTranscriber(ray_actor.PageTranscriber):
     """The Ray actor, with two faults at fixed points: reaching `crash.png` notes the attempt (a file named
     after the actor's process) and SIGKILLs the actor; reaching `raise.png` raises a plain Python error."""
 
     attempts_dir = ""  # set before the class is pickled for the actors
 
-    def read_pages(self, refs):
+    def transcribe_pages(self, refs):
         for ref in refs:
             if ref.source.name == "crash.png":
                 (Path(self.attempts_dir) / str(os.getpid())).touch()
                 os.kill(os.getpid(), signal.SIGKILL)
             if ref.source.name == "raise.png":
                 raise ValueError("a plain Python error, not a VlmcliError")
-            yield from super().read_pages([ref])
+            yield from super().transcribe_pages([ref])
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +103,8 @@ def local_run(tiny_idefics3, inbox, tmp_path_factory):
 def ray_run(ray_instance, tiny_idefics3, inbox, tmp_path_factory):
     out, attempts = tmp_path_factory.mktemp("ray") / "out", tmp_path_factory.mktemp("crash-attempts")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(FaultyPageReader, "attempts_dir", str(attempts))
-        patch.setattr(ray_runner, "PageReader", FaultyPageReader)
+        patch.setattr(FaultyPageTranscriber, "attempts_dir", str(attempts))
+        patch.setattr(ray_runner, "PageTranscriber", FaultyPageTranscriber)
         summary = ray_runner.run_ocr_on_ray(_request(tiny_idefics3, inbox, out),
                                             ray_runner.RaySpec(actors=2, actor_cpus=0.5), write=lambda text: None)
     return out, summary, attempts
@@ -179,14 +179,14 @@ def test_pages_lost_with_a_task_that_held_others_are_read_again_one_per_task(tmp
     refs = [PageRef(tmp_path / f"{n}.png", 0, 1, False) for n in range(5)]
     passes = []
 
-    def read_pass(positions, blocks, pages_per_call):
+    def transcribe_pass(positions, blocks, pages_per_call):
         passes.append((list(positions), blocks, pages_per_call))
         for start in range(0, len(positions), pages_per_call):
             task = positions[start:start + pages_per_call]
             if 3 not in task:  # page 3 kills every actor that reads it, and so the rest of its task
                 yield from ((p, PageResult(refs[p].source, 1, "text", 1, 1, 0.0, "stop"), {}) for p in task)
 
-    answers = list(ray_runner._isolating_crashes(read_pass, refs, [0, 1, 2, 3, 4], 2, 2, NullProgress()))
+    answers = list(ray_runner._isolating_crashes(transcribe_pass, refs, [0, 1, 2, 3, 4], 2, 2, NullProgress()))
     assert passes == [([0, 1, 2, 3, 4], 3, 2), ([2, 3], 2, 1)]
     assert [position for position, _, _ in answers] == [0, 1, 4, 2, 3]
     crash = answers[-1][1]

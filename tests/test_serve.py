@@ -277,8 +277,8 @@ def test_ocr_engine_server_gives_the_local_runs_text(server, tiny_idefics3, tmp_
 # The client with each page held back 0.2 s, so that a kill lands mid-run (the tiny model reads a page in ms).
 SLOW_CLIENT = ("import time\n"
                "from vlmcli.pipeline.engines import server\n"
-               "read_page = server.ServerEngine.read_page\n"
-               "server.ServerEngine.read_page = lambda *a, **k: (time.sleep(0.2), read_page(*a, **k))[1]\n"
+               "transcribe_page = server.ServerEngine.transcribe_page\n"
+               "server.ServerEngine.transcribe_page = lambda *a, **k: (time.sleep(0.2), transcribe_page(*a, **k))[1]\n"
                "from vlmcli.cli import main\n"
                "main()\n")
 

@@ -93,14 +93,14 @@ class VlmcliOcrEngine(OcrEngine):
 
     @staticmethod
     def generate_ocr(input_file: Path, options, page_number: int = 0) -> tuple[OcrElement, str]:
-        text, words, size_px = read_image(Path(input_file), _settings(options))
+        text, words, size_px = transcribe_image(Path(input_file), _settings(options))
         return page_element(text, words, size_px, page_number), text
 
     @staticmethod
     def generate_hocr(input_file: Path, output_hocr: Path, output_text: Path, options) -> None:
         from vlmcli.words import hocr
 
-        text, words, _ = read_image(Path(input_file), _settings(options))
+        text, words, _ = transcribe_image(Path(input_file), _settings(options))
         Path(output_hocr).write_text(hocr.document(Path(input_file).name, [(1, words)], str(VlmcliOcrEngine())),
                                      encoding="utf-8")
         Path(output_text).write_text(text, encoding="utf-8")
@@ -119,13 +119,13 @@ def get_ocr_engine(options):
     return VlmcliOcrEngine()
 
 
-def read_image(path: Path, settings: VlmcliOptions):
+def transcribe_image(path: Path, settings: VlmcliOptions):
     """The model's transcription of one page image, its words on the first pass's boxes (PDF points of the
     image at its stated resolution), and the image's size in pixels."""
     from vlmcli.inputs.documents import page_refs
     from vlmcli.inputs.firstpass import engines
     from vlmcli.inputs.pages import page_image_at
-    from vlmcli.pipeline.page import prepare_page, read_prepared
+    from vlmcli.pipeline.page import prepare_page, transcribe_prepared
     from vlmcli.pipeline.results import PageFailure
     from vlmcli.prompts import OCR_PROMPT
     from vlmcli.specs import FirstPassSpec, RunSpec
@@ -135,7 +135,7 @@ def read_image(path: Path, settings: VlmcliOptions):
     run = RunSpec.from_options(model=settings.model, max_new_tokens=settings.max_new_tokens)
     ref = page_refs(path, None, run.pdf)[0]
     loaded = _model(run)
-    result = read_prepared(loaded, ref, prepare_page(loaded, ref, OCR_PROMPT, run), run)
+    result = transcribe_prepared(loaded, ref, prepare_page(loaded, ref, OCR_PROMPT, run), run)
     if isinstance(result, PageFailure):
         raise result.error  # OCRmyPDF reports the page's error and stops
     image, geometry = page_image_at(ref, 72.0, run.pdf)

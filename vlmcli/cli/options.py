@@ -246,7 +246,7 @@ def run_spec(run_options: dict[str, Any], **more: Any):
     if asked is not None and context is not None and asked >= context:
         raise UsageError(f"--max-new-tokens {asked} is beyond the model's context of {context} tokens",
                          hint=f"ask for fewer than {context}: the prompt and its image take part of the context")
-    return RunSpec.from_options(**run_options, **more, reading=profile.family.reading), profile.family
+    return RunSpec.from_options(**run_options, **more, transcription=profile.family.transcription), profile.family
 SCALE = "Job arrays and clusters"
 ShardOpt = Annotated[Optional[str], typer.Option(
     "--shard", metavar="K/N", rich_help_panel=SCALE,

@@ -1,12 +1,12 @@
-"""The Ray Data actor of `vlmcli ocr --ray`: loads the model once, then reads batches of pages with the same
+"""The Ray Data actor of `vlmcli ocr --ray`: loads the model once, then transcribes batches of pages with the same
 pipeline as a local run (no Ray import: Ray Data wraps the class; workers import it by name).
 
 Pages travel as rows of plain values (absolute path, page index, position in the
 driver's plan) and come back as JSON text, so nothing but strings and numbers
 crosses the cluster. Every page comes back as a result or a failure record: a
-page's error, and any exception reading it raises, is that page's failure, never
+page's error, and any exception transcribing it raises, is that page's failure, never
 the job's end. Each answer carries the device, dtype and levers its actor loaded
-with, so the driver records it under the settings it was read with.
+with, so the driver records it under the settings it was transcribed with.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from vlmcli.errors import CrashError, ExitCode, VlmcliError, first_line
 from vlmcli.inputs.documents import PageRef
 from vlmcli.jobs.ledger import RESULT_FIELDS
 from vlmcli.pipeline.results import PageFailure, PageResult
-from vlmcli.pipeline.transcribe import read_pages
+from vlmcli.pipeline.transcribe import transcribe_pages
 from vlmcli.specs import ModelSpec, RunSpec
 
 
-class PageReader:
-    """Reads the pages of a batch; one instance per Ray actor, so one model load per actor."""
+class PageTranscriber:
+    """Transcribes the pages of a batch; one instance per Ray actor, so one model load per actor."""
 
     def __init__(self, instruction: str, run: RunSpec, skip_levers: frozenset[str]) -> None:
         from vlmcli import model
@@ -36,27 +36,27 @@ class PageReader:
     def __call__(self, batch: dict) -> dict:
         refs = [PageRef(Path(str(path)), int(index), int(count), bool(is_pdf)) for path, index, count, is_pdf
                 in zip(batch["path"], batch["page_index"], batch["page_count"], batch["is_pdf"])]
-        items = self.read(refs)
+        items = self.transcribe(refs)
         return {"position": [int(position) for position in batch["position"]], "item": [encode(i) for i in items],
                 "settings": [self.settings] * len(items)}
 
-    def read(self, refs: list[PageRef]) -> list[PageResult | PageFailure]:
-        """One answer per page. An exception that escapes the pipeline is the failure of the page being read
+    def transcribe(self, refs: list[PageRef]) -> list[PageResult | PageFailure]:
+        """One answer per page. An exception that escapes the pipeline is the failure of the page being transcribed
         (page by page), or of every page of the batch not yet answered (`--batch-size` > 1: one generate call
-        reads them together); the pages after it are read on."""
+        transcribes them together); the pages after it are transcribed on."""
         items: list[PageResult | PageFailure] = []
         while len(items) < len(refs):
             try:
-                for item in self.read_pages(refs[len(items):]):
+                for item in self.transcribe_pages(refs[len(items):]):
                     items.append(item)
             except Exception as exc:  # noqa: BLE001 - a bug or a library's error: a page's record, not the job's end
                 failed = refs[len(items):] if self.run.batch_size > 1 else refs[len(items):len(items) + 1]
                 items.extend(unexpected_error(ref, exc) for ref in failed)
         return items
 
-    def read_pages(self, refs: list[PageRef]) -> Iterator[PageResult | PageFailure]:
-        """The local pipeline's reading of `refs`, in order."""
-        return read_pages(self.loaded, refs, self.instruction, self.run)
+    def transcribe_pages(self, refs: list[PageRef]) -> Iterator[PageResult | PageFailure]:
+        """The local pipeline's transcription of `refs`, in order."""
+        return transcribe_pages(self.loaded, refs, self.instruction, self.run)
 
 
 def node_settings(spec: ModelSpec, skip_levers: frozenset[str]) -> dict:
@@ -74,7 +74,7 @@ def unexpected_error(ref: PageRef, exc: Exception) -> PageFailure:
 
 
 def page_row(position: int, ref: PageRef) -> dict:
-    """What an actor needs to read a page (the path absolute: workers do not share the driver's directory)."""
+    """What an actor needs to transcribe a page (the path absolute: workers do not share the driver's directory)."""
     return {"position": position, "path": str(ref.source.absolute()), "page_index": ref.page_index,
             "page_count": ref.page_count, "is_pdf": ref.is_pdf}
 

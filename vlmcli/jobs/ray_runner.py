@@ -1,4 +1,4 @@
-"""`vlmcli ocr --ray`: the same durable job, its pages read by Ray Data actors on a cluster.
+"""`vlmcli ocr --ray`: the same durable job, its pages transcribed by Ray Data actors on a cluster.
 
 The driver (this process) lists the inputs, expands their pages, skips those a
 manifest has, and writes everything: manifests, failure report, output files.
@@ -13,7 +13,7 @@ to `RaySpec.page_attempts` times in all (Ray's max_task_retries); a task that
 still fails is dropped (Ray Data's max_errored_blocks, unlimited here) and its
 pages become failure records (`category: crash`) while the job goes on. A task
 holds one page, unless `--batch-size` or a job of over MAX_BLOCKS pages put
-several in one: then the pages lost with it are read once more one per task, so
+several in one: then the pages lost with it are transcribed once more one per task, so
 that only the page that kills its actor is recorded as a crash. Each actor runs
 one task at a time, so a death is charged to the task that caused it. Any other
 exception a page raises comes back from the actor as that page's failure record.
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from vlmcli.errors import CrashError, DependencyError, UsageError, VlmcliError
 from vlmcli.inputs.documents import PageRef
 from vlmcli.jobs.ocr import Job, OcrRequest, OcrSummary, run_settings
-from vlmcli.jobs.ray_actor import PageReader, decode, node_settings, page_row
+from vlmcli.jobs.ray_actor import PageTranscriber, decode, node_settings, page_row
 from vlmcli.model.levers import registry
 from vlmcli.model.runtime import settings_line
 from vlmcli.pipeline.results import PageFailure, PageResult
@@ -47,7 +47,7 @@ from vlmcli.progress import NullProgress, Progress
 
 INSTALL_HINT = "pip install 'vlmcli[ray]'"
 MAX_BLOCKS = 10_000  # pages are cut into at most this many blocks (tasks): more would weigh on Ray's scheduler
-PAGE_ATTEMPTS = 2  # a page read this many times by an actor that died each time is a failure record
+PAGE_ATTEMPTS = 2  # a page tried this many times by an actor that died each time is a failure record
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,9 @@ class RaySpec:
 
 def run_ocr_on_ray(request: OcrRequest, spec: RaySpec, write: Callable[[str], None],
                    progress: Progress | None = None,
-                   on_failure: Callable[[PageFailure], None] = lambda failure: None, read=None) -> OcrSummary:
-    """`run_ocr` with the pages read on Ray: the same files, manifest lines, failure records and exit code.
-    `read` yields (position, answer) as pages come back (default: vlmcli's actors; jobs/ray_vllm.py: vLLM's)."""
+                   on_failure: Callable[[PageFailure], None] = lambda failure: None, transcribe=None) -> OcrSummary:
+    """`run_ocr` with the pages transcribed on Ray: the same files, manifest lines, failure records and exit code.
+    `transcribe` yields (position, answer) as pages come back (default: vlmcli's actors; jobs/ray_vllm.py: vLLM's)."""
     if request.out_dir is None:
         raise UsageError("--ray needs -o/--output: documents are written to files as their pages come back")
     if spec.page_attempts < 1:
@@ -89,9 +89,10 @@ def run_ocr_on_ray(request: OcrRequest, spec: RaySpec, write: Callable[[str], No
                 job.take(item)  # a document all of whose pages are stored is written now
         todo = [position for position, item in enumerate(stored) if item is None]
         answered: set[int] = set()
-        reading = (_read_on_ray(cluster, refs, todo, request, progress) if read is None
-                   else ((position, item, None) for position, item in read(cluster, refs, todo, request, progress)))
-        for position, item, settings in reading:
+        transcribed = (_transcribe_on_ray(cluster, refs, todo, request, progress) if transcribe is None else
+                       ((position, item, None) for position, item in transcribe(cluster, refs, todo, request,
+                                                                                  progress)))
+        for position, item, settings in transcribed:
             if position in answered:
                 continue
             answered.add(position)
@@ -106,7 +107,7 @@ def run_ocr_on_ray(request: OcrRequest, spec: RaySpec, write: Callable[[str], No
 
 
 class _Cluster:
-    """The Ray cluster, joined when first needed and left as found, and the settings its actors read with."""
+    """The Ray cluster, joined when first needed and left as found, and the settings its actors transcribe with."""
 
     def __init__(self, ray, spec: RaySpec, request: OcrRequest, skip_levers: frozenset[str],
                  progress: Progress) -> None:
@@ -165,8 +166,8 @@ class _Cluster:
         return run_settings(job.request, answer_settings)
 
 
-def _read_on_ray(cluster: _Cluster, refs: list[PageRef], todo: list[int], request: OcrRequest,
-                 progress: Progress) -> Iterator[tuple[int, PageResult | PageFailure, dict | None]]:
+def _transcribe_on_ray(cluster: _Cluster, refs: list[PageRef], todo: list[int], request: OcrRequest,
+                       progress: Progress) -> Iterator[tuple[int, PageResult | PageFailure, dict | None]]:
     """(position, answer, its actor's settings) for every page of `todo`, in the order they come back; a page
     whose task failed for good (its actor died every time) comes last, as a `crash` failure record."""
     if not todo:
@@ -182,26 +183,26 @@ def _read_on_ray(cluster: _Cluster, refs: list[PageRef], todo: list[int], reques
     progress.note(f"Ray: {len(todo)} page(s) to {cluster.actors} actor(s), {cluster.cpus:g} CPU and "
                   f"{cluster.gpus:g} GPU each", detail=True)
 
-    def read_pass(positions: list[int], blocks: int, pages_per_call: int):
+    def transcribe_pass(positions: list[int], blocks: int, pages_per_call: int):
         return _one_pass(cluster, refs, positions, request, blocks, pages_per_call)
 
-    yield from _isolating_crashes(read_pass, refs, todo, request.run.batch_size, cluster.spec.page_attempts,
+    yield from _isolating_crashes(transcribe_pass, refs, todo, request.run.batch_size, cluster.spec.page_attempts,
                                   progress)
 
 
-ReadPass = Callable[[list[int], int, int], Iterator[tuple[int, PageResult | PageFailure, dict]]]
+TranscribePass = Callable[[list[int], int, int], Iterator[tuple[int, PageResult | PageFailure, dict]]]
 
 
-def _isolating_crashes(read_pass: ReadPass, refs: list[PageRef], todo: list[int], pages_per_call: int,
+def _isolating_crashes(transcribe_pass: TranscribePass, refs: list[PageRef], todo: list[int], pages_per_call: int,
                        attempts: int, progress: Progress) -> Iterator[tuple[int, PageResult | PageFailure,
                                                                              dict | None]]:
-    """Every page of `todo` through `read_pass(positions, blocks, pages per call)`; pages lost with a task
-    that held others are read again one per task; the pages still lost are `crash` failure records."""
+    """Every page of `todo` through `transcribe_pass(positions, blocks, pages per call)`; pages lost with a task
+    that held others are transcribed again one per task; the pages still lost are `crash` failure records."""
     pending = list(todo)
     for isolating in (False, True):
         blocks = min(math.ceil(len(pending) / pages_per_call), MAX_BLOCKS)
         returned = set()
-        for position, item, settings in read_pass(pending, blocks, pages_per_call):
+        for position, item, settings in transcribe_pass(pending, blocks, pages_per_call):
             returned.add(position)
             yield position, item, settings
         lost = [position for position in pending if position not in returned]
@@ -224,7 +225,7 @@ def _one_pass(cluster: _Cluster, refs: list[PageRef], positions: list[int], requ
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
         dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            PageReader, fn_constructor_kwargs={"instruction": request.instruction, "run": request.run,
+            PageTranscriber, fn_constructor_kwargs={"instruction": request.instruction, "run": request.run,
                                                "skip_levers": cluster.skip_levers},
             batch_size=pages_per_call, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=cluster.actors, max_tasks_in_flight_per_actor=1),

@@ -1,8 +1,8 @@
-"""`vlmcli ocr --ray --engine vllm`: the durable job of jobs/ray_runner.py, its pages read by Ray Data's LLM
+"""`vlmcli ocr --ray --engine vllm`: the durable job of jobs/ray_runner.py, its pages transcribed by Ray Data's LLM
 processor on vLLM (`ray.data.llm`) instead of vlmcli's actors.
 
 Three stages: CPU tasks render each page's bands (as PNG data URIs, so only
-strings cross the cluster), vLLM replicas read every band, and the driver
+strings cross the cluster), vLLM replicas transcribe every band, and the driver
 merges a page's bands once all are back and hands the page to `Job.take`, as
 every other reader does. A band's loop is cut where it starts (finish reason
 "repetition"); the penalty retry of the other engines is not run here.
@@ -38,12 +38,12 @@ def run_ocr_on_ray_vllm(request: OcrRequest, spec: ray_runner.RaySpec, write: Ca
         raise UsageError(f"--ray --engine vllm asks through the chat template, which the {request.family.name} "
                          "family's checkpoints do not have",
                          hint="use --ray with the transformers engine (leave out --engine)")
-    return ray_runner.run_ocr_on_ray(request, spec, write, progress, on_failure, read=_read_with_vllm)
+    return ray_runner.run_ocr_on_ray(request, spec, write, progress, on_failure, transcribe=_transcribe_with_vllm)
 
 
-def _read_with_vllm(cluster, refs: list[PageRef], todo: list[int], request: OcrRequest,
-                    progress: Progress) -> Iterator[tuple[int, PageResult | PageFailure]]:
-    """(position, answer) for every page of `todo`, read by vLLM replicas on the cluster (joined as needed)."""
+def _transcribe_with_vllm(cluster, refs: list[PageRef], todo: list[int], request: OcrRequest,
+                          progress: Progress) -> Iterator[tuple[int, PageResult | PageFailure]]:
+    """(position, answer) for every page of `todo`, transcribed by vLLM replicas on the cluster (joined as needed)."""
     family = request.family
     cluster.connect()
     ray, spec = cluster.ray, cluster.spec

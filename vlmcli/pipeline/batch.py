@@ -1,8 +1,8 @@
-"""`ocr --batch-size N`: N pages per generate call, so a GPU reads many pages at once.
+"""`ocr --batch-size N`: N pages per generate call, so a GPU transcribes many pages at once.
 
 Every band of every page in a group is one row of a left-padded batch; the rows
 stop on their own. A page that needs more than one plain pass (a loop, or out of
-memory for the whole batch) is read again on its own by the page-by-page path,
+memory for the whole batch) is transcribed again on its own by the page-by-page path,
 with its retry ladder. The next group is rendered and preprocessed on the
 prefetch thread (its pages on several threads) while this one generates.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from vlmcli.errors import ResourceError, VlmcliError
 from vlmcli.inputs.documents import PageRef
 from vlmcli.pipeline import prefetch
-from vlmcli.pipeline.page import PreparedPage, page_timeout, prepare_page, read_prepared, read_turned
+from vlmcli.pipeline.page import PreparedPage, page_timeout, prepare_page, transcribe_prepared, transcribe_turned
 from vlmcli.pipeline.results import PageFailure, PageResult, page_result
 from vlmcli.specs import RunSpec
 
@@ -25,17 +25,17 @@ from vlmcli.specs import RunSpec
 @dataclass(frozen=True)
 class _Group:
     refs: list[PageRef]
-    pages: list[PreparedPage | VlmcliError]  # per ref: its bands, or why it could not be read
+    pages: list[PreparedPage | VlmcliError]  # per ref: its bands, or why it could not be prepared
     inputs: dict | None  # the batch of every band of the readable pages
 
 
-def read(loaded, refs: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+def transcribe(loaded, refs: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
     """Results for `refs`, in order."""
     groups = [refs[start:start + run.batch_size] for start in range(0, len(refs), run.batch_size)]
     prepared = prefetch.ahead(lambda group: _prepare(loaded, group, instruction, run), groups)
     try:
         for future in prepared:
-            yield from _read_group(loaded, future.result(), run)
+            yield from _transcribe_group(loaded, future.result(), run)
     finally:
         prepared.close()
 
@@ -51,7 +51,7 @@ def _prepare(loaded, refs: list[PageRef], instruction: str, run: RunSpec) -> _Gr
     workers = min(len(refs), os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlmcli-preprocess") as pool:
         pages = list(pool.map(lambda ref: _prepare_page(loaded, ref, instruction, run), refs))
-    rows = [row for page in _readable(pages) for row in page.inputs]
+    rows = [row for page in _prepared_only(pages) for row in page.inputs]
     return _Group(refs, pages, merge_rows(loaded, rows) if rows else None)
 
 
@@ -62,7 +62,7 @@ def _prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> Prepa
         return error
 
 
-def _read_group(loaded, group: _Group, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+def _transcribe_group(loaded, group: _Group, run: RunSpec) -> Iterator[PageResult | PageFailure]:
     generations = _generate(loaded, group, run)
     rows_done = 0
     for ref, page in zip(group.refs, group.pages):
@@ -91,15 +91,15 @@ def _page(loaded, ref: PageRef, page: PreparedPage, rows: list, run: RunSpec,
     from vlmcli.model.processor import resolution
 
     if not rows or any(row.finish_reason == "repetition" for row in rows):
-        alone = read_prepared(loaded, ref, page, run)
+        alone = transcribe_prepared(loaded, ref, page, run)
         return replace(alone, attempts=alone.attempts + 1) if tried else alone  # the batch pass counts
     if any(row.finish_reason == "time" for row in rows):
         return PageFailure(ref.source, ref.page_number, page_timeout(run, ref))
     # The call's wall time, shared by its rows, so that seconds add up over pages.
     seconds = rows[0].seconds * len(rows) / len(batch)
     result = page_result(ref, rows, attempts=1, decoding="greedy", resolution=resolution(loaded), seconds=seconds)
-    return read_turned(loaded, ref, page, run, result)
+    return transcribe_turned(loaded, ref, page, run, result)
 
 
-def _readable(pages: list[PreparedPage | VlmcliError]) -> list[PreparedPage]:
+def _prepared_only(pages: list[PreparedPage | VlmcliError]) -> list[PreparedPage]:
     return [page for page in pages if isinstance(page, PreparedPage)]

@@ -2,7 +2,7 @@
 
 A page is generated band by band. Out of memory: again with fewer sub-images,
 down to one image without splitting. A band that loops: decoded once more with a
-repetition penalty. A page its model says lies turned: turned and read once more.
+repetition penalty. A page its model says lies turned: turned and transcribed once more.
 `--page-timeout`: all bands and retries of a page together.
 The model modules are imported inside functions, so planning a run (and its
 input errors) never imports torch.
@@ -48,23 +48,23 @@ def prepare_page(loaded, ref: PageRef, instruction: str, run: RunSpec) -> Prepar
     return PreparedPage(bands, _build(loaded, bands, instruction), instruction)
 
 
-def read_prepared(loaded, ref: PageRef, page: PreparedPage, run: RunSpec) -> PageResult | PageFailure:
+def transcribe_prepared(loaded, ref: PageRef, page: PreparedPage, run: RunSpec) -> PageResult | PageFailure:
     """Generate a prepared page on its own (out-of-memory ladder, loop retry and the turn its family asks for)."""
     started_s = time.monotonic()
     return _settled(ref, lambda: _turned(loaded, ref, page, run, _run_page(loaded, ref, page, run), started_s))
 
 
-def read_turned(loaded, ref: PageRef, page: PreparedPage, run: RunSpec,
-                result: PageResult) -> PageResult | PageFailure:
-    """A page already read (in a batch): `result`, or the page read again turned, where its family says it lies
-    turned."""
+def transcribe_turned(loaded, ref: PageRef, page: PreparedPage, run: RunSpec,
+                      result: PageResult) -> PageResult | PageFailure:
+    """A page already transcribed (in a batch): `result`, or the page transcribed again turned, where its family
+    says it lies turned."""
     return _settled(ref, lambda: _turned(loaded, ref, page, run, result, time.monotonic()))
 
 
-def _settled(ref: PageRef, read: Callable[[], PageResult]) -> PageResult | PageFailure:
-    """What `read()` gives, or the page's failure."""
+def _settled(ref: PageRef, transcribe: Callable[[], PageResult]) -> PageResult | PageFailure:
+    """What `transcribe()` gives, or the page's failure."""
     try:
-        return read()
+        return transcribe()
     except PageAttemptsFailed as failed:
         return PageFailure(ref.source, ref.page_number, failed.error, attempts=failed.attempts)
     except VlmcliError as error:
@@ -116,9 +116,9 @@ TURNS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Im
 def _turned(loaded, ref: PageRef, page: PreparedPage, run: RunSpec, result: PageResult,
             started_s: float) -> PageResult:
     """`result`, or, where the family's parser says the page lies turned (olmOCR-2's front matter), the page turned
-    as it says and read once more, as olmOCR's toolkit does; that result says it was turned, and its attempts count
-    both readings; --page-timeout bounds both from `started_s` on. A page read in bands is not turned: families
-    that turn pages read them whole."""
+    as it says and transcribed once more, as olmOCR's toolkit does; that result says it was turned, and its attempts
+    count both transcriptions; --page-timeout bounds both from `started_s` on. A page transcribed in bands is not
+    turned: families that turn pages transcribe them whole."""
     turn_deg = loaded.family.parse(result.text).turn_deg
     if not turn_deg or len(page.bands) != 1:
         return result

@@ -1,4 +1,4 @@
-"""Transcribe the pages of many inputs, in order: plan them, load the model once, read them page by page or
+"""Transcribe the pages of many inputs, in order: plan them, load the model once, transcribe them page by page or
 in batches (no Typer or Rich; callers get plain data).
 
 Everything cheap is checked before the model loads (files, pages, passwords), so
@@ -17,7 +17,7 @@ from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, page_refs
 from vlmcli.pipeline import prefetch
 from vlmcli.pipeline.engines import PageEngine
-from vlmcli.pipeline.page import prepare_page, read_prepared
+from vlmcli.pipeline.page import prepare_page, transcribe_prepared
 from vlmcli.pipeline.results import PageFailure, PageResult
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.specs import Engine, RunSpec
@@ -32,9 +32,9 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
     """Yield one result (or failure) per page of every input, in order. Bad inputs are skipped.
 
     `reuse` may return a page's result from an earlier run (the resume manifest):
-    that page is yielded as is and not read again; if every page is reused the
+    that page is yielded as is and not transcribed again; if every page is reused the
     model is never loaded. `on_plan` hears every page to be yielded, before the model loads.
-    `engine` reads the pages (default: the one `run.engine` names).
+    `engine` transcribes the pages (default: the one `run.engine` names).
     """
     progress = progress or NullProgress()
     planned: list[tuple[PageRef, PageResult | None]] = []
@@ -50,9 +50,9 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
     if todo:
         engine.start(run, progress)
     if any(ref.is_pdf for ref, _ in planned):
-        progress.note(f"PDFs are read by {pdfs.renderer(run.pdf)}", detail=True)
+        progress.note(f"PDFs are rendered by {pdfs.renderer(run.pdf)}", detail=True)
     progress.started(len(planned), "pages")
-    results = engine.read(todo, instruction, run)
+    results = engine.transcribe(todo, instruction, run)
     try:
         for done, (ref, stored) in enumerate(planned, start=1):
             item = stored if stored is not None else next(results)
@@ -89,12 +89,12 @@ class LocalEngine:
             self.loaded = model.load(run.model, run.split)
             progress.model_loaded()
 
-    def read(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
-        return read_pages(self.loaded, todo, instruction, run)
+    def transcribe(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+        return transcribe_pages(self.loaded, todo, instruction, run)
 
 
 def plan_pages(inputs: list[Path], pages: str | None, run: RunSpec) -> Iterator[PageRef | PageFailure]:
-    """Every page to read of every input (folders expanded), in order; an input that cannot be opened is a
+    """Every page to transcribe of every input (folders expanded), in order; an input that cannot be opened is a
     failure with no page number. Checks files, page ranges and passwords; loads no model."""
     for path in discover(inputs):
         try:
@@ -103,27 +103,28 @@ def plan_pages(inputs: list[Path], pages: str | None, run: RunSpec) -> Iterator[
             yield PageFailure(path, None, error)
 
 
-def read_pages(loaded, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+def transcribe_pages(loaded, todo: list[PageRef], instruction: str,
+                     run: RunSpec) -> Iterator[PageResult | PageFailure]:
     """The pages of `todo` with a loaded model, in order; page by page, or `run.batch_size` pages per generate
     call."""
     if run.batch_size > 1:
         from vlmcli.pipeline import batch
 
-        yield from batch.read(loaded, todo, instruction, run)
+        yield from batch.transcribe(loaded, todo, instruction, run)
         return
     # The next page is rendered and preprocessed on a worker thread while the
     # current one is generated (poppler, Pillow and the processor overlap the model).
     prepared = prefetch.ahead(lambda ref: prepare_page(loaded, ref, instruction, run), todo)
     try:
         for ref in todo:
-            yield _read(loaded, ref, next(prepared), run)
+            yield _transcribe_prefetched(loaded, ref, next(prepared), run)
     finally:
         prepared.close()
 
 
-def _read(loaded, ref: PageRef, prepared: Future, run: RunSpec) -> PageResult | PageFailure:
+def _transcribe_prefetched(loaded, ref: PageRef, prepared: Future, run: RunSpec) -> PageResult | PageFailure:
     try:
         page = prepared.result()
     except VlmcliError as error:
         return PageFailure(ref.source, ref.page_number, error)
-    return read_prepared(loaded, ref, page, run)
+    return transcribe_prepared(loaded, ref, page, run)

@@ -52,7 +52,7 @@ class OutputFormat(str, Enum):
 
 
 class Engine(str, Enum):
-    """What reads the pages: the model in this process, an OpenAI-compatible server, or vLLM in this process."""
+    """What transcribes the pages: the model in this process, an OpenAI-compatible server, or vLLM in this process."""
 
     transformers = "transformers"
     server = "server"

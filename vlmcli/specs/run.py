@@ -176,16 +176,16 @@ class SearchSpec:
 
 
 @dataclass(frozen=True)
-class PageReading:
+class PageTranscription:
     """What a model family asks of a page's transcription (model/families): its token budget, how long a loop must
-    run before the guard ends it, and whether pages are read whole (no bands)."""
+    run before the guard ends it, and whether pages are transcribed whole (no bands)."""
 
     max_new_tokens: int = OCR_MAX_NEW_TOKENS
     repetition_min_tokens: int | None = None
     whole_pages: bool = False
 
 
-DOCTAGS_READING = PageReading(DOCTAGS_MAX_NEW_TOKENS, DOCTAGS_REPETITION_MIN_TOKENS, whole_pages=True)
+DOCTAGS_TRANSCRIPTION = PageTranscription(DOCTAGS_MAX_NEW_TOKENS, DOCTAGS_REPETITION_MIN_TOKENS, whole_pages=True)
 
 
 @dataclass(frozen=True)
@@ -211,23 +211,23 @@ class RunSpec:
                      kv_cache: KVCache = KVCache.auto, split: bool | None = None, longest_edge: int | None = None,
                      bands: bool = True, password: str | None = None, page_timeout: float | None = None,
                      batch_size: int = 1, cache: bool = True,
-                     pdf_renderer: PdfRenderer = PdfRenderer.auto, reading: PageReading | None = None,
+                     pdf_renderer: PdfRenderer = PdfRenderer.auto, transcription: PageTranscription | None = None,
                      family: str | None = None,
                      engine: Engine = Engine.transformers, server_url: str | None = None,
                      api_key: str | None = None, concurrency: int = DEFAULT_SERVER_CONCURRENCY) -> RunSpec:
         """The run the command-line options describe (keyword names are the options'); `None` = not given.
 
         The model options go through `ModelSpec.from_options` (with `base`). `--page-timeout` bounds each
-        PDF reader's call as well as a page's generation. `reading` is the model family's (model/families): a
-        DocTags checkpoint, say, reads a page whole, as it was trained to, with DocTags' token budget and a loop
-        guard that lets tables repeat their cells."""
+        PDF renderer's call as well as a page's generation. `transcription` is the model family's
+        (model/families): a DocTags checkpoint, say, transcribes a page whole, as it was trained to, with DocTags'
+        token budget and a loop guard that lets tables repeat their cells."""
         pdf = PdfSpec(password=password, renderer=pdf_renderer, max_dpi=pdf_max_dpi(longest_edge),
                       **({"timeout_s": page_timeout} if page_timeout else {}))
-        reading = reading or PageReading()
+        transcription = transcription or PageTranscription()
         if default_max_new_tokens == OCR_MAX_NEW_TOKENS:  # a page's transcription, not an answer
-            default_max_new_tokens = reading.max_new_tokens
-        repetition_min_tokens = repetition_min_tokens or reading.repetition_min_tokens
-        bands = bands and not reading.whole_pages
+            default_max_new_tokens = transcription.max_new_tokens
+        repetition_min_tokens = repetition_min_tokens or transcription.repetition_min_tokens
+        bands = bands and not transcription.whole_pages
         guard = {"repetition_min_tokens": repetition_min_tokens} if repetition_min_tokens else {}
         return cls(
             model=ModelSpec.from_options(base=base, model=model, revision=revision, quantize=quantize, dtype=dtype,

@@ -21,7 +21,7 @@ from vlmcli.errors import UsageError
 from vlmcli.model.families.parsing import PARSERS, Parsed, markup_words
 from vlmcli.model.families.resolution import Resolution, UNSTATED_EDGE_PX
 from vlmcli.prompts import HANDWRITING_PROMPT, OCR_PROMPT
-from vlmcli.specs import PageReading, SplitSpec
+from vlmcli.specs import PageTranscription, SplitSpec
 
 IMAGES_FIRST, TEXT_FIRST, RAW = "images_first", "text_first", "raw"  # where a turn's text goes, or no template
 TEXT, MARKDOWN, DOCTAGS, DOCLANG = "text", "markdown", "doctags", "doclang"  # what a family writes for a page
@@ -62,7 +62,7 @@ class Family:
     # Training: the token that ends an answer where the chat template writes none after it (GLM's turn ends by
     # starting the user's: <|user|>), so the model learns to stop. RAW layouts end with the tokenizer's eos.
     answer_end: str | None = None
-    reading: PageReading = PageReading()  # a page's token budget, loop guard, and whether it is read whole
+    transcription: PageTranscription = PageTranscription()  # a page's token budget, loop guard, whether it is whole
     parser: str = "plain"  # parsing.PARSERS
     tokenizer_marks: tuple[str, ...] = ()  # tokens whose presence tells this family from others of its type
     concatenated_inputs: tuple[str, ...] = ()  # processor outputs whose rows a batch joins (Qwen's patch lists)

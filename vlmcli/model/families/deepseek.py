@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from vlmcli.model.families import MARKDOWN, RAW, Family, LoraTargets
 from vlmcli.model.families.resolution import TileGrid
-from vlmcli.specs import DOCTAGS_REPETITION_MIN_TOKENS, PageReading
+from vlmcli.specs import DOCTAGS_REPETITION_MIN_TOKENS, PageTranscription
 
 GROUNDING_PROMPT = "<|grounding|>Convert the document to markdown."
 FREE_OCR_PROMPT = "Free OCR."
@@ -34,7 +34,7 @@ DEEPSEEK_OCR2 = Family(
     output=MARKDOWN, ocr_prompt=GROUNDING_PROMPT, handwriting_prompt=FREE_OCR_PROMPT,
     tasks={"markdown": GROUNDING_PROMPT, "free": FREE_OCR_PROMPT}, layout=RAW, keep_special_tokens=True,
     # A table's cells repeat as HTML (<td></td>...): a loop must be long before the guard ends it, as for DocTags.
-    reading=PageReading(MAX_NEW_TOKENS, DOCTAGS_REPETITION_MIN_TOKENS, whole_pages=True),
+    transcription=PageTranscription(MAX_NEW_TOKENS, DOCTAGS_REPETITION_MIN_TOKENS, whole_pages=True),
     parser="deepseek_grounding",
     # Tiles of every row of a batch go in one tensor, with their count per row (the global views are stacked).
     concatenated_inputs=("pixel_values_local", "num_local_patches"))

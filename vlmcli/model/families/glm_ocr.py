@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from vlmcli.model.families import MARKDOWN, Family, LoraTargets
 from vlmcli.model.families.resolution import PixelBudget
-from vlmcli.specs import PageReading
+from vlmcli.specs import PageTranscription
 
 GLM_TASKS = {"text": "Text Recognition:", "formula": "Formula Recognition:", "table": "Table Recognition:"}
 
@@ -19,7 +19,8 @@ GLM_OCR = Family(
     name="glm_ocr", summary="GLM-OCR: text, formulas and tables by --task, as Markdown, LaTeX and HTML",
     model_types=frozenset({"glm_ocr"}), resolution=PixelBudget(per_frame=True), output=MARKDOWN,
     ocr_prompt=GLM_TASKS["text"], handwriting_prompt=GLM_TASKS["text"], tasks=GLM_TASKS,
-    keep_special_tokens=True, answer_end="<|user|>", reading=PageReading(max_new_tokens=8192, whole_pages=True),
+    keep_special_tokens=True, answer_end="<|user|>",
+    transcription=PageTranscription(max_new_tokens=8192, whole_pages=True),
     concatenated_inputs=("pixel_values", "image_grid_thw"),
     # GLM's MLP fuses gate and up into one `gate_up_proj`; the merger after the CogViT blocks is the connector.
     lora=LoraTargets(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from vlmcli.model.families import DOCLANG, Family
 from vlmcli.model.families.idefics import IDEFICS_LORA
 from vlmcli.model.families.resolution import TileGrid
-from vlmcli.specs import DOCTAGS_REPETITION_MIN_TOKENS, PageReading
+from vlmcli.specs import DOCTAGS_REPETITION_MIN_TOKENS, PageTranscription
 
 DOCLANG_PROMPT = "<doclang>"
 DOCLANG_END = "</doclang>"
@@ -25,6 +25,6 @@ GRANITE_DOCLING = Family(
     model_types=frozenset({"granite_docling"}), resolution=TileGrid(), lora=IDEFICS_LORA, output=DOCLANG,
     ocr_prompt=DOCLANG_PROMPT, handwriting_prompt=DOCLANG_PROMPT, keep_special_tokens=True,
     extra_stop_tokens=(DOCLANG_END,), kept_stop_tokens=(DOCLANG_END,),
-    reading=PageReading(MAX_NEW_TOKENS, DOCTAGS_REPETITION_MIN_TOKENS, whole_pages=True))
+    transcription=PageTranscription(MAX_NEW_TOKENS, DOCTAGS_REPETITION_MIN_TOKENS, whole_pages=True))
 
 FAMILIES = (GRANITE_DOCLING,)

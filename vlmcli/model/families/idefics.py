@@ -6,7 +6,7 @@ from __future__ import annotations
 from vlmcli.model.families import DOCTAGS, Family, LoraTargets
 from vlmcli.model.families.resolution import Crops, Tiles
 from vlmcli.prompts import DOCTAGS_PROMPT
-from vlmcli.specs import DOCTAGS_READING
+from vlmcli.specs import DOCTAGS_TRANSCRIPTION
 
 END_OF_UTTERANCE = "<end_of_utterance>"
 DOCTAGS_END = "</doctag>"
@@ -24,7 +24,7 @@ DOCTAGS_FAMILY = Family(
     model_types=frozenset({"idefics3", "smolvlm"}), tokenizer_marks=DOCTAGS_TOKENS, resolution=Tiles(),
     lora=IDEFICS_LORA, output=DOCTAGS, ocr_prompt=DOCTAGS_PROMPT, handwriting_prompt=DOCTAGS_PROMPT,
     keep_special_tokens=True, extra_stop_tokens=(END_OF_UTTERANCE, DOCTAGS_END), kept_stop_tokens=(DOCTAGS_END,),
-    reading=DOCTAGS_READING)
+    transcription=DOCTAGS_TRANSCRIPTION)
 SMOLVLM = Family(
     name="smolvlm", summary="SmolVLM / Idefics3: a general small VLM, text out",
     model_types=frozenset({"idefics3", "smolvlm"}), resolution=Tiles(), lora=IDEFICS_LORA,

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from vlmcli.model.families import MARKDOWN, TEXT_PROJECTIONS, Family, LoraTargets
 from vlmcli.model.families.resolution import LongestEdge
-from vlmcli.specs import PageReading
+from vlmcli.specs import PageTranscription
 
 # The card's vLLM example allows 4096 new tokens for a page.
-LIGHTON_READING = PageReading(max_new_tokens=4096, whole_pages=True)
+LIGHTON_TRANSCRIPTION = PageTranscription(max_new_tokens=4096, whole_pages=True)
 
 LIGHTON_OCR = Family(
     name="lighton_ocr", summary="LightOnOCR-2 (and -bbox): a page image in, Markdown with HTML tables and LaTeX "
                                 "out; the bbox variants box each figure",
     model_types=frozenset({"lighton_ocr"}), resolution=LongestEdge(), output=MARKDOWN,
-    ocr_prompt=None, handwriting_prompt=None, reading=LIGHTON_READING, parser="lighton_bbox",
+    ocr_prompt=None, handwriting_prompt=None, transcription=LIGHTON_TRANSCRIPTION, parser="lighton_bbox",
     # Stages 1-2 adapt the Pixtral tower's attention and MLP too; the projector (patch merger + MLP) is trained
     # fully, as Idefics' connector is.
     lora=LoraTargets(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from vlmcli.model.families import MARKDOWN, TEXT_PROJECTIONS, Family, LoraTargets
 from vlmcli.model.families.resolution import PixelBudget
-from vlmcli.specs import PageReading
+from vlmcli.specs import PageTranscription
 
 PADDLE_TASKS = {"ocr": "OCR:", "table": "Table Recognition:", "formula": "Formula Recognition:",
                 "chart": "Chart Recognition:", "spotting": "Spotting:", "seal": "Seal Recognition:"}
@@ -21,7 +21,7 @@ PADDLEOCR_VL = Family(
                                  "spotting and seals)",
     model_types=frozenset({"paddleocr_vl"}), resolution=PixelBudget(), output=MARKDOWN,
     ocr_prompt=PADDLE_TASKS["ocr"], handwriting_prompt=PADDLE_TASKS["ocr"], tasks=PADDLE_TASKS,
-    keep_special_tokens=True, reading=PageReading(max_new_tokens=4096, whole_pages=True),
+    keep_special_tokens=True, transcription=PageTranscription(max_new_tokens=4096, whole_pages=True),
     # The tower's patches are one flat list per batch, with a (t, h, w) grid per image.
     concatenated_inputs=("pixel_values", "image_grid_thw"),
     lora=LoraTargets(

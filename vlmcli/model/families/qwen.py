@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from vlmcli.model.families import MARKDOWN, TEXT_FIRST, Family, LoraTargets
 from vlmcli.model.families.resolution import PixelBudget
-from vlmcli.specs import PageReading
+from vlmcli.specs import PageTranscription
 
 QWEN_INPUTS = ("pixel_values", "image_grid_thw")  # a flat list of patches and each image's (t, h, w) grid
 QWEN2_5_VL_LORA = LoraTargets(
@@ -32,7 +32,7 @@ OLMOCR_PROMPT = (
 OLMOCR_EDGE_PX = 1288  # the card renders a page with its longest side at this many pixels
 # Its toolkit asks for 8000 new tokens; HTML tables repeat their cell tags legitimately, so a loop must cover an
 # eighth of that before the guard ends it (as for DocTags).
-OLMOCR_READING = PageReading(max_new_tokens=8000, repetition_min_tokens=1000, whole_pages=True)
+OLMOCR_TRANSCRIPTION = PageTranscription(max_new_tokens=8000, repetition_min_tokens=1000, whole_pages=True)
 
 # Nanonets-OCR2-3B's card: its system turn and prompt, images first.
 NANONETS_SYSTEM = "You are a helpful assistant."
@@ -43,7 +43,7 @@ NANONETS_PROMPT = (
     "caption inside <img></img>. Watermarks should be wrapped in brackets. Ex: <watermark>OFFICIAL COPY</watermark>. "
     "Page numbers should be wrapped in brackets. Ex: <page_number>14</page_number> or "
     "<page_number>9/22</page_number>. Prefer using ☐ and ☑ for check boxes.")
-NANONETS_READING = PageReading(max_new_tokens=15000, repetition_min_tokens=1875, whole_pages=True)
+NANONETS_TRANSCRIPTION = PageTranscription(max_new_tokens=15000, repetition_min_tokens=1875, whole_pages=True)
 
 QWEN3_VL_PROMPT = "Read all the text in the image."  # the card's OCR example
 
@@ -56,14 +56,14 @@ OLMOCR2 = Family(
                             "rotation, table, diagram)",
     model_types=frozenset({"qwen2_5_vl"}), recognisable=False, resolution=PixelBudget(default_edge_px=OLMOCR_EDGE_PX),
     fit_pages=True, lora=QWEN2_5_VL_LORA, output=MARKDOWN, ocr_prompt=OLMOCR_PROMPT,
-    handwriting_prompt=OLMOCR_PROMPT, layout=TEXT_FIRST, reading=OLMOCR_READING, parser="front_matter",
+    handwriting_prompt=OLMOCR_PROMPT, layout=TEXT_FIRST, transcription=OLMOCR_TRANSCRIPTION, parser="front_matter",
     concatenated_inputs=QWEN_INPUTS)
 NANONETS_OCR2 = Family(
     name="nanonets_ocr2", summary="Nanonets-OCR2 (Qwen2.5-VL): Markdown, HTML tables, LaTeX, tagged page numbers, "
                                   "watermarks, signatures, images, checkboxes",
     model_types=frozenset({"qwen2_5_vl"}), recognisable=False, resolution=PixelBudget(), lora=QWEN2_5_VL_LORA,
     output=MARKDOWN, ocr_prompt=NANONETS_PROMPT, handwriting_prompt=NANONETS_PROMPT, system_prompt=NANONETS_SYSTEM,
-    reading=NANONETS_READING, parser="nanonets_tags", concatenated_inputs=QWEN_INPUTS)
+    transcription=NANONETS_TRANSCRIPTION, parser="nanonets_tags", concatenated_inputs=QWEN_INPUTS)
 QWEN3_VL = Family(
     name="qwen3_vl", summary="Qwen3-VL: a general VLM for questions (patch 16), text out",
     model_types=frozenset({"qwen3_vl"}), resolution=PixelBudget(), lora=QWEN3_VL_LORA, ocr_prompt=QWEN3_VL_PROMPT,

@@ -41,7 +41,7 @@ from vlmcli.pipeline.firstpass import first_pass_reader
 from vlmcli.progress import NullProgress, Progress
 from vlmcli.specs import OCR_MAX_NEW_TOKENS, Engine, FirstPass, PdfSpec, RunSpec, SearchSpec
 
-Reread = Callable[[PageRef], str]  # the model's transcription of a page
+TranscriptionOf = Callable[[PageRef], str]  # the model's transcription of a page
 
 
 @dataclass(frozen=True)
@@ -136,9 +136,9 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
         first_pass = first_pass_reader(search.first_pass, run.pdf, cache)
         transcribe = None if search.first_pass.engine is FirstPass.none else reader.transcribe
         texts = page_texts(refs, run.pdf, ocr_settings, transcribe, cache, progress, first_pass, family.readable)
-        reread = (lambda ref: family.readable(transcribed_text(ref, reader.transcribe, ocr_settings, cache))) \
-            if transcribe else None
-        answer = _search(question, texts, reader, search, progress, on_text, on_discard, reread)
+        transcription_of = (lambda ref: family.readable(transcribed_text(ref, reader.transcribe, ocr_settings,
+                                                                         cache))) if transcribe else None
+        answer = _search(question, texts, reader, search, progress, on_text, on_discard, transcription_of)
     if answer.citation is not None:
         answer = dataclasses.replace(answer, citation=_labelled(answer.citation, run.pdf, progress))
     return dataclasses.replace(answer, seconds=time.perf_counter() - started,
@@ -172,14 +172,15 @@ def _refs(paths: list[Path], search: SearchSpec, pdf: PdfSpec, progress: Progres
 
 
 def _search(question: str, texts: list[PageText], reader: Reader, search: SearchSpec, progress: Progress,
-            on_text: OnText | None, on_discard: Callable[[], None], reread: Reread | None = None) -> DocAnswer:
+            on_text: OnText | None, on_discard: Callable[[], None],
+            transcription_of: TranscriptionOf | None = None) -> DocAnswer:
     bodies = _bodies(texts)
     ranked = [RankedPage(texts[r.index], r.score, bodies[r.index]) for r in rank(question, [p.text for p in texts])]
     for item in ranked:
         progress.note(f"{item.page.ref.source} page {item.page.ref.page_number}: score {item.score:.3f}, "
                       f"text from {item.page.source}", detail=True)
     answer = _read(question, _candidates(ranked, search.top_k), reader, search.strict, progress, on_text, on_discard,
-                   reread)
+                   transcription_of)
     return dataclasses.replace(answer, ranked=ranked)
 
 
@@ -204,7 +205,8 @@ def _candidates(ranked: list[RankedPage], top_k: int) -> list[RankedPage]:
 
 
 def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: bool, progress: Progress,
-          on_text: OnText | None, on_discard: Callable[[], None], reread: Reread | None = None) -> DocAnswer:
+          on_text: OnText | None, on_discard: Callable[[], None],
+          transcription_of: TranscriptionOf | None = None) -> DocAnswer:
     """Read the candidates in rank order until an answer is grounded on one of them."""
     reads: list[PageRead] = []
     for rank_number, item in enumerate(candidates, start=1):
@@ -213,7 +215,7 @@ def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: b
                       detail=True)
         reading = reader.answer(ref, question, on_text)
         answered = is_answer(reading.text)
-        reads.append(_checked(ref, reading, item, reread, progress) if answered else
+        reads.append(_checked(ref, reading, item, transcription_of, progress) if answered else
                      PageRead(ref, reading, None, item.page.checked_against))
         progress.note(_describe(reads[-1], answered), detail=True)
         if reads[-1].grounding is not None:
@@ -230,17 +232,17 @@ def _read(question: str, candidates: list[RankedPage], reader: Reader, strict: b
                                        checked_against=ungrounded.checked_against))
 
 
-def _checked(ref: PageRef, reading: Reading, item: RankedPage, reread: Reread | None,
+def _checked(ref: PageRef, reading: Reading, item: RankedPage, transcription_of: TranscriptionOf | None,
              progress: Progress) -> PageRead:
     """The answer checked against the page's text; for a page ranked on its first pass's words that do not hold
     it, then against the model's own transcription of the page (a misread number, a word the engine missed)."""
     grounding = ground(reading.text, item.body)
-    if grounding is not None or item.page.source != FROM_FIRST_PASS or reread is None:
+    if grounding is not None or item.page.source != FROM_FIRST_PASS or transcription_of is None:
         return PageRead(ref, reading, grounding, item.page.checked_against)
     progress.note(f"{ref.source} page {ref.page_number}: the answer is not in the first pass's words; checking it "
                   "against the model's transcription of the page", detail=True)
     try:
-        transcription = reread(ref)
+        transcription = transcription_of(ref)
     except VlmcliError as error:
         progress.note(f"{ref.source} page {ref.page_number}: could not be transcribed ({error.message})")
         return PageRead(ref, reading, None, item.page.checked_against)

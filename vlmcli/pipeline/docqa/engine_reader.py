@@ -22,8 +22,8 @@ class EngineReader:
         self._started = False
 
     def transcribe(self, ref: PageRef) -> str:
-        # The family's page instruction: the one `vlmcli ocr` reads a page with, whose text the page cache shares
-        result = self._ready().read_page(ref, self.family.instruction(), self.ocr_run)
+        # The family's page instruction: the one `vlmcli ocr` transcribes a page with, whose text the page cache shares
+        result = self._ready().transcribe_page(ref, self.family.instruction(), self.ocr_run)
         if isinstance(result, PageFailure):
             raise result.error
         return result.text

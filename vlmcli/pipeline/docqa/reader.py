@@ -19,7 +19,7 @@ from vlmcli.cache.store import Features, PageCache
 from vlmcli.files import file_sha256
 from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
-from vlmcli.pipeline.page import prepare_page, read_prepared
+from vlmcli.pipeline.page import prepare_page, transcribe_prepared
 from vlmcli.pipeline.results import PageFailure
 from vlmcli.progress import Progress
 from vlmcli.prompts import page_question
@@ -62,7 +62,7 @@ class VlmReader:
 
     def transcribe(self, ref: PageRef) -> str:
         loaded = self._model()
-        result = read_prepared(loaded, ref, prepare_page(loaded, ref, loaded.family.instruction(), self.ocr_run),
+        result = transcribe_prepared(loaded, ref, prepare_page(loaded, ref, loaded.family.instruction(), self.ocr_run),
                                self.ocr_run)
         if isinstance(result, PageFailure):
             raise result.error

@@ -1,5 +1,5 @@
 """Engines: who turns a page's pixels into text. vlmcli renders the pages, cuts the bands, merges them and keeps
-every batch promise (manifest, resume, shards, failure records) whatever the engine; an engine only reads.
+every batch promise (manifest, resume, shards, failure records) whatever the engine; an engine only transcribes.
 
 - transformers: the model in this process (pipeline/transcribe.py, `LocalEngine`)
 - server: an OpenAI-compatible server (`vlmcli serve`, vLLM, llama-server...), N pages at a time (server.py)
@@ -21,10 +21,10 @@ from vlmcli.specs import RunSpec
 
 class PageEngine(Protocol):
     def start(self, run: RunSpec, progress: Progress) -> None:
-        """Get ready to read (load the model, reach the server); called once, and only if there are pages."""
+        """Get ready to transcribe (load the model, reach the server); called once, and only if there are pages."""
 
-    def read(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
-        """One result or failure per page of `todo`, in order (an engine may read several at once)."""
+    def transcribe(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+        """One result or failure per page of `todo`, in order (an engine may transcribe several at once)."""
 
 
 class ChatEngine(PageEngine, Protocol):
@@ -32,7 +32,7 @@ class ChatEngine(PageEngine, Protocol):
 
     max_input_px: int  # the edge pages are rendered for (known after `start`)
 
-    def read_page(self, ref: PageRef, instruction: str, run: RunSpec) -> PageResult | PageFailure:
+    def transcribe_page(self, ref: PageRef, instruction: str, run: RunSpec) -> PageResult | PageFailure:
         """One page, its bands merged."""
 
     def chat(self, images: list, text: str, spec, deadline_s: float | None = None, on_text=None):

@@ -54,10 +54,10 @@ class ServerEngine:
         progress.note(f"pages go to {self.spec.server_url} ({self.model_id}), {self.spec.concurrency} at a time, "
                       f"rendered for {self.max_input_px} px", detail=True)
 
-    def read(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
-        yield from in_order(lambda ref: self.read_page(ref, instruction, run), todo, self.spec.concurrency)
+    def transcribe(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+        yield from in_order(lambda ref: self.transcribe_page(ref, instruction, run), todo, self.spec.concurrency)
 
-    def read_page(self, ref: PageRef, instruction: str, run: RunSpec) -> PageResult | PageFailure:
+    def transcribe_page(self, ref: PageRef, instruction: str, run: RunSpec) -> PageResult | PageFailure:
         """One page: its bands, each a chat completion (a loop decoded once more with a penalty), merged."""
         deadline_s = page_deadline_s(run)
         try:

@@ -1,6 +1,6 @@
 """`--engine vllm`: vLLM's offline engine in this process, for the families vLLM supports (Idefics3 and SmolVLM;
 not Idefics2). A run's pages are rendered and banded here, then submitted together, up to CHUNK_PAGES at a time,
-so vLLM batches them continuously; a band that loops is read again alone with the repetition penalty, as the
+so vLLM batches them continuously; a band that loops is transcribed again alone with the repetition penalty, as the
 other engines do.
 
 Pages are asked and decoded as the checkpoint's family profile says (model/families), as the transformers path
@@ -74,12 +74,12 @@ class VllmEngine:
         self._stop_token_ids = _token_ids(tokenizer, [token for token in self.family.extra_stop_tokens
                                                       if token not in self.family.kept_stop_tokens])
 
-    def read(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
+    def transcribe(self, todo: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
         for start in range(0, len(todo), CHUNK_PAGES):
-            yield from self._read_chunk(todo[start:start + CHUNK_PAGES], instruction, run)
+            yield from self._transcribe_chunk(todo[start:start + CHUNK_PAGES], instruction, run)
 
-    def read_page(self, ref: PageRef, instruction: str, run: RunSpec) -> PageResult | PageFailure:
-        """One page on its own (bands, loop retry), as the page-by-page engines read it."""
+    def transcribe_page(self, ref: PageRef, instruction: str, run: RunSpec) -> PageResult | PageFailure:
+        """One page on its own (bands, loop retry), as the page-by-page engines transcribe it."""
         deadline_s = page_deadline_s(run)
         try:
             bands = page_images(ref, self.max_input_px, run.split, run.pdf)
@@ -95,8 +95,9 @@ class VllmEngine:
             on_text(generation.text)
         return generation
 
-    def _read_chunk(self, refs: list[PageRef], instruction: str, run: RunSpec) -> Iterator[PageResult | PageFailure]:
-        """Every band of every page in one `chat` call; a page with a looping band is read again on its own."""
+    def _transcribe_chunk(self, refs: list[PageRef], instruction: str,
+                          run: RunSpec) -> Iterator[PageResult | PageFailure]:
+        """Every band of every page in one `chat` call; a page with a looping band is transcribed again on its own."""
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="vlmcli-render") as pool:
             rendered = list(pool.map(lambda ref: self._bands(ref, run), refs))
         rows = [([band], instruction) for bands in rendered if isinstance(bands, list) for band in bands]
@@ -107,7 +108,7 @@ class VllmEngine:
                 continue
             page = [next(generations) for _ in bands]
             if any(g.finish_reason == "repetition" for g in page):
-                alone = self.read_page(ref, instruction, run)
+                alone = self.transcribe_page(ref, instruction, run)
                 yield alone if isinstance(alone, PageFailure) else _with_attempts(alone, alone.attempts + 1)
             else:
                 yield page_result(ref, page, 1, "greedy", self._resolution())
