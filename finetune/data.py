@@ -56,7 +56,7 @@ class BadExample(ValueError):
     pass
 
 
-def read_examples(path: Path) -> tuple[list[Example], list[Problem]]:
+def load_examples(path: Path) -> tuple[list[Example], list[Problem]]:
     """Parse every line; return the good examples and a problem per bad line."""
     examples, problems = [], []
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image
-from vlmcli.finetune.runinfo import model_spec_from_run, read_run_info
+from vlmcli.finetune.runinfo import load_run_info, model_spec_from_run
 
 from vlmcli import model as model_loader
 from vlmcli.errors import OutputError, UsageError
@@ -22,7 +22,7 @@ def export(adapter: Path, output: Path, base: ModelSpec | None = None, dtype: DT
         held = "is a file" if not output.is_dir() else "exists and is not empty"
         raise OutputError(f"{output}: {held}", hint="choose a new --output folder")
     check_writable_folder(output.parent, "--output's parent")
-    spec = base or model_spec_from_run(read_run_info(adapter), adapter)
+    spec = base or model_spec_from_run(load_run_info(adapter), adapter)
     # Merge into full-precision weights even after QLoRA: merged 4/8-bit weights would be re-rounded.
     spec = dataclasses.replace(spec, quantize=Quant.none, dtype=dtype, adapter=adapter)
     loaded = model_loader.load(spec, SplitSpec())

@@ -15,7 +15,7 @@ from pathlib import Path
 from vlmcli.finetune import mixture, stages
 from vlmcli.finetune.mixture import Source
 from vlmcli.finetune.options import BadExamplePolicy, FinetuneOptions
-from vlmcli.finetune.runinfo import model_spec_from_run, read_run_info
+from vlmcli.finetune.runinfo import load_run_info, model_spec_from_run
 from vlmcli.finetune.stages import Stage
 
 from vlmcli.errors import UsageError
@@ -42,16 +42,16 @@ class FinetuneRequest:
     def for_family(self) -> FinetuneRequest:
         """The request with the family's LoRA targets and connector where the stage names none: known from the
         checkpoint's config and tokenizer files, before its weights load."""
-        from vlmcli.model.profile import read_profile
+        from vlmcli.model.profile import load_profile
 
-        return dataclasses.replace(self, stage=self.stage.for_family(read_profile(self.model).family))
+        return dataclasses.replace(self, stage=self.stage.for_family(load_profile(self.model).family))
 
 
 def build_request(options: FinetuneOptions) -> FinetuneRequest:
     """The run the options describe; nothing is loaded and no data file is opened."""
     file_settings, file_data, file_eval = _config_file(options.config, options.stage)
     stage = stages.resolve(options.stage, file_settings, options.stage_overrides())
-    earlier = (options.from_run, read_run_info(options.from_run)) if options.from_run else None
+    earlier = (options.from_run, load_run_info(options.from_run)) if options.from_run else None
     parent = model_spec_from_run(earlier[1], options.from_run) if earlier else ModelSpec()
     spec = ModelSpec.from_options(
         base=parent, model=options.model, revision=options.revision, quantize=options.quantize,
@@ -70,5 +70,5 @@ def build_request(options: FinetuneOptions) -> FinetuneRequest:
 
 def _config_file(config: Path | None, number: int) -> tuple[dict, list[Source], list[Source]]:
     """The --config file's stage settings, `[[data]]` sources and `[[eval_data]]` sets (none without a file)."""
-    settings = stages.read_config(config, number) if config else {}
+    settings = stages.load_config(config, number) if config else {}
     return mixture.sources_in_config(settings, config)

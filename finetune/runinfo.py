@@ -39,7 +39,7 @@ def write_run_info(output: Path, stage: Stage, spec: ModelSpec, summary: Trainin
     atomic_write(output / RUN_FILE, json.dumps(info, indent=2, default=str))
 
 
-def read_run_info(folder: Path) -> dict[str, Any]:
+def load_run_info(folder: Path) -> dict[str, Any]:
     """The run.json of an earlier stage (for --from), which must have finished."""
     path = folder / RUN_FILE
     try:
@@ -76,5 +76,5 @@ def base_model_of(adapter: Path | None) -> ModelSpec:
     """The base model an adapter was trained on (from its run.json), or the default model for an adapter that
     PEFT wrote on its own, or for none."""
     if adapter is not None and (adapter / RUN_FILE).is_file():
-        return model_spec_from_run(read_run_info(adapter), adapter)
+        return model_spec_from_run(load_run_info(adapter), adapter)
     return ModelSpec()

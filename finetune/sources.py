@@ -1,6 +1,6 @@
-"""A stage's sources read and checked, each at its own resolution.
+"""A stage's sources loaded and checked, each at its own resolution.
 
-Before the model loads every file is read (JSON, fields, images present); after, every
+Before the model loads every file is loaded (JSON, fields, images present); after, every
 example is encoded once by the processor of its source's resolution (unreadable images,
 over-long sequences). Problems name the file and the line, for all files at once.
 A replayed source is cut, with the stage's seed, to the draws it will get, so an earlier
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmcli.finetune.collate import validate
-from vlmcli.finetune.data import Example, Problem, read_examples
+from vlmcli.finetune.data import Example, Problem, load_examples
 from vlmcli.finetune.mixture import Source
 
 from vlmcli.errors import InputError
@@ -34,8 +34,8 @@ class Sourced:
     examples: list[Example]
 
 
-def read_sources(sources: tuple[Source, ...], skip_bad: bool, progress: Progress | None = None) -> list[Sourced]:
-    """Read every file before the model loads; bad lines fail (all files reported) or are skipped and noted."""
+def load_sources(sources: tuple[Source, ...], skip_bad: bool, progress: Progress | None = None) -> list[Sourced]:
+    """Load every file before the model loads; bad lines fail (all files reported) or are skipped and noted."""
     found = []
     for source in sources:
         if source.path.exists() and not source.path.is_file():
@@ -45,7 +45,7 @@ def read_sources(sources: tuple[Source, ...], skip_bad: bool, progress: Progress
                 raise InputError(f"{source.path}: no such data file (the training data of {source.replay_of}, "
                                  "replayed)", hint="--replay 0 trains without it")
             raise InputError(f"{source.path}: no such data file")
-        examples, problems = read_examples(source.path)
+        examples, problems = load_examples(source.path)
         examples = [dataclasses.replace(e, resolution=source.resolution) for e in examples]
         found.append((source, examples, problems))
     return _apply_policy(found, skip_bad, progress or NullProgress())

@@ -137,7 +137,7 @@ def _check_ranges(stage: Stage) -> None:
         raise UsageError("max_steps = 0 would train nothing", hint="-1 trains for the epochs; or give 1 or more")
 
 
-def read_config(path: Path, number: int) -> dict[str, Any]:
+def load_config(path: Path, number: int) -> dict[str, Any]:
     """Settings from a TOML file: top-level keys, then a [stage] table as `--show-config` prints it (it must be
     this stage's), then a [stage2]-style table for this stage."""
     try:

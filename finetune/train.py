@@ -39,7 +39,7 @@ from vlmcli.finetune.sampler import MixtureSampler
 from vlmcli.finetune.sources import (
     Sourced,
     effective_resolution,
-    read_sources,
+    load_sources,
     reader_of,
     readers,
     replay_cut,
@@ -66,7 +66,7 @@ def run(request: FinetuneRequest, progress: Progress | None = None) -> TrainingS
     request = request.for_family()
     stage = request.stage
     check_output(request.output, request.resume)
-    train, evals = _read(request, progress)
+    train, evals = _load_data(request, progress)
     resume_from = _resume_point(request, progress)
     split = SplitSpec(split=stage.split, longest_edge_px=stage.longest_edge_px, bands=False)
     progress.loading_model(request.model.model_id)
@@ -105,11 +105,11 @@ def run(request: FinetuneRequest, progress: Progress | None = None) -> TrainingS
     return summary
 
 
-def _read(request: FinetuneRequest, progress: Progress) -> tuple[list[Sourced], list[Sourced]]:
-    """Every source and evaluation set read and checked before the model loads; replayed sources cut to size."""
+def _load_data(request: FinetuneRequest, progress: Progress) -> tuple[list[Sourced], list[Sourced]]:
+    """Every source and evaluation set loaded and checked before the model loads; replayed sources cut to size."""
     stage = request.stage
-    train = read_sources(request.data, request.skip_bad_examples, progress)
-    evals = read_sources(request.eval_data, request.skip_bad_examples, progress) if request.eval_data else []
+    train = load_sources(request.data, request.skip_bad_examples, progress)
+    evals = load_sources(request.eval_data, request.skip_bad_examples, progress) if request.eval_data else []
     mixture.set_names(request.eval_data)  # two sets of one name fail here, not after loading
     if stage.full_finetune and request.model.quantize is not Quant.none:
         raise UsageError("full fine-tuning cannot train quantized weights", hint="drop --quantize, or train LoRA")
@@ -120,9 +120,9 @@ def _read(request: FinetuneRequest, progress: Progress) -> tuple[list[Sourced], 
     return replay_cut(train, mixture.shares(request.data, sizes), draws, stage.seed), evals
 
 
-def load_examples(path: Path, skip_bad: bool, progress: Progress | None = None) -> list[Example]:
-    """Read and check a JSONL file (format, fields, files); bad lines fail or are skipped and reported."""
-    return read_sources((Source(path),), skip_bad, progress)[0].examples
+def load_checked_examples(path: Path, skip_bad: bool, progress: Progress | None = None) -> list[Example]:
+    """Load and check a JSONL file (format, fields, files); bad lines fail or are skipped and reported."""
+    return load_sources((Source(path),), skip_bad, progress)[0].examples
 
 
 def _planned_draws(stage: Stage, draws_per_epoch: int) -> int:
@@ -149,7 +149,7 @@ def _describe(train: list[Sourced], evals: list[Sourced], loaded, views: dict, a
 
 
 def check_output(output: Path, resume: bool) -> None:
-    """Before the data is read and the model loads: --output must be a writable folder, and a new or empty one
+    """Before the data is loaded and the model loads: --output must be a writable folder, and a new or empty one
     unless --resume continues the run in it (the adapter, its model card and run.json would replace files of the
     same names)."""
     check_writable_folder(output, "--output", make=False)

@@ -18,7 +18,7 @@ from tools.models.build import build_docling_checkpoint
 from vlmcli.cli import app
 from vlmcli.errors import ExitCode
 from vlmcli.jobs import doctags
-from vlmcli.model.profile import read_profile
+from vlmcli.model.profile import load_profile
 from vlmcli.specs import DOCTAGS_TRANSCRIPTION
 from vlmcli.model.repetition import loop_start
 from vlmcli.prompts import DOCTAGS_PROMPT
@@ -93,9 +93,9 @@ def _ocr(checkpoint: Path, *args) -> object:
 
 def test_the_checkpoint_files_say_doctags_not_the_name(tiny_granite, tiny_idefics3, tmp_path):
     smoldocling = build_docling_checkpoint(tmp_path / "renamed-plain-model", "smoldocling")
-    assert read_profile(ModelSpec(model_id=str(tiny_granite))).doctags
-    assert read_profile(ModelSpec(model_id=str(smoldocling))).doctags
-    assert not read_profile(ModelSpec(model_id=str(tiny_idefics3))).doctags
+    assert load_profile(ModelSpec(model_id=str(tiny_granite))).doctags
+    assert load_profile(ModelSpec(model_id=str(smoldocling))).doctags
+    assert not load_profile(ModelSpec(model_id=str(tiny_idefics3))).doctags
 
 
 def test_aliases_name_the_hub_checkpoints():
@@ -250,12 +250,12 @@ def test_a_plain_model_makes_a_searchable_pdf_of_its_text(tiny_idefics3, pdf_3_p
 
 
 def test_a_doctags_target_trains_with_the_doctags_instruction(tmp_path):
-    from vlmcli.finetune.data import read_examples
+    from vlmcli.finetune.data import load_examples
 
     draw_page().save(tmp_path / "p.png")
     lines = [{"image": "p.png", "text": PAGE_DOCTAGS}, {"image": "p.png", "text": "plain words"}]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    (doctags_example, plain_example), problems = read_examples(tmp_path / "d.jsonl")
+    (doctags_example, plain_example), problems = load_examples(tmp_path / "d.jsonl")
     assert not problems and doctags_example.target == PAGE_DOCTAGS
     instruction = [part["text"] for part in doctags_example.prompt_messages[0]["content"] if part["type"] == "text"]
     assert instruction == [DOCTAGS_PROMPT]

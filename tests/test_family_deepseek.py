@@ -60,9 +60,9 @@ def _card_text(result, tokenizer) -> str:
 
 
 def test_the_profile_holds_the_card_recipe(deepseek):
-    from vlmcli.model.profile import read_profile
+    from vlmcli.model.profile import load_profile
 
-    assert read_profile(ModelSpec(model_id=str(deepseek))).family is DEEPSEEK_OCR2
+    assert load_profile(ModelSpec(model_id=str(deepseek))).family is DEEPSEEK_OCR2
     assert ModelSpec.from_options(model="deepseek-ocr").family == "deepseek_ocr2"
     assert DEEPSEEK_OCR2.instruction() == GROUNDING_PROMPT and DEEPSEEK_OCR2.instruction(task="free") == FREE_OCR_PROMPT
     messages = DEEPSEEK_OCR2.messages(GROUNDING_PROMPT, 1)
@@ -223,13 +223,13 @@ def test_labels_are_the_answer_and_its_end_token_after_the_prompt_as_asked(deeps
     """No chat template: the prompt is tokenized as inference tokenizes it, then each answer and the end token,
     which alone carry labels."""
     from vlmcli.finetune.collate import IGNORE_INDEX, Collator, example_images
-    from vlmcli.finetune.data import read_examples
+    from vlmcli.finetune.data import load_examples
 
     from vlmcli.model.generate import build_inputs
     from vlmcli.specs import PdfSpec
 
     loaded = load_run(_run(deepseek))
-    examples, _ = read_examples(dataset)
+    examples, _ = load_examples(dataset)
     tokenizer = loaded.processor.tokenizer
     batch = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, PdfSpec(),
                      family=DEEPSEEK_OCR2)(examples[:2])

@@ -66,9 +66,9 @@ def _run(checkpoint, batch_size=1, **model) -> RunSpec:
 
 
 def test_the_profile_holds_the_card_recipe(granite):
-    from vlmcli.model.profile import read_profile
+    from vlmcli.model.profile import load_profile
 
-    assert read_profile(ModelSpec(model_id=str(granite))).family is GRANITE_DOCLING
+    assert load_profile(ModelSpec(model_id=str(granite))).family is GRANITE_DOCLING
     assert ModelSpec.from_options(model="granite-docling-v2").family == "granite_docling"
     assert GRANITE_DOCLING.instruction() == DOCLANG_PROMPT and GRANITE_DOCLING.docling_markup == DOCLANG
     run = RunSpec.from_options(model=str(granite), transcription=GRANITE_DOCLING.transcription)

@@ -82,9 +82,9 @@ def _shown(family: str, card_text: str) -> str:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_recognised_from_the_checkpoint_files(lively, family):
-    from vlmcli.model.profile import read_profile
+    from vlmcli.model.profile import load_profile
 
-    assert read_profile(ModelSpec(model_id=str(lively(family)), offline=True)).family.name == family
+    assert load_profile(ModelSpec(model_id=str(lively(family)), offline=True)).family.name == family
 
 
 @pytest.mark.parametrize(("family", "task"), [("lighton_ocr", None), ("paddleocr_vl", None), ("paddleocr_vl", "table"),
@@ -250,12 +250,12 @@ def test_an_answer_is_trained_to_end_at_a_stop_token(lively, dataset, family):
     """Label masking in the family's template: only the answer and the end token generation stops at (GLM's
     template writes none after an answer: the family's <|user|> is appended)."""
     from vlmcli.finetune.collate import IGNORE_INDEX, Collator
-    from vlmcli.finetune.data import read_examples
+    from vlmcli.finetune.data import load_examples
 
     from vlmcli.specs import PdfSpec
 
     loaded = load_run(_run(lively(family)))
-    examples = read_examples(dataset)[0][:2]
+    examples = load_examples(dataset)[0][:2]
     batch = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, PdfSpec(), family=loaded.family)(
         examples)
     tokenizer = loaded.processor.tokenizer

@@ -262,7 +262,7 @@ def test_training_batch_masks_the_prompt_and_reads_each_row_as_alone(lively, tmp
     the ids (they place the multimodal positions), labels on the answer only (the card's prompt, the text first
     for olmOCR-2), and each row's logits in the padded batch equal to its own (float32)."""
     from vlmcli.finetune.collate import IGNORE_INDEX, Collator
-    from vlmcli.finetune.data import read_examples
+    from vlmcli.finetune.data import load_examples
 
     from tests.conftest import load_run
     from vlmcli.specs import DType, ModelSpec, PdfSpec, RunSpec
@@ -270,7 +270,7 @@ def test_training_batch_masks_the_prompt_and_reads_each_row_as_alone(lively, tmp
     spec = ModelSpec(model_id=str(lively(CHECKPOINT[family])), offline=True, dtype=DType.float32,
                      family=family if family != CHECKPOINT[family] else None)
     loaded = load_run(RunSpec(model=spec))
-    examples, _ = read_examples(_training_data(tmp_path, pages))
+    examples, _ = load_examples(_training_data(tmp_path, pages))
     collate = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, PdfSpec(), family=loaded.family)
     batch = collate(examples)
     assert batch["image_grid_thw"].shape == (2, 3)
@@ -364,7 +364,7 @@ def test_olmocr_reads_pages_at_1288_px(tiny_checkpoint, tmp_path):
     and for training), and the out-of-memory ladder halves it down to 448 px."""
     from PIL import Image
     from vlmcli.finetune.collate import example_images
-    from vlmcli.finetune.data import read_examples
+    from vlmcli.finetune.data import load_examples
 
     from tools.models.recipes import OLMOCR_LONGEST_PX
     from vlmcli.model.families.qwen import OLMOCR2, QWEN2_5_VL
@@ -386,7 +386,7 @@ def test_olmocr_reads_pages_at_1288_px(tiny_checkpoint, tmp_path):
     assert fit_pages(QWEN2_5_VL, [big], 1288)[0] is big
     big.save(tmp_path / "big.png")
     (tmp_path / "train.jsonl").write_text(json.dumps({"image": "big.png", "text": "cat"}) + "\n")
-    example = read_examples(tmp_path / "train.jsonl")[0][0]
+    example = load_examples(tmp_path / "train.jsonl")[0][0]
     assert example_images(example, OLMOCR_LONGEST_PX, PdfSpec(), OLMOCR2)[0].size == (1288, 966)
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 from vlmcli.finetune import checkpoints
 from vlmcli.finetune.collate import IGNORE_INDEX, Collator
-from vlmcli.finetune.data import read_examples
+from vlmcli.finetune.data import load_examples
 from vlmcli.finetune.mixture import Source
 from vlmcli.finetune.stages import resolve
 from vlmcli.finetune.request import FinetuneRequest
@@ -68,7 +68,7 @@ def _cli(*args: str):
 def test_label_masking_token_by_token(tiny_idefics3, tiny_idefics2, dataset):
     for checkpoint in (tiny_idefics3, tiny_idefics2):
         loaded = load_run(RunSpec(model=ModelSpec(model_id=str(checkpoint), offline=True)))
-        examples, _ = read_examples(dataset)
+        examples, _ = load_examples(dataset)
         collate = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, PdfSpec())
         batch = collate(examples[:2])  # a question (short) and a transcription (longer): padding in row 0
         tokenizer = loaded.processor.tokenizer
@@ -97,7 +97,7 @@ def test_mixed_resolutions_collate_and_each_row_reads_as_alone(tiny_idefics3, da
     views = readers(loaded, [small, large])
     collate = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, PdfSpec(),
                        readers={key: (view.processor, view.max_input_px) for key, view in views.items()})
-    example = read_examples(dataset)[0][1]  # a transcription of a 64x48 page
+    example = load_examples(dataset)[0][1]  # a transcription of a 64x48 page
     rows = [replace(example, resolution=small.resolution), replace(example, resolution=large.resolution)]
     batch = collate(rows)
     image_tokens = (batch["input_ids"] == loaded.image_token_id).sum(dim=1).tolist()

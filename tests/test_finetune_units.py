@@ -6,7 +6,7 @@ import json
 
 import pytest
 from vlmcli.finetune import stages
-from vlmcli.finetune.data import read_examples
+from vlmcli.finetune.data import load_examples
 from vlmcli.finetune.evaluate import anls, score
 
 from vlmcli.errors import UsageError
@@ -46,8 +46,8 @@ def test_unknown_stage():
 def test_config_file_tables(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('lora_rank = 4\nlearning_rate = 3e-4\n[stage2]\nlora_rank = 12\n[stage3]\nepochs = 5\n')
-    assert stages.read_config(path, 2) == {"lora_rank": 12, "learning_rate": 3e-4}
-    assert stages.resolve(3, stages.read_config(path, 3)).epochs == 5.0
+    assert stages.load_config(path, 2) == {"lora_rank": 12, "learning_rate": 3e-4}
+    assert stages.resolve(3, stages.load_config(path, 3)).epochs == 5.0
 
 
 def _write(tmp_path, rows):
@@ -64,7 +64,7 @@ def test_three_shapes_are_read(tmp_path):
         {"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hi"}]},
                       {"role": "assistant", "content": "Hello there"}], "images": ["a.png"]},
     ])
-    examples, problems = read_examples(path)
+    examples, problems = load_examples(path)
     assert problems == [] and [e.kind for e in examples] == ["qa", "transcription", "chat"]
     assert examples[1].messages[0]["content"][-1]["text"] == OCR_PROMPT  # the same prompt as `vlmcli ocr`
     assert [e.target for e in examples] == ["42", "Hello", "Hello there"]
@@ -78,7 +78,7 @@ def test_bad_lines_are_reported_with_line_numbers(tmp_path):
         {"messages": [{"role": "user", "content": "no image slot"}, {"role": "assistant", "content": "a"}],
          "images": ["a.png"]},
     ])
-    examples, problems = read_examples(path)
+    examples, problems = load_examples(path)
     assert len(examples) == 1
     expected = [(2, "not valid JSON"), (3, "missing.png: no such file"), (4, "empty target"),
                 (5, "expected 'messages'"), (6, "0 image slot(s) in the messages but 1 image(s) given")]
@@ -88,7 +88,7 @@ def test_bad_lines_are_reported_with_line_numbers(tmp_path):
 
 
 def test_metrics(tmp_path):
-    examples, _ = read_examples(_write(tmp_path, [
+    examples, _ = load_examples(_write(tmp_path, [
         {"image": "a.png", "text": "hello world"}, {"image": "a.png", "question": "q", "answer": "42.00 EUR"}]))
     assert score(examples[0], "hello world") == {"cer": 0.0, "wer": 0.0, "exact_match": 1.0}
     assert score(examples[0], "hallo world")["cer"] == pytest.approx(1 / 11)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from vlmcli.finetune import mixture
 from vlmcli.finetune.mixture import Source
 from vlmcli.finetune.sampler import MixtureSampler
-from vlmcli.finetune.sources import read_sources, replay_cut
+from vlmcli.finetune.sources import load_sources, replay_cut
 
 from vlmcli.cli import app
 from vlmcli.errors import InputError, UsageError
@@ -99,11 +99,11 @@ def test_config_tables_resolve_paths_beside_the_config(tmp_path):
                       '[[eval_data]]\npath = "held.jsonl"\nname = "held"\n')
     from vlmcli.finetune import stages
 
-    settings, data, evals = mixture.sources_in_config(stages.read_config(config, 2), config)
+    settings, data, evals = mixture.sources_in_config(stages.load_config(config, 2), config)
     assert settings == {"lora_rank": 4}
     assert data == [Source(Path("/abs/pages.jsonl"), split=True, longest_edge_px=512)]  # [stage2] replaces
     assert evals == [Source(config.parent / "held.jsonl", name="held")]
-    _, data, _ = mixture.sources_in_config(stages.read_config(config, 3), config)
+    _, data, _ = mixture.sources_in_config(stages.load_config(config, 3), config)
     assert data == [Source(config.parent / "lines.jsonl", 0.3)]
 
 
@@ -118,20 +118,20 @@ def test_every_source_is_checked_with_file_and_line_before_the_model_loads(tmp_p
     bad = _jsonl(tmp_path / "bad.jsonl", [{"image": "a.png", "text": "ok"}, "{oops"])
     worse = _jsonl(tmp_path / "worse.jsonl", [{"image": "gone.png", "text": "x"}])
     with pytest.raises(InputError) as caught:
-        read_sources((Source(good), Source(bad, 0.3), Source(worse)), skip_bad=False)
+        load_sources((Source(good), Source(bad, 0.3), Source(worse)), skip_bad=False)
     message = caught.value.message
     assert f"{bad}: 1 bad example(s): line 2: not valid JSON" in message
     assert f"{worse}: 1 bad example(s): line 1: " in message and "gone.png: no such file" in message
-    sourced = read_sources((Source(good), Source(bad, split=False, longest_edge_px=64)), skip_bad=True)
+    sourced = load_sources((Source(good), Source(bad, split=False, longest_edge_px=64)), skip_bad=True)
     assert [len(s.examples) for s in sourced] == [3, 1] and sourced[1].examples[0].resolution == (False, 64)
     with pytest.raises(InputError, match=r"moved.jsonl: no such data file \(the training data of runs/s1") as caught:
-        read_sources((Source(good), Source(tmp_path / "moved.jsonl", 0.25, replay_of=Path("runs/s1"))), False)
+        load_sources((Source(good), Source(tmp_path / "moved.jsonl", 0.25, replay_of=Path("runs/s1"))), False)
     assert caught.value.hint == "--replay 0 trains without it"
 
 
 def test_replayed_sources_are_cut_to_their_draws(tmp_path):
     good = _jsonl(tmp_path / "good.jsonl", [{"image": "a.png", "text": f"line {i}"} for i in range(40)])
-    sourced = read_sources((Source(good), Source(good, 0.25, replay_of=Path("runs/s1"))), skip_bad=False)
+    sourced = load_sources((Source(good), Source(good, 0.25, replay_of=Path("runs/s1"))), skip_bad=False)
     cut = replay_cut(sourced, [0.75, 0.25], total_draws=20, seed=0)
     assert len(cut[0].examples) == 40 and len(cut[1].examples) == 5
     assert cut[1].examples == replay_cut(sourced, [0.75, 0.25], 20, seed=0)[1].examples  # the seed decides

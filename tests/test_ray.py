@@ -163,7 +163,7 @@ def test_status_and_manifest_count_every_page_once_with_the_actors_settings(ray_
     out, _, _ = ray_run
     status = job_status(out).total
     assert (status.planned, status.done, status.failed, status.pending, status.failed_inputs) == (9, 6, 3, 0, 1)
-    entries = manifest.read_entries(out / manifest.MANIFEST_NAME)[0]
+    entries = manifest.load_entries(out / manifest.MANIFEST_NAME)[0]
     settings = [entry for entry in entries if "settings" in entry]
     assert len(settings) == 1 and settings[0]["settings"]["dtype"] == "float32"
     assert settings[0]["settings"]["device"] == "cpu" and "image_features" in settings[0]["settings"]["levers"]
@@ -222,7 +222,7 @@ def test_a_page_read_by_an_actor_of_another_kind_is_recorded_under_its_own_setti
         assert cluster.settings_of_answer(other, job) == ocr_job.run_settings(request, other)
         job.account(PageResult(inbox / "a.png", 1, "text", 1, 1, 0.0, "stop"), cluster.settings_of_answer(other, job))
     assert len(notes) == 1 and "an actor reads with cpu, bfloat16" in notes[0]
-    entries = manifest.read_entries(tmp_path / "out" / manifest.MANIFEST_NAME)[0]
+    entries = manifest.load_entries(tmp_path / "out" / manifest.MANIFEST_NAME)[0]
     (recorded,) = [entry for entry in entries if "settings" in entry]
     assert recorded["settings"]["dtype"] == "bfloat16"
     assert [entry["key"].rpartition(":")[2] for entry in entries if "record" in entry] == [recorded["fingerprint"]]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from vlmcli.finetune.data import read_examples
+from vlmcli.finetune.data import load_examples
 
 from tools.synthetic import (
     Counts,
@@ -73,7 +73,7 @@ def test_every_file_is_written_and_reads_without_problems(dataset):
                 "qa_heldout": 24}
     assert {p.stem for p in dataset.glob("*.jsonl")} == set(expected)
     for stem, count in expected.items():
-        examples, problems = read_examples(dataset / f"{stem}.jsonl")
+        examples, problems = load_examples(dataset / f"{stem}.jsonl")
         assert problems == [] and len(examples) == count
         assert {e.kind for e in examples} == {"qa" if stem.startswith("qa") else "transcription"}
 

@@ -236,12 +236,12 @@ def run_spec(run_options: dict[str, Any], **more: Any):
     whole pages), which its config and tokenizer files tell before the model loads; and that family."""
     import dataclasses
 
-    from vlmcli.model.profile import read_profile
+    from vlmcli.model.profile import load_profile
 
     spec = RunSpec.from_options(**run_options)
     # Another engine's checkpoint may live elsewhere only: its files are read where they are here, never fetched.
     local_only = spec.engine.kind is not Engine.transformers
-    profile = read_profile(dataclasses.replace(spec.model, offline=True) if local_only else spec.model)
+    profile = load_profile(dataclasses.replace(spec.model, offline=True) if local_only else spec.model)
     asked, context = run_options.get("max_new_tokens"), profile.context_tokens
     if asked is not None and context is not None and asked >= context:
         raise UsageError(f"--max-new-tokens {asked} is beyond the model's context of {context} tokens",

@@ -75,14 +75,14 @@ def evaluate(
         from vlmcli import model as models
         from vlmcli.finetune.evaluate import evaluate as run_eval
         from vlmcli.finetune.runinfo import base_model_of
-        from vlmcli.finetune.train import load_examples
+        from vlmcli.finetune.train import load_checked_examples
 
         run = RunSpec.from_options(base=base_model_of(adapter), model=model, family=family, revision=revision,
                                    quantize=quantize,
                                    dtype=dtype, device=device, adapter=adapter, offline=offline,
                                    max_new_tokens=max_new_tokens, default_max_new_tokens=ANSWER_MAX_NEW_TOKENS,
                                    split=split, longest_edge=longest_edge, bands=False, password=password)
-        examples = load_examples(data, skip_bad=False)
+        examples = load_checked_examples(data, skip_bad=False)
         with RichProgress() as progress:
             progress.loading_model(run.model.model_id)
             loaded = models.load(run.model, run.split)

@@ -78,7 +78,7 @@ class Recorded:
         self.tables: set[Path] = set()
         for path in [*manifest.manifest_paths(out_dir), *manifest.backup_paths(out_dir)]:
             try:
-                entries, _ = manifest.read_entries(path)
+                entries, _ = manifest.load_entries(path)
             except OSError:
                 continue
             for plan in (entry["plan"] for entry in entries if "plan" in entry):

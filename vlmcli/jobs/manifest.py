@@ -84,12 +84,12 @@ class Manifest:
         self._fingerprints: dict[str, dict[str, None]] | None = None  # "sha256:page" -> fingerprints done, in order
         kept: list[dict] = []
         if resume and path.exists():
-            entries, self.dropped_lines = read_entries(path)
+            entries, self.dropped_lines = load_entries(path)
             kept = [entry for entry in entries if "failed" not in entry]  # failed pages are read again
             self._done = {entry["key"]: entry["record"] for entry in kept if "record" in entry}
             self._own_settings = {entry["fingerprint"]: entry["settings"] for entry in kept if "settings" in entry}
         for other in others if resume else ():
-            done, settings, _ = _read_done(other)
+            done, settings, _ = _load_done(other)
             self._elsewhere.update(done)
             self._settings.update(settings)
         self._settings.update(self._own_settings)
@@ -162,7 +162,7 @@ class Manifest:
         os.fsync(self._handle.fileno())
 
 
-def read_entries(path: Path) -> tuple[list[dict], int]:
+def load_entries(path: Path) -> tuple[list[dict], int]:
     """The whole lines of a manifest as dicts (each has `key` and `record`, `key` and `failed`, `plan`, or
     `fingerprint` and `settings`), and how many lines were torn or foreign."""
     entries, dropped = [], 0
@@ -178,13 +178,13 @@ def read_entries(path: Path) -> tuple[list[dict], int]:
 
 def done_keys(path: Path) -> list[str]:
     """The keys of a manifest's finished pages, in the order they were recorded."""
-    return [entry["key"] for entry in read_entries(path)[0] if "record" in entry]
+    return [entry["key"] for entry in load_entries(path)[0] if "record" in entry]
 
 
-def _read_done(path: Path) -> tuple[dict[str, dict], dict[str, dict], int]:
+def _load_done(path: Path) -> tuple[dict[str, dict], dict[str, dict], int]:
     """A manifest's finished pages (key -> record), the settings of its fingerprints, and its torn lines."""
     try:
-        entries, dropped = read_entries(path)
+        entries, dropped = load_entries(path)
     except FileNotFoundError:  # another shard's manifest, rewritten or removed meanwhile
         return {}, {}, 0
     done = {entry["key"]: entry["record"] for entry in entries if "record" in entry}

@@ -39,7 +39,7 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
-class _Read:
+class _Manifest:
     path: Path
     planned: set[str]
     failed_inputs: set[str]
@@ -52,10 +52,10 @@ def job_status(out_dir: Path) -> JobStatus:
     if not paths:
         raise InputError(f"{out_dir}: no vlmcli manifest here",
                          hint="give the -o folder of a `vlmcli ocr` run (it holds .vlmcli-manifest*.jsonl)")
-    done, failed, reads, dropped = set(), set(), [], 0
+    done, failed, manifests, dropped = set(), set(), [], 0
     for path in paths:
         try:
-            entries, torn = manifest.read_entries(path)
+            entries, torn = manifest.load_entries(path)
         except OSError as exc:
             raise InputError(f"{path}: cannot be read ({exc.strerror or exc})",
                              hint="check the file's permissions") from None
@@ -67,12 +67,12 @@ def job_status(out_dir: Path) -> JobStatus:
         plans = [entry["plan"] for entry in entries if "plan" in entry]
         plan = plans[-1] if plans else {}
         planned = set(plan.get("pages", ())) | own_done | own_failed
-        reads.append(_Read(path, planned, set(plan.get("failed_inputs", ())), plan.get("shard")))
+        manifests.append(_Manifest(path, planned, set(plan.get("failed_inputs", ())), plan.get("shard")))
     failed -= done
-    rows = [ManifestStatus(read.path.name, read.shard, _counts(read.planned, done, failed, read.failed_inputs))
-            for read in reads]
-    everything = _counts(set().union(*(read.planned for read in reads)), done, failed,
-                         set().union(*(read.failed_inputs for read in reads)))
+    rows = [ManifestStatus(item.path.name, item.shard, _counts(item.planned, done, failed, item.failed_inputs))
+            for item in manifests]
+    everything = _counts(set().union(*(item.planned for item in manifests)), done, failed,
+                         set().union(*(item.failed_inputs for item in manifests)))
     return JobStatus(rows, everything, dropped)
 
 

@@ -47,13 +47,13 @@ def _check_weights(folder: Path, allow_pickle: bool) -> None:
     """Refuse pickle-only adapters unless allowed, and adapters with non-finite weights."""
     safetensors_file, pickle_file = folder / SAFETENSORS_WEIGHTS, folder / PICKLE_WEIGHTS
     if safetensors_file.is_file():
-        tensors = weights.read_safetensors(safetensors_file)
+        tensors = weights.load_safetensors(safetensors_file)
     elif pickle_file.is_file():
         if not allow_pickle:
             raise RefusedError(f"{folder}: the adapter's weights are only in pickle format ({PICKLE_WEIGHTS}), "
                                "which can run code", hint="convert it to safetensors, or pass --allow-pickle to load "
                                                           "it with torch's weights-only unpickler")
-        tensors = weights.read_pickle_weights(pickle_file)
+        tensors = weights.load_pickle_weights(pickle_file)
     else:
         raise InputError(f"{folder}: the adapter has no weights ({SAFETENSORS_WEIGHTS})",
                          hint="pass the folder written by `vlmcli finetune` or PEFT's save_pretrained")

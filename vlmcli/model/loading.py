@@ -212,7 +212,7 @@ def _load_weights(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype,
     files = weights.safetensors_files(spec) if plain else None
     try:
         if files is not None:
-            return _load_read_by_tensor(spec, config, files, options)
+            return _load_by_tensor(spec, config, files, options)
         # With --allow-pickle, transformers reads .bin files through torch.load(weights_only=True).
         return AutoModelForImageTextToText.from_pretrained(
             spec.model_id, **_hub_kwargs(spec), use_safetensors=not spec.allow_pickle or None, **options)
@@ -235,7 +235,7 @@ def _load_weights(spec: ModelSpec, config: Any, device: str, dtype: torch.dtype,
         raise
 
 
-def _load_read_by_tensor(spec: ModelSpec, config: Any, files: list[Path], options: dict) -> Any:
+def _load_by_tensor(spec: ModelSpec, config: Any, files: list[Path], options: dict) -> Any:
     """from_pretrained on weights read one tensor at a time (model/weights.py says why)."""
     model_class = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)]
     with ExitStack() as stack:

@@ -30,7 +30,7 @@ class CheckpointProfile:
         return self.family.writes_doctags
 
 
-def read_profile(spec: ModelSpec) -> CheckpointProfile:
+def load_profile(spec: ModelSpec) -> CheckpointProfile:
     """The profile of the checkpoint `spec` names, from its config and tokenizer files: on disk, in the hub cache,
     or, for a checkpoint not downloaded yet, its config.json and tokenizer_config.json first (the weights follow at
     load). A checkpoint whose files cannot be had keeps the default profile; loading it then says what is wrong."""
@@ -55,8 +55,8 @@ def context_tokens(config: Any) -> int | None:
     return tokens if isinstance(tokens, int) and tokens > 0 else None
 
 
-def read_model_type(spec: ModelSpec) -> str | None:
-    """The checkpoint's config.json `model_type`, found as `read_profile` finds the tokenizer's files; None if the
+def load_model_type(spec: ModelSpec) -> str | None:
+    """The checkpoint's config.json `model_type`, found as `load_profile` finds the tokenizer's files; None if the
     file cannot be had or read (loading it then says what is wrong)."""
     return _model_type(_config(spec))
 

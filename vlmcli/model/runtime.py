@@ -23,7 +23,7 @@ from vlmcli.errors import DependencyError, UsageError
 from vlmcli.model.cpu import cpu_flags
 from vlmcli.model.levers import registry
 from vlmcli.model.levers.registry import Lever, Target
-from vlmcli.model.profile import read_model_type
+from vlmcli.model.profile import load_model_type
 from vlmcli.specs import DecodeDType, Device, DType, ModelSpec, Quant
 
 
@@ -63,7 +63,7 @@ def resolve(spec: ModelSpec, *, for_training: bool = False, skip: frozenset[str]
     device = device_name(spec.device)
     dtype = dtype_name(spec.dtype, device, for_training)
     target = Target(device=device.partition(":")[0], dtype=dtype,
-                    model_type=model_type if model_type is not None else read_model_type(spec),
+                    model_type=model_type if model_type is not None else load_model_type(spec),
                     quantized=spec.quantize is not Quant.none,
                     half_decode=spec.decode_dtype is DecodeDType.float16 and not for_training,
                     cpu_flags=cpu_flags(), for_training=for_training)

@@ -64,7 +64,7 @@ def has_only_pickle_weights(model_id: str) -> bool:
     return folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin"))
 
 
-def read_safetensors(path: Path) -> dict[str, Any]:
+def load_safetensors(path: Path) -> dict[str, Any]:
     """Every tensor of a .safetensors file (a damaged file is a ModelError naming it)."""
     import safetensors.torch
 
@@ -74,7 +74,7 @@ def read_safetensors(path: Path) -> dict[str, Any]:
         raise corrupt_weights(path.parent, exc) from None
 
 
-def read_pickle_weights(path: Path) -> dict[str, Any]:
+def load_pickle_weights(path: Path) -> dict[str, Any]:
     """Tensors from a pickle file, through torch's weights-only unpickler: a pickle that holds more than tensors
     (code to run) is refused, never executed."""
     import pickle

@@ -30,7 +30,7 @@ from vlmcli.errors import InputError, UsageError, VlmcliError
 from vlmcli.inputs import pdfs
 from vlmcli.inputs.documents import PageRef, discover, is_pdf, page_refs
 from vlmcli.model.families import Family
-from vlmcli.model.profile import read_profile
+from vlmcli.model.profile import load_profile
 from vlmcli.pipeline.docqa import furniture
 from vlmcli.pipeline.docqa.citation import FIRST_PASS, TRANSCRIPTION, Citation, cite, not_found
 from vlmcli.pipeline.docqa.grounding import Grounding, ground, is_answer
@@ -125,7 +125,7 @@ def ask_documents(inputs: list[Path], question: str, run: RunSpec, search: Searc
     renderer = pdfs.renderer(run.pdf)
     progress.note(f"PDFs are read by {renderer}", detail=True)
     resolved = model.resolve(run.model)  # device, dtype and levers, as `vlmcli ocr` records them
-    family = read_profile(run.model).family
+    family = load_profile(run.model).family
     progress.note(resolved.line(family.name), detail=True)
     # The key `vlmcli ocr` caches a page's text under: its default instruction is the family's
     instruction = family.instruction()
