@@ -147,8 +147,8 @@ def validate(examples: list[Example], processor: Any, image_token_id: int, max_i
 class Collator:
     """Loads, encodes and right-pads a batch of examples (frames and pixels padded with zeros).
 
-    An example whose source has its own resolution (`Example.resolution`) is read by the
-    processor configured for it in `readers` (processor, max_input_px): the processor's
+    An example whose source has its own resolution (`Example.resolution`) is encoded by the
+    processor of that resolution's view in `views` (processor, max_input_px): the processor's
     resolution lives on the instance, so one copy per resolution, made once. Rows of one
     batch may then hold different numbers of sub-images; the all-zero frames that pad
     the shorter rows are dropped by the model before the vision encoder.
@@ -158,13 +158,13 @@ class Collator:
     image_token_id: int
     max_input_px: int
     pdf: PdfSpec
-    readers: dict[tuple, tuple[Any, int]] = field(default_factory=dict)
+    views: dict[tuple, tuple[Any, int]] = field(default_factory=dict)
     family: Family = SMOLVLM
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         encoded = []
         for example in examples:
-            processor, max_input_px = self.readers.get(example.resolution, (self.processor, self.max_input_px))
+            processor, max_input_px = self.views.get(example.resolution, (self.processor, self.max_input_px))
             encoded.append(encode(example, example_images(example, max_input_px, self.pdf, self.family), processor,
                                   self.image_token_id, self.family))
         pad_id = self.processor.tokenizer.pad_token_id

@@ -64,8 +64,9 @@ def replay_cut(sourced: list[Sourced], shares: list[float], total_draws: int, se
     return cut
 
 
-def readers(loaded: Any, sources: list[Source]) -> dict[tuple, Any]:
-    """A copy of `loaded` whose processor works at each source's own resolution, one per resolution."""
+def resolution_views(loaded: Any, sources: list[Source]) -> dict[tuple, Any]:
+    """The resolution views of `loaded`: a copy whose processor works at a source's own resolution, one per
+    resolution."""
     views = {}
     for source in sources:
         if source.resolution is not None and source.resolution not in views:
@@ -74,14 +75,14 @@ def readers(loaded: Any, sources: list[Source]) -> dict[tuple, Any]:
     return views
 
 
-def reader_of(loaded: Any, views: dict[tuple, Any], source: Source) -> Any:
-    """The loaded model as the source is read: its own resolution's copy, or the stage's."""
+def view_of(loaded: Any, views: dict[tuple, Any], source: Source) -> Any:
+    """The view the source is encoded with: its own resolution's, or the stage's (`loaded` itself)."""
     return views.get(source.resolution, loaded)
 
 
 def effective_resolution(loaded: Any, views: dict[tuple, Any], source: Source) -> dict:
-    """What the source is read at, as run.json records it (so a replay reads it the same way)."""
-    return resolution(reader_of(loaded, views, source))
+    """The resolution the source is encoded at, as run.json records it (so a replay encodes it the same way)."""
+    return resolution(view_of(loaded, views, source))
 
 
 def validate_sources(sourced: list[Sourced], loaded: Any, views: dict[tuple, Any], pdf, max_length: int,
@@ -89,9 +90,9 @@ def validate_sources(sourced: list[Sourced], loaded: Any, views: dict[tuple, Any
     """Encode every example once with its source's processor; bad ones fail (all reported) or are skipped."""
     found = []
     for item in sourced:
-        reader = reader_of(loaded, views, item.source)
-        good, problems = validate(item.examples, reader.processor, reader.image_token_id, reader.max_input_px, pdf,
-                                  max_length, reader.family)
+        view = view_of(loaded, views, item.source)
+        good, problems = validate(item.examples, view.processor, view.image_token_id, view.max_input_px, pdf,
+                                  max_length, view.family)
         found.append((item.source, good, problems))
     return _apply_policy(found, skip_bad, progress)
 

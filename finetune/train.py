@@ -40,10 +40,10 @@ from vlmcli.finetune.sources import (
     Sourced,
     effective_resolution,
     load_sources,
-    reader_of,
-    readers,
     replay_cut,
+    resolution_views,
     validate_sources,
+    view_of,
 )
 from vlmcli.finetune.stages import Stage
 from vlmcli.finetune.summary import EvalSetReport, Metrics, SourceReport, TrainingSummary
@@ -72,13 +72,13 @@ def run(request: FinetuneRequest, progress: Progress | None = None) -> TrainingS
     progress.loading_model(request.model.model_id)
     loaded = model_loader.load(request.model, split, for_training=True, unquantized_modules=tuple(stage.full_train))
     progress.model_loaded()
-    views = readers(loaded, [item.source for item in train + evals])
+    views = resolution_views(loaded, [item.source for item in train + evals])
     checked = dict(pdf=request.pdf, max_length=stage.max_length, skip_bad=request.skip_bad_examples,
                    progress=progress)
     train = validate_sources(train, loaded, views, **checked)
     evals = validate_sources(evals, loaded, views, **checked) if evals else []
     summary = _describe(train, evals, loaded, views, loss_average(stage, len(train)))
-    eval_sets = [(report.name, reader_of(loaded, views, item.source), item.examples)
+    eval_sets = [(report.name, view_of(loaded, views, item.source), item.examples)
                  for report, item in zip(summary.eval_data, evals)]
     if eval_sets and is_main_process():
         summary = replace(summary, eval_before=_evaluate(eval_sets, request, None, progress))
@@ -202,7 +202,7 @@ def _trainer(peft_model, loaded, views: dict, train: list[Sourced], sampler: Mix
     )
     optimizer = torch.optim.AdamW(parameter_groups(peft_model, stage), lr=stage.learning_rate)
     collator = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, request.pdf,
-                        readers={key: (view.processor, view.max_input_px) for key, view in views.items()},
+                        views={key: (view.processor, view.max_input_px) for key, view in views.items()},
                         family=loaded.family)
     examples = [example for item in train for example in item.examples]  # in source order, as the sampler counts
     trainer = _Trainer(model=peft_model, args=args, train_dataset=_ListDataset(examples), data_collator=collator,

@@ -90,13 +90,13 @@ def test_mixed_resolutions_collate_and_each_row_reads_as_alone(tiny_idefics3, da
     """A glyph-like source without splitting and a page-like one split into sub-images share one batch."""
     from dataclasses import replace
 
-    from vlmcli.finetune.sources import readers
+    from vlmcli.finetune.sources import resolution_views
 
     loaded = load_run(RunSpec(model=ModelSpec(model_id=str(tiny_idefics3), offline=True, dtype=DType.float32)))
     small, large = Source(dataset, split=False, longest_edge_px=32), Source(dataset, split=True, longest_edge_px=64)
-    views = readers(loaded, [small, large])
+    views = resolution_views(loaded, [small, large])
     collate = Collator(loaded.processor, loaded.image_token_id, loaded.max_input_px, PdfSpec(),
-                       readers={key: (view.processor, view.max_input_px) for key, view in views.items()})
+                       views={key: (view.processor, view.max_input_px) for key, view in views.items()})
     example = load_examples(dataset)[0][1]  # a transcription of a 64x48 page
     rows = [replace(example, resolution=small.resolution), replace(example, resolution=large.resolution)]
     batch = collate(rows)
