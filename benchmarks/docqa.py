@@ -242,12 +242,12 @@ def ask_once(path: Path, question: str, args) -> dict:
     answer = ask_documents([path], question, run, search, progress=clock, ocr_run=ocr_run)
     return {"load_s": import_s + clock.seconds, "load_import_s": import_s, "load_checkpoint_s": clock.seconds,
             "question_s": answer.seconds - clock.seconds,
-            "read_s": sum(read.reading.seconds for read in answer.reads), "pages": len(answer.ranked),
-            "pages_read": [read.ref.page_number for read in answer.reads],
-            "features_cached": [read.reading.features_cached for read in answer.reads],
+            "read_s": sum(asked.answer.seconds for asked in answer.asked), "pages": len(answer.ranked),
+            "pages_read": [asked.ref.page_number for asked in answer.asked],
+            "features_cached": [asked.answer.features_cached for asked in answer.asked],
             "text_sources": sorted({r.page.source for r in answer.ranked}),
-            "image_tokens": sum(read.reading.image_tokens for read in answer.reads),
-            "new_tokens": sum(read.reading.new_tokens for read in answer.reads),
+            "image_tokens": sum(asked.answer.image_tokens for asked in answer.asked),
+            "new_tokens": sum(asked.answer.new_tokens for asked in answer.asked),
             "dtype": dtypes[0] if dtypes else None}
 
 

@@ -183,9 +183,9 @@ def first_answer(scan: Path, question: str, args, folder: Path) -> dict:
         started = time.perf_counter()
         answer = ask_documents([scan], question, run, SearchSpec(top_k=args.top_k, first_pass=FirstPassSpec(engine)),
                                ocr_run=ocr_run)
-        rows[engine.value] = {"seconds": time.perf_counter() - started, "pages_read": len(answer.reads),
+        rows[engine.value] = {"seconds": time.perf_counter() - started, "pages_read": len(answer.asked),
                               "text_sources": sorted({r.page.source for r in answer.ranked}),
-                              "read_s": sum(read.reading.seconds for read in answer.reads)}
+                              "read_s": sum(asked.answer.seconds for asked in answer.asked)}
     first, second = rows[args.engine]["seconds"], rows["model"]["seconds"]
     return {"checkpoint": args.checkpoint, "load_s": load_s, "dtype": str(loaded.dtype), "question": question,
             "top_k": args.top_k, "answer_tokens": args.answer_tokens, "ocr_tokens": args.ocr_tokens, "rows": rows,

@@ -1,5 +1,5 @@
 """Questions over whole documents, orchestrated: real PDFs (text layers, scans, page labels), the real page cache,
-and a fake reader that answers from a script, so every path of the search is checked without a model."""
+and a fake answerer that answers from a script, so every path of the search is checked without a model."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from vlmcli.inputs.documents import PageRef
 from vlmcli.jobs import ocr as ocr_job
 from vlmcli.pipeline import ask as asking
 from vlmcli.pipeline.docqa import answer as docqa
-from vlmcli.pipeline.docqa.reader import Reading
+from vlmcli.pipeline.docqa.answerer import PageAnswer
 from vlmcli.pipeline.results import PageResult
 from vlmcli.progress import NullProgress
 from vlmcli.prompts import NOT_FOUND_REPLY, OCR_PROMPT
@@ -37,12 +37,12 @@ CONTRACT = [
 RUN = RunSpec.from_options(default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
 
 
-class FakeReader:
+class FakeAnswerer:
     """Answers from `answers` ({(file name, page number): text}, else NOT FOUND); transcribes from `ocr`."""
 
     def __init__(self, answers: dict | None = None, ocr: dict | None = None) -> None:
         self.answers, self.ocr = answers or {}, ocr or {}
-        self.read: list[tuple[str, int]] = []
+        self.asked: list[tuple[str, int]] = []
         self.transcribed: list[tuple[str, int]] = []
 
     def transcribe(self, ref: PageRef) -> str:
@@ -51,12 +51,12 @@ class FakeReader:
             raise InputError(f"{ref.source}: not expected to be transcribed")
         return self.ocr[ref.source.name, ref.page_number]
 
-    def answer(self, ref: PageRef, question: str, on_text) -> Reading:
-        self.read.append((ref.source.name, ref.page_number))
+    def answer(self, ref: PageRef, question: str, on_text) -> PageAnswer:
+        self.asked.append((ref.source.name, ref.page_number))
         text = self.answers.get((ref.source.name, ref.page_number), NOT_FOUND_REPLY)
         if on_text:
             on_text(text)
-        return Reading(text, 64, 3, 0.01, "stop")
+        return PageAnswer(text, 64, 3, 0.01, "stop")
 
 
 @pytest.fixture(scope="module")
@@ -64,25 +64,25 @@ def contract(tmp_path_factory) -> Path:
     return text_pdf(tmp_path_factory.mktemp("docs") / "contract.pdf", CONTRACT)
 
 
-def _ask(inputs, question, reader, run=RUN, **search):
+def _ask(inputs, question, answerer, run=RUN, **search):
     """`ask` with the model transcribing scans (`--first-pass model`; tests/test_first_pass.py has the first pass)."""
     search = {"first_pass": FirstPassSpec(FirstPass.model), **search}
-    return docqa.ask_documents(list(inputs), question, run, SearchSpec(**search), reader=reader)
+    return docqa.ask_documents(list(inputs), question, run, SearchSpec(**search), answerer=answerer)
 
 
 def test_reads_in_rank_order_and_stops_at_the_first_grounded_answer(contract):
-    reader = FakeReader({("contract.pdf", 5): "30 days"})
-    answer = _ask([contract], "What is the termination notice period?", reader)
+    answerer = FakeAnswerer({("contract.pdf", 5): "30 days"})
+    answer = _ask([contract], "What is the termination notice period?", answerer)
     assert [p.page.ref.page_number for p in answer.ranked[:2]] == [5, 3]
-    assert reader.read == [("contract.pdf", 5)]
+    assert answerer.asked == [("contract.pdf", 5)]
     assert answer.line() == "30 days (page 5)" and answer.grounded and answer.grounding == "exact"
     assert answer.citation.evidence.startswith("Annex. Termination notice period: 30 days")
 
 
 def test_an_answer_found_on_another_candidate_moves_the_citation(contract):
-    reader = FakeReader({("contract.pdf", 3): "30 days"})  # read on page 3, written on page 5
-    answer = _ask([contract], "termination period of the agreement?", reader)
-    assert reader.read[0] == ("contract.pdf", 3)
+    answerer = FakeAnswerer({("contract.pdf", 3): "30 days"})  # read on page 3, written on page 5
+    answer = _ask([contract], "termination period of the agreement?", answerer)
+    assert answerer.asked[0] == ("contract.pdf", 3)
     assert answer.line() == "30 days (page 5)" and answer.moved_from.page_number == 3
     assert answer.record()["moved_from"] == {"source": str(contract), "page_number": 3}
 
@@ -92,17 +92,17 @@ def test_page_furniture_neither_grounds_nor_moves_a_citation(tmp_path):
         ["Revenue was 9 million.", "Revenue costs were 4 million.", "Revenue staff: 120 people."], start=1)]
     report = text_pdf(tmp_path / "report.pdf", pages)
     for wrong in ("3", "ACME quarterly report", "Revenue was 3 million"):
-        answer = _ask([report], "What was the revenue?", FakeReader({("report.pdf", 1): wrong}))
-        assert len(answer.reads) == 3 and not answer.grounded and answer.moved_from is None, wrong
-    answer = _ask([report], "What was the revenue?", FakeReader({("report.pdf", 3): "4 million"}))
+        answer = _ask([report], "What was the revenue?", FakeAnswerer({("report.pdf", 1): wrong}))
+        assert len(answer.asked) == 3 and not answer.grounded and answer.moved_from is None, wrong
+    answer = _ask([report], "What was the revenue?", FakeAnswerer({("report.pdf", 3): "4 million"}))
     assert answer.grounded and answer.citation.page_number == 2 and answer.moved_from.page_number == 3
 
 
 def test_not_found_lists_the_pages_read_and_cites_nothing(contract):
     discarded = []
-    answer = docqa.ask_documents([contract], "When does the agreement end?", RUN, SearchSpec(), reader=FakeReader(),
+    answer = docqa.ask_documents([contract], "When does the agreement end?", RUN, SearchSpec(), answerer=FakeAnswerer(),
                                  on_discard=lambda: discarded.append(1))
-    read = [r.ref.page_number for r in answer.reads]
+    read = [r.ref.page_number for r in answer.asked]
     assert len(read) == 3 and len(discarded) == 3
     assert answer.line() == f"not found in pages {', '.join(map(str, read))}"
     record = answer.record()
@@ -110,41 +110,41 @@ def test_not_found_lists_the_pages_read_and_cites_nothing(contract):
 
 
 def test_an_ungrounded_answer_is_flagged_and_strict_drops_it(contract):
-    reader = FakeReader({("contract.pdf", 2): "90 days"})
-    answer = _ask([contract], "When is payment due?", reader)
+    answerer = FakeAnswerer({("contract.pdf", 2): "90 days"})
+    answer = _ask([contract], "When is payment due?", answerer)
     assert answer.line() == "90 days (page 2, not found in the page text)" and not answer.grounded
     assert answer.record()["citations"][0]["evidence"] is None
-    strict = _ask([contract], "When is payment due?", FakeReader({("contract.pdf", 2): "90 days"}), strict=True)
+    strict = _ask([contract], "When is payment due?", FakeAnswerer({("contract.pdf", 2): "90 days"}), strict=True)
     assert strict.answer is None and strict.line() == "not found in page 2"  # the one page that matches
 
 
 def test_top_k_and_pages_bound_what_is_read(contract):
-    reader = FakeReader()
-    _ask([contract], "agreement termination", reader, top_k=1)
-    assert len(reader.read) == 1
-    answer = _ask([contract], "agreement termination", FakeReader(), pages="4-5")
+    answerer = FakeAnswerer()
+    _ask([contract], "agreement termination", answerer, top_k=1)
+    assert len(answerer.asked) == 1
+    answer = _ask([contract], "agreement termination", FakeAnswerer(), pages="4-5")
     assert sorted(p.page.ref.page_number for p in answer.ranked) == [4, 5]
 
 
 def test_several_files_cite_the_file(contract, tmp_path):
     other = text_pdf(tmp_path / "invoice.pdf", ["Invoice 7 for March.", "Total due: 1,250.00 EUR"])
-    answer = _ask([contract, other], "What is the total due?", FakeReader({("invoice.pdf", 2): "1250.00 EUR"}))
+    answer = _ask([contract, other], "What is the total due?", FakeAnswerer({("invoice.pdf", 2): "1250.00 EUR"}))
     assert answer.line() == f"1250.00 EUR ({other}, page 2)" and answer.grounding == "exact"  # 1,250.00 = 1250.00
-    missing = _ask([contract, other], "What is the total due?", FakeReader())
+    missing = _ask([contract, other], "What is the total due?", FakeAnswerer())
     assert missing.line().startswith(f"not found in {other} page")
 
 
 def test_printed_page_labels_join_the_citation(tmp_path):
     path = label_pages(text_pdf(tmp_path / "book.pdf", ["Preface.", "Contents.", "The capital is Paris."]),
                        [(0, "r", 1), (2, "D", 5)])
-    answer = _ask([path], "What is the capital?", FakeReader({("book.pdf", 3): "Paris"}))
+    answer = _ask([path], "What is the capital?", FakeAnswerer({("book.pdf", 3): "Paris"}))
     assert answer.line() == '(page 3, "5")'.join(["Paris ", ""]) and answer.citation.page_label == "5"
 
 
 def test_scanned_pages_are_transcribed_once_then_come_from_the_cache(tmp_path):
     path = mixed_pdf(tmp_path / "mixed.pdf", ["Cover page of the lease.", "Rent is 900 EUR a month.",
                                               "Signed by both parties."], scanned={1})
-    first = FakeReader({("mixed.pdf", 2): "900 EUR"}, ocr={("mixed.pdf", 2): "Rent is 900 EUR a month."})
+    first = FakeAnswerer({("mixed.pdf", 2): "900 EUR"}, ocr={("mixed.pdf", 2): "Rent is 900 EUR a month."})
     answer = _ask([path], "How much is the rent?", first)
     assert first.transcribed == [("mixed.pdf", 2)]
     # A scan's text is the model's own transcription: finding the answer there only shows the model agrees
@@ -153,17 +153,17 @@ def test_scanned_pages_are_transcribed_once_then_come_from_the_cache(tmp_path):
     assert answer.record()["checked_against"] == "transcription" and answer.grounded
     sources = {p.page.ref.page_number: p.page.source for p in answer.ranked}
     assert sources == {1: "text_layer", 2: "ocr", 3: "text_layer"}
-    again = FakeReader({("mixed.pdf", 2): "900 EUR"})
+    again = FakeAnswerer({("mixed.pdf", 2): "900 EUR"})
     answer = _ask([path], "How much is the rent?", again)
     assert again.transcribed == [] and answer.ranked[0].page.source == "cached_ocr"
-    uncached = FakeReader(ocr={("mixed.pdf", 2): "Rent is 900 EUR a month."})
+    uncached = FakeAnswerer(ocr={("mixed.pdf", 2): "Rent is 900 EUR a month."})
     _ask([path], "How much is the rent?", uncached, run=dataclasses.replace(RUN, cache=False))
     assert uncached.transcribed == [("mixed.pdf", 2)]
 
 
 def test_a_page_that_cannot_be_transcribed_is_ranked_without_text(tmp_path):
     path = scanned_pdf(tmp_path / "scan.pdf", ["Only an image."])
-    answer = _ask([path], "What is on it?", FakeReader())  # its transcribe raises for every page
+    answer = _ask([path], "What is on it?", FakeAnswerer())  # its transcribe raises for every page
     assert answer.ranked[0].page.source == "none" and answer.line() == "not found in page 1"
 
 
@@ -179,9 +179,9 @@ def test_ocr_writes_through_so_ask_transcribes_nothing(monkeypatch, tmp_path):
     request = ocr_job.OcrRequest(inputs=(path,), instruction=OCR_PROMPT, run=ocr_run)
     assert ocr_job.run_ocr(request, write=lambda text: None).pages_ok == 2
     assert _ocr_pages() == 2
-    reader = FakeReader({("scan.pdf", 1): "1800 EUR"})
-    answer = _ask([path], "How much is the deposit?", reader)
-    assert reader.transcribed == [] and answer.line() == "1800 EUR (page 1, in the model's own transcription of it)"
+    answerer = FakeAnswerer({("scan.pdf", 1): "1800 EUR"})
+    answer = _ask([path], "How much is the deposit?", answerer)
+    assert answerer.transcribed == [] and answer.line() == "1800 EUR (page 1, in the model's own transcription of it)"
     assert {p.page.source for p in answer.ranked} == {"cached_ocr"}
 
 
@@ -198,7 +198,7 @@ def test_the_cli_searches_pdfs_and_reads_one_page_with_page(monkeypatch, contrac
     real = docqa.ask_documents
     monkeypatch.setattr(docqa, "ask_documents", lambda files, question, run, search, **kw: searched.append(
         (files, question, run, search)) or real(files, question, run, SearchSpec(),
-                                                 reader=FakeReader({("contract.pdf", 5): "30 days"})))
+                                                 answerer=FakeAnswerer({("contract.pdf", 5): "30 days"})))
     monkeypatch.setattr(asking, "ask", lambda files, question, run, **kw: single.append(kw) or _FakeAnswer())
     result = runner.invoke(app, ["ask", str(contract), "termination notice period?", "--top-k", "2", "--strict",
                                  "--pages", "2-5"])
@@ -218,7 +218,7 @@ class _FakeAnswer:
 
 
 def test_the_cli_json_and_not_found_exit_zero(monkeypatch, contract):
-    monkeypatch.setattr(docqa, "VlmReader", lambda *args, **kwargs: FakeReader({("contract.pdf", 5): "30 days"}))
+    monkeypatch.setattr(docqa, "VlmAnswerer", lambda *args, **kwargs: FakeAnswerer({("contract.pdf", 5): "30 days"}))
     result = runner.invoke(app, ["ask", str(contract), "termination notice period?", "-f", "json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
@@ -231,7 +231,7 @@ def test_the_cli_json_and_not_found_exit_zero(monkeypatch, contract):
                                          "score": record["pages_ranked"][0]["score"], "text_source": "text_layer"}
     assert [p["page_number"] for p in record["pages_read"]] == [5] and record["new_tokens"] == 3
     assert {"image_tokens", "seconds"} <= set(record)
-    monkeypatch.setattr(docqa, "VlmReader", lambda *args, **kwargs: FakeReader())
+    monkeypatch.setattr(docqa, "VlmAnswerer", lambda *args, **kwargs: FakeAnswerer())
     result = runner.invoke(app, ["ask", str(contract), "Who is the landlord?"])
     assert result.exit_code == 0 and result.stdout.startswith("not found in page")
 
@@ -239,7 +239,7 @@ def test_the_cli_json_and_not_found_exit_zero(monkeypatch, contract):
 def test_a_damaged_cache_warns_and_the_answer_still_comes(monkeypatch, contract, tmp_path):
     monkeypatch.setenv("VLMCLI_CACHE_DIR", str(tmp_path))
     (tmp_path / "pages.sqlite3").write_bytes(b"not a database at all" * 50)
-    monkeypatch.setattr(docqa, "VlmReader", lambda *args, **kwargs: FakeReader({("contract.pdf", 5): "30 days"}))
+    monkeypatch.setattr(docqa, "VlmAnswerer", lambda *args, **kwargs: FakeAnswerer({("contract.pdf", 5): "30 days"}))
     result = runner.invoke(app, ["ask", str(contract), "termination notice period?"])
     assert result.exit_code == 0 and result.stdout == "30 days (page 5)\n"
     assert result.stderr.count("was damaged") == 1 and "Traceback" not in result.stderr
@@ -257,7 +257,7 @@ def test_a_folder_is_searched_and_an_unreadable_file_in_it_skipped(contract, tmp
             notes.append(text)
 
     answer = docqa.ask_documents([folder], "termination notice period?", RUN, SearchSpec(),
-                                 reader=FakeReader({("contract.pdf", 5): "30 days"}), progress=Notes())
+                                 answerer=FakeAnswerer({("contract.pdf", 5): "30 days"}), progress=Notes())
     assert answer.line() == f"30 days ({folder / 'contract.pdf'}, page 5)"
     assert any("broken.pdf" in note and "skipped" in note for note in notes)
 
@@ -291,15 +291,15 @@ def test_the_cli_imports_no_search_library():
 def _model_answers(monkeypatch, text: str) -> list[str]:
     """The reading model "answers" `text` from whatever page it is shown: the one function that generates an
     answer from a page is replaced; text layers, ranking, checking and the JSON are the real ones."""
-    from vlmcli.pipeline.docqa.reader import VlmReader
+    from vlmcli.pipeline.docqa.answerer import VlmAnswerer
 
     questions = []
 
     def answer(self, ref, question, on_text):
         questions.append(question)
-        return Reading(text, 64, 3, 0.01, "stop")
+        return PageAnswer(text, 64, 3, 0.01, "stop")
 
-    monkeypatch.setattr(VlmReader, "answer", answer)
+    monkeypatch.setattr(VlmAnswerer, "answer", answer)
     return questions
 
 

@@ -13,7 +13,7 @@ from tools.pdfs import mixed_pdf
 from vlmcli.cache.store import PageCache
 from vlmcli.cli import app
 from vlmcli.inputs.documents import page_refs
-from vlmcli.pipeline.docqa.reader import VlmReader
+from vlmcli.pipeline.docqa.answerer import VlmAnswerer
 from vlmcli.progress import NullProgress
 from vlmcli.specs import RunSpec
 
@@ -61,12 +61,12 @@ def test_cached_features_answer_as_the_pixels_do(tiny_idefics3, loaded, tmp_path
     tower_calls = []
     encode = loaded.model.get_image_features
     monkeypatch.setattr(loaded.model, "get_image_features", lambda *a, **kw: tower_calls.append(1) or encode(*a, **kw))
-    pixels = VlmReader(run, run, NullProgress()).answer(ref, "What is the rent?", None)
+    pixels = VlmAnswerer(run, run, NullProgress()).answer(ref, "What is the rent?", None)
     with PageCache(tmp_path / "cache") as cache:
-        reader = VlmReader(run, run, NullProgress(), cache, "key")
-        first = reader.answer(ref, "What is the rent?", None)
+        answerer = VlmAnswerer(run, run, NullProgress(), cache, "key")
+        first = answerer.answer(ref, "What is the rent?", None)
         calls_before = len(tower_calls)
-        second = reader.answer(ref, "What is the rent?", None)
+        second = answerer.answer(ref, "What is the rent?", None)
     assert not first.features_cached and second.features_cached and len(tower_calls) == calls_before
     assert pixels.text == first.text == second.text and pixels.new_tokens == second.new_tokens
 
@@ -75,5 +75,5 @@ def test_the_reader_transcribes_a_scanned_page(tiny_idefics3, loaded, tmp_path, 
     path = mixed_pdf(tmp_path / "lease.pdf", PAGES, scanned={0})
     run = RunSpec.from_options(model=str(tiny_idefics3), max_new_tokens=4)
     always_load(monkeypatch, loaded)
-    text = VlmReader(run, run, NullProgress()).transcribe(page_refs(path, "1", run.pdf)[0])
+    text = VlmAnswerer(run, run, NullProgress()).transcribe(page_refs(path, "1", run.pdf)[0])
     assert isinstance(text, str) and text

@@ -25,7 +25,7 @@ from vlmcli.errors import ExitCode, InputError, OcrEngineError, PageTimeoutError
 from vlmcli.inputs.documents import PageRef, page_refs
 from vlmcli.inputs.firstpass import engines, rapidocr, tesseract
 from vlmcli.pipeline.docqa import answer as docqa
-from vlmcli.pipeline.docqa.reader import Reading
+from vlmcli.pipeline.docqa.answerer import PageAnswer
 from vlmcli.pipeline.firstpass import FirstPassReader
 from vlmcli.pipeline.results import PageResult
 from vlmcli.prompts import NOT_FOUND_REPLY
@@ -170,12 +170,12 @@ def test_a_missing_engine_is_exit_6_with_its_install_hint(report_scan, monkeypat
 # --- ask on an image-only PDF ---------------------------------------------------------------------------------
 
 
-class CountingReader:
+class CountingAnswerer:
     """A fake model that counts its calls: answers from `answers`, transcribes from `ocr`."""
 
     def __init__(self, answers: dict, ocr: dict | None = None) -> None:
         self.answers, self.ocr = answers, ocr or {}
-        self.read: list[int] = []
+        self.asked: list[int] = []
         self.transcribed: list[int] = []
 
     def transcribe(self, ref: PageRef) -> str:
@@ -184,24 +184,24 @@ class CountingReader:
             raise InputError("not expected to be transcribed")
         return self.ocr[ref.page_number]
 
-    def answer(self, ref: PageRef, question: str, on_text) -> Reading:
-        self.read.append(ref.page_number)
-        return Reading(self.answers.get(ref.page_number, NOT_FOUND_REPLY), 64, 3, 0.01, "stop")
+    def answer(self, ref: PageRef, question: str, on_text) -> PageAnswer:
+        self.asked.append(ref.page_number)
+        return PageAnswer(self.answers.get(ref.page_number, NOT_FOUND_REPLY), 64, 3, 0.01, "stop")
 
 
-def _ask(path: Path, question: str, reader: CountingReader, engine: FirstPass = FirstPass.tesseract):
+def _ask(path: Path, question: str, answerer: CountingAnswerer, engine: FirstPass = FirstPass.tesseract):
     run = RunSpec.from_options(default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
     search = SearchSpec(first_pass=FirstPassSpec(engine))
-    return docqa.ask_documents([path], question, run, search, reader=reader)
+    return docqa.ask_documents([path], question, run, search, answerer=answerer)
 
 
 @needs_tesseract
 def test_ask_ranks_a_scan_on_the_first_pass_and_transcribes_nothing(report_scan):
     path = report_scan[0]
-    reader = CountingReader({4: "30 days"})
-    answer = _ask(path, "How long is the notice period for termination?", reader)
+    answerer = CountingAnswerer({4: "30 days"})
+    answer = _ask(path, "How long is the notice period for termination?", answerer)
     assert answer.ranked[0].page.ref.page_number == 4 and {r.page.source for r in answer.ranked} == {"first_pass"}
-    assert reader.read == [4] and reader.transcribed == []  # one model call, no transcription
+    assert answerer.asked == [4] and answerer.transcribed == []  # one model call, no transcription
     record = answer.record()
     assert answer.line() == "30 days (page 4, in the OCR engine's reading of it)"
     assert record["checked_against"] == "first_pass"
@@ -213,18 +213,18 @@ def test_an_answer_the_first_pass_misses_is_checked_on_the_model_s_reading_of_th
     path = report_scan[0]
     # "30 days" is on the scan: "thirty calendar days" is not in the first pass's words, only in the transcription
     transcription = REPORT[3][:3] + ["The termination notice period is thirty calendar days, in writing."]
-    reader = CountingReader({4: "thirty calendar days"}, ocr={4: "\n".join(transcription)})
-    answer = _ask(path, "How long is the notice period for termination?", reader)
-    assert reader.transcribed == [4] and answer.grounded and answer.record()["checked_against"] == "transcription"
-    unchecked = CountingReader({4: "ninety days"}, ocr={4: "\n".join(transcription)})
+    answerer = CountingAnswerer({4: "thirty calendar days"}, ocr={4: "\n".join(transcription)})
+    answer = _ask(path, "How long is the notice period for termination?", answerer)
+    assert answerer.transcribed == [4] and answer.grounded and answer.record()["checked_against"] == "transcription"
+    unchecked = CountingAnswerer({4: "ninety days"}, ocr={4: "\n".join(transcription)})
     assert not _ask(path, "How long is the notice period for termination?", unchecked).grounded
 
 
 def test_first_pass_none_ranks_scans_without_text_and_transcribes_nothing(report_scan):
-    reader = CountingReader({})
-    answer = _ask(report_scan[0], "notice period?", reader, FirstPass.none)
-    assert reader.transcribed == [] and {r.page.source for r in answer.ranked} == {"none"}
-    assert reader.read == [1, 2, 3]  # no text to rank on: the first top-k pages, in order
+    answerer = CountingAnswerer({})
+    answer = _ask(report_scan[0], "notice period?", answerer, FirstPass.none)
+    assert answerer.transcribed == [] and {r.page.source for r in answer.ranked} == {"none"}
+    assert answerer.asked == [1, 2, 3]  # no text to rank on: the first top-k pages, in order
 
 
 # --- ocr: the model's words on the first pass's boxes -----------------------------------------------------------

@@ -50,7 +50,7 @@ def transcribe(inputs: list[Path], instruction: str, run: RunSpec, *, pages: str
     if todo:
         engine.start(run, progress)
     if any(ref.is_pdf for ref, _ in planned):
-        progress.note(f"PDFs are rendered by {pdfs.renderer(run.pdf)}", detail=True)
+        progress.note(f"PDFs are read by {pdfs.renderer(run.pdf)}", detail=True)
     progress.started(len(planned), "pages")
     results = engine.transcribe(todo, instruction, run)
     try:

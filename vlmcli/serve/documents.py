@@ -155,14 +155,14 @@ def ask(loaded, upload: Upload, question: str, run: RunSpec, search: SearchSpec,
         include_images: bool) -> dict:
     """`ask -f json` over the upload, with the server's model (on the worker thread)."""
     from vlmcli.pipeline.docqa.answer import ask_documents
-    from vlmcli.pipeline.docqa.reader import VlmReader
+    from vlmcli.pipeline.docqa.answerer import VlmAnswerer
 
     answer_run = dataclasses.replace(run, generation=dataclasses.replace(
         run.generation, max_new_tokens=max_new_tokens or ANSWER_MAX_NEW_TOKENS))
     # Pages without text are transcribed as /v1/ocr reads them, so the page cache serves both.
-    reader = VlmReader(answer_run, run, NullProgress(), loaded=loaded)
+    answerer = VlmAnswerer(answer_run, run, NullProgress(), loaded=loaded)
     try:
-        answer = ask_documents([upload.path], question, answer_run, search, reader=reader, ocr_run=run)
+        answer = ask_documents([upload.path], question, answer_run, search, answerer=answerer, ocr_run=run)
     except VlmcliError as error:
         raise from_vlmcli(_named(error, upload)) from None
     result = _renamed(answer.record(), str(upload.path), upload.name)

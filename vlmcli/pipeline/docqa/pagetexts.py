@@ -2,7 +2,7 @@
 `vlmcli ocr` with the same settings (from the page cache), else the first pass's words (a classic OCR engine's,
 cached), else the model's transcription made now (and cached).
 
-No Typer or Rich. `Transcriber` is the model side (reader.py, or a fake in tests).
+No Typer or Rich. `Transcriber` is the model side (answerer.py, or a fake in tests).
 """
 
 from __future__ import annotations

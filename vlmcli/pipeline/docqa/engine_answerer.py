@@ -1,5 +1,5 @@
-"""`ask --engine server|vllm` over whole documents: the `Reader` of answer.py on another engine (pages rendered
-here, read there)."""
+"""`ask --engine server|vllm` over whole documents: the `Answerer` of answer.py on another engine (pages rendered
+here, answered there)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
 from vlmcli.model.families import Family
-from vlmcli.pipeline.docqa.reader import OnText, Reading
+from vlmcli.pipeline.docqa.answerer import OnText, PageAnswer
 from vlmcli.pipeline.engines import ChatEngine
 from vlmcli.pipeline.results import PageFailure
 from vlmcli.progress import Progress
@@ -16,7 +16,7 @@ from vlmcli.prompts import page_question
 from vlmcli.specs import RunSpec
 
 
-class EngineReader:
+class EngineAnswerer:
     def __init__(self, engine: ChatEngine, run: RunSpec, ocr_run: RunSpec, progress: Progress, family: Family) -> None:
         self.engine, self.run, self.ocr_run, self.progress, self.family = engine, run, ocr_run, progress, family
         self._started = False
@@ -28,12 +28,12 @@ class EngineReader:
             raise result.error
         return result.text
 
-    def answer(self, ref: PageRef, question: str, on_text: OnText | None) -> Reading:
+    def answer(self, ref: PageRef, question: str, on_text: OnText | None) -> PageAnswer:
         engine = self._ready()
         started = time.perf_counter()
         images = page_images(ref, engine.max_input_px, self.run.split, self.run.pdf)
         generation = engine.chat(images, page_question(question), self.run.generation, on_text=on_text)
-        return Reading(self.family.readable(generation.text), generation.image_tokens, generation.new_tokens,
+        return PageAnswer(self.family.readable(generation.text), generation.image_tokens, generation.new_tokens,
                        time.perf_counter() - started, generation.finish_reason)
 
     def _ready(self) -> ChatEngine:

@@ -3,7 +3,7 @@
 The model loads on first use, so a typo in the input never waits for it. With
 the page cache, a page's encoded image features are kept, so the next question
 about that page skips the vision tower (model/levers/cached_features.py).
-`Reader` is what answer.py needs; tests pass a fake with the same two methods.
+`Answerer` is what answer.py needs; tests pass a fake with the same two methods.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ OnText = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Reading:
+class PageAnswer:
     """One page's answer to the question, and what it cost."""
 
     text: str  # the family's readable text of the answer (no grounding tags or markup)
@@ -40,17 +40,17 @@ class Reading:
     features_cached: bool = False  # the page's image features came from the page cache
 
 
-class Reader(Protocol):
+class Answerer(Protocol):
     def transcribe(self, ref: PageRef) -> str:
         """The page's text as the model wrote it (the family's page instruction), as `vlmcli ocr` caches it;
-        raises VlmcliError if the page cannot be read."""
+        raises VlmcliError if the page cannot be transcribed."""
 
-    def answer(self, ref: PageRef, question: str, on_text: OnText | None) -> Reading:
+    def answer(self, ref: PageRef, question: str, on_text: OnText | None) -> PageAnswer:
         """The model's answer to `question` from this page alone, streamed to `on_text`."""
 
 
-class VlmReader:
-    """`Reader` with the checkpoint `run` names: answers with `run`, transcribes with `ocr_run` (same model).
+class VlmAnswerer:
+    """`Answerer` with the checkpoint `run` names: answers with `run`, transcribes with `ocr_run` (same model).
     With a `cache`, image features are kept under `image_key` (cache/keys.py `image_settings`)."""
 
     def __init__(self, run: RunSpec, ocr_run: RunSpec, progress: Progress, cache: PageCache | None = None,
@@ -68,7 +68,7 @@ class VlmReader:
             raise result.error
         return result.text
 
-    def answer(self, ref: PageRef, question: str, on_text: OnText | None) -> Reading:
+    def answer(self, ref: PageRef, question: str, on_text: OnText | None) -> PageAnswer:
         from vlmcli.model.generate import build_inputs, generate_from_inputs
 
         loaded = self._model()
@@ -77,7 +77,7 @@ class VlmReader:
         inputs = build_inputs(loaded, loaded.family.messages(page_question(question), len(images)), images)
         inputs, cached = self._with_features(loaded, ref, inputs)
         generation = generate_from_inputs(loaded, inputs, self.run.generation, on_text)
-        return Reading(loaded.family.readable(generation.text), generation.image_tokens, generation.new_tokens,
+        return PageAnswer(loaded.family.readable(generation.text), generation.image_tokens, generation.new_tokens,
                        time.perf_counter() - started, generation.finish_reason, cached)
 
     def _with_features(self, loaded, ref: PageRef, inputs: dict) -> tuple[dict, bool]:
