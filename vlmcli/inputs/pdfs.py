@@ -65,6 +65,6 @@ def page_labels(path: Path, spec: PdfSpec) -> list[str]:
 
 def _backend(spec: PdfSpec) -> ModuleType:
     if spec.renderer is PdfRenderer.auto and not poppler.installed() and not pdfium.installed():
-        raise DependencyError("no PDF reader: poppler's tools are not on PATH and pypdfium2 is not installed",
+        raise DependencyError("no PDF renderer: poppler's tools are not on PATH and pypdfium2 is not installed",
                               hint=pdfium.INSTALL_HINT)
     return poppler if renderer(spec) == PdfRenderer.poppler.value else pdfium

@@ -65,7 +65,8 @@ class AnswerFormat(str, Enum):
 
 
 class PdfRenderer(str, Enum):
-    """Who reads PDFs: poppler's tools, or PDFium (the pypdfium2 wheel, no system package)."""
+    """Who renders PDFs (and reads their text layers): poppler's tools, or PDFium (the pypdfium2 wheel, no system
+    package)."""
 
     auto = "auto"  # poppler where its tools are on PATH, else PDFium
     poppler = "poppler"

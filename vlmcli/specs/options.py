@@ -100,7 +100,8 @@ class RunOptions:
         help="Password of encrypted PDFs (read by PDFium, never put on a command line).")
     pdf_renderer: PdfRenderer = _option(
         PdfRenderer.auto, "--pdf-renderer", panel=PDF,
-        help="Who reads PDFs. auto: poppler where it is installed, else PDFium (pypdfium2).")
+        help="Who renders PDFs and reads their text layers. auto: poppler where it is installed, else PDFium "
+             "(pypdfium2).")
     cache: bool = _option(
         True, "--cache/--no-cache", panel=PDF, text=False, why_not_text="where a text is kept, not what it is",
         help="Keep and reuse page texts and image features in the page cache (see `vlmcli cache info`).")
