@@ -28,12 +28,12 @@ def child_vlmcli(family: str, checkpoint: str, page: str, tokens: int, dtype: st
     import vlmcli.model.loading  # noqa: F401 - torch and transformers imported before the load's clock, as plain's
     from vlmcli import model
     from vlmcli.jobs.ocr import OcrRequest, run_ocr
-    from vlmcli.model.profile import read_profile
+    from vlmcli.model.profile import load_profile
     from vlmcli.specs import DType, RunSpec
 
     options = dict(model=checkpoint, dtype=DType(dtype), offline=True)
-    profile = read_profile(RunSpec.from_options(**options).model)
-    run = RunSpec.from_options(**options, reading=profile.family.reading, max_new_tokens=tokens,
+    profile = load_profile(RunSpec.from_options(**options).model)
+    run = RunSpec.from_options(**options, transcription=profile.family.transcription, max_new_tokens=tokens,
                                min_new_tokens=tokens, repetition_min_tokens=10**9)
     seen = _timed_load(model)
     started = time.perf_counter()

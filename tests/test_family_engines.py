@@ -15,7 +15,7 @@ from PIL import Image
 from tools.pdfs import scanned_pdf
 from vlmcli.inputs.documents import PageRef
 from vlmcli.model.families import by_name
-from vlmcli.pipeline.docqa.reader import Reading
+from vlmcli.pipeline.docqa.answerer import PageAnswer
 from vlmcli.pipeline.results import PageResult
 from vlmcli.specs import ANSWER_MAX_NEW_TOKENS, FirstPass, FirstPassSpec, ModelSpec, RunSpec, SearchSpec
 
@@ -45,8 +45,8 @@ class _Transcriber:
         self.transcribed += 1
         return GROUNDED
 
-    def answer(self, ref: PageRef, question: str, on_text) -> Reading:
-        return Reading("900 EUR", 64, 3, 0.01, "stop")
+    def answer(self, ref: PageRef, question: str, on_text) -> PageAnswer:
+        return PageAnswer("900 EUR", 64, 3, 0.01, "stop")
 
 
 def test_whole_document_ask_ranks_and_grounds_on_the_readable_text(tmp_path):
@@ -58,9 +58,9 @@ def test_whole_document_ask_ranks_and_grounds_on_the_readable_text(tmp_path):
     run = RunSpec.from_options(family="deepseek_ocr2", default_max_new_tokens=ANSWER_MAX_NEW_TOKENS)
     search = SearchSpec(first_pass=FirstPassSpec(FirstPass.model))
     for transcriptions in (1, 0):  # the second time the page's text comes from the page cache
-        reader = _Transcriber()
-        answer = docqa.ask_documents([path], "How much is the rent?", run, search, reader=reader)
-        assert reader.transcribed == transcriptions
+        answerer = _Transcriber()
+        answer = docqa.ask_documents([path], "How much is the rent?", run, search, answerer=answerer)
+        assert answerer.transcribed == transcriptions
         assert answer.ranked[0].page.text == "Rent is 900 EUR a month."
         assert answer.grounded and answer.grounding == "exact"
 
@@ -144,7 +144,7 @@ def test_engine_vllm_asks_and_decodes_as_the_family_says(family, call, keep, sto
                                                                    LLM=lambda **kwargs: _FakeLlm()))
     engine = VllmEngine()
     engine.start(RunSpec.from_options(model="/nowhere", family=family, offline=True), NullProgress())
-    assert engine.family.name == family  # the profile read_profile gives (here: --family)
+    assert engine.family.name == family  # the profile load_profile gives (here: --family)
     instruction = engine.family.instruction()
     generation = engine.chat([PAGE], instruction, GenerationSpec(max_new_tokens=2))
     assert generation.text == "read"
@@ -170,7 +170,7 @@ def test_a_page_reaches_its_listeners_parsed_and_docling_json_is_not_streamed(tm
         def start(self, run, progress):
             pass
 
-        def read(self, todo, instruction, run):
+        def transcribe(self, todo, instruction, run):
             for ref in todo:
                 yield PageResult(ref.source, ref.page_number, GROUNDED, 1, 1, 0.0, "stop")
 

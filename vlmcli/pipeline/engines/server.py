@@ -18,7 +18,7 @@ from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
 from vlmcli.model.families import Family, all_families
 from vlmcli.model.families.idefics import SMOLVLM
-from vlmcli.model.profile import read_profile
+from vlmcli.model.profile import load_profile
 from vlmcli.model.weights import file_on_disk
 from vlmcli.pipeline.engines.openai_client import ChatClient, family_messages
 from vlmcli.pipeline.page import generate_bands, page_deadline_s
@@ -41,7 +41,7 @@ class ServerEngine:
 
     def start(self, run: RunSpec, progress: Progress) -> None:
         """Reach the server, pick its model, and learn the edge to render pages at and the family whose card the
-        pages are asked as: the one vlmcli serve names, else --family or the checkpoint's files (read_profile)."""
+        pages are asked as: the one vlmcli serve names, else --family or the checkpoint's files (load_profile)."""
         self.client = ChatClient(self.spec, timeout_s=run.page_timeout_s)
         entry = served_model(self.client.models(), run.model.model_id, self.spec.server_url or "", progress)
         self.model_id = entry["id"]
@@ -88,11 +88,11 @@ def served_model(models: list[dict], wanted: str, url: str, progress: Progress) 
 
 def served_family(served: dict, spec: ModelSpec) -> Family:
     """The family a server's model is asked as: --family, else the one vlmcli serve names (where this vlmcli knows
-    it), else the checkpoint's files as `read_profile` finds them (another server: vLLM, llama-server...)."""
+    it), else the checkpoint's files as `load_profile` finds them (another server: vLLM, llama-server...)."""
     known = {family.name: family for family in all_families()}
     if not spec.family and served.get("family") in known:
         return known[served["family"]]
-    return read_profile(spec).family
+    return load_profile(spec).family
 
 
 def checkpoint_edge_px(spec: ModelSpec) -> int | None:

@@ -25,7 +25,7 @@ from vlmcli.inputs.documents import PageRef
 from vlmcli.inputs.pages import page_images
 from vlmcli.model.families import RAW, Family
 from vlmcli.model.families.idefics import SMOLVLM
-from vlmcli.model.profile import read_profile
+from vlmcli.model.profile import load_profile
 from vlmcli.model.repetition import loop_start
 from vlmcli.pipeline.engines.server import UNSTATED_EDGE_PX, checkpoint_edge_px
 from vlmcli.pipeline.page import generate_bands, page_deadline_s
@@ -70,7 +70,7 @@ class VllmEngine:
         self.max_input_px = run.split.longest_edge_px or checkpoint_edge_px(run.model) or UNSTATED_EDGE_PX
         tokenizer = self.llm.get_tokenizer()
         self._image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-        self.family = read_profile(run.model).family
+        self.family = load_profile(run.model).family
         self._stop_token_ids = _token_ids(tokenizer, [token for token in self.family.extra_stop_tokens
                                                       if token not in self.family.kept_stop_tokens])
 
