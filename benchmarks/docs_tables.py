@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import docs_catalogue
+from benchmarks import docs_catalogue, docs_speed
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -279,6 +279,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "run-options": docs_catalogue.run_options,
     "finetune-options": docs_catalogue.finetune_options,
     "models": docs_catalogue.models,
+    "catalogue-cpu-cost": docs_speed.catalogue_cpu_cost,
     "speed-avx2": speed_avx2,
     "speed-avx2-summary": speed_avx2_summary,
     "speed-avx512": speed_avx512,

@@ -1,0 +1,143 @@
+"""The docs' speed and per-family tables, rendered from the JSON reports of benchmarks/speed.py and
+benchmarks/families.py as committed (`# ` comment lines naming the command and the machine, then the report).
+Standard library only; docs_tables.py maps each region to one of these."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+AVX2, AVX512 = BENCH / "avx2-last-run.txt", BENCH / "last-run.txt"
+FAMILIES = BENCH / "families-last-run.txt"
+COLUMNS = {"page_s": "s / page", "first_token_s": "first token s", "decode_tok_s": "decode tok/s",
+           "load_s": "load s", "wall_s": "whole process s", "peak_rss_gb": "peak RSS GiB", "gflop_s": "GFLOP/s"}
+SUMMARY = {
+    "floor_s": "float32 floor of the page (its arithmetic at the round's best rate of the model's own products), s",
+    "page_vs_floor": "vlmcli's page / the floor",
+    "speedup_vs_card": "plain transformers (card snippet, sdpa): its page / vlmcli's",
+    "speedup_vs_openvino_vision": "OpenVINO fp32 vision tower + vlmcli's LM: its page / vlmcli's",
+    "load_minus_card_s": "vlmcli's load minus plain transformers' load, s",
+    "whole_process_speedup_vs_card": "one-page run, whole process: plain transformers' / vlmcli's",
+    "levers together: page speedup": "every lever off: its page / vlmcli's",
+}
+LABELS = {"smolvlm": "SmolVLM-256M", "granite_docling_258m": "granite-docling-258M", "lighton_ocr": "LightOnOCR-2-1B",
+          "paddleocr_vl": "PaddleOCR-VL", "glm_ocr": "GLM-OCR"}
+
+
+def reports(path: Path) -> list[dict]:
+    """The JSON reports of an output file, in file order (each starts with `{` at a line's beginning)."""
+    text, found, decoder = path.read_text(), [], json.JSONDecoder()
+    for match in re.finditer(r"^\{", text, re.M):
+        found.append(decoder.raw_decode(text, match.start())[0])
+    return found
+
+
+def header(path: Path) -> str:
+    """The file's first comment line: the command and the machine."""
+    return next(line[2:] for line in path.read_text().splitlines() if line.startswith("# "))
+
+
+def _spread(median: float, low: float, high: float, digits: int = 2) -> str:
+    return f"{median:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
+
+
+def speed_rows(path: Path) -> str:
+    report = reports(path)[0]
+    rows = report["rows"]
+    columns = [c for c in COLUMNS if any(c in row for row in rows.values())]
+    lines = ["| row | " + " | ".join(COLUMNS[c] for c in columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, row in rows.items():
+        cells = [_spread(row[c], *row[f"{c}_range"]) if f"{c}_range" in row else
+                 (f"{row[c]:.2f}" if isinstance(row.get(c), (int, float)) else row.get("skipped", row.get("error", "")))
+                 for c in columns]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return ("\n".join(lines) + f"\n\nMedians of {report['rounds']} alternating rounds (min–max); {report['new_tokens']}"
+            f" new tokens. Source: `benchmarks/{path.name}`: {header(path)}.")
+
+
+def speed_summary(path: Path) -> str:
+    report = reports(path)[0]
+    lines = ["| figure | median (min–max) over the rounds |", "|---|---|"]
+    for key, spread in report["summary"].items():
+        label = SUMMARY.get(key) or (f"`{key}`" if not key.startswith("lever ") else key)
+        lines.append(f"| {label} | {_spread(spread['median'], spread['min'], spread['max'])} |")
+    flags = " ".join(report["machine"]["flags"])
+    held = report["machine"]["isa_held_to"]
+    return ("\n".join(lines) + f"\n\nMachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, flags "
+            f"{flags}" + (f", torch held to {held}" if held else "") + f". Source: `benchmarks/{path.name}`.")
+
+
+def speed_avx2() -> str:
+    return speed_rows(AVX2)
+
+
+def speed_avx2_summary() -> str:
+    return speed_summary(AVX2)
+
+
+def speed_avx512() -> str:
+    return speed_rows(AVX512)
+
+
+def speed_avx512_summary() -> str:
+    return speed_summary(AVX512)
+
+
+def family_costs() -> dict[str, dict]:
+    """Per stand-in: vlmcli's A4 page and whole process (medians), peak memory, share of the floor."""
+    out = {}
+    for family, entry in reports(FAMILIES)[0]["families"].items():
+        ours = entry["vlmcli"]
+        if "page_s" not in ours:
+            continue
+        out[family] = {"page_s": ours["page_s"]["median"], "wall_s": ours["wall_s"]["median"],
+                       "peak_rss_gb": ours["peak_rss_gb"]["median"],
+                       "floor_share": entry.get("floor_share", {}).get("vlmcli", {}).get("median")}
+    return out
+
+
+def families_table() -> str:
+    report = reports(FAMILIES)[0]
+    lines = ["| stand-in of | visual tokens | vlmcli: page s | plain: page s | vlmcli: whole process s | "
+             "plain: whole process s | whole process, plain / vlmcli | peak RSS GiB, vlmcli / plain | "
+             "page's share of the float32 floor, vlmcli / plain |", "|---|" + "---|" * 8]
+    for family, entry in report["families"].items():
+        ours, theirs, ratio = entry["vlmcli"], entry["plain"], entry.get("vlmcli_over_plain", {})
+        if "page_s" not in ours or "page_s" not in theirs:
+            lines.append(f"| {LABELS.get(family, family)} | failed: {ours.get('errors') or theirs.get('errors')} |"
+                         + " |" * 7)
+            continue
+        share = entry.get("floor_share", {})
+        cells = [str(theirs.get("image_tokens", "")),
+                 _spread(ours["page_s"]["median"], ours["page_s"]["min"], ours["page_s"]["max"], 1),
+                 _spread(theirs["page_s"]["median"], theirs["page_s"]["min"], theirs["page_s"]["max"], 1),
+                 _spread(ours["wall_s"]["median"], ours["wall_s"]["min"], ours["wall_s"]["max"], 1),
+                 _spread(theirs["wall_s"]["median"], theirs["wall_s"]["min"], theirs["wall_s"]["max"], 1),
+                 f"{1 / ratio['wall_s']['median']:.2f}",
+                 f"{ours['peak_rss_gb']['median']:.2f} / {theirs['peak_rss_gb']['median']:.2f}",
+                 " / ".join(f"{share[side]['median']:.2f}" for side in ("vlmcli", "plain") if side in share)]
+        lines.append(f"| {LABELS.get(family, family)} | " + " | ".join(cells) + " |")
+    return ("\n".join(lines) + f"\n\nOne dense A4 page at 200 dpi, {report['new_tokens']} new tokens, {report['dtype']}, "
+            f"medians of {report['rounds']} alternating rounds (min–max). Source: `benchmarks/{FAMILIES.name}`: "
+            f"{header(FAMILIES)}.")
+
+
+ALIASES = {"smolvlm": ("smolvlm-256m",), "granite_docling_258m": ("granite-docling",),
+           "lighton_ocr": ("lightonocr", "lightonocr-bbox"), "paddleocr_vl": ("paddleocr-vl",), "glm_ocr": ("glm-ocr",)}
+
+
+def catalogue_cpu_cost() -> str:
+    """vlmcli/catalogue.py's CPU_COST: each measured alias's A4 page on the stand-in of its architecture."""
+    if not FAMILIES.exists():
+        return 'CPU_COST: dict[str, dict] = {}\nCPU_COST_SOURCE = "not measured yet"'
+    costs = {alias: {key: round(value, 2) for key, value in cost.items() if value is not None}
+             for family, cost in family_costs().items() for alias in ALIASES.get(family, ())}
+    report = reports(FAMILIES)[0]
+    machine = report["machine"]
+    held = " (torch held to AVX2)" if machine.get("isa_held_to") else ""
+    where = f"{report['dtype']} on a {machine['cores']}-core {machine['cpu']}{held}"
+    body = ",\n".join(f"    {alias!r}: {cost!r}" for alias, cost in costs.items())
+    return (f"CPU_COST: dict[str, dict] = {{\n{body},\n}}\n"
+            f"CPU_COST_SOURCE = {f'benchmarks/{FAMILIES.name}, {where}'!r}")
