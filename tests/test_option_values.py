@@ -37,10 +37,17 @@ def _numeric_options() -> list[tuple[str, str]]:
     found = []
     for name, command in get_command(app).commands.items():
         for param in getattr(command, "params", []):
-            numeric = param.type.name in ("integer", "float", "integer range", "float range")
+            numeric = _type_name(param) in ("integer", "float", "integer range", "float range")
             if param.param_type_name == "option" and not param.is_flag and numeric:
                 found.append((name, param.opts[0]))
     return found
+
+
+def _type_name(param) -> str:
+    """The value type an option parses, across typer versions: its click type's name, or the metavar vlmcli gives
+    every numeric option it checks (typer 0.29 keeps no click type on its parameters)."""
+    kind = getattr(param, "type", None)
+    return getattr(kind, "name", None) or (getattr(param, "metavar", None) or "").lower()
 
 
 OPTIONS = _numeric_options()

@@ -51,7 +51,7 @@ def ask(
     question: Annotated[Optional[str], typer.Argument(
         show_default=False, help="The question, in quotes (always the last argument).")] = None,
     page: Annotated[Optional[int], typer.Option(
-        click_type=number(PAGE_RANGE),
+        **number(PAGE_RANGE),
         help="Look at this page of each PDF (1-based) instead of searching the whole document.")] = None,
     pages: SearchPagesOpt = None, top_k: TopKOpt = DEFAULT_TOP_K, strict: StrictOpt = False,
     first_pass: FirstPassOpt = FirstPass.auto, first_pass_lang: FirstPassLangOpt = None,

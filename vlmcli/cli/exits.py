@@ -44,7 +44,7 @@ def _exit_code(invoke: Callable[[], Any]) -> int:
     except click_exceptions.ClickException as mistake:
         print_error(VlmcliError(_one_line(mistake.format_message()), hint=_usage_hint(mistake)))
         return int(ExitCode.usage)
-    except click_exceptions.Abort:
+    except typer.Abort:
         return int(ExitCode.interrupted)
     except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing more can be shown
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer._click import types as click_types
 
 from vlmcli.errors import UsageError
 from vlmcli.specs import (
@@ -42,33 +41,32 @@ MODEL = "Model"
 IMAGES = "Splitting and resolution"
 
 
-class _Number(click_types.ParamType):
-    """An int or a float within a `Range`, checked while the command line is parsed (click's own ranges let
-    inf and nan through, and have no upper end unless given one)."""
+class _Number:
+    """Parses an int or a float within a `Range` while the command line is parsed (click's own ranges let inf and
+    nan through, and have no upper end unless given one); a mistake is a usage error naming the option."""
 
     def __init__(self, accepted: Range, kind: type) -> None:
         self.accepted, self.kind = accepted, kind
-        self.name = "integer" if kind is int else "float"
+        self.__name__ = "integer" if kind is int else "float"
 
-    def convert(self, value, param, ctx):
+    def __call__(self, value: Any) -> Any:
         if isinstance(value, self.kind) and not isinstance(value, bool):
             number = value
         else:
             try:
                 number = self.kind(str(value).strip())
             except ValueError:
-                self.fail(f"{value!r} is not a{'n integer' if self.kind is int else ' number'}", param, ctx)
+                raise typer.BadParameter(
+                    f"{value!r} is not a{'n integer' if self.kind is int else ' number'}") from None
         if not self.accepted.accepts(number):
-            self.fail(f"{value} is out of range (needs {self.accepted.describe()})", param, ctx)
+            raise typer.BadParameter(f"{value} is out of range (needs {self.accepted.describe()})")
         return number
 
-    def get_metavar(self, param, ctx=None) -> str:
-        return self.name.upper()
 
-
-def number(accepted: Range, kind: type = int) -> _Number:
-    """The click type of a numeric option that takes `accepted` values (`typer.Option(click_type=...)`)."""
-    return _Number(accepted, kind)
+def number(accepted: Range, kind: type = int) -> dict[str, Any]:
+    """The Typer option arguments of a numeric option that takes `accepted` values (`typer.Option(**number(...))`):
+    its parser and its metavar."""
+    return {"parser": _Number(accepted, kind), "metavar": "INTEGER" if kind is int else "FLOAT"}
 
 
 def run_option(name: str) -> Any:
@@ -89,7 +87,7 @@ def typer_option(item: dataclasses.Field, kind: Any) -> Any:
     base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)  # X of `X | None`
     extra: dict[str, Any] = {}
     if option.accepts is not None:
-        extra["click_type"] = number(option.accepts, base)
+        extra.update(number(option.accepts, base))
     if base is Path:
         extra["readable"] = False  # vlmcli checks the path itself, with its own exit code
     if option.envvar:
@@ -153,7 +151,7 @@ SearchPagesOpt = Annotated[Optional[str], typer.Option(
     callback=_not_blank, rich_help_panel=SEARCH,
     help="Search only these pages of each PDF, 1-based: e.g. 3-7 or 1-3,9 (default: all).")]
 TopKOpt = Annotated[int, typer.Option(
-    "--top-k", click_type=number(TOP_K_RANGE), rich_help_panel=SEARCH,
+    "--top-k", **number(TOP_K_RANGE), rich_help_panel=SEARCH,
     help="Most pages the model reads, best-ranked first.")]
 StrictOpt = Annotated[bool, typer.Option(
     "--strict", rich_help_panel=SEARCH,
@@ -171,11 +169,11 @@ ForceOpt = Annotated[bool, typer.Option(
     help="Write into an -o folder that holds an earlier run's manifest without --resume (the old manifest is kept "
          "as a backup), or files vlmcli did not write. Outputs never replace inputs, --force or not.")]
 PageTimeoutOpt = Annotated[Optional[float], typer.Option(
-    click_type=number(PAGE_TIMEOUT_RANGE, float), rich_help_panel=BATCH,
+    **number(PAGE_TIMEOUT_RANGE, float), rich_help_panel=BATCH,
     show_default="none for generation; 120 s per poppler call",
     help="Seconds one page may take: each poppler call, and its generation (all bands and retries together).")]
 BatchSizeOpt = Annotated[int, typer.Option(
-    "--batch-size", click_type=number(BATCH_SIZE_RANGE), rich_help_panel=BATCH,
+    "--batch-size", **number(BATCH_SIZE_RANGE), rich_help_panel=BATCH,
     help="Pages per generate call. More pays on a GPU (pages per second); on a CPU it gains little.")]
 FailFastOpt = Annotated[bool, typer.Option(
     "--fail-fast", rich_help_panel=BATCH, help="Stop at the first failed page or input, with that error's exit code.")]
@@ -254,7 +252,7 @@ ShardOpt = Annotated[Optional[str], typer.Option(
     help="Read shard K of N (1-based): a fixed share of the documents, by a hash of each one's path, so N "
          "processes into one -o folder read every document once. A rerun with another N resumes from all manifests.")]
 ShardCountOpt = Annotated[Optional[int], typer.Option(
-    "--shard-count", click_type=number(SHARD_COUNT_RANGE), rich_help_panel=SCALE,
+    "--shard-count", **number(SHARD_COUNT_RANGE), rich_help_panel=SCALE,
     help="N for a Kubernetes Indexed Job (its completions); the shard is JOB_COMPLETION_INDEX + 1.")]
 RayOpt = Annotated[Optional[str], typer.Option(
     "--ray", metavar="auto|local|ADDRESS", rich_help_panel=SCALE,
@@ -262,14 +260,14 @@ RayOpt = Annotated[Optional[str], typer.Option(
          "starts one on this machine, or a cluster address. Needs -o; the inputs must be at the same path on "
          "every node.")]
 RayActorsOpt = Annotated[Optional[int], typer.Option(
-    "--ray-actors", click_type=number(RAY_ACTORS_RANGE), rich_help_panel=SCALE,
+    "--ray-actors", **number(RAY_ACTORS_RANGE), rich_help_panel=SCALE,
     show_default="one per GPU of the cluster, else 1",
     help="Copies of the model (Ray actors) reading pages at once.")]
 RayActorCpusOpt = Annotated[Optional[float], typer.Option(
-    "--ray-actor-cpus", click_type=number(RAY_ACTOR_CPUS_RANGE, float), rich_help_panel=SCALE, show_default="1",
+    "--ray-actor-cpus", **number(RAY_ACTOR_CPUS_RANGE, float), rich_help_panel=SCALE, show_default="1",
     help="CPUs each actor reserves; its whole part (at least 1) is the actor's torch threads. Leave CPUs free "
          "for Ray's own tasks: fractions are allowed.")]
 RayActorGpusOpt = Annotated[Optional[float], typer.Option(
-    "--ray-actor-gpus", click_type=number(RAY_ACTOR_GPUS_RANGE, float), rich_help_panel=SCALE,
+    "--ray-actor-gpus", **number(RAY_ACTOR_GPUS_RANGE, float), rich_help_panel=SCALE,
     show_default="1 if the cluster has GPUs, else 0",
     help="GPUs each actor reserves.")]

@@ -21,25 +21,25 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on. Any other than loopback needs --api-key.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(
-        click_type=number(Range(0, 65535)), help="Port (0: any free one, printed).")] = 8000,
+        **number(Range(0, 65535)), help="Port (0: any free one, printed).")] = 8000,
     api_key: Annotated[Optional[str], typer.Option(
         envvar=API_KEY_ENV_VAR, show_default=False,
         help=f"The key every API call must carry (Authorization: Bearer KEY); or set {API_KEY_ENV_VAR}, which ps "
              "does not show.")] = None,
     max_waiting: Annotated[int, typer.Option(
-        click_type=number(Range(1, 100_000)), rich_help_panel=LIMITS,
+        **number(Range(1, 100_000)), rich_help_panel=LIMITS,
         help="Requests that may wait for the model; past them, 429.")] = 16,
     timeout: Annotated[float, typer.Option(
-        click_type=number(Range(1, 7 * 24 * 3600), float), rich_help_panel=LIMITS,
+        **number(Range(1, 7 * 24 * 3600), float), rich_help_panel=LIMITS,
         help="Seconds a request may take, waiting included (504 past it).")] = 600,
     max_body_mb: Annotated[float, typer.Option(
-        click_type=number(Range(0.001, 1 << 20), float), rich_help_panel=LIMITS,
+        **number(Range(0.001, 1 << 20), float), rich_help_panel=LIMITS,
         help="Largest request body, in MiB (413 past it).")] = 32,
     max_pages: Annotated[int, typer.Option(
-        click_type=number(Range(1, 100_000)), rich_help_panel=LIMITS,
+        **number(Range(1, 100_000)), rich_help_panel=LIMITS,
         help="Most pages of one document, and images of one chat request.")] = 100,
     max_tokens: Annotated[int, typer.Option(
-        click_type=number(MAX_NEW_TOKENS_RANGE), rich_help_panel=LIMITS,
+        **number(MAX_NEW_TOKENS_RANGE), rich_help_panel=LIMITS,
         help="Most tokens one request may ask for.")] = 8192,
     page_timeout: PageTimeoutOpt = None,
     work_dir: Annotated[Optional[Path], typer.Option(

@@ -66,7 +66,7 @@ def evaluate(
     offline: OfflineOpt = False, max_new_tokens: MaxNewTokensOpt = None, split: SplitOpt = None,
     longest_edge: LongestEdgeOpt = None, password: PasswordOpt = None,
     allow_failures: Annotated[float, typer.Option(
-        "--allow-failures", click_type=number(SHARE_RANGE, float),
+        "--allow-failures", **number(SHARE_RANGE, float),
         help="Share of the examples that may fail (an image that does not open, a page past the end) with exit 0; "
              "past it eval exits 10, or with the error's own code when every example failed.")] = 0.0,
 ) -> None:
