@@ -49,18 +49,34 @@ def finetune_options() -> str:
 
 
 def models() -> str:
-    """Every short name `--model` takes (catalogue.py): its repository, family, size, licence and output."""
-    from vlmcli.catalogue import CHECKPOINTS
+    """Every short name `--model` takes (catalogue.py): its repository, family, size, licence, output, published
+    accuracy and the CPU cost of an A4 page measured on a stand-in of its architecture (catalogue.CPU_COST)."""
+    from vlmcli.catalogue import CHECKPOINTS, CPU_COST, CPU_COST_SOURCE
 
     rows = [f"| `{c.alias}` | `{c.repo}` | {c.family} | {c.parameters} | {c.license} | {_cell(c.output)} | "
-            f"{_cell(c.use)} |" for c in CHECKPOINTS]
-    header = ("| `--model` | checkpoint | family | size | licence | writes | for |\n"
-              "|---|---|---|---|---|---|---|")
-    return header + "\n" + "\n".join(rows) + "\n\nGenerated from `vlmcli/catalogue.py`; `vlmcli models` prints it."
+            f"{_cell(c.accuracy) or '-'} | {_cost(CPU_COST.get(c.alias))} | {_cell(c.use)} |" for c in CHECKPOINTS]
+    header = ("| `--model` | checkpoint | family | size | licence | writes | published accuracy | "
+              "A4 page on a 2-core CPU: s, peak GiB | for |\n|---|---|---|---|---|---|---|---|---|")
+    return (header + "\n" + "\n".join(rows) + f"\n\nGenerated from `vlmcli/catalogue.py`; `vlmcli models` prints it. "
+            f"CPU cost: {CPU_COST_SOURCE}.")
+
+
+def models_short() -> str:
+    """The README's shorter table of the same checkpoints."""
+    from vlmcli.catalogue import CHECKPOINTS, CPU_COST
+
+    rows = [f"| `{c.alias}` | {c.parameters} | {_cell(c.output)} | {_cost(CPU_COST.get(c.alias))} | {_cell(c.use)} |"
+            for c in CHECKPOINTS]
+    header = "| `--model` | size | writes | A4 page on a 2-core CPU: s, peak GiB | for |\n|---|---|---|---|---|"
+    return header + "\n" + "\n".join(rows) + "\n\nGenerated from `vlmcli/catalogue.py`; `vlmcli models` adds more."
 
 
 def _is_enum(kind) -> bool:
     return isinstance(kind, type) and issubclass(kind, Enum)
+
+
+def _cost(cost: dict | None) -> str:
+    return f"{cost['page_s']:.0f} s, {cost['peak_rss_gb']:.1f} GiB" if cost else "not measured"
 
 
 def _default(value) -> str:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-AVX2, AVX512 = BENCH / "avx2-last-run.txt", BENCH / "last-run.txt"
+AVX2 = BENCH / "avx2-last-run.txt"
 FAMILIES = BENCH / "families-last-run.txt"
 COLUMNS = {"page_s": "s / page", "first_token_s": "first token s", "decode_tok_s": "decode tok/s",
            "load_s": "load s", "wall_s": "whole process s", "peak_rss_gb": "peak RSS GiB", "gflop_s": "GFLOP/s"}
@@ -64,7 +64,7 @@ def speed_summary(path: Path) -> str:
         label = SUMMARY.get(key) or (f"`{key}`" if not key.startswith("lever ") else key)
         lines.append(f"| {label} | {_spread(spread['median'], spread['min'], spread['max'])} |")
     flags = " ".join(report["machine"]["flags"])
-    held = report["machine"]["isa_held_to"]
+    held = " ".join(f"{key}={value}" for key, value in report["machine"]["isa_held_to"].items())
     return ("\n".join(lines) + f"\n\nMachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, flags "
             f"{flags}" + (f", torch held to {held}" if held else "") + f". Source: `benchmarks/{path.name}`.")
 
@@ -77,12 +77,33 @@ def speed_avx2_summary() -> str:
     return speed_summary(AVX2)
 
 
-def speed_avx512() -> str:
-    return speed_rows(AVX512)
+def _cell(row: dict, metric: str, digits: int = 1) -> str:
+    if f"{metric}_range" not in row:
+        return "-"
+    return _spread(row[metric], *row[f"{metric}_range"], digits)
 
 
-def speed_avx512_summary() -> str:
-    return speed_summary(AVX512)
+def speed_readme() -> str:
+    """The README's few lines: vlmcli's page, load, whole process and memory beside plain transformers' and
+    OpenVINO's, the floor, and `vlmcli --help`."""
+    report = reports(AVX2)[0]
+    rows, summary = report["rows"], report["summary"]
+    ours, card, openvino = (rows.get(name, {}) for name in
+                            ("vlmcli ocr, dense A4", "card snippet, sdpa", "OpenVINO fp32 vision + vlmcli LM"))
+    ours_process, card_process = rows.get("vlmcli ocr, whole process", {}), rows.get("card snippet, whole process", {})
+    lines = ["| median of the rounds (min–max) | vlmcli | plain transformers + sdpa | OpenVINO fp32 vision + vlmcli's LM |",
+             "|---|---|---|---|",
+             f"| A4 page, s | {_cell(ours, 'page_s')} | {_cell(card, 'page_s')} | {_cell(openvino, 'page_s')} |",
+             f"| model load, s | {_cell(ours, 'load_s', 2)} | {_cell(card, 'load_s', 2)} | {_cell(openvino, 'load_s')} |",
+             f"| one-page run, whole process, s | {_cell(ours_process, 'wall_s')} | {_cell(card_process, 'wall_s')} | - |",
+             f"| peak RSS, GiB | {_cell(ours, 'peak_rss_gb', 2)} | {_cell(card, 'peak_rss_gb', 2)} | "
+             f"{_cell(openvino, 'peak_rss_gb', 2)} |"]
+    floor, ratio = summary["floor_s"], summary["page_vs_floor"]
+    help_s = rows.get("vlmcli --help", {}).get("wall_s")
+    return ("\n".join(lines) + f"\n\nThe page's float32 floor (its arithmetic at the round's best rate of the model's "
+            f"own products) was {floor['median']:.1f} s, vlmcli's page {ratio['median']:.2f}× it "
+            f"({ratio['min']:.2f}–{ratio['max']:.2f}); `vlmcli --help` took {help_s:.2f} s. "
+            f"{report['rounds']} alternating rounds. Source: `benchmarks/{AVX2.name}`: {header(AVX2)}.")
 
 
 def family_costs() -> dict[str, dict]:
@@ -99,6 +120,8 @@ def family_costs() -> dict[str, dict]:
 
 
 def families_table() -> str:
+    if not FAMILIES.exists():
+        return "Not measured yet: `python -m benchmarks.families` writes it."
     report = reports(FAMILIES)[0]
     lines = ["| stand-in of | visual tokens | vlmcli: page s | plain: page s | vlmcli: whole process s | "
              "plain: whole process s | whole process, plain / vlmcli | peak RSS GiB, vlmcli / plain | "

@@ -16,7 +16,6 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import docs_catalogue, docs_speed
@@ -29,35 +28,6 @@ _BEGIN = re.compile(r"^(?:# )?<!-- begin: ([\w-]+) -->$", re.M)
 
 
 # ---- reading the files ------------------------------------------------------------------------------------------
-
-@dataclass
-class SpeedRun:
-    """One uncommented table of benchmarks/speed.py's output and the JSON summary printed after it."""
-
-    rows: dict[str, dict[str, str]] = field(default_factory=dict)  # row name -> column -> cell as printed
-    summary: dict = field(default_factory=dict)
-
-
-def speed_runs(path: Path) -> list[SpeedRun]:
-    """The runs of a speed output file, in file order; commented (`#`) blocks are older runs and are skipped."""
-    runs: list[SpeedRun] = []
-    lines = path.read_text().splitlines()
-    columns: list[str] = []
-    for number, line in enumerate(lines):
-        words = line.split()
-        if line.startswith("#") or not words:
-            columns = []
-        elif words[0] == "page_s":
-            columns = words
-            runs.append(SpeedRun())
-        elif columns and len(words) > len(columns):
-            name = " ".join(words[:-len(columns)])
-            runs[-1].rows[name] = {c: v for c, v in zip(columns, words[-len(columns):]) if v != "-"}
-        elif columns and line.startswith("{"):
-            runs[-1].summary, _ = json.JSONDecoder().raw_decode("\n".join(lines[number:]))
-            columns = []
-    return runs
-
 
 def json_blocks(path: Path) -> list[dict]:
     """Every uncommented JSON object of the file that starts at the beginning of a line (one or many lines)."""
@@ -94,92 +64,9 @@ def source(path: Path, which: str = "") -> str:
     return f"Source: `{path.parent.name}/{path.name}`{', ' + which if which else ''}."
 
 
-SPEED_COLUMNS = {"page_s": "s / page", "first_token_s": "first token s", "decode_tok_s": "decode tok/s",
-                 "peak_rss_gb": "peak RSS GiB", "image_tokens": "image tokens", "load_s": "load s",
-                 "gflop_s": "GFLOP/s", "wall_s": "wall s"}
-
-SUMMARY_LABELS = {
-    "auto_dtype": "dtype that `auto` picked",
-    "page_tflop": "arithmetic of the dense A4 page, TFLOP",
-    "floor_s_float32": "float32 floor: that arithmetic at the `matmul float32` row's rate, s",
-    "vlmcli_vs_floor_float32": "vlmcli's page time / the float32 floor",
-    "floor_s_bfloat16": "bf16 floor: that arithmetic at the `matmul bfloat16` row's rate, s",
-    "vlmcli_vs_floor_bfloat16": "vlmcli's page time / the bf16 floor",
-    "speedup_vs_card": "card snippet as written (bf16, eager): its page time / vlmcli's",
-    "speedup_vs_card_float32": "plain transformers (card snippet, float32 + sdpa): its page time / vlmcli's",
-    "speedup_vs_openvino_vision": "OpenVINO fp32 vision tower + vlmcli's LM: its page time / vlmcli's",
-    "speedup_vs_openvino_int8_vision": "OpenVINO int8-weight vision tower + vlmcli's LM: its page time / vlmcli's",
-    "speedup_vs_llamacpp_f32": "llama.cpp, f32 text + f32 mmproj: its page time / vlmcli's",
-    "speedup_vs_llamacpp_q8_0": "llama.cpp, q8_0 text + f32 mmproj: its page time / vlmcli's",
-    "speedup_vs_unpacked_linear": "vision linear layers not packed: its page time / vlmcli's",
-    "speedup_vs_transposed_stream": "vision stream left transposed (no `patch_layout`): its page time / vlmcli's",
-    "decode_float16_vs_float32": "`--decode-dtype float16`: its decode rate / float32's",
-    "page_float16_decode_vs_float32": "`--decode-dtype float16`: float32's page time / its",
-    "decode_vs_text_model": "vlmcli's decode rate / the bare text model's (separate processes)",
-    "decode_vs_text_model_same_process": "vlmcli's decode rate / the bare text model's (alternating in one process)",
-    "pdf_page_vs_single_page": "a page of a 4-page PDF / a PNG page (time)",
-    "pdf_page_vs_one_page_pdf": "a page of a 4-page PDF / a 1-page PDF (time)",
-    "doctags_kv_cache_speedup": "decode rate with the KV cache / with `use_cache: false` as the config says",
-}
-
-
-def _value(value) -> str:
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-
-def _label(key: str) -> str:
-    if key.startswith("leading_equal_tokens: "):
-        return f"`{key.partition(': ')[2]}`: tokens equal to float32's before the first difference"
-    return SUMMARY_LABELS.get(key, f"`{key}`")
-
-
-def speed_rows(path: Path, index: int = 0, only: Callable[[str], bool] = lambda name: True) -> str:
-    """The run's table as printed, without the columns that no row fills."""
-    run = speed_runs(path)[index]
-    names = [name for name in run.rows if only(name)]
-    columns = [c for c in SPEED_COLUMNS if any(c in run.rows[name] for name in names)]
-    rows = [[f"`{name}`", *(run.rows[name].get(c, "") for c in columns)] for name in names]
-    return table(["row", *(SPEED_COLUMNS[c] for c in columns)], rows)
-
-
-def speed_summary(path: Path, index: int = 0) -> str:
-    summary = speed_runs(path)[index].summary
-    return table(["figure", "value"], [[_label(key), _value(value)] for key, value in summary.items()])
-
-
 # ---- the tables ----------------------------------------------------------------------------------------------------
 
-AVX2, AVX512 = BENCH / "avx2-last-run.txt", BENCH / "last-run.txt"
 GPU, DOCQA, RAY, AGREEMENT = (BENCH / f"{name}-last-run.txt" for name in ("gpu", "docqa", "ray", "agreement"))
-DOCTAGS_ROW = "granite-docling stand-in decode"
-
-
-def speed_avx2() -> str:
-    return speed_rows(AVX2) + "\n\n" + source(AVX2, "the first run in the file")
-
-
-def speed_avx2_summary() -> str:
-    return speed_summary(AVX2) + "\n\n" + source(AVX2, "the JSON after the first run's table")
-
-
-def speed_avx512() -> str:
-    return speed_rows(AVX512) + "\n\n" + source(AVX512, "the first run in the file")
-
-
-def speed_avx512_summary() -> str:
-    return speed_summary(AVX512) + "\n\n" + source(AVX512, "the JSON after the first run's table")
-
-
-def doctags_kv_cache() -> str:
-    index = next(i for i, run in enumerate(speed_runs(AVX2)) if any(DOCTAGS_ROW in name for name in run.rows))
-    run = speed_runs(AVX2)[index]
-    row = next(cells for name, cells in run.rows.items() if DOCTAGS_ROW in name)
-    speedup = run.summary["doctags_kv_cache_speedup"]
-    rate = float(row["decode_tok_s"])
-    rows = [["with the KV cache (vlmcli)", row["decode_tok_s"]], ["`use_cache: false`, as the config says",
-                                                                 f"{rate / speedup:.2f}"]]
-    return (table(["granite-docling stand-in, decode", "tokens/s"], rows) + f"\n\nRatio {speedup:.2f}. "
-            + source(AVX2, f"the `{DOCTAGS_ROW}` run"))
 
 
 def gpu_batches() -> str:
@@ -279,12 +166,12 @@ TABLES: dict[str, Callable[[], str]] = {
     "run-options": docs_catalogue.run_options,
     "finetune-options": docs_catalogue.finetune_options,
     "models": docs_catalogue.models,
+    "models-short": docs_catalogue.models_short,
     "catalogue-cpu-cost": docs_speed.catalogue_cpu_cost,
-    "speed-avx2": speed_avx2,
-    "speed-avx2-summary": speed_avx2_summary,
-    "speed-avx512": speed_avx512,
-    "speed-avx512-summary": speed_avx512_summary,
-    "doctags-kv-cache": doctags_kv_cache,
+    "speed-avx2": docs_speed.speed_avx2,
+    "speed-avx2-summary": docs_speed.speed_avx2_summary,
+    "speed-readme": docs_speed.speed_readme,
+    "families": docs_speed.families_table,
     "gpu-batches": gpu_batches,
     "gpu-static-cache": gpu_static_cache,
     "million-pages": million_pages,
