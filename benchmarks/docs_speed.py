@@ -123,17 +123,17 @@ def families_table() -> str:
     if not FAMILIES.exists():
         return "Not measured yet: `python -m benchmarks.families` writes it."
     report = reports(FAMILIES)[0]
-    lines = ["| stand-in of | visual tokens | vlmcli: page s | plain: page s | vlmcli: whole process s | "
+    lines = ["| stand-in of | rounds | visual tokens | vlmcli: page s | plain: page s | vlmcli: whole process s | "
              "plain: whole process s | whole process, plain / vlmcli | peak RSS GiB, vlmcli / plain | "
-             "page's share of the float32 floor, vlmcli / plain |", "|---|" + "---|" * 8]
+             "page's share of the float32 floor, vlmcli / plain |", "|---|" + "---|" * 9]
     for family, entry in report["families"].items():
         ours, theirs, ratio = entry["vlmcli"], entry["plain"], entry.get("vlmcli_over_plain", {})
         if "page_s" not in ours or "page_s" not in theirs:
             lines.append(f"| {LABELS.get(family, family)} | failed: {ours.get('errors') or theirs.get('errors')} |"
-                         + " |" * 7)
+                         + " |" * 8)
             continue
         share = entry.get("floor_share", {})
-        cells = [str(theirs.get("image_tokens", "")),
+        cells = [str(ratio["wall_s"]["rounds"]), str(theirs.get("image_tokens", "")),
                  _spread(ours["page_s"]["median"], ours["page_s"]["min"], ours["page_s"]["max"], 1),
                  _spread(theirs["page_s"]["median"], theirs["page_s"]["min"], theirs["page_s"]["max"], 1),
                  _spread(ours["wall_s"]["median"], ours["wall_s"]["min"], ours["wall_s"]["max"], 1),
@@ -143,7 +143,7 @@ def families_table() -> str:
                  " / ".join(f"{share[side]['median']:.2f}" for side in ("vlmcli", "plain") if side in share)]
         lines.append(f"| {LABELS.get(family, family)} | " + " | ".join(cells) + " |")
     return ("\n".join(lines) + f"\n\nOne dense A4 page at 200 dpi, {report['new_tokens']} new tokens, {report['dtype']}, "
-            f"medians of {report['rounds']} alternating rounds (min–max). Source: `benchmarks/{FAMILIES.name}`: "
+            f"medians of the alternating rounds (min–max). Source: `benchmarks/{FAMILIES.name}`: "
             f"{header(FAMILIES)}.")
 
 

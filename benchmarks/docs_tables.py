@@ -66,7 +66,8 @@ def source(path: Path, which: str = "") -> str:
 
 # ---- the tables ----------------------------------------------------------------------------------------------------
 
-GPU, DOCQA, RAY, AGREEMENT = (BENCH / f"{name}-last-run.txt" for name in ("gpu", "docqa", "ray", "agreement"))
+GPU, DOCQA, RAY, AGREEMENT, SCANS = (BENCH / f"{name}-last-run.txt"
+                                     for name in ("gpu", "docqa", "ray", "agreement", "scans"))
 
 
 def gpu_batches() -> str:
@@ -162,6 +163,21 @@ def agreement() -> str:
     return table(header, rows) + "\n\n" + source(AGREEMENT, "run N is the N-th JSON object in the file")
 
 
+def scans_first_answer() -> str:
+    """Time to the first answer on the image-only PDF: a first pass against the model transcribing every page."""
+    run = json_blocks(SCANS)[0]
+    found = run["first_answer"]
+    rows = [[f"`--first-pass {engine}`", f"{row['seconds']:.0f}", str(row["pages_read"]), f"{row['read_s']:.0f}"]
+            for engine, row in found["rows"].items()]
+    header = ["first question, empty page cache", "seconds (model loaded)", "pages the model read for the answer",
+              "of which answering, s"]
+    return (table(header, rows) + f"\n\n{run['pages']} pages at {run['scan_dpi']:.0f} dpi; the first pass "
+            f"{run['first_pass_s_per_page']:.2f} s a page; the model ({found['dtype'].replace('torch.', '')}) "
+            f"transcribes with {found['ocr_tokens']} new tokens a page and answers with {found['answer_tokens']}, "
+            f"`--top-k {found['top_k']}`; load {found['load_s']:.1f} s apart. First pass / model: "
+            f"{found['speedup']:.1f}× faster. " + source(SCANS))
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "run-options": docs_catalogue.run_options,
     "finetune-options": docs_catalogue.finetune_options,
@@ -178,6 +194,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "docqa-retrieval": docqa_retrieval,
     "docqa-questions": docqa_questions,
     "ray-overhead": ray_overhead,
+    "scans-first-answer": scans_first_answer,
     "agreement": agreement,
 }
 

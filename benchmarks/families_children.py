@@ -29,7 +29,7 @@ def child_vlmcli(family: str, checkpoint: str, page: str, tokens: int, dtype: st
     from vlmcli import model
     from vlmcli.jobs.ocr import OcrRequest, run_ocr
     from vlmcli.model.profile import load_profile
-    from vlmcli.specs import DType, RunSpec
+    from vlmcli.specs import DType, OutputFormat, RunSpec
 
     options = dict(model=checkpoint, dtype=DType(dtype), offline=True)
     profile = load_profile(RunSpec.from_options(**options).model)
@@ -39,11 +39,14 @@ def child_vlmcli(family: str, checkpoint: str, page: str, tokens: int, dtype: st
     started = time.perf_counter()
     out = io.StringIO()
     summary = run_ocr(OcrRequest(inputs=(Path(page),), instruction=profile.family.instruction(), run=run,
-                                 family=profile.family), write=out.write)
+                                 family=profile.family, output_format=OutputFormat.json), write=out.write)
     if summary.pages_ok != 1:
         raise SystemExit(f"vlmcli read {summary.pages_ok} pages: {summary.line()}")
-    return {"load_s": seen["load_s"], "page_s": time.perf_counter() - started - seen["load_s"],
-            "family": seen["family"], "levers": seen["levers"], "dtype": seen["dtype"]}
+    page_s = time.perf_counter() - started - seen["load_s"]
+    records = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+    record = next(r for r in records if "image_tokens" in r)  # the page's (a DocTags input ends with its document's)
+    return {"load_s": seen["load_s"], "page_s": page_s, "family": seen["family"], "levers": seen["levers"],
+            "dtype": seen["dtype"], **{key: record[key] for key in ("image_tokens", "new_tokens", "bands")}}
 
 
 def child_plain(family: str, checkpoint: str, page: str, tokens: int, dtype: str) -> dict:

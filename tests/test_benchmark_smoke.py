@@ -164,6 +164,7 @@ def test_families_benchmark_compares_each_side_within_a_round(tiny_checkpoint, t
     family = json.loads(out.read_text())["families"]["lighton_ocr"]
     assert family["vlmcli"]["family"] == "lighton_ocr" and family["plain"]["new_tokens"] == 3
     assert family["plain"]["image_tokens"] > 0 and family["plain"]["linear_gflop"] > 0
+    assert family["vlmcli"]["image_tokens"] == family["plain"]["image_tokens"]  # the same page, the same work
     for key in ("wall_s", "page_s", "peak_rss_gb"):
         assert family["vlmcli_over_plain"][key]["median"] > 0 and family["vlmcli"][key]["median"] > 0
     assert set(family["floor_share"]) == {"vlmcli", "plain"} and family["floor_gflop_s"]["median"] > 0

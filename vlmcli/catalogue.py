@@ -62,6 +62,13 @@ CHECKPOINTS = (
 BY_ALIAS = {checkpoint.alias: checkpoint for checkpoint in CHECKPOINTS}
 
 # <!-- begin: catalogue-cpu-cost -->
-CPU_COST: dict[str, dict] = {}
-CPU_COST_SOURCE = "not measured yet"
+CPU_COST: dict[str, dict] = {
+    'smolvlm-256m': {'page_s': 19.13, 'wall_s': 26.4, 'peak_rss_gb': 1.53, 'floor_share': 0.8},
+    'granite-docling': {'page_s': 19.01, 'wall_s': 27.43, 'peak_rss_gb': 1.83, 'floor_share': 1.19},
+    'lightonocr': {'page_s': 143.3, 'wall_s': 158.44, 'peak_rss_gb': 5.14, 'floor_share': 0.37},
+    'lightonocr-bbox': {'page_s': 143.3, 'wall_s': 158.44, 'peak_rss_gb': 5.14, 'floor_share': 0.37},
+    'paddleocr-vl': {'page_s': 291.15, 'wall_s': 302.87, 'peak_rss_gb': 4.74, 'floor_share': 0.51},
+    'glm-ocr': {'page_s': 467.75, 'wall_s': 480.52, 'peak_rss_gb': 6.03, 'floor_share': 0.28},
+}
+CPU_COST_SOURCE = 'benchmarks/families-last-run.txt, float32 on a 2-core AMD EPYC (torch held to AVX2)'
 # <!-- end: catalogue-cpu-cost -->

@@ -32,12 +32,14 @@ def models(output_format: Annotated[ModelsFormat, typer.Option("--format", "-f",
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("alias", "family", "size", "licence", "writes", "published accuracy", "CPU s / A4 page"):
+    for column in ("alias", "family", "size", "licence", "writes", "published accuracy", "CPU s / A4 page",
+                   "peak GiB"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        cost = row["cpu_a4_page"]
+        cost = row["cpu_a4_page"] or {}
         table.add_row(row["alias"], row["family"], row["parameters"], row["license"], row["output"],
-                      row["accuracy"] or "-", f"{cost['seconds']:.1f}" if cost else "not measured")
+                      row["accuracy"] or "-", f"{cost['page_s']:.1f}" if cost else "not measured",
+                      f"{cost['peak_rss_gb']:.1f}" if cost else "-")
     console = Console(width=160)
     console.print(table)
     console.print(f"CPU cost: {CPU_COST_SOURCE}. Any other image-text-to-text checkpoint transformers ships runs "
