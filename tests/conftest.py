@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -80,6 +81,18 @@ def tiny_checkpoint(tmp_path_factory):
         return built[family]
 
     return make
+
+
+@pytest.fixture
+def finished_stage_two(tmp_path) -> Path:
+    """A finished stage-2 fine-tuning run's folder (its adapter and run.json) for `finetune --from`."""
+    earlier = tmp_path / "s2"
+    earlier.mkdir()
+    (earlier / "adapter_config.json").write_text("{}")
+    (earlier / "run.json").write_text(json.dumps({
+        "status": "finished", "stage": {"number": 2}, "model": {"model_id": "some/model", "quantize": "none"},
+        "data": [{"path": "/d/pages.jsonl", "share": 1.0, "split": True, "longest_edge_px": 512}]}))
+    return earlier
 
 
 @pytest.fixture

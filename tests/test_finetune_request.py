@@ -76,14 +76,9 @@ def test_show_config_toml_reads_back_as_the_same_settings(tmp_path, monkeypatch)
                               "--eval-data", "held.jsonl:name=held"))[key] for key in ("stage", "data", "eval_data")}
 
 
-def test_a_shown_config_with_replay_reads_back_without_doubling_it(tmp_path, monkeypatch):
+def test_a_shown_config_with_replay_reads_back_without_doubling_it(tmp_path, monkeypatch, finished_stage_two):
     monkeypatch.chdir(tmp_path)
-    earlier = tmp_path / "s2"
-    earlier.mkdir()
-    (earlier / "adapter_config.json").write_text("{}")
-    (earlier / "run.json").write_text(json.dumps({
-        "status": "finished", "stage": {"number": 2}, "model": {"model_id": "some/model", "quantize": "none"},
-        "data": [{"path": "/d/pages.jsonl", "share": 1.0, "split": True, "longest_edge_px": 512}]}))
+    earlier = finished_stage_two
     first = _show("--stage", "3", "--from", earlier, "--data", "qa.jsonl", "--show-format", "toml")
     assert [bool(source.get("replay_of")) for source in tomllib.loads(first)["data"]] == [False, True]
     (tmp_path / "shown.toml").write_text(first)

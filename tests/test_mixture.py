@@ -137,13 +137,8 @@ def test_replayed_sources_are_cut_to_their_draws(tmp_path):
     assert cut[1].examples == replay_cut(sourced, [0.75, 0.25], 20, seed=0)[1].examples  # the seed decides
 
 
-def test_show_config_shows_the_mixture_and_replays_the_earlier_run(tmp_path):
-    earlier = tmp_path / "s2"
-    earlier.mkdir()
-    (earlier / "adapter_config.json").write_text("{}")
-    (earlier / "run.json").write_text(json.dumps({
-        "status": "finished", "stage": {"number": 2}, "model": {"model_id": "some/model", "quantize": "none"},
-        "data": [{"path": "/d/pages.jsonl", "share": 1.0, "split": True, "longest_edge_px": 512}]}))
+def test_show_config_shows_the_mixture_and_replays_the_earlier_run(tmp_path, finished_stage_two):
+    earlier = finished_stage_two
     args = ["finetune", "--stage", "3", "--show-config", "--from", str(earlier), "--data", "qa.jsonl",
             "--data", "lines.jsonl:weight=0.2,split=false", "--eval-data", "held.jsonl"]
     shown = json.loads(CliRunner().invoke(app, args).stdout)
