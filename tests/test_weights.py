@@ -1,4 +1,4 @@
-"""Weights read one tensor at a time (vlmcli/weights.py) give the model transformers' own loading gives."""
+"""Weights read one tensor at a time (vlmcli/model/weights.py) give the model transformers' own loading gives."""
 
 from __future__ import annotations
 
@@ -100,3 +100,50 @@ def test_quantizing_load_on_cpu_maps_big_allocations_then_restores_glibc_ceiling
             raise RuntimeError("load failed")
     assert calls == [("mallopt", heap.M_MMAP_THRESHOLD, 64 * 1024),
                      ("mallopt", heap.M_MMAP_THRESHOLD, heap.GLIBC_MMAP_THRESHOLD_MAX), ("trim", 0)]
+
+
+def test_mapped_tensors_equal_safetensors_own_reads_and_upcast_only_narrower_floats(tmp_path):
+    from contextlib import ExitStack
+
+    from safetensors.torch import load_file, save_file
+
+    stored = {"bf16": torch.randn(3, 5).to(torch.bfloat16), "f16": torch.randn(7).half(), "f32": torch.randn(2, 2),
+              "i64": torch.arange(6).reshape(2, 3), "flag": torch.tensor([True, False]), "scalar": torch.tensor(2.5),
+              "empty": torch.zeros(0, 4), "u8": torch.arange(255, dtype=torch.uint8)}
+    path = tmp_path / "model.safetensors"
+    save_file(stored, str(path))
+    with ExitStack() as stack:
+        state = weights.lazy_state_dict([path], stack, torch.float32)
+        assert all(isinstance(value, weights.MappedTensor) for value in state.values())
+        read = {name: value[...] for name, value in state.items()}
+    reference = load_file(str(path))
+    for name, tensor in reference.items():
+        wider = name in ("bf16", "f16")
+        assert read[name].dtype == (torch.float32 if wider else tensor.dtype), name
+        assert torch.equal(read[name], tensor.float() if wider else tensor), name
+
+
+def test_mapped_reads_drop_only_the_whole_pages_a_tensor_covers():
+    import mmap
+
+    advised = []
+
+    class Mapping:
+        def madvise(self, option, start, length):
+            advised.append((option, start, length))
+
+    page = mmap.PAGESIZE
+    weights._drop_pages(Mapping(), 10, 3 * page + 5)
+    weights._drop_pages(Mapping(), page + 1, 2 * page - 1)
+    assert advised == [(mmap.MADV_DONTNEED, page, 2 * page)]
+
+
+def test_a_header_longer_than_its_file_is_corrupt_weights(tmp_path):
+    from contextlib import ExitStack
+
+    from vlmcli.errors import ModelError
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"\xff" * 8 + b"{}")
+    with ExitStack() as stack, pytest.raises(ModelError, match="corrupt weights"):
+        weights.lazy_state_dict([path], stack, torch.float32)

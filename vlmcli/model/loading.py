@@ -239,7 +239,8 @@ def _load_by_tensor(spec: ModelSpec, config: Any, files: list[Path], options: di
     """from_pretrained on weights read one tensor at a time (model/weights.py says why)."""
     model_class = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)]
     with ExitStack() as stack:
-        state = weights.lazy_state_dict(files, stack)
+        upcast_to = None if "quantization_config" in options else options["dtype"]
+        state = weights.lazy_state_dict(files, stack, upcast_to)
         model = model_class.from_pretrained(None, config=config, state_dict=state, **options)
     if (files[0].parent / GENERATION_CONFIG_NAME).is_file():
         model.generation_config = GenerationConfig.from_pretrained(files[0].parent)

@@ -1,17 +1,22 @@
 """A checkpoint's weight files: finding them, reading them one tensor at a time, naming the damaged one.
 
-Why read with pread instead of letting transformers memory-map the file: a
-mapped page that has been read stays in the process's resident set until the
-whole file is unmapped, at the end of the load, so converting bf16 weights to
-float32 (or quantizing them) holds the whole file and the new tensors at once.
-Read one tensor at a time, each buffer is converted and dropped (peaks in the
-README, from benchmarks/speed.py). transformers itself loads this way on
-Windows and MPS; the tensors, names and conversions are the same (tested).
+Why not let transformers memory-map the file as it is: a mapped page that has
+been read stays in the process's resident set until the whole file is unmapped,
+at the end of the load, so converting bf16 weights to float32 holds the whole
+file and the new tensors at once. Here each tensor is converted straight from
+the mapping (no intermediate copy, which is what made reading with pread slower)
+and its pages are then dropped from the resident set (`madvise(MADV_DONTNEED)`;
+they stay in the page cache). Quantizing loads, and systems without madvise,
+read each tensor with safetensors' pread backend instead. The tensors, names and
+conversions are transformers' own (tests/test_weights.py).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import mmap
+import struct
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -42,13 +47,101 @@ def safetensors_files(spec: ModelSpec) -> list[Path] | None:
     return None if any(shard is None for shard in shards) else shards  # type: ignore[return-value]
 
 
-def lazy_state_dict(files: list[Path], stack: ExitStack) -> dict[str, Any]:
-    """Name -> a slice that reads its tensor from disk when transformers asks for it; `stack` closes the files."""
+# safetensors' dtype names -> torch's, for the dtypes a checkpoint's weights come in
+TORCH_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+HEADER_LENGTH_BYTES = 8
+
+
+def lazy_state_dict(files: list[Path], stack: ExitStack, upcast_to: Any = None) -> dict[str, Any]:
+    """Name -> an object that reads its tensor when transformers asks for it (`tensor[...]`); `stack` closes the files.
+
+    `upcast_to` (the load's dtype; None when quantizing): floating tensors stored narrower (bf16 for a float32 load)
+    come out in it, converted straight from the mapped file; any other comes out as stored, for transformers to
+    convert (a lossless upcast first never changes what its conversion gives).
+    """
     state: dict[str, Any] = {}
     for path in files:
+        if upcast_to is not None and hasattr(mmap, "MADV_DONTNEED"):
+            state.update(_mapped_tensors(path, stack, upcast_to))
+            continue
         handle = stack.enter_context(safe_open(str(path), framework="pt", device="cpu", backend="pread"))
         state.update({name: handle.get_slice(name) for name in handle.keys()})
     return state
+
+
+class MappedTensor:
+    """One tensor of a mapped .safetensors file, read once: `[...]` copies it out and drops its pages."""
+
+    def __init__(self, mapped: mmap.mmap, dtype: str, shape: list[int], start: int, end: int, upcast_to: Any) -> None:
+        self.mapped, self.dtype, self.shape = mapped, dtype, shape
+        self.start, self.end, self.upcast_to = start, end, upcast_to
+
+    def get_dtype(self) -> str:
+        return self.dtype
+
+    def get_shape(self) -> list[int]:
+        return self.shape
+
+    def __getitem__(self, index: Any) -> Any:
+        import torch
+
+        dtype = getattr(torch, TORCH_DTYPES[self.dtype])
+        count = math.prod(self.shape)
+        if count == 0:
+            return torch.empty(self.shape, dtype=dtype)[index]
+        view = torch.frombuffer(self.mapped, dtype=dtype, count=count, offset=self.start).reshape(self.shape)
+        wider = self.upcast_to is not None and view.is_floating_point() and self.upcast_to.itemsize > dtype.itemsize
+        out = view.to(self.upcast_to) if wider else view.clone()
+        del view  # the mapping cannot be closed while a tensor points into it
+        _drop_pages(self.mapped, self.start, self.end)
+        return out[index]
+
+
+def _mapped_tensors(path: Path, stack: ExitStack, upcast_to: Any) -> dict[str, MappedTensor]:
+    """The tensors of one .safetensors file, mapped copy-on-write (never written, so never copied)."""
+    with path.open("rb") as file:
+        try:
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
+        except ValueError as exc:  # an empty file
+            raise corrupt_weights(path.parent, exc) from None
+    stack.callback(_close, mapped)
+    try:
+        (header_bytes,) = struct.unpack("<Q", mapped[:HEADER_LENGTH_BYTES])
+        if HEADER_LENGTH_BYTES + header_bytes > len(mapped):
+            raise ValueError(f"the header's {header_bytes} bytes run past the file's end")
+        header = json.loads(mapped[HEADER_LENGTH_BYTES:HEADER_LENGTH_BYTES + header_bytes])
+        data_start = HEADER_LENGTH_BYTES + header_bytes
+        header.pop("__metadata__", None)
+        tensors = {name: MappedTensor(mapped, entry["dtype"], list(entry["shape"]), data_start + entry["data_offsets"][0],
+                                      data_start + entry["data_offsets"][1], upcast_to)
+                   for name, entry in header.items()}
+    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise corrupt_weights(path.parent, exc) from None
+    bad = [name for name, t in tensors.items() if t.end > len(mapped) or t.dtype not in TORCH_DTYPES
+           or t.end - t.start != math.prod(t.shape) * _item_bytes(t.dtype)]
+    if bad:
+        raise corrupt_weights(path.parent, ValueError(f"tensor {bad[0]} lies outside the file or has another size"))
+    return tensors
+
+
+def _item_bytes(dtype: str) -> int:
+    bits = "".join(c for c in dtype if c.isdigit())  # BF16 -> 16; BOOL -> one byte
+    return int(bits) // 8 if bits else 1
+
+def _drop_pages(mapped: mmap.mmap, start: int, end: int) -> None:
+    """Drop the whole pages of [start, end) from the resident set; a later read would fetch them again."""
+    first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+    last = end // mmap.PAGESIZE * mmap.PAGESIZE
+    if last > first:
+        mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
+def _close(mapped: mmap.mmap) -> None:
+    try:
+        mapped.close()
+    except BufferError:  # a tensor still points into it (a load that failed half-way): the collector unmaps it
+        pass
 
 
 def corrupt_weights(folder: Path, exc: Exception) -> ModelError:
