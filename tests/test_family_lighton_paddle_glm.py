@@ -378,3 +378,29 @@ def test_lighton_reads_pages_at_the_checkpoints_1540_px():
     assert knob.lower(processor) == SplitSpec(longest_edge_px=770)
     assert knob.configure(processor, SplitSpec(longest_edge_px=1024)) == 1024
     assert processor.image_processor.size["longest_edge"] == 1024
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_vision_towers_linears_are_packed_and_read_the_same_tokens(lively, pages, monkeypatch, family):
+    """packed_linear's equivalence for this family (levers/registry.py PACKED_OCR): on an AVX2 CPU in float32 the
+    tower's and connector's nn.Linear layers are oneDNN's packed ones, the language model's are not, and a page
+    reads the same tokens as with the lever off."""
+    from vlmcli.model import runtime
+    from vlmcli.model.families import by_name
+    from vlmcli.model.levers import registry
+    from vlmcli.model.levers.packed_linear import PackedLinear
+    from vlmcli.pipeline.ask import ask
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx", "avx2", "fma"}))
+    run = _run(lively(family))
+    loaded = load_run(run)
+    inner = loaded.model.model
+    parts = by_name(family).vision_parts
+    packed = [m for part in parts for m in getattr(inner, part).modules() if isinstance(m, PackedLinear)]
+    plain = [m for part in parts for m in getattr(inner, part).modules() if type(m) is torch.nn.Linear]
+    assert packed and not plain and "packed_linear" in loaded.resolved.lever_names
+    assert not any(isinstance(m, PackedLinear) for m in inner.language_model.modules())
+    with_lever = [ask([page], QUESTION, run).token_ids for page in pages]
+    monkeypatch.setenv(registry.SKIP_ENV, "packed_linear")
+    without = [ask([page], QUESTION, run).token_ids for page in pages]
+    assert with_lever == without and len(set(map(tuple, without))) > 1

@@ -106,6 +106,6 @@ def test_only_plain_float32_linear_layers_are_replaced():
             self.text_model = torch.nn.Linear(4, 4)
 
     tower = Tower()
-    assert packed_linear.pack_vision_linears(tower) == 2
+    assert packed_linear.pack_vision_linears(tower, ("vision_model", "connector")) == 2
     assert isinstance(tower.vision_model[0], PackedLinear) and type(tower.vision_model[1]) is torch.nn.Linear
     assert isinstance(tower.connector[0], PackedLinear) and type(tower.text_model) is torch.nn.Linear

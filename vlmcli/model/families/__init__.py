@@ -68,6 +68,9 @@ class Family:
     concatenated_inputs: tuple[str, ...] = ()  # processor outputs whose rows a batch joins (Qwen's patch lists)
     fit_pages: bool = False  # pages scaled down to the input edge (longest side) first, as the card renders them
     recognisable: bool = True  # False: chosen by name only (--family, an alias), its architecture being another's
+    # The children of the model's inner `model` that hold the vision tower and its connector (where the vision
+    # levers act); empty: not stated, and no vision lever applies.
+    vision_parts: tuple[str, ...] = ()
 
     @property
     def writes_doctags(self) -> bool:
@@ -173,6 +176,12 @@ def all_families() -> tuple[Family, ...]:
 
     return (*idefics.FAMILIES, *lighton_ocr.FAMILIES, *paddleocr_vl.FAMILIES, *glm_ocr.FAMILIES, *qwen.FAMILIES,
             *deepseek.FAMILIES, *granite_docling.FAMILIES, GENERIC)
+
+
+def vision_parts(model_type: str | None) -> tuple[str, ...]:
+    """The vision parts the families reading `model_type` checkpoints name (Family.vision_parts)."""
+    found = [part for family in all_families() if model_type in family.model_types for part in family.vision_parts]
+    return tuple(dict.fromkeys(found))
 
 
 def recognise(model_type: str | None, tokenizer_text: str = "") -> Family:

@@ -26,6 +26,7 @@ GLM_OCR = Family(
     lora=LoraTargets(
         text=r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate_up|down)_proj)",
         vision=r".*visual\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(gate|up|down)_proj)",
-        connector=("merger",)))
+        connector=("merger",)),
+    vision_parts=("visual",))
 
 FAMILIES = (GLM_OCR,)

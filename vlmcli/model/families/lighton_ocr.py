@@ -28,6 +28,7 @@ LIGHTON_OCR = Family(
         text=TEXT_PROJECTIONS,
         vision=r".*vision_encoder\.transformer\.layers\.\d+\."
                r"(attention\.(q|k|v|o)_proj|feed_forward\.(gate|up|down)_proj)",
-        connector=("vision_projection",)))
+        connector=("vision_projection",)),
+    vision_parts=("vision_encoder", "vision_projection"))
 
 FAMILIES = (LIGHTON_OCR,)

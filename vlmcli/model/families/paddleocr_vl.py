@@ -27,6 +27,7 @@ PADDLEOCR_VL = Family(
     lora=LoraTargets(
         text=TEXT_PROJECTIONS,
         vision=r".*visual\.vision_model\.encoder\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])",
-        connector=("projector",)))
+        connector=("projector",)),
+    vision_parts=("visual", "projector"))
 
 FAMILIES = (PADDLEOCR_VL,)

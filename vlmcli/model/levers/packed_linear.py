@@ -2,9 +2,11 @@
 
 nn.Linear on a CPU calls MKL's sgemm on the weight as stored. oneDNN, also inside
 torch's x86 builds, can reorder each weight once into the blocked layout its AVX2
-and AVX-512 kernels read; the vision tower's products (1024 patches per sub-image)
-then run faster, and they are most of a page's time in float32 (README,
-"Performance"). The arithmetic is float32 throughout, so results equal nn.Linear's
+and AVX-512 kernels read; the vision tower's products (a thousand patches per
+sub-image, several thousand for a page of the ~1B OCR models) then run faster,
+and they are most of a page's vision time in float32 (docs/speed.md). Which
+children of the model hold the tower and connector is each family's
+`vision_parts`. The arithmetic is float32 throughout, so results equal nn.Linear's
 to float32 rounding (tests/test_packed_linear.py).
 
 Where it applies (levers/registry.py): inference, float32 weights, a CPU with AVX2 and
@@ -55,10 +57,11 @@ def available() -> bool:
             and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
-def pack_vision_linears(model: Any) -> int:
-    """Replace the plain nn.Linear layers of the vision tower and connector with PackedLinear; how many."""
+def pack_vision_linears(model: Any, part_names: tuple[str, ...]) -> int:
+    """Replace the plain nn.Linear layers under the model's `part_names` (its vision tower and connector:
+    Family.vision_parts) with PackedLinear; how many."""
     inner = getattr(model, "model", model)
-    parts = [getattr(inner, name, None) for name in ("vision_model", "connector")]
+    parts = [getattr(inner, name, None) for name in part_names]
     places = [(parent, name) for part in filter(None, parts) for parent in part.modules()
               for name, child in parent.named_children()
               if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32]
@@ -78,11 +81,11 @@ def pack_vision_linears(model: Any) -> int:
     return len(places)
 
 
-def use_for_inference(model: Any) -> None:
+def use_for_inference(model: Any, part_names: tuple[str, ...]) -> None:
     """Pack the vision tower's linear layers (a model loaded for inference where the lever registry chose this
     lever: levers/registry.py says where, and checks `available` first)."""
     if not _has_adapters(model):
-        pack_vision_linears(model)
+        pack_vision_linears(model, part_names)
 
 
 def _has_adapters(model: Any) -> bool:

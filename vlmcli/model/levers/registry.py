@@ -86,7 +86,9 @@ def _pack_linears(model: Any, target: Target) -> None:
     if not packed_linear.available():
         raise DependencyError("this torch build has no oneDNN linear kernels, which the packed_linear lever uses",
                               hint=f"set {SKIP_ENV}=packed_linear, or install torch's x86 build from PyPI")
-    packed_linear.use_for_inference(model)
+    from vlmcli.model.families import vision_parts
+
+    packed_linear.use_for_inference(model, vision_parts(target.model_type))
 
 
 def _halve_decode(model: Any, target: Target) -> None:
@@ -130,6 +132,8 @@ FLOAT32 = frozenset({"float32"})
 # The model types whose equivalence tests prove each lever that changes how numbers are computed (tests/test_levers.py
 # and each lever's own tests); a family joins a lever when its test does. `heap` changes no number: any family.
 IDEFICS = frozenset({"idefics3", "smolvlm", "idefics2"})
+# The ~1B OCR families whose vision towers' linear layers are packed (tests/test_family_levers.py).
+PACKED_OCR = frozenset({"lighton_ocr", "paddleocr_vl", "glm_ocr"})
 
 # In the order they are applied: packed_linear packs before the heap is given back (packing frees), and
 # half_decode and split_decode replace the same layers (the first that fits wins).
@@ -137,7 +141,8 @@ LEVERS: tuple[Lever, ...] = (
     Lever("lean_processor", "memory", "Idefics3's image processor makes its float copies one sub-image at a time",
           families=frozenset({"idefics3"}), inference_only=False, on_processor=_lean_processor),
     Lever("packed_linear", "vision", "the vision tower's linear layers prepacked for oneDNN (x86 with AVX2)",
-          devices=CPU, dtypes=FLOAT32, families=IDEFICS, when=lambda t: "avx2" in t.cpu_flags and not t.quantized,
+          devices=CPU, dtypes=FLOAT32, families=IDEFICS | PACKED_OCR,
+          when=lambda t: "avx2" in t.cpu_flags and not t.quantized,
           on_model=_pack_linears),
     Lever("half_decode", "text", "float16 weights for the decode (--decode-dtype float16, lossy)",
           devices=CPU, dtypes=FLOAT32, families=IDEFICS, when=lambda t: t.half_decode and not t.quantized,
