@@ -63,12 +63,12 @@ BY_ALIAS = {checkpoint.alias: checkpoint for checkpoint in CHECKPOINTS}
 
 # <!-- begin: catalogue-cpu-cost -->
 CPU_COST: dict[str, dict] = {
-    'smolvlm-256m': {'page_s': 19.13, 'wall_s': 26.4, 'peak_rss_gb': 1.53, 'floor_share': 0.8},
-    'granite-docling': {'page_s': 19.01, 'wall_s': 27.43, 'peak_rss_gb': 1.83, 'floor_share': 1.19},
-    'lightonocr': {'page_s': 143.3, 'wall_s': 158.44, 'peak_rss_gb': 5.14, 'floor_share': 0.37},
-    'lightonocr-bbox': {'page_s': 143.3, 'wall_s': 158.44, 'peak_rss_gb': 5.14, 'floor_share': 0.37},
-    'paddleocr-vl': {'page_s': 291.15, 'wall_s': 302.87, 'peak_rss_gb': 4.74, 'floor_share': 0.51},
-    'glm-ocr': {'page_s': 467.75, 'wall_s': 480.52, 'peak_rss_gb': 6.03, 'floor_share': 0.28},
+    'smolvlm-256m': {'page_s': 19.19, 'wall_s': 27.9, 'peak_rss_gb': 1.55, 'floor_share': 0.82},
+    'granite-docling': {'page_s': 19.09, 'wall_s': 27.29, 'peak_rss_gb': 1.78, 'floor_share': 1.17},
+    'lightonocr': {'page_s': 121.9, 'wall_s': 133.92, 'peak_rss_gb': 5.17, 'floor_share': 0.43},
+    'lightonocr-bbox': {'page_s': 121.9, 'wall_s': 133.92, 'peak_rss_gb': 5.17, 'floor_share': 0.43},
+    'paddleocr-vl': {'page_s': 281.13, 'wall_s': 292.94, 'peak_rss_gb': 4.61, 'floor_share': 0.58},
+    'glm-ocr': {'page_s': 438.49, 'wall_s': 448.44, 'peak_rss_gb': 6.13, 'floor_share': 0.29},
 }
 CPU_COST_SOURCE = 'benchmarks/families-last-run.txt, float32 on a 2-core AMD EPYC (torch held to AVX2)'
 # <!-- end: catalogue-cpu-cost -->
