@@ -66,8 +66,8 @@ def source(path: Path, which: str = "") -> str:
 
 # ---- the tables ----------------------------------------------------------------------------------------------------
 
-GPU, DOCQA, RAY, AGREEMENT, SCANS = (BENCH / f"{name}-last-run.txt"
-                                     for name in ("gpu", "docqa", "ray", "agreement", "scans"))
+GPU, DOCQA, RAY, AGREEMENT, SCANS, SERVE = (BENCH / f"{name}-last-run.txt"
+                                            for name in ("gpu", "docqa", "ray", "agreement", "scans", "serve"))
 
 
 def gpu_batches() -> str:
@@ -176,6 +176,19 @@ def scans_first_answer() -> str:
             f"{found['speedup']:.1f}× faster. " + source(SCANS))
 
 
+def serve_figures() -> str:
+    """`vlmcli serve` under concurrent clients, and `ocr --engine server` against it next to a local run."""
+    run = json_blocks(SERVE)[0]
+    chat = [[str(row["clients"]), str(row["requests"]), str(len(row["errors"])), f"{row['requests_per_s']:.3f}",
+             f"{row['p50_s']:.1f}", f"{row['p99_s']:.1f}"] for row in run["chat"].values()]
+    ocr = [[f"`vlmcli ocr`, {name}", str(row["pages"]), f"{row['wall_s']:.1f}", f"{row['pages_per_s']:.3f}"]
+           for name, row in run["ocr"].items()]
+    return (table(["concurrent clients", "requests", "errors", "requests/s", "p50 latency s", "p99 latency s"], chat)
+            + "\n\n" + table(["run (whole process)", "pages", "seconds", "pages/s"], ocr)
+            + f"\n\nOne dense A4 page per chat request, {run['new_tokens']} new tokens, {run['cpus']} CPUs; the local "
+            "run's seconds include loading the model, the server's load came before. " + source(SERVE))
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "run-options": docs_catalogue.run_options,
     "finetune-options": docs_catalogue.finetune_options,
@@ -193,6 +206,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "docqa-questions": docqa_questions,
     "ray-overhead": ray_overhead,
     "scans-first-answer": scans_first_answer,
+    "serve-figures": serve_figures,
     "agreement": agreement,
 }
 

@@ -147,3 +147,17 @@ def test_a_header_longer_than_its_file_is_corrupt_weights(tmp_path):
     path.write_bytes(b"\xff" * 8 + b"{}")
     with ExitStack() as stack, pytest.raises(ModelError, match="corrupt weights"):
         weights.lazy_state_dict([path], stack, torch.float32)
+
+
+def test_a_file_with_a_dtype_the_mapped_reader_does_not_know_is_read_with_pread(tmp_path):
+    from contextlib import ExitStack
+
+    from safetensors.torch import save_file
+
+    path = tmp_path / "model.safetensors"
+    stored = {"scale": torch.randn(4), "weight": torch.randn(4, 4).to(torch.float8_e4m3fn)}
+    save_file(stored, str(path))
+    with ExitStack() as stack:
+        state = weights.lazy_state_dict([path], stack, torch.float32)
+        assert not any(isinstance(value, weights.MappedTensor) for value in state.values())
+        assert torch.equal(state["weight"][...].float(), stored["weight"].float())

@@ -62,8 +62,9 @@ def lazy_state_dict(files: list[Path], stack: ExitStack, upcast_to: Any = None) 
     """
     state: dict[str, Any] = {}
     for path in files:
-        if upcast_to is not None and hasattr(mmap, "MADV_DONTNEED"):
-            state.update(_mapped_tensors(path, stack, upcast_to))
+        mapped = _mapped_tensors(path, stack, upcast_to) if upcast_to is not None else None
+        if mapped is not None:
+            state.update(mapped)
             continue
         handle = stack.enter_context(safe_open(str(path), framework="pt", device="cpu", backend="pread"))
         state.update({name: handle.get_slice(name) for name in handle.keys()})
@@ -98,8 +99,11 @@ class MappedTensor:
         return out[index]
 
 
-def _mapped_tensors(path: Path, stack: ExitStack, upcast_to: Any) -> dict[str, MappedTensor]:
-    """The tensors of one .safetensors file, mapped copy-on-write (never written, so never copied)."""
+def _mapped_tensors(path: Path, stack: ExitStack, upcast_to: Any) -> dict[str, MappedTensor] | None:
+    """The tensors of one .safetensors file, mapped copy-on-write (never written, so never copied); None where
+    pread reads it instead: a system without madvise, a dtype this reader does not know (float8)."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return None
     with path.open("rb") as file:
         try:
             mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
@@ -113,13 +117,16 @@ def _mapped_tensors(path: Path, stack: ExitStack, upcast_to: Any) -> dict[str, M
         header = json.loads(mapped[HEADER_LENGTH_BYTES:HEADER_LENGTH_BYTES + header_bytes])
         data_start = HEADER_LENGTH_BYTES + header_bytes
         header.pop("__metadata__", None)
-        tensors = {name: MappedTensor(mapped, entry["dtype"], list(entry["shape"]), data_start + entry["data_offsets"][0],
-                                      data_start + entry["data_offsets"][1], upcast_to)
+        tensors = {name: MappedTensor(mapped, entry["dtype"], list(entry["shape"]),
+                                      data_start + entry["data_offsets"][0], data_start + entry["data_offsets"][1],
+                                      upcast_to)
                    for name, entry in header.items()}
     except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
         raise corrupt_weights(path.parent, exc) from None
-    bad = [name for name, t in tensors.items() if t.end > len(mapped) or t.dtype not in TORCH_DTYPES
-           or t.end - t.start != math.prod(t.shape) * _item_bytes(t.dtype)]
+    if any(t.dtype not in TORCH_DTYPES for t in tensors.values()):
+        return None
+    bad = [name for name, t in tensors.items()
+           if t.end > len(mapped) or t.end - t.start != math.prod(t.shape) * _item_bytes(t.dtype)]
     if bad:
         raise corrupt_weights(path.parent, ValueError(f"tensor {bad[0]} lies outside the file or has another size"))
     return tensors
@@ -128,6 +135,7 @@ def _mapped_tensors(path: Path, stack: ExitStack, upcast_to: Any) -> dict[str, M
 def _item_bytes(dtype: str) -> int:
     bits = "".join(c for c in dtype if c.isdigit())  # BF16 -> 16; BOOL -> one byte
     return int(bits) // 8 if bits else 1
+
 
 def _drop_pages(mapped: mmap.mmap, start: int, end: int) -> None:
     """Drop the whole pages of [start, end) from the resident set; a later read would fetch them again."""
