@@ -125,16 +125,13 @@ def _mapped_tensors(path: Path, stack: ExitStack, upcast_to: Any) -> dict[str, M
         raise corrupt_weights(path.parent, exc) from None
     if any(t.dtype not in TORCH_DTYPES for t in tensors.values()):
         return None
-    bad = [name for name, t in tensors.items()
-           if t.end > len(mapped) or t.end - t.start != math.prod(t.shape) * _item_bytes(t.dtype)]
+    import torch
+
+    bad = [name for name, t in tensors.items() if t.end > len(mapped)
+           or t.end - t.start != math.prod(t.shape) * getattr(torch, TORCH_DTYPES[t.dtype]).itemsize]
     if bad:
         raise corrupt_weights(path.parent, ValueError(f"tensor {bad[0]} lies outside the file or has another size"))
     return tensors
-
-
-def _item_bytes(dtype: str) -> int:
-    bits = "".join(c for c in dtype if c.isdigit())  # BF16 -> 16; BOOL -> one byte
-    return int(bits) // 8 if bits else 1
 
 
 def _drop_pages(mapped: mmap.mmap, start: int, end: int) -> None:
