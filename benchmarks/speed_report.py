@@ -118,7 +118,8 @@ def _spread(values: list[float]) -> dict:
 
 
 def machine() -> dict:
-    """What ran the benchmark: the CPU, its flags that matter, the ISA torch was held to, torch's version."""
+    """What ran the benchmark: the CPU, its flags that matter (the kernel's list), the ISA the environment held
+    torch to, the one its libraries saw (benchmarks/avx2only masks CPUID), torch's version."""
     import os
     import platform
 
@@ -131,7 +132,10 @@ def machine() -> dict:
             if key in os.environ}
     import torch
 
-    return {"cpu": model, "cores": os.cpu_count(), "flags": flags, "isa_held_to": held, "torch": torch.__version__}
+    masked = "avx2only" in os.environ.get("LD_PRELOAD", "")
+    return {"cpu": model, "cores": os.cpu_count(), "flags": flags, "isa_held_to": held,
+            "cpuid_masked_to_avx2": masked, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__}
 
 
 def print_table(report: dict) -> None:
