@@ -44,7 +44,7 @@ def test_the_docs_table_lists_the_registry_in_its_order():
 def test_where_each_lever_applies():
     cpu32 = Target("cpu", "float32", "idefics3", cpu_flags=AVX2)
     assert _names(cpu32) == ["lean_processor", "packed_linear", "split_decode", "heap", "patch_layout",
-                             "image_features"]
+                             "sigmoid_gelu", "image_features"]
     assert _names(Target("cpu", "bfloat16", "idefics3", cpu_flags=AVX2)) == [
         "lean_processor", "heap", "attention", "patch_layout", "image_features"]
     assert _names(Target("cuda", "bfloat16", "smolvlm")) == ["image_features"]  # a family without lean_processor

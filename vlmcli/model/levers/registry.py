@@ -121,6 +121,13 @@ def _cpu_attention(model: Any, target: Target) -> None:
     attention.use_for_inference(model, target.device)
 
 
+def _sigmoid_gelu(model: Any, target: Target) -> None:
+    from vlmcli.model.families import vision_parts
+    from vlmcli.model.levers import sigmoid_gelu
+
+    sigmoid_gelu.use_for_inference(model, vision_parts(target.model_type))
+
+
 def _patch_layout(model: Any, target: Target) -> None:
     from vlmcli.model.levers import patch_layout
 
@@ -156,6 +163,9 @@ LEVERS: tuple[Lever, ...] = (
           devices=CPU, dtypes=frozenset({"bfloat16"}), families=IDEFICS, on_model=_cpu_attention),
     Lever("patch_layout", "vision", "the vision tower's residual stream laid out contiguously",
           devices=CPU, families=IDEFICS, on_model=_patch_layout),
+    Lever("sigmoid_gelu", "vision", "the vision tower's tanh GELU computed as x·sigmoid(2u), without a tanh",
+          devices=CPU, dtypes=FLOAT32, families=IDEFICS, when=lambda t: "avx2" in t.cpu_flags,
+          on_model=_sigmoid_gelu),
     Lever("image_features", "vision", "a page's sub-images encoded a few at a time ahead of generate",
           families=IDEFICS),
 )
