@@ -64,9 +64,17 @@ def speed_summary(path: Path) -> str:
         label = SUMMARY.get(key) or (f"`{key}`" if not key.startswith("lever ") else key)
         lines.append(f"| {label} | {_spread(spread['median'], spread['min'], spread['max'])} |")
     flags = " ".join(report["machine"]["flags"])
-    held = " ".join(f"{key}={value}" for key, value in report["machine"]["isa_held_to"].items())
     return ("\n".join(lines) + f"\n\nMachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, flags "
-            f"{flags}" + (f", torch held to {held}" if held else "") + f". Source: `benchmarks/{path.name}`.")
+            f"{flags}{_held(report['machine'])}. Source: `benchmarks/{path.name}`.")
+
+
+def _held(machine: dict) -> str:
+    """How the run held its libraries to an instruction set: CPUID masked (benchmarks/avx2only), or torch's
+    settings alone."""
+    held = " ".join(f"{key}={value}" for key, value in machine["isa_held_to"].items())
+    if machine.get("cpuid_masked_to_avx2"):
+        return f", every library held to AVX2 (CPUID masked by benchmarks/avx2only; {held})"
+    return f", torch held to {held}" if held else ""
 
 
 def speed_avx2() -> str:

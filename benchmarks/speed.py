@@ -7,7 +7,7 @@ machine, one run, alternating rounds.
 Every contender runs in its own process (its peak RSS is its own) on generated pages (pages.py), forced to the
 same number of new tokens (min = max), on a random-weight stand-in with SmolVLM-256M-Instruct's architecture and
 processor (`python -m tools.models standin`, built if missing). Rounds alternate the contenders, so a slower spell
-of the machine hits them all; each round measures its own floor (the best rate of the model's own largest
+of the machine hits them all, in an order that moves from round to round (_rotated); each round measures its own floor (the best rate of the model's own largest
 products, speed_report.gemm_shapes, all threads), and each ratio is taken within a round, then its median and
 spread over the rounds reported. `whole process` rows are timed from the process's start to its exit: imports,
 load, the page, the output. The sets: `float32` (what an AVX2 CPU runs), `bfloat16` (AVX512-BF16 CPUs), `extra`
@@ -31,7 +31,7 @@ from benchmarks.speed_children import CHILDREN, DECODE_FLOAT16, timed
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # The levers that change how a float32 or bf16 page is computed, each ablated on its own (levers/registry.py).
-FLOAT32_LEVERS = ("packed_linear", "split_decode", "patch_layout", "image_features", "heap")
+FLOAT32_LEVERS = ("packed_linear", "split_decode", "patch_layout", "sigmoid_gelu", "image_features", "heap")
 BFLOAT16_LEVERS = ("attention", "patch_layout", "image_features", "heap")
 
 
@@ -98,14 +98,28 @@ def main() -> None:
     chosen = _chosen(contenders(make_all(Path("/tmp/vlmcli-bench-pages")), args.which), args.only)
     rounds: list[dict[str, dict]] = []
     for number in range(args.rounds):
-        rounds.append({"vlmcli --help": {"wall_s": _help_wall_s()}} if args.which != "extra" else {})
-        for name, (kind, source, dtype, extra) in chosen.items():
+        rows = {"vlmcli --help": {"wall_s": _help_wall_s()}} if args.which != "extra" else {}
+        for name in _rotated(list(chosen), number):
+            kind, source, dtype, extra = chosen[name]
             checkpoint = _granite(args.granite_checkpoint) if kind == "doctags_decode" else args.checkpoint
-            rounds[-1][name] = _run_child(kind, checkpoint, source, args.new_tokens, dtype, extra)
-            print(f"round {number + 1} {name:44} {json.dumps(rounds[-1][name])}", file=sys.stderr, flush=True)
+            rows[name] = _run_child(kind, checkpoint, source, args.new_tokens, dtype, extra)
+            print(f"round {number + 1} {name:44} {json.dumps(rows[name])}", file=sys.stderr, flush=True)
+        rounds.append({**{name: row for name, row in rows.items() if name not in chosen},
+                       **{name: rows[name] for name in chosen}})
     report = speed_report.report(rounds, args.checkpoint, args.which, args.new_tokens)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     speed_report.print_table(report)
+
+
+def _rotated(names: list[str], round_index: int) -> list[str]:
+    """The contenders in the order round `round_index` runs them: each round starts further along and every other
+    round runs backwards, so no contender always runs early in a round or always right after the same one (a
+    machine's speed drifts within a round)."""
+    if not names:
+        return names
+    start = round_index * max(1, len(names) // 3) % len(names)
+    order = names[start:] + names[:start]
+    return order[::-1] if round_index % 2 else order
 
 
 def _run_child(kind: str, checkpoint: str, source: str, tokens: int, dtype: str, extra: str) -> dict:

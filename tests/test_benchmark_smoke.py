@@ -168,3 +168,15 @@ def test_families_benchmark_compares_each_side_within_a_round(tiny_checkpoint, t
     for key in ("wall_s", "page_s", "peak_rss_gb"):
         assert family["vlmcli_over_plain"][key]["median"] > 0 and family["vlmcli"][key]["median"] > 0
     assert set(family["floor_share"]) == {"vlmcli", "plain"} and family["floor_gflop_s"]["median"] > 0
+
+
+def test_each_round_runs_every_contender_once_in_a_moving_order():
+    from benchmarks.speed import _rotated
+
+    names = [f"contender {index}" for index in range(12)]
+    orders = [_rotated(names, round_index) for round_index in range(5)]
+    assert all(sorted(order) == sorted(names) for order in orders)
+    assert len({order[0] for order in orders}) == 5  # a different contender starts each round
+    followers = {tuple(order[order.index("contender 1") + 1:order.index("contender 1") + 2]) for order in orders}
+    assert len(followers) > 1  # contender 1 is not always followed by the same one
+    assert _rotated([], 3) == []
