@@ -35,7 +35,7 @@ def child(checkpoint: str, page: str, tokens: int, run_spec: Any, weights: str =
 
     started = time.perf_counter()
     run = run_spec(checkpoint, "float32", "none", tokens)
-    loaded = model.load(run.model, run.split)  # the caller turns vlmcli's packed linear layers off: torch's own ops
+    loaded = model.load(run.model, run.split)  # the caller turns vlmcli's vision levers off: transformers' tower
     inputs = prepare_page(loaded, page_refs(Path(page), None, run.pdf)[0], OCR_PROMPT, run).inputs[0]
     example = inputs["pixel_values"][:, :1]
     converted = _converted(loaded.model, example)

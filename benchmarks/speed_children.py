@@ -191,7 +191,8 @@ def child_vlmcli_transposed(checkpoint: str, page: str, tokens: int, dtype: str,
 def child_openvino(checkpoint: str, page: str, tokens: int, _: str, weights: str) -> dict:
     from benchmarks import openvino_contender
 
-    with _linear_unpacked():
+    # OpenVINO converts transformers' own vision tower (its GELU is an op OpenVINO fuses), not vlmcli's levers.
+    with _levers_skipped("packed_linear,sigmoid_gelu"):
         return openvino_contender.child(checkpoint, page, tokens, run_spec, weights)
 
 
