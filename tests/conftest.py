@@ -97,8 +97,9 @@ def finished_stage_two(tmp_path) -> Path:
 
 @pytest.fixture
 def unpacked_linear(monkeypatch) -> None:
-    """Loads skip the packed_linear lever, so nn.Linear stays: transformers' exact arithmetic."""
-    monkeypatch.setenv("VLMCLI_SKIP_LEVERS", "packed_linear")
+    """Loads skip the levers that round differently from transformers (packed_linear, sigmoid_gelu), so nn.Linear
+    and the tanh GELU stay: transformers' exact arithmetic."""
+    monkeypatch.setenv("VLMCLI_SKIP_LEVERS", "packed_linear,sigmoid_gelu")
 
 
 def load_run(run):
