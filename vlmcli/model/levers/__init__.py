@@ -9,6 +9,7 @@ the order they are applied, says where each applies, and holds the off switch (V
 - heap: glibc's heap given back to the OS after quantizing, the load and each page's preprocessing;
 - attention: the vision tower's attention on a CPU in bf16, computed as eager does, a few heads at a time;
 - patch_layout: the vision tower's residual stream laid out contiguously on a CPU, so no layer norm copies it;
+- sigmoid_gelu: the vision tower's tanh GELU on an x86 CPU in float32, computed as x * sigmoid(2u);
 - image_features: a page's sub-images encoded a few at a time ahead of `generate`.
 
 cached_features is not a lever: it is how the page cache stores a page's image features for `vlmcli ask`.

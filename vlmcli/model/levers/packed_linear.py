@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from vlmcli.model.levers import heap
+from vlmcli.model.levers.parts import children_under
 
 TRIM_EVERY_BYTES = 64 * 2**20  # freed weights the heap may hold while packing, at most
 PATCHES_PER_CALL = 1024  # the rows one vision call multiplies (a 512 px sub-image of 16 px patches): oneDNN's hint
@@ -60,11 +61,8 @@ def available() -> bool:
 def pack_vision_linears(model: Any, part_names: tuple[str, ...]) -> int:
     """Replace the plain nn.Linear layers under the model's `part_names` (its vision tower and connector:
     Family.vision_parts) with PackedLinear; how many."""
-    inner = getattr(model, "model", model)
-    parts = [getattr(inner, name, None) for name in part_names]
-    places = [(parent, name) for part in filter(None, parts) for parent in part.modules()
-              for name, child in parent.named_children()
-              if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32]
+    places = children_under(model, part_names,
+                            lambda child: type(child) is torch.nn.Linear and child.weight.dtype == torch.float32)
     freed_bytes = 0
     for parent, name in places:  # (parent, name) pairs only, so each replaced weight is freed as it goes
         linear = getattr(parent, name)

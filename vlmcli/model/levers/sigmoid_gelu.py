@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from transformers.activations import GELUTanh
 
+from vlmcli.model.levers.parts import children_under
+
 TWICE_SQRT_2_OVER_PI = 2 * math.sqrt(2 / math.pi)
 CUBIC = 0.044715
 
@@ -31,10 +33,7 @@ class SigmoidGELUTanh(torch.nn.Module):
 
 def use_for_inference(model: Any, part_names: tuple[str, ...]) -> int:
     """Replace the tanh GELUs under the model's `part_names` (Family.vision_parts); how many."""
-    inner = getattr(model, "model", model)
-    parts = [getattr(inner, name, None) for name in part_names]
-    places = [(parent, name) for part in filter(None, parts) for parent in part.modules()
-              for name, child in parent.named_children() if type(child) is GELUTanh]
+    places = children_under(model, part_names, lambda child: type(child) is GELUTanh)
     for parent, name in places:
         setattr(parent, name, SigmoidGELUTanh())
     return len(places)
